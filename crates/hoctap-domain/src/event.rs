@@ -1,0 +1,581 @@
+//! The events: CloudEvents 1.0 structured envelope, typed `data` per event type, decoding, canonical
+//! encoding, upcasting of older versions and the content fingerprint used to tell duplicates apart.
+
+use crate::codes::{DigitalLevel, Level, Metric, SubjectGroup, SubjectKind, Title};
+use crate::refusal::{Refusal, Rule};
+use crate::time::{self, Day};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::hash::{Hash, Hasher};
+use uuid::Uuid;
+
+/// Prefix of every event `type`.
+pub const TYPE_PREFIX: &str = "vn.hoctap.";
+/// The version of every event type this tracker writes and folds.
+pub const CURRENT_VERSION: u32 = 1;
+
+macro_rules! event_types {
+    ($($variant:ident = $stem:literal => $data:ident),+ $(,)?) => {
+        /// The kind of an event (its `type` without prefix and version).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum EventType { $($variant),+ }
+
+        impl EventType {
+            pub const ALL: &'static [EventType] = &[$(EventType::$variant),+];
+
+            /// The stem, e.g. `registration.submitted`.
+            pub fn stem(self) -> &'static str {
+                match self { $(EventType::$variant => $stem),+ }
+            }
+
+            pub fn from_stem(stem: &str) -> Option<EventType> {
+                match stem { $($stem => Some(EventType::$variant),)+ _ => None }
+            }
+        }
+
+        /// The `data` of an event, typed by its `type`.
+        #[derive(Clone, Debug, PartialEq, Hash, Serialize)]
+        #[serde(untagged)]
+        pub enum EventData { $($variant($data)),+ }
+
+        impl EventData {
+            pub fn event_type(&self) -> EventType {
+                match self { $(EventData::$variant(_) => EventType::$variant),+ }
+            }
+
+            fn from_json(ty: EventType, json: &str) -> Result<EventData, (String, String)> {
+                match ty { $(EventType::$variant => parse_data::<$data>(json).map(EventData::$variant)),+ }
+            }
+        }
+    };
+}
+
+event_types! {
+    RegistrationSubmitted = "registration.submitted" => RegistrationSubmitted,
+    RegistrationWithdrawn = "registration.withdrawn" => RegistrationWithdrawn,
+    DeclarationSubmitted = "declaration.submitted" => DeclarationSubmitted,
+    EvidenceUploaded = "evidence.uploaded" => EvidenceUploaded,
+    RecognitionGranted = "recognition.granted" => RecognitionGranted,
+    RecognitionRevoked = "recognition.revoked" => RecognitionRevoked,
+    SkillCertified = "skill.certified" => SkillCertified,
+    SubjectRelocated = "subject.relocated" => SubjectRelocated,
+    BaselineRecorded = "baseline.recorded" => BaselineRecorded,
+    TargetSet = "target.set" => TargetSet,
+    AdminUnitEstablished = "admin_unit.established" => AdminUnitEstablished,
+    AdminUnitReparented = "admin_unit.reparented" => AdminUnitReparented,
+    AdminUnitRenamed = "admin_unit.renamed" => AdminUnitRenamed,
+    AdminUnitDissolved = "admin_unit.dissolved" => AdminUnitDissolved,
+    EventRetracted = "event.retracted" => EventRetracted,
+}
+
+impl EventType {
+    /// The full CloudEvents `type` of the current version, e.g. `vn.hoctap.registration.submitted.v1`.
+    pub fn type_name(self) -> String {
+        format!("{TYPE_PREFIX}{}.v{CURRENT_VERSION}", self.stem())
+    }
+}
+
+/// A JSON number that can be hashed and compared (scores, totals, percentages).
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Num(pub f64);
+
+impl Hash for Num {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // 0.0 and -0.0 are equal JSON values; hash them alike.
+        let v = if self.0 == 0.0 { 0.0f64 } else { self.0 };
+        v.to_bits().hash(state);
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationSubmitted {
+    pub subject_kind: SubjectKind,
+    pub commune: String,
+    pub title: Title,
+    pub cycle_year: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_group: Option<SubjectGroup>,
+}
+
+#[derive(Clone, Debug, PartialEq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationWithdrawn {
+    pub title: Title,
+    pub cycle_year: i32,
+}
+
+#[derive(Clone, Debug, PartialEq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Score {
+    pub criterion: String,
+    pub score: Num,
+}
+
+#[derive(Clone, Debug, PartialEq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclarationSubmitted {
+    pub title: Title,
+    pub cycle_year: i32,
+    pub criteria_set: String,
+    pub scores: Vec<Score>,
+    pub total: Num,
+}
+
+#[derive(Clone, Debug, PartialEq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceUploaded {
+    pub title: Title,
+    pub cycle_year: i32,
+    pub criterion: String,
+    pub sha256: String,
+    pub uri: String,
+    pub media_type: String,
+    pub bytes: u64,
+}
+
+/// A numbered decision of an authority.
+#[derive(Clone, Debug, PartialEq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    pub number: String,
+    pub issuer: String,
+    pub date: Day,
+}
+
+#[derive(Clone, Debug, PartialEq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecognitionGranted {
+    pub title: Title,
+    pub cycle_year: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<u8>,
+    pub decision: Decision,
+    pub valid_from: Day,
+    pub valid_until: Day,
+}
+
+#[derive(Clone, Debug, PartialEq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecognitionRevoked {
+    pub title: Title,
+    pub cycle_year: i32,
+    pub decision: Decision,
+    pub effective: Day,
+}
+
+#[derive(Clone, Debug, PartialEq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkillCertified {
+    pub commune: String,
+    pub level: DigitalLevel,
+}
+
+#[derive(Clone, Debug, PartialEq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectRelocated {
+    pub commune: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineRecorded {
+    pub unit: String,
+    pub metric: Metric,
+    pub value: u64,
+}
+
+/// A plan, identified by (issuer, number, year): plan numbers restart every year.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    pub issuer: String,
+    pub number: String,
+    pub year: i32,
+}
+
+impl Plan {
+    /// `issuer/number/year`, e.g. `UBND-01/290/2021`.
+    pub fn id(&self) -> String {
+        format!("{}/{}/{}", self.issuer, self.number, self.year)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSet {
+    pub plan: Plan,
+    pub scope: String,
+    pub indicator: String,
+    pub milestone: i32,
+    pub percent: Num,
+}
+
+#[derive(Clone, Debug, PartialEq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminUnitEstablished {
+    pub code: String,
+    pub level: Level,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminUnitReparented {
+    pub code: String,
+    pub parent: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminUnitRenamed {
+    pub code: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminUnitDissolved {
+    pub code: String,
+    pub successor: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventRetracted {
+    pub event_id: Uuid,
+    pub reason: String,
+}
+
+/// One event, decoded. `recordedtime` is present once the tracker accepted it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    pub id: Uuid,
+    pub source: String,
+    /// `time` as written by the source (kept so the canonical form compares equal to the original).
+    pub time: String,
+    /// `time` as UTC microseconds.
+    pub instant: i64,
+    pub subject: String,
+    pub datacontenttype: Option<String>,
+    /// Transaction time, UTC microseconds; `None` until the tracker stamps it.
+    pub recordedtime: Option<i64>,
+    pub data: EventData,
+}
+
+impl Event {
+    /// Builds an event as a source would publish it (no `recordedtime`).
+    /// `time` must be RFC 3339 with an offset; `None` when it is not.
+    pub fn new(id: Uuid, source: &str, time: &str, subject: &str, data: EventData) -> Option<Event> {
+        Some(Event {
+            id,
+            source: source.to_owned(),
+            instant: time::parse_instant(time)?,
+            time: time.to_owned(),
+            subject: subject.to_owned(),
+            datacontenttype: None,
+            recordedtime: None,
+            data,
+        })
+    }
+
+    pub fn event_type(&self) -> EventType {
+        self.data.event_type()
+    }
+
+    /// The Vietnam calendar day of `time`: the day the event happened in the world.
+    pub fn day(&self) -> Day {
+        Day::of_instant(self.instant)
+    }
+
+    /// A hash of the content that decides whether two copies of one `id` are the same event:
+    /// every core attribute and the data, `recordedtime` aside.
+    pub fn fingerprint(&self) -> u64 {
+        // A fixed-key hasher: the value only has to agree within one process (it is never stored).
+        let mut h = std::hash::DefaultHasher::new();
+        self.id.hash(&mut h);
+        self.source.hash(&mut h);
+        self.time.hash(&mut h);
+        self.subject.hash(&mut h);
+        self.datacontenttype.hash(&mut h);
+        self.data.hash(&mut h);
+        h.finish()
+    }
+
+    /// The canonical JSON form (one line, no trailing newline), as written to the log and to Kafka.
+    pub fn to_json(&self) -> String {
+        let recorded = self.recordedtime.map(time::format_instant);
+        let out = WireOut {
+            specversion: "1.0",
+            id: self.id,
+            source: &self.source,
+            ty: self.event_type().type_name(),
+            time: &self.time,
+            subject: &self.subject,
+            datacontenttype: self.datacontenttype.as_deref(),
+            recordedtime: recorded.as_deref(),
+            data: &self.data,
+        };
+        serde_json::to_string(&out).expect("events always serialise")
+    }
+
+    /// Decodes one CloudEvent (structured mode). A source's event must not carry `recordedtime`;
+    /// use [`Event::from_json_recorded`] for events read back from the log.
+    pub fn from_json(json: &[u8]) -> Result<Event, Refusal> {
+        let event = decode(json)?;
+        if event.recordedtime.is_some() {
+            return Err(Refusal::new(
+                Some(event.id.to_string()),
+                "recordedtime",
+                Rule::RecordedTime,
+                "recordedtime is stamped by the tracker when it accepts an event; a source must not set it",
+            ));
+        }
+        Ok(event)
+    }
+
+    /// Decodes an event that the tracker accepted before (it carries `recordedtime`).
+    pub fn from_json_recorded(json: &[u8]) -> Result<Event, Refusal> {
+        let event = decode(json)?;
+        if event.recordedtime.is_none() {
+            return Err(Refusal::new(Some(event.id.to_string()), "recordedtime", Rule::Schema, "a logged event must carry recordedtime"));
+        }
+        Ok(event)
+    }
+}
+
+#[derive(Serialize)]
+struct WireOut<'a> {
+    specversion: &'static str,
+    id: Uuid,
+    source: &'a str,
+    #[serde(rename = "type")]
+    ty: String,
+    time: &'a str,
+    subject: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    datacontenttype: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recordedtime: Option<&'a str>,
+    data: &'a EventData,
+}
+
+/// The envelope as read, every attribute optional so that a missing one is named in the refusal.
+/// Unknown attributes (CloudEvents extensions) are accepted and not kept.
+#[derive(Deserialize)]
+struct WireIn<'a> {
+    #[serde(borrow)]
+    specversion: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    source: Option<String>,
+    #[serde(rename = "type", borrow)]
+    ty: Option<Cow<'a, str>>,
+    time: Option<String>,
+    subject: Option<String>,
+    datacontenttype: Option<String>,
+    #[serde(borrow)]
+    recordedtime: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+}
+
+fn parse_data<T: DeserializeOwned>(json: &str) -> Result<T, (String, String)> {
+    match serde_json::from_str::<T>(json) {
+        Ok(v) => Ok(v),
+        // Only on failure: decode again tracking the path, so the refusal names the field.
+        Err(plain) => {
+            let mut de = serde_json::Deserializer::from_str(json);
+            match serde_path_to_error::deserialize::<_, T>(&mut de) {
+                Err(e) => {
+                    let path = e.path().to_string();
+                    let field = if path == "." { "data".to_owned() } else { format!("data.{path}") };
+                    Err((field, e.into_inner().to_string()))
+                }
+                Ok(_) => Err(("data".to_owned(), plain.to_string())),
+            }
+        }
+    }
+}
+
+fn decode(json: &[u8]) -> Result<Event, Refusal> {
+    let wire: WireIn<'_> = serde_json::from_slice(json).map_err(|e| {
+        let id = sniff_id(json);
+        let field = if e.is_data() { "(envelope)" } else { "(line)" };
+        Refusal::new(id, field, if e.is_data() { Rule::Schema } else { Rule::Json }, e.to_string())
+    })?;
+    let id_text = wire.id.as_deref();
+    let refuse = |field: &str, rule: Rule, detail: String| Refusal::new(id_text.map(str::to_owned), field, rule, detail);
+    let missing = |field: &str| refuse(field, Rule::Schema, format!("required attribute `{field}` is missing"));
+
+    let id_text_v = id_text.ok_or_else(|| missing("id"))?;
+    let id = Uuid::parse_str(id_text_v).map_err(|_| refuse("id", Rule::Schema, format!("`{id_text_v}` is not a UUID")))?;
+    match wire.specversion.as_deref() {
+        Some("1.0") => {}
+        Some(other) => return Err(refuse("specversion", Rule::Schema, format!("specversion must be \"1.0\", not {other:?}"))),
+        None => return Err(missing("specversion")),
+    }
+    let source = wire.source.filter(|s| !s.is_empty()).ok_or_else(|| missing("source"))?;
+    let subject = wire.subject.filter(|s| !s.is_empty()).ok_or_else(|| missing("subject"))?;
+    let time = wire.time.ok_or_else(|| missing("time"))?;
+    let instant = time::parse_instant(&time)
+        .ok_or_else(|| refuse("time", Rule::Schema, format!("`{time}` is not an RFC 3339 timestamp with an offset")))?;
+    let ty = wire.ty.ok_or_else(|| missing("type"))?;
+    let (event_type, version) = parse_type(&ty).map_err(|detail| refuse("type", Rule::UnknownType, detail))?;
+    if let Some(ct) = &wire.datacontenttype
+        && ct != "application/json"
+    {
+        return Err(refuse("datacontenttype", Rule::Schema, format!("datacontenttype must be application/json, not {ct:?}")));
+    }
+    let recordedtime = match wire.recordedtime.as_deref() {
+        None => None,
+        Some(text) => Some(
+            time::parse_instant(text)
+                .ok_or_else(|| refuse("recordedtime", Rule::Schema, format!("`{text}` is not an RFC 3339 timestamp")))?,
+        ),
+    };
+    let raw = wire.data.ok_or_else(|| missing("data"))?;
+    let data = if version == CURRENT_VERSION {
+        EventData::from_json(event_type, raw.get())
+    } else {
+        upcast::to_current(event_type, version, raw.get())
+            .map_err(|detail| ("data".to_owned(), detail))
+            .and_then(|json| EventData::from_json(event_type, &json))
+    }
+    .map_err(|(field, detail)| refuse(&field, Rule::Schema, detail))?;
+    Ok(Event { id, source, time, instant, subject, datacontenttype: wire.datacontenttype, recordedtime, data })
+}
+
+/// Splits `vn.hoctap.<stem>.v<N>`; refuses unknown stems and versions newer than this tracker reads.
+pub fn parse_type(ty: &str) -> Result<(EventType, u32), String> {
+    let rest = ty.strip_prefix(TYPE_PREFIX).ok_or_else(|| format!("`{ty}` does not start with `{TYPE_PREFIX}`"))?;
+    let (stem, version) = rest.rsplit_once(".v").ok_or_else(|| format!("`{ty}` has no version suffix `.v<N>`"))?;
+    let event_type = EventType::from_stem(stem).ok_or_else(|| format!("`{stem}` is not a known event type"))?;
+    let version: u32 = version.parse().map_err(|_| format!("`{ty}` has no numeric version"))?;
+    if version == 0 || version > CURRENT_VERSION || !upcast::readable(event_type, version) {
+        return Err(format!("version {version} of `{stem}` is not known (this tracker reads up to v{CURRENT_VERSION})"));
+    }
+    Ok((event_type, version))
+}
+
+/// Best effort: the `id` of a line that is not a valid envelope, so that its refusal still names it.
+fn sniff_id(json: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        id: Option<serde_json::Value>,
+    }
+    let v: IdOnly = serde_json::from_slice(json).ok()?;
+    match v.id? {
+        serde_json::Value::String(s) => Some(s),
+        other => Some(other.to_string()),
+    }
+}
+
+/// Upcasting: the one place where an older version of an event becomes the current one.
+///
+/// Each step turns version N of one event type into version N + 1, working on the JSON `data`.
+/// Decoding runs the steps in order, then decodes the result as the current type. No event type has
+/// an older version yet (every type is at v1); when a v2 is introduced, the v1 → v2 step goes here and
+/// `CURRENT_VERSION` moves, so that the log, which keeps events as written, stays readable.
+pub mod upcast {
+    use super::EventType;
+    use serde_json::Value;
+
+    /// One step from `from` to `from + 1`.
+    pub struct Step {
+        pub event_type: EventType,
+        pub from: u32,
+        pub apply: fn(Value) -> Result<Value, String>,
+    }
+
+    /// Every step, in order.
+    pub const STEPS: &[Step] = &[];
+
+    /// Whether `version` of `event_type` can be brought to the current version.
+    pub fn readable(event_type: EventType, version: u32) -> bool {
+        (version..super::CURRENT_VERSION).all(|v| STEPS.iter().any(|s| s.event_type == event_type && s.from == v))
+    }
+
+    /// Brings `data` of `version` to the current version.
+    pub fn to_current(event_type: EventType, version: u32, data: &str) -> Result<String, String> {
+        apply_steps(STEPS, event_type, version, super::CURRENT_VERSION, data)
+    }
+
+    /// Runs `steps` from `from` to `to` (separate from [`to_current`] so tests can exercise the chain).
+    pub fn apply_steps(steps: &[Step], event_type: EventType, from: u32, to: u32, data: &str) -> Result<String, String> {
+        let mut value: Value = serde_json::from_str(data).map_err(|e| e.to_string())?;
+        for v in from..to {
+            let step = steps
+                .iter()
+                .find(|s| s.event_type == event_type && s.from == v)
+                .ok_or_else(|| format!("no upcaster from v{v} of {}", event_type.stem()))?;
+            value = (step.apply)(value)?;
+        }
+        Ok(value.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REG: &str = r#"{"specversion":"1.0","id":"6f1c1a52-3d8e-4f0e-9a43-0b8e9f7f2d11","source":"congdanhoctap.vn","type":"vn.hoctap.registration.submitted.v1","time":"2025-03-01T09:00:00+07:00","subject":"cit-8f2a","data":{"subject_kind":"citizen","commune":"00001","title":"learning_citizen","cycle_year":2025,"subject_group":"resident"}}"#;
+
+    #[test]
+    fn round_trips_through_the_canonical_form() {
+        let e = Event::from_json(REG.as_bytes()).unwrap();
+        assert_eq!(e.event_type(), EventType::RegistrationSubmitted);
+        assert_eq!(e.day(), Day::parse("2025-03-01").unwrap());
+        assert_eq!(e.to_json(), REG);
+        let mut r = e.clone();
+        r.recordedtime = Some(1_700_000_000_000_000);
+        let back = Event::from_json_recorded(r.to_json().as_bytes()).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(back.fingerprint(), e.fingerprint(), "recordedtime is not content");
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        let bad = REG.replace(r#""cycle_year":2025"#, r#""cycle_year":"2025""#);
+        let r = Event::from_json(bad.as_bytes()).unwrap_err();
+        assert_eq!(r.field, "data.cycle_year");
+        assert_eq!(r.rule, Rule::Schema);
+        assert_eq!(r.event_id.as_deref(), Some("6f1c1a52-3d8e-4f0e-9a43-0b8e9f7f2d11"));
+        let bad = REG.replace(r#""title":"learning_citizen","#, "");
+        assert!(Event::from_json(bad.as_bytes()).unwrap_err().detail.contains("title"));
+        let bad = REG.replace(".v1", ".v2");
+        assert_eq!(Event::from_json(bad.as_bytes()).unwrap_err().rule, Rule::UnknownType);
+        let bad = REG.replace("registration.submitted", "registration.approved");
+        assert_eq!(Event::from_json(bad.as_bytes()).unwrap_err().field, "type");
+        let bad = REG.replace(r#""subject":"cit-8f2a","#, "");
+        assert_eq!(Event::from_json(bad.as_bytes()).unwrap_err().field, "subject");
+    }
+
+    #[test]
+    fn upcast_chain_runs_in_order() {
+        fn rename_total(mut v: serde_json::Value) -> Result<serde_json::Value, String> {
+            let t = v.as_object_mut().unwrap().remove("sum").ok_or("no sum")?;
+            v["total"] = t;
+            Ok(v)
+        }
+        fn add_scores(mut v: serde_json::Value) -> Result<serde_json::Value, String> {
+            v["scores"] = serde_json::json!([]);
+            Ok(v)
+        }
+        let steps = [
+            upcast::Step { event_type: EventType::DeclarationSubmitted, from: 1, apply: add_scores },
+            upcast::Step { event_type: EventType::DeclarationSubmitted, from: 0, apply: rename_total },
+        ];
+        let v0 = r#"{"title":"learning_citizen","cycle_year":2025,"criteria_set":"CDHT","sum":90}"#;
+        let json = upcast::apply_steps(&steps, EventType::DeclarationSubmitted, 0, 2, v0).unwrap();
+        let d: DeclarationSubmitted = serde_json::from_str(&json).unwrap();
+        assert_eq!(d.total, Num(90.0));
+        assert!(d.scores.is_empty());
+        assert!(upcast::apply_steps(&steps, EventType::EvidenceUploaded, 0, 1, v0).is_err());
+    }
+}

@@ -1,0 +1,107 @@
+//! Time on two axes: valid time (Vietnam calendar days, UTC+07:00) and transaction time (UTC microseconds).
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// `NaiveDate::num_days_from_ce` of 1970-01-01.
+const EPOCH_FROM_CE: i32 = 719_163;
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+/// Vietnam has used UTC+07:00 without daylight saving for the whole campaign.
+const VN_OFFSET_MICROS: i64 = 7 * 3_600_000_000;
+
+/// A Vietnam calendar date, as days since 1970-01-01. Every "as of D" question is asked in these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Day(pub i32);
+
+impl Day {
+    /// Earliest and latest representable days, used as open interval ends.
+    pub const MIN: Day = Day(i32::MIN);
+    pub const MAX: Day = Day(i32::MAX);
+
+    /// Parses `YYYY-MM-DD`.
+    pub fn parse(text: &str) -> Option<Day> {
+        if text.len() != 10 {
+            return None;
+        }
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().map(Day::from_date)
+    }
+
+    pub fn from_date(date: NaiveDate) -> Day {
+        use chrono::Datelike;
+        Day(date.num_days_from_ce() - EPOCH_FROM_CE)
+    }
+
+    pub fn from_ymd(year: i32, month: u32, day: u32) -> Option<Day> {
+        NaiveDate::from_ymd_opt(year, month, day).map(Day::from_date)
+    }
+
+    pub fn date(self) -> NaiveDate {
+        NaiveDate::from_num_days_from_ce_opt(EPOCH_FROM_CE + self.0).unwrap_or(NaiveDate::MAX)
+    }
+
+    pub fn year(self) -> i32 {
+        use chrono::Datelike;
+        self.date().year()
+    }
+
+    /// The Vietnam calendar day on which a UTC instant falls.
+    pub fn of_instant(micros: i64) -> Day {
+        Day((micros + VN_OFFSET_MICROS).div_euclid(MICROS_PER_DAY) as i32)
+    }
+
+    /// The last microsecond of this day in Vietnam, as a UTC instant.
+    pub fn end_instant(self) -> i64 {
+        (self.0 as i64 + 1) * MICROS_PER_DAY - VN_OFFSET_MICROS - 1
+    }
+}
+
+impl fmt::Display for Day {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.date().format("%Y-%m-%d"))
+    }
+}
+
+impl Serialize for Day {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Day {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Day, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Day::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not a date YYYY-MM-DD")))
+    }
+}
+
+/// Parses an RFC 3339 timestamp with an offset into UTC microseconds.
+pub fn parse_instant(text: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(text).ok().map(|t| t.timestamp_micros())
+}
+
+/// Formats UTC microseconds as RFC 3339 (`Z`, microsecond precision).
+pub fn format_instant(micros: i64) -> String {
+    DateTime::<Utc>::from_timestamp_micros(micros)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true))
+        .unwrap_or_else(|| micros.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vietnam_day_boundaries() {
+        let d = Day::parse("2025-12-31").unwrap();
+        // 23:59 in Hà Nội on the 31st is still the 31st; 00:00 on 1 January is not.
+        assert_eq!(Day::of_instant(parse_instant("2025-12-31T23:59:59+07:00").unwrap()), d);
+        assert_eq!(Day::of_instant(parse_instant("2025-12-31T17:00:00Z").unwrap()), Day(d.0 + 1));
+        assert_eq!(Day::of_instant(d.end_instant()), d);
+        assert_eq!(Day::of_instant(d.end_instant() + 1), Day(d.0 + 1));
+        assert_eq!(d.to_string(), "2025-12-31");
+        assert_eq!(d.year(), 2025);
+        assert!(Day::parse("2025-02-30").is_none());
+        assert!(Day::parse("2025-2-3").is_none());
+    }
+}
