@@ -4,6 +4,17 @@
 //! with [`Engine::apply`] and ask questions with [`Engine::review`].
 
 pub mod codes;
+pub mod engine;
 pub mod event;
+pub mod geo;
 pub mod refusal;
 pub mod time;
+pub mod indicator;
+pub mod review;
+pub mod validate;
+
+pub use engine::{Admission, Batch, Engine, MemoryStats, Query, QueryError};
+pub use event::{Event, EventData, EventType};
+pub use refusal::{Refusal, Rule};
+pub use review::Review;
+pub use time::Day;

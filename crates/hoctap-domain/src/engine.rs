@@ -1,0 +1,401 @@
+//! The engine: admits events (duplicate and unknown-unit rules), folds them into bitemporal state and
+//! answers reviews. Folding cannot fail and does not depend on the order events arrive in.
+
+use crate::codes::{Metric, Title};
+use crate::event::{Event, EventData, Plan};
+use crate::geo::{Change, GeoRec, UnitHistory, UnitId};
+use crate::indicator::Indicator;
+use crate::refusal::{Refusal, Rule};
+use crate::time::Day;
+use crate::validate;
+use foldhash::{HashMap, HashSet};
+use std::cmp::Ordering;
+use uuid::Uuid;
+
+/// What admitting an event decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// A new event: append it to the log, then fold it.
+    New,
+    /// The same id with the same content was accepted before: nothing to do (rule 3).
+    Duplicate,
+}
+
+/// What one batch (one ingested file, one HTTP batch) brings that validation must see as a whole:
+/// the units it establishes anywhere in it, and the ids admitted so far.
+#[derive(Debug, Default)]
+pub struct Batch {
+    units: HashSet<String>,
+    ids: HashMap<Uuid, u64>,
+}
+
+impl Batch {
+    /// A batch whose events are `events`; the units they establish are known to all of them.
+    pub fn new<'a>(events: impl IntoIterator<Item = &'a Event>) -> Batch {
+        let mut batch = Batch::default();
+        batch.add_units(events);
+        batch
+    }
+
+    /// Adds the units `events` establish (for a batch read in several pieces).
+    pub fn add_units<'a>(&mut self, events: impl IntoIterator<Item = &'a Event>) {
+        for e in events {
+            if let EventData::AdminUnitEstablished(d) = &e.data {
+                self.units.insert(d.code.clone());
+            }
+        }
+    }
+}
+
+/// Per accepted event: its id, transaction time and whether some retraction names it.
+#[derive(Clone, Debug)]
+pub(crate) struct Meta {
+    id: Uuid,
+    recorded: i64,
+    fingerprint: u64,
+    has_retractors: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Kind {
+    Registered,
+    Withdrawn,
+    Declared,
+    Evidenced,
+    Granted,
+    Revoked,
+    Skill,
+    Relocated,
+}
+
+/// One subject event, compact. `a`/`b` depend on the kind: the commune and group of a registration,
+/// the commune of a relocation or skill, valid_from/valid_until of a grant, the effective day of a revocation.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rec {
+    instant: i64,
+    ev: u32,
+    day: i32,
+    a: i32,
+    b: i32,
+    cycle: i16,
+    kind: Kind,
+    title: u8,
+}
+
+const NO_GROUP: i32 = -1;
+
+impl Rec {
+    fn commune(&self) -> Option<UnitId> {
+        matches!(self.kind, Kind::Registered | Kind::Relocated | Kind::Skill).then_some(self.a as UnitId)
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Subject {
+    /// Sorted by (time, event id).
+    recs: Vec<Rec>,
+    /// Set when the subject is an administrative unit holding a title as itself (rule 6).
+    own_unit: Option<UnitId>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Stamped<T> {
+    instant: i64,
+    day: Day,
+    ev: u32,
+    value: T,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct TargetRec {
+    plan: Plan,
+    scope: UnitId,
+    indicator: Indicator,
+    indicator_text: String,
+    milestone: i32,
+    percent: f64,
+}
+
+/// Codes to dense ids.
+#[derive(Debug, Default)]
+struct Interner {
+    ids: HashMap<Box<str>, UnitId>,
+    codes: Vec<Box<str>>,
+}
+
+impl Interner {
+    fn intern(&mut self, code: &str) -> UnitId {
+        if let Some(&id) = self.ids.get(code) {
+            return id;
+        }
+        let id = self.codes.len() as UnitId;
+        self.codes.push(code.into());
+        self.ids.insert(code.into(), id);
+        id
+    }
+
+    fn get(&self, code: &str) -> Option<UnitId> {
+        self.ids.get(code).copied()
+    }
+}
+
+/// Figures about the state's size, for benchmarks.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct MemoryStats {
+    pub events: u64,
+    pub subjects: u64,
+    pub subject_records: u64,
+    /// Approximate heap bytes held by the state.
+    pub approx_bytes: u64,
+}
+
+/// The folded state of every accepted event, and the questions asked of it.
+#[derive(Debug, Default)]
+pub struct Engine {
+    ids: HashMap<Uuid, u32>,
+    metas: Vec<Meta>,
+    /// Retractions by the id they name; the named event may not be known yet.
+    retractors: HashMap<Uuid, Vec<u32>>,
+    subject_ids: HashMap<Box<str>, u32>,
+    subjects: Vec<Subject>,
+    units: Interner,
+    geo: Vec<UnitHistory>,
+    baselines: HashMap<(UnitId, Metric), Vec<Stamped<u64>>>,
+    targets: Vec<Stamped<TargetRec>>,
+}
+
+/// Orders records by (time, event id): the only order the rules know.
+fn by_time_then_id(metas: &[Meta], a: (i64, u32), b: (i64, u32)) -> Ordering {
+    a.0.cmp(&b.0).then_with(|| metas[a.1 as usize].id.cmp(&metas[b.1 as usize].id))
+}
+
+fn insert_sorted<T>(metas: &[Meta], list: &mut Vec<T>, item: T, key: impl Fn(&T) -> (i64, u32)) {
+    let k = key(&item);
+    // Events mostly arrive in time order: check the end first.
+    let pos = if list.last().is_none_or(|last| by_time_then_id(metas, key(last), k) != Ordering::Greater) {
+        list.len()
+    } else {
+        list.partition_point(|x| by_time_then_id(metas, key(x), k) != Ordering::Greater)
+    };
+    list.insert(pos, item);
+}
+
+impl Engine {
+    pub fn new() -> Engine {
+        Engine::default()
+    }
+
+    /// Number of distinct events folded.
+    pub fn len(&self) -> usize {
+        self.metas.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.metas.is_empty()
+    }
+
+    /// Decides whether `event` may be accepted: every rule of bad input, including those that need what
+    /// is known (unknown units, the same id with other content). Records the id in `batch`.
+    pub fn admit(&self, batch: &mut Batch, event: &Event) -> Result<Admission, Refusal> {
+        validate::check_content(event)?;
+        let fingerprint = event.fingerprint();
+        let earlier = self.ids.get(&event.id).map(|&m| self.metas[m as usize].fingerprint).or_else(|| batch.ids.get(&event.id).copied());
+        if let Some(earlier) = earlier {
+            return if earlier == fingerprint {
+                Ok(Admission::Duplicate)
+            } else {
+                Err(Refusal::new(
+                    Some(event.id.to_string()),
+                    "id",
+                    Rule::DuplicateId,
+                    "an event with this id and other content was accepted before; ids are unique forever",
+                ))
+            };
+        }
+        for (field, code) in referenced_units(&event.data) {
+            if !self.unit_known(code) && !batch.units.contains(code) {
+                return Err(Refusal::new(
+                    Some(event.id.to_string()),
+                    field,
+                    Rule::UnknownUnit,
+                    format!("`{code}` is not an administrative unit established by an accepted event or by this batch"),
+                ));
+            }
+        }
+        batch.ids.insert(event.id, fingerprint);
+        Ok(Admission::New)
+    }
+
+    fn unit_known(&self, code: &str) -> bool {
+        self.units.get(code).is_some_and(|u| self.geo.get(u as usize).is_some_and(UnitHistory::ever_established))
+    }
+
+    /// Folds one accepted event. An event without `recordedtime` counts as known at every time.
+    /// A second copy of a known id changes nothing (the copy folded first stays).
+    pub fn apply(&mut self, event: &Event) {
+        if self.ids.contains_key(&event.id) {
+            return;
+        }
+        let ev = self.metas.len() as u32;
+        let has_retractors = self.retractors.contains_key(&event.id);
+        self.metas.push(Meta {
+            id: event.id,
+            recorded: event.recordedtime.unwrap_or(i64::MIN),
+            fingerprint: event.fingerprint(),
+            has_retractors,
+        });
+        self.ids.insert(event.id, ev);
+        let day = event.day();
+        let instant = event.instant;
+        let rec = |kind: Kind, title: Title, cycle: i32, a: i32, b: i32| Rec {
+            instant,
+            ev,
+            day: day.0,
+            a,
+            b,
+            cycle: cycle as i16,
+            kind,
+            title: title.index() as u8,
+        };
+        let no_title = Title::LearningCitizen;
+        let subject_rec = match &event.data {
+            EventData::RegistrationSubmitted(d) => {
+                let commune = self.units.intern(&d.commune);
+                let group = d.subject_group.map_or(NO_GROUP, |g| g.index() as i32);
+                Some(rec(Kind::Registered, d.title, d.cycle_year, commune as i32, group))
+            }
+            EventData::RegistrationWithdrawn(d) => Some(rec(Kind::Withdrawn, d.title, d.cycle_year, 0, 0)),
+            EventData::DeclarationSubmitted(d) => Some(rec(Kind::Declared, d.title, d.cycle_year, 0, 0)),
+            EventData::EvidenceUploaded(d) => Some(rec(Kind::Evidenced, d.title, d.cycle_year, 0, 0)),
+            EventData::RecognitionGranted(d) => Some(rec(Kind::Granted, d.title, d.cycle_year, d.valid_from.0, d.valid_until.0)),
+            EventData::RecognitionRevoked(d) => Some(rec(Kind::Revoked, d.title, d.cycle_year, d.effective.0, 0)),
+            EventData::SkillCertified(d) => Some(rec(Kind::Skill, no_title, 0, self.units.intern(&d.commune) as i32, 0)),
+            EventData::SubjectRelocated(d) => Some(rec(Kind::Relocated, no_title, 0, self.units.intern(&d.commune) as i32, 0)),
+            EventData::BaselineRecorded(d) => {
+                let unit = self.units.intern(&d.unit);
+                let list = self.baselines.entry((unit, d.metric)).or_default();
+                insert_sorted(&self.metas, list, Stamped { instant, day, ev, value: d.value }, |s| (s.instant, s.ev));
+                None
+            }
+            EventData::TargetSet(d) => {
+                let scope = self.units.intern(&d.scope);
+                if let Some(indicator) = Indicator::parse(&d.indicator) {
+                    let value = TargetRec {
+                        plan: d.plan.clone(),
+                        scope,
+                        indicator,
+                        indicator_text: d.indicator.clone(),
+                        milestone: d.milestone,
+                        percent: d.percent.0,
+                    };
+                    self.targets.push(Stamped { instant, day, ev, value });
+                }
+                None
+            }
+            EventData::AdminUnitEstablished(d) => {
+                let parent = d.parent.as_deref().map(|p| self.units.intern(p));
+                self.geo_change(&d.code, instant, day, ev, Change::Established { level: d.level, parent, name: d.name.as_str().into() });
+                None
+            }
+            EventData::AdminUnitReparented(d) => {
+                let parent = self.units.intern(&d.parent);
+                self.geo_change(&d.code, instant, day, ev, Change::Reparented { parent });
+                None
+            }
+            EventData::AdminUnitRenamed(d) => {
+                self.geo_change(&d.code, instant, day, ev, Change::Renamed { name: d.name.as_str().into() });
+                None
+            }
+            EventData::AdminUnitDissolved(d) => {
+                let successor = self.units.intern(&d.successor);
+                self.geo_change(&d.code, instant, day, ev, Change::Dissolved { successor });
+                None
+            }
+            EventData::EventRetracted(d) => {
+                self.retractors.entry(d.event_id).or_default().push(ev);
+                if let Some(&target) = self.ids.get(&d.event_id) {
+                    self.metas[target as usize].has_retractors = true;
+                }
+                None
+            }
+        };
+        if let Some(rec) = subject_rec {
+            let sid = match self.subject_ids.get(event.subject.as_str()) {
+                Some(&s) => s,
+                None => {
+                    let s = self.subjects.len() as u32;
+                    self.subjects.push(Subject::default());
+                    self.subject_ids.insert(event.subject.as_str().into(), s);
+                    s
+                }
+            };
+            if let EventData::RegistrationSubmitted(d) = &event.data
+                && d.subject_kind.admin_level().is_some()
+            {
+                self.subjects[sid as usize].own_unit = Some(rec.a as UnitId);
+            }
+            insert_sorted(&self.metas, &mut self.subjects[sid as usize].recs, rec, |r| (r.instant, r.ev));
+        }
+    }
+
+    fn geo_change(&mut self, code: &str, instant: i64, day: Day, ev: u32, change: Change) {
+        let unit = self.units.intern(code) as usize;
+        if self.geo.len() <= unit {
+            self.geo.resize_with(self.units.codes.len(), UnitHistory::default);
+        }
+        insert_sorted(&self.metas, &mut self.geo[unit].recs, GeoRec { instant, day, ev, change }, |r| (r.instant, r.ev));
+    }
+
+    /// Whether event `ev` exists as known at `known_at` (rule 1): recorded by then and not retracted
+    /// by a retraction that itself exists then. Retraction chains are followed to a fixed depth; a
+    /// cycle of retractions deeper than that leaves the event standing.
+    fn alive(&self, ev: u32, known_at: Option<i64>, depth: u32) -> bool {
+        let meta = &self.metas[ev as usize];
+        if known_at.is_some_and(|k| meta.recorded > k) {
+            return false;
+        }
+        if !meta.has_retractors || depth > 64 {
+            return true;
+        }
+        !self.retractors[&meta.id].iter().any(|&r| self.alive(r, known_at, depth + 1))
+    }
+
+    /// Approximate sizes, for the replay benchmark.
+    pub fn memory_stats(&self) -> MemoryStats {
+        use std::mem::size_of;
+        let recs: usize = self.subjects.iter().map(|s| s.recs.capacity()).sum();
+        let approx = self.metas.capacity() * size_of::<Meta>()
+            + self.ids.capacity() * (size_of::<(Uuid, u32)>() + 1)
+            + self.subjects.capacity() * size_of::<Subject>()
+            + recs * size_of::<Rec>()
+            + self.subject_ids.capacity() * (size_of::<(Box<str>, u32)>() + 1)
+            + self.subject_ids.keys().map(|k| k.len()).sum::<usize>()
+            + self.retractors.capacity() * (size_of::<(Uuid, Vec<u32>)>() + 1);
+        MemoryStats {
+            events: self.metas.len() as u64,
+            subjects: self.subjects.len() as u64,
+            subject_records: recs as u64,
+            approx_bytes: approx as u64,
+        }
+    }
+}
+
+/// The administrative codes an event names, with their fields, which must be known units.
+fn referenced_units(data: &EventData) -> Vec<(&'static str, &str)> {
+    match data {
+        EventData::RegistrationSubmitted(d) => vec![("data.commune", &d.commune)],
+        EventData::SkillCertified(d) => vec![("data.commune", &d.commune)],
+        EventData::SubjectRelocated(d) => vec![("data.commune", &d.commune)],
+        EventData::BaselineRecorded(d) => vec![("data.unit", &d.unit)],
+        EventData::TargetSet(d) => vec![("data.scope", &d.scope)],
+        EventData::AdminUnitEstablished(d) => d.parent.iter().map(|p| ("data.parent", p.as_str())).collect(),
+        EventData::AdminUnitReparented(d) => vec![("data.code", &d.code), ("data.parent", &d.parent)],
+        EventData::AdminUnitRenamed(d) => vec![("data.code", &d.code)],
+        EventData::AdminUnitDissolved(d) => vec![("data.code", &d.code), ("data.successor", &d.successor)],
+        _ => Vec::new(),
+    }
+}
+
+pub(crate) mod query;
+pub use query::{Query, QueryError};

@@ -1,0 +1,386 @@
+//! Answering questions: a review of one scope at valid date D as known at transaction time K
+//! (rules 4–10), computed from the folded state without reading any log.
+
+use super::{Engine, Kind, NO_GROUP, Rec, Stamped, Subject, TargetRec};
+use crate::codes::{GROUPS, Level, Metric, TITLES, Title};
+use crate::geo::{GeoAt, UnitAt, UnitId};
+use crate::indicator::Indicator;
+use crate::review::{Geography, Review, Status, TargetReview, TitleCounts, UnitReview};
+use crate::time::{self, Day};
+use foldhash::{HashMap, HashMapExt};
+
+/// A review request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Query {
+    /// The unit the review is about (usually a province-level city).
+    pub scope: String,
+    /// Valid date D.
+    pub as_of: Day,
+    /// Transaction time K, UTC microseconds; `None` = everything known now.
+    pub known_at: Option<i64>,
+    /// Which milestone's targets to compare; `None` = the smallest milestone ≥ the year of D.
+    pub milestone: Option<i32>,
+}
+
+/// Why a review cannot be given. Both are the caller's mistake (HTTP 404 / CLI exit 2).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error("scope `{0}` is not a known administrative unit")]
+    UnknownScope(String),
+    #[error("scope `{code}` is not in force on {as_of} (not yet established, or dissolved by then)")]
+    ScopeNotInForce { code: String, as_of: Day },
+}
+
+const REGISTERED: usize = 0;
+const DECLARED: usize = 1;
+const EVIDENCED: usize = 2;
+const RECOGNISED: usize = 3;
+const LC: usize = 0; // Title::LearningCitizen.index()
+
+/// Counts for one unit: per title the four measures, digital skills, and the learning-citizen splits
+/// that indicators need.
+#[derive(Clone, Debug, Default)]
+struct Tally {
+    titles: [[u64; 4]; TITLES],
+    skill: u64,
+    lc_skill: u64,
+    lc_group: [u64; GROUPS],
+}
+
+impl Tally {
+    fn add(&mut self, other: &Tally) {
+        for (a, b) in self.titles.iter_mut().zip(&other.titles) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+        self.skill += other.skill;
+        self.lc_skill += other.lc_skill;
+        for (x, y) in self.lc_group.iter_mut().zip(&other.lc_group) {
+            *x += y;
+        }
+    }
+}
+
+/// What one subject contributes at D.
+struct SubjectAt {
+    /// Per title, one bit per measure (REGISTERED…RECOGNISED).
+    measures: [u8; TITLES],
+    skill: bool,
+    group: i32,
+    /// The code it is located by (before successors), or its own unit.
+    code: Option<UnitId>,
+}
+
+impl Engine {
+    /// The review of `query.scope` at `query.as_of` as known at `query.known_at` (rules 4–10).
+    pub fn review(&self, query: &Query) -> Result<Review, QueryError> {
+        let day = query.as_of;
+        let known_at = query.known_at;
+        let geo = self.geo_at(day, known_at);
+        let scope = self.units.get(&query.scope).ok_or_else(|| QueryError::UnknownScope(query.scope.clone()))?;
+        if !geo.units[scope as usize].in_force {
+            return Err(QueryError::ScopeNotInForce { code: query.scope.clone(), as_of: day });
+        }
+        let tallies = self.tally(&geo, day, known_at);
+        let mut denominators = HashMap::new();
+
+        let mut child_units = geo.children[scope as usize].clone();
+        child_units.sort_by(|a, b| self.units.codes[*a as usize].cmp(&self.units.codes[*b as usize]));
+        let units = std::iter::once(scope)
+            .chain(child_units)
+            .map(|u| {
+                let at = &geo.units[u as usize];
+                let tally = &tallies[u as usize];
+                let titles = Title::ALL
+                    .iter()
+                    .map(|t| {
+                        let m = tally.titles[t.index()];
+                        (*t, TitleCounts { registered: m[REGISTERED], declared: m[DECLARED], evidenced: m[EVIDENCED], recognised: m[RECOGNISED] })
+                    })
+                    .filter(|(_, c)| !c.is_zero())
+                    .collect();
+                let baselines = Metric::ALL
+                    .iter()
+                    .filter_map(|m| self.denominator(&geo, u, *m, day, known_at, &mut denominators).map(|v| (*m, v)))
+                    .collect();
+                UnitReview {
+                    code: self.units.codes[u as usize].to_string(),
+                    level: at.level.unwrap_or(Level::Commune),
+                    name: at.name.to_owned(),
+                    titles,
+                    digital_skill: tally.skill,
+                    baselines,
+                }
+            })
+            .collect();
+
+        let (milestone, targets) = self.targets_at(scope, day, known_at, query.milestone);
+        let targets = targets
+            .into_iter()
+            .map(|t| self.check_target(t, &geo, scope, &tallies[scope as usize], day, known_at, &mut denominators))
+            .collect();
+
+        let mut geography = Geography { provinces: 0, districts: 0, communes: 0 };
+        for (u, at) in geo.units.iter().enumerate() {
+            if at.in_force && geo.within(u as UnitId, scope) {
+                match at.level {
+                    Some(Level::Province) => geography.provinces += 1,
+                    Some(Level::District) => geography.districts += 1,
+                    Some(Level::Commune) => geography.communes += 1,
+                    None => {}
+                }
+            }
+        }
+
+        Ok(Review {
+            scope: query.scope.clone(),
+            as_of: day,
+            known_at: known_at.map(time::format_instant),
+            milestone,
+            geography,
+            units,
+            targets,
+        })
+    }
+
+    /// The geography in force at `day` as known at `known_at`.
+    fn geo_at(&self, day: Day, known_at: Option<i64>) -> GeoAt<'_> {
+        let alive = |ev| self.alive(ev, known_at, 0);
+        let units: Vec<UnitAt<'_>> = (0..self.units.codes.len())
+            .map(|u| match self.geo.get(u) {
+                Some(history) => history.at(day, alive),
+                None => UnitAt { in_force: false, level: None, parent: None, name: "", successor: None },
+            })
+            .collect();
+        GeoAt::new(units)
+    }
+
+    /// Counts per unit, each unit including everything located below it.
+    fn tally(&self, geo: &GeoAt<'_>, day: Day, known_at: Option<i64>) -> Vec<Tally> {
+        let n = geo.units.len();
+        let mut own = vec![Tally::default(); n];
+        let year = day.year() as i16;
+        for subject in &self.subjects {
+            let at = self.subject_at(subject, day.0, year, known_at);
+            let location = match (subject.own_unit, at.code) {
+                // An administrative unit is counted in itself while in force, never in a successor.
+                (Some(unit), _) => Some(unit).filter(|u| geo.units[*u as usize].in_force),
+                (None, Some(code)) => geo.resolved[code as usize],
+                (None, None) => None,
+            };
+            let Some(loc) = location else { continue };
+            let t = &mut own[loc as usize];
+            let mut any = false;
+            for (title, bits) in at.measures.iter().enumerate() {
+                for (m, count) in t.titles[title].iter_mut().enumerate() {
+                    if bits & (1 << m) != 0 {
+                        *count += 1;
+                        any = true;
+                    }
+                }
+            }
+            if at.skill {
+                t.skill += 1;
+            }
+            if at.measures[LC] & (1 << RECOGNISED) != 0 {
+                if at.skill {
+                    t.lc_skill += 1;
+                }
+                if at.group != NO_GROUP {
+                    t.lc_group[at.group as usize] += 1;
+                }
+            }
+            let _ = any;
+        }
+        let mut rolled = own.clone();
+        for (u, tally) in own.iter().enumerate() {
+            for ancestor in geo.ancestors(u as UnitId).skip(1) {
+                rolled[ancestor as usize].add(tally);
+            }
+        }
+        rolled
+    }
+
+    /// One subject's standing at D (rules 4–6).
+    fn subject_at(&self, subject: &Subject, day: i32, year: i16, known_at: Option<i64>) -> SubjectAt {
+        let mut first_code = None;
+        let mut code = None;
+        // Per title, for the cycle of D: 0 = no registration, 1 = registered, 2 = withdrawn.
+        let mut registration = [0u8; TITLES];
+        let mut withdrawn_at = [i64::MIN; TITLES];
+        let mut activity = [0u8; TITLES];
+        let mut granted = [0u16; TITLES];
+        let mut revoked = [0u16; TITLES];
+        let mut group_latest = None;
+        let mut group_first = None;
+        let mut skill = false;
+        for r in subject.recs.iter().filter(|r| self.alive(r.ev, known_at, 0)) {
+            if let Some(c) = r.commune() {
+                first_code.get_or_insert(c);
+                if r.day <= day {
+                    code = Some(c);
+                }
+            }
+            let t = r.title as usize;
+            let this_cycle = r.cycle == year && r.day <= day;
+            match r.kind {
+                Kind::Registered => {
+                    if t == LC {
+                        group_first.get_or_insert(r.b);
+                        if r.day <= day {
+                            group_latest = Some(r.b);
+                        }
+                    }
+                    // On the same instant a withdrawal wins over a registration.
+                    if this_cycle && !(registration[t] == 2 && withdrawn_at[t] == r.instant) {
+                        registration[t] = 1;
+                    }
+                }
+                Kind::Withdrawn => {
+                    if this_cycle {
+                        registration[t] = 2;
+                        withdrawn_at[t] = r.instant;
+                    }
+                }
+                Kind::Declared if this_cycle => activity[t] |= 1 << DECLARED,
+                Kind::Evidenced if this_cycle => activity[t] |= 1 << EVIDENCED,
+                Kind::Granted if r.a <= day && day <= r.b => granted[t] |= cycle_bit(r),
+                Kind::Revoked if r.a <= day => revoked[t] |= cycle_bit(r),
+                Kind::Skill if r.day <= day => skill = true,
+                _ => {}
+            }
+        }
+        let mut measures = [0u8; TITLES];
+        for t in 0..TITLES {
+            let mut bits = 0;
+            if registration[t] != 2 {
+                bits |= activity[t];
+                if registration[t] == 1 {
+                    bits |= 1 << REGISTERED;
+                }
+            }
+            if granted[t] & !revoked[t] != 0 {
+                bits |= 1 << RECOGNISED;
+            }
+            measures[t] = bits;
+        }
+        SubjectAt {
+            measures,
+            skill,
+            group: group_latest.or(group_first).unwrap_or(NO_GROUP),
+            code: subject.own_unit.or(code.or(first_code)),
+        }
+    }
+
+    /// The latest recorded value of a metric for a unit at D (rule 7, first half).
+    fn baseline(&self, unit: UnitId, metric: Metric, day: Day, known_at: Option<i64>) -> Option<u64> {
+        let list = self.baselines.get(&(unit, metric))?;
+        list.iter().rev().find(|s| s.day <= day && self.alive(s.ev, known_at, 0)).map(|s| s.value)
+    }
+
+    /// The denominator of a metric for a unit at D: its own baseline, else the sum over its children in
+    /// force that have one, recursively (rule 7). Memoised per review.
+    fn denominator(
+        &self,
+        geo: &GeoAt<'_>,
+        unit: UnitId,
+        metric: Metric,
+        day: Day,
+        known_at: Option<i64>,
+        memo: &mut HashMap<(UnitId, Metric), Option<u64>>,
+    ) -> Option<u64> {
+        if let Some(v) = memo.get(&(unit, metric)) {
+            return *v;
+        }
+        let value = self.baseline(unit, metric, day, known_at).or_else(|| {
+            let mut sum = None;
+            for &child in &geo.children[unit as usize] {
+                if let Some(v) = self.denominator(geo, child, metric, day, known_at, memo) {
+                    *sum.get_or_insert(0) += v;
+                }
+            }
+            sum
+        });
+        memo.insert((unit, metric), value);
+        value
+    }
+
+    /// The scope's targets for one milestone: the latest `target.set` known at D per (plan, indicator,
+    /// milestone), for the requested milestone or the smallest one ≥ the year of D (rule 9).
+    fn targets_at(&self, scope: UnitId, day: Day, known_at: Option<i64>, milestone: Option<i32>) -> (Option<i32>, Vec<&TargetRec>) {
+        let mut latest: HashMap<(&crate::event::Plan, &str, i32), &Stamped<TargetRec>> = HashMap::new();
+        for t in &self.targets {
+            if t.value.scope != scope || t.day > day || !self.alive(t.ev, known_at, 0) {
+                continue;
+            }
+            let key = (&t.value.plan, t.value.indicator_text.as_str(), t.value.milestone);
+            let newer = latest.get(&key).is_none_or(|old| super::by_time_then_id(&self.metas, (t.instant, t.ev), (old.instant, old.ev)).is_gt());
+            if newer {
+                latest.insert(key, t);
+            }
+        }
+        let year = day.year();
+        let milestone = milestone.or_else(|| latest.keys().map(|k| k.2).filter(|m| *m >= year).min());
+        let Some(milestone) = milestone else { return (None, Vec::new()) };
+        let mut list: Vec<&TargetRec> = latest.into_values().map(|t| &t.value).filter(|t| t.milestone == milestone).collect();
+        list.sort_by(|a, b| (a.plan.year, &a.plan.issuer, &a.plan.number, &a.indicator_text).cmp(&(b.plan.year, &b.plan.issuer, &b.plan.number, &b.indicator_text)));
+        (Some(milestone), list)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn check_target(
+        &self,
+        target: &TargetRec,
+        geo: &GeoAt<'_>,
+        scope: UnitId,
+        tally: &Tally,
+        day: Day,
+        known_at: Option<i64>,
+        memo: &mut HashMap<(UnitId, Metric), Option<u64>>,
+    ) -> TargetReview {
+        let recognised = |t: Title| tally.titles[t.index()][RECOGNISED];
+        let (numerator, denominator, counts_units) = match target.indicator {
+            Indicator::Recognised { title, group, metric } => {
+                let n = match group {
+                    Some(g) => tally.lc_group[g.index()],
+                    None => recognised(title),
+                };
+                (n, self.denominator(geo, scope, metric, day, known_at, memo), false)
+            }
+            Indicator::UnitsHolding { title, level } => {
+                let units = geo
+                    .units
+                    .iter()
+                    .enumerate()
+                    .filter(|(u, at)| at.in_force && at.level == Some(level) && geo.within(*u as UnitId, scope))
+                    .count() as u64;
+                (recognised(title), Some(units), true)
+            }
+            Indicator::DigitalSkill { metric } => (tally.skill, self.denominator(geo, scope, metric, day, known_at, memo), false),
+            Indicator::DigitalSkillOfLearningCitizens => (tally.lc_skill, Some(recognised(Title::LearningCitizen)), false),
+        };
+        let actual = denominator.filter(|d| *d > 0).map(|d| numerator as f64 / d as f64 * 100.0);
+        let status = match actual {
+            _ if counts_units && denominator == Some(0) => Status::UnitAbolished,
+            None => Status::NoDenominator,
+            Some(a) if a >= target.percent => Status::Met,
+            Some(_) => Status::Behind,
+        };
+        TargetReview {
+            plan: target.plan.id(),
+            indicator: target.indicator_text.clone(),
+            milestone: target.milestone,
+            target_percent: target.percent,
+            numerator,
+            denominator,
+            actual_percent: actual,
+            gap_points: actual.map(|a| a - target.percent),
+            status,
+        }
+    }
+}
+
+fn cycle_bit(r: &Rec) -> u16 {
+    1 << ((r.cycle as i32 - 2016).clamp(0, 15))
+}

@@ -1,0 +1,144 @@
+//! Geography over time: administrative units established, reparented, renamed and dissolved, and the
+//! snapshot of it in force at one date as known at one time (rule 4).
+
+use crate::codes::Level;
+use crate::time::Day;
+
+/// Dense id of an administrative code (also used for codes not yet established).
+pub type UnitId = u32;
+
+/// One change to a unit, as folded from an `admin_unit.*` event.
+#[derive(Clone, Debug)]
+pub(crate) struct GeoRec {
+    pub instant: i64,
+    pub day: Day,
+    /// Index of the event's meta (its id and recorded time).
+    pub ev: u32,
+    pub change: Change,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Change {
+    Established { level: Level, parent: Option<UnitId>, name: Box<str> },
+    Reparented { parent: UnitId },
+    Renamed { name: Box<str> },
+    Dissolved { successor: UnitId },
+}
+
+/// Every change to one unit, sorted by (time, event id) so that the fold does not depend on arrival order.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct UnitHistory {
+    pub recs: Vec<GeoRec>,
+}
+
+/// A unit as it stands at D.
+#[derive(Clone, Debug)]
+pub struct UnitAt<'a> {
+    /// Established ≤ D < dissolved.
+    pub in_force: bool,
+    pub level: Option<Level>,
+    pub parent: Option<UnitId>,
+    pub name: &'a str,
+    /// Set when the unit was dissolved by D.
+    pub successor: Option<UnitId>,
+}
+
+const EMPTY: UnitAt<'static> = UnitAt { in_force: false, level: None, parent: None, name: "", successor: None };
+
+/// The geography in force at one date, as known at one time: every unit's state, its children, and
+/// where each code leads after following successors.
+#[derive(Debug)]
+pub struct GeoAt<'a> {
+    pub units: Vec<UnitAt<'a>>,
+    pub children: Vec<Vec<UnitId>>,
+    /// For each code: the unit in force at D that a subject naming it is counted in (rule 4).
+    pub resolved: Vec<Option<UnitId>>,
+}
+
+impl UnitHistory {
+    /// The unit at D, reading only the changes `alive` admits.
+    pub(crate) fn at(&self, day: Day, alive: impl Fn(u32) -> bool) -> UnitAt<'_> {
+        let mut at = EMPTY;
+        for rec in self.recs.iter().filter(|r| r.day <= day && alive(r.ev)) {
+            match &rec.change {
+                Change::Established { level, parent, name } => {
+                    at.in_force = true;
+                    at.level = Some(*level);
+                    at.parent = *parent;
+                    at.name = name;
+                    at.successor = None;
+                }
+                Change::Reparented { parent } => at.parent = Some(*parent),
+                Change::Renamed { name } => at.name = name,
+                Change::Dissolved { successor } => {
+                    at.in_force = false;
+                    at.successor = Some(*successor);
+                }
+            }
+        }
+        if at.level.is_none() {
+            // Not yet established at D: keep the name and level it will have, for messages.
+            if let Some((level, name)) = self.recs.iter().filter(|r| alive(r.ev)).find_map(|r| match &r.change {
+                Change::Established { level, name, .. } => Some((*level, &**name)),
+                _ => None,
+            }) {
+                at.level = Some(level);
+                at.name = name;
+            }
+        }
+        at
+    }
+
+    /// Whether any change (alive or not) established the unit: such a code is "known" to validation.
+    pub(crate) fn ever_established(&self) -> bool {
+        self.recs.iter().any(|r| matches!(r.change, Change::Established { .. }))
+    }
+}
+
+impl<'a> GeoAt<'a> {
+    pub(crate) fn new(units: Vec<UnitAt<'a>>) -> GeoAt<'a> {
+        let n = units.len();
+        let mut children = vec![Vec::new(); n];
+        for (id, u) in units.iter().enumerate() {
+            if u.in_force
+                && let Some(p) = u.parent
+                && units[p as usize].in_force
+            {
+                children[p as usize].push(id as UnitId);
+            }
+        }
+        let resolved = (0..n as UnitId)
+            .map(|start| {
+                let mut cur = start;
+                // A successor chain longer than the number of units is a cycle: count nowhere.
+                for _ in 0..=n {
+                    let u = &units[cur as usize];
+                    if u.in_force {
+                        return Some(cur);
+                    }
+                    cur = u.successor?;
+                }
+                None
+            })
+            .collect();
+        GeoAt { units, children, resolved }
+    }
+
+    /// The unit and its ancestors in force at D, nearest first.
+    pub fn ancestors(&self, unit: UnitId) -> impl Iterator<Item = UnitId> + '_ {
+        let mut next = Some(unit);
+        let mut steps = 0;
+        std::iter::from_fn(move || {
+            let cur = next?;
+            steps += 1;
+            let u = &self.units[cur as usize];
+            next = u.parent.filter(|p| steps <= self.units.len() && self.units[*p as usize].in_force);
+            Some(cur)
+        })
+    }
+
+    /// Whether `unit` lies in `scope` at D (a unit lies in itself).
+    pub fn within(&self, unit: UnitId, scope: UnitId) -> bool {
+        self.ancestors(unit).any(|a| a == scope)
+    }
+}
