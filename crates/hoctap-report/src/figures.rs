@@ -1,0 +1,213 @@
+//! What every human-readable format shares: Vietnamese number style, labels, and the shares derived for display.
+//!
+//! Numbers follow Vietnamese usage (TCVN and every Hội Khuyến học report): `.` groups thousands and `,`
+//! marks decimals, so `2.480.000` people and `52,35` %. Using one style in the terminal and in HTML keeps
+//! a figure copied from either identical. Machine formats (JSON, CSV) never go through this module.
+
+use hoctap_domain::codes::{Metric, Title};
+use hoctap_domain::review::{Review, Status, UnitReview};
+
+/// Shown wherever a figure does not exist; a missing share must never read as 0.
+pub(crate) const MISSING: &str = "—";
+
+/// `2480000` → `2.480.000`.
+pub(crate) fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push('.');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A count that may be missing (a denominator).
+pub(crate) fn opt_count(n: Option<u64>) -> String {
+    n.map_or_else(|| MISSING.to_owned(), count)
+}
+
+/// A percentage rounded to two decimals for display only: `52.3456` → `52,35`.
+pub(crate) fn percent(p: f64) -> String {
+    if !p.is_finite() {
+        return MISSING.to_owned();
+    }
+    let mut text = format!("{p:.2}");
+    // -0.001 rounds to "-0.00", which would suggest a shortfall that the status does not show.
+    if text == "-0.00" {
+        text = "0.00".to_owned();
+    }
+    text.replacen('.', ",", 1)
+}
+
+/// A percentage that may be missing.
+pub(crate) fn opt_percent(p: Option<f64>) -> String {
+    p.map_or_else(|| MISSING.to_owned(), percent)
+}
+
+/// A gap in percentage points with its sign, so a reader sees at a glance which side of the target it is.
+pub(crate) fn gap(points: Option<f64>) -> String {
+    match points {
+        None => MISSING.to_owned(),
+        Some(p) => {
+            let text = percent(p);
+            if p > 0.0 && text != "0,00" {
+                format!("+{text}")
+            } else {
+                text
+            }
+        }
+    }
+}
+
+/// `numerator ÷ denominator` in percent; none without a positive denominator (rule 7).
+pub(crate) fn share(numerator: u64, denominator: Option<u64>) -> Option<f64> {
+    match denominator {
+        Some(d) if d > 0 => Some(numerator as f64 * 100.0 / d as f64),
+        _ => None,
+    }
+}
+
+/// The baseline a title's recognised count is naturally read against, as in the plans' indicators
+/// (`learning_citizen/adults`, `learning_family/households`, ...). Titles held by administrative units
+/// have none: their share is a count of units, which the targets table already states.
+pub(crate) fn title_baseline(title: Title) -> Option<Metric> {
+    match title {
+        Title::LearningCitizen => Some(Metric::Adults),
+        Title::LearningFamily => Some(Metric::Households),
+        Title::LearningClan => Some(Metric::Clans),
+        Title::LearningCommunity => Some(Metric::Communities),
+        Title::LearningUnit => Some(Metric::Units),
+        Title::LearningCommune | Title::LearningDistrict | Title::LearningCity => None,
+    }
+}
+
+/// Vietnamese name of a denominator. It lives here rather than in `codes.rs` because only reports need it.
+pub(crate) fn metric_label_vi(metric: Metric) -> &'static str {
+    match metric {
+        Metric::Adults => "Người lớn",
+        Metric::Households => "Hộ gia đình",
+        Metric::Clans => "Dòng họ",
+        Metric::Communities => "Thôn, tổ dân phố",
+        Metric::Units => "Cơ quan, đơn vị",
+        Metric::UnitStaff => "Cán bộ, công chức, viên chức",
+        Metric::AdultsInLearningModels => "Người lớn trong mô hình học tập",
+    }
+}
+
+/// `Công dân học tập (learning_citizen)`: the label a reviewer reads, with the code that the data uses.
+pub(crate) fn title_heading(title: Title) -> String {
+    format!("{} ({})", title.label_vi(), title.as_str())
+}
+
+/// `Người lớn (adults)`.
+pub(crate) fn metric_heading(metric: Metric) -> String {
+    format!("{} ({})", metric_label_vi(metric), metric.as_str())
+}
+
+/// `Đạt (met)`.
+pub(crate) fn status_text(status: Status) -> String {
+    format!("{} ({})", status.label_vi(), status.as_str())
+}
+
+/// The scope's own row, which the review puts first; found by code so a hand-built review still works.
+pub(crate) fn scope_unit(review: &Review) -> Option<&UnitReview> {
+    review.units.iter().find(|u| u.code == review.scope)
+}
+
+/// `Hà Nội (01)`, or the bare code when the review carries no row for its scope.
+pub(crate) fn scope_heading(review: &Review) -> String {
+    match scope_unit(review) {
+        Some(unit) => format!("{} ({})", unit.name, review.scope),
+        None => review.scope.clone(),
+    }
+}
+
+/// `2025 (sơ kết)`: names the two reviews the campaign holds (rule 10) so the reader knows which one this is.
+pub(crate) fn milestone_text(milestone: Option<i32>) -> String {
+    match milestone {
+        None => format!("{MISSING} (phạm vi này chưa có chỉ tiêu)"),
+        Some(2025) => "2025 (sơ kết giai đoạn 2023–2025)".to_owned(),
+        Some(2030) => "2030 (tổng kết)".to_owned(),
+        Some(year) => year.to_string(),
+    }
+}
+
+/// `Ngày đánh giá` value's companion: the transaction time, or "now" when none was given.
+pub(crate) fn known_at_text(review: &Review) -> String {
+    review
+        .known_at
+        .clone()
+        .unwrap_or_else(|| "hiện tại".to_owned())
+}
+
+/// `Địa bàn theo đơn vị hành chính tại ngày 2025-12-31: 0 quận/huyện, 126 phường/xã`: rule 10 asks every
+/// review to say which geography it used, and after 1 July 2025 "0 quận/huyện" is the point.
+pub(crate) fn geography_text(review: &Review) -> String {
+    format!("Địa bàn theo {}", geography_counts(review))
+}
+
+/// `đơn vị hành chính tại ngày 2025-12-31: 0 quận/huyện, 126 phường/xã`, for where "Địa bàn" is already a label.
+pub(crate) fn geography_counts(review: &Review) -> String {
+    format!(
+        "đơn vị hành chính tại ngày {}: {} quận/huyện, {} phường/xã",
+        review.as_of,
+        count(review.geography.districts),
+        count(review.geography.communes)
+    )
+}
+
+/// Every title counted in any unit, in vocabulary order; a title missing from a unit counts zero there.
+pub(crate) fn titles_present(review: &Review) -> Vec<Title> {
+    let mut titles: Vec<Title> = review
+        .units
+        .iter()
+        .flat_map(|u| u.titles.keys().copied())
+        .collect();
+    titles.sort();
+    titles.dedup();
+    titles
+}
+
+/// Every metric with a baseline in any unit, in vocabulary order.
+pub(crate) fn metrics_present(review: &Review) -> Vec<Metric> {
+    let mut metrics: Vec<Metric> = review
+        .units
+        .iter()
+        .flat_map(|u| u.baselines.keys().copied())
+        .collect();
+    metrics.sort();
+    metrics.dedup();
+    metrics
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vietnamese_number_style() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1000), "1.000");
+        assert_eq!(count(2_480_000), "2.480.000");
+        assert_eq!(count(u64::MAX), "18.446.744.073.709.551.615");
+        assert_eq!(percent(52.3456), "52,35");
+        assert_eq!(percent(50.0), "50,00");
+        assert_eq!(percent(-0.001), "0,00");
+        assert_eq!(percent(f64::NAN), MISSING);
+        assert_eq!(gap(Some(2.5)), "+2,50");
+        assert_eq!(gap(Some(-20.0)), "-20,00");
+        assert_eq!(gap(Some(0.001)), "0,00");
+        assert_eq!(gap(None), MISSING);
+        assert_eq!(opt_count(None), MISSING);
+    }
+
+    #[test]
+    fn share_needs_a_positive_denominator() {
+        assert_eq!(share(1, Some(4)), Some(25.0));
+        assert_eq!(share(0, Some(0)), None);
+        assert_eq!(share(3, None), None);
+    }
+}

@@ -1,0 +1,63 @@
+//! Pure rendering of a [`Review`] into the formats people and programs read: JSON, a terminal table, CSV, HTML.
+//!
+//! Nothing here does I/O or computes a counting rule: every figure comes from the `Review`, which the
+//! domain crate built. The only numbers derived here are display shares (`% công nhận` of a unit against
+//! its matching baseline), computed like rule 7: no positive denominator, no percentage.
+//!
+//! Decisions a reader of the output should know:
+//! - Human formats (terminal, HTML) use Vietnamese number style: `2.480.000`, `52,35`; percentages are
+//!   rounded to two decimals there only. A missing figure is `—`, never `0`.
+//! - Machine formats (JSON, CSV) keep unrounded numbers; a missing percentage is `null` / an empty cell.
+//! - CSV is one long table (see [`csv`]); baselines appear as `measure = baseline:<metric>`.
+
+mod figures;
+mod page;
+mod rows;
+mod terminal;
+
+use hoctap_domain::review::Review;
+
+/// The review as the JSON contract of `domain.md` ("The review, as data"), pretty-printed.
+///
+/// The shape is `Review`'s serde output; this function only fixes the formatting so that the CLI
+/// and the HTTP API print byte-identical documents.
+pub fn json(review: &Review) -> String {
+    // Every map key in a Review is a string-like vocabulary value and no field has a fallible
+    // Serialize, so serialisation cannot fail.
+    serde_json::to_string_pretty(review).expect("a Review always serialises to JSON")
+}
+
+/// The review for a terminal: header facts (scope, as of, known at, milestone, geography), the targets
+/// table, one table per title counted, and digital skills beside the baselines.
+pub fn table(review: &Review) -> String {
+    terminal::render(review)
+}
+
+/// The review as one long-format CSV table with the header
+/// `section,scope,as_of,known_at,unit_code,unit_level,unit_name,title,measure,value,plan,indicator,`
+/// `milestone,target_percent,actual_percent,gap_points,numerator,denominator,status`.
+///
+/// `section = unit` rows: one per unit, title and measure (`registered`, `declared`, `evidenced`,
+/// `recognised`) for every title listed in the unit, one `digital_skill` row per unit and one
+/// `baseline:<metric>` row per baseline; the figure is in `value`. `section = target` rows: one per
+/// target, with the target columns filled. Cells that do not apply are empty; so is `actual_percent`
+/// (and `gap_points`, `denominator`) when missing, never 0.
+pub fn csv(review: &Review) -> String {
+    rows::render(&[review])
+}
+
+/// Several reviews in one CSV table under one header (each row carries its scope, `as_of` and `known_at`),
+/// e.g. the phase review and the final review side by side for a spreadsheet.
+pub fn csv_all(reviews: &[&Review]) -> String {
+    rows::render(reviews)
+}
+
+/// One self-contained HTML page (`lang="vi"`, UTF-8, inline CSS, no script) titled `title` holding every
+/// review in order: header facts, targets with status badges and an actual-vs-target bar, unit tables.
+/// Pass one review for one file per review, or the phase and final reviews together for one report.
+pub fn html(reviews: &[&Review], title: &str) -> String {
+    page::render(reviews, title)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,138 @@
+//! The CSV report: one long-format table that spreadsheets, pandas and R read without knowing our sections.
+//!
+//! Units and targets have different columns, and several CSV files per review are awkward to hand around,
+//! so every figure is one row of a single table: `section` says which kind it is and cells that do not
+//! apply stay empty. Numbers are unrounded and missing percentages are empty cells, never 0.
+
+use hoctap_domain::review::{Review, TargetReview, TitleCounts, UnitReview};
+
+/// The columns, in order; part of what downstream scripts rely on.
+pub(crate) const HEADER: [&str; 19] = [
+    "section",
+    "scope",
+    "as_of",
+    "known_at",
+    "unit_code",
+    "unit_level",
+    "unit_name",
+    "title",
+    "measure",
+    "value",
+    "plan",
+    "indicator",
+    "milestone",
+    "target_percent",
+    "actual_percent",
+    "gap_points",
+    "numerator",
+    "denominator",
+    "status",
+];
+
+/// Renders several reviews into one table; every row carries its scope, `as_of` and `known_at`, so the
+/// phase and the final review can share a file.
+pub(crate) fn render(reviews: &[&Review]) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    // A `Vec<u8>` sink never fails and every record has HEADER's length, so the writer cannot error;
+    // the expects state that rather than burden callers with a Result that is always Ok.
+    writer
+        .write_record(HEADER)
+        .expect("writing CSV into memory cannot fail");
+    for review in reviews {
+        for record in records(review) {
+            writer
+                .write_record(&record)
+                .expect("writing CSV into memory cannot fail");
+        }
+    }
+    let bytes = writer
+        .into_inner()
+        .expect("flushing CSV into memory cannot fail");
+    // Every cell came from a Rust `String`, so the bytes are UTF-8.
+    String::from_utf8(bytes).expect("CSV built from Strings is UTF-8")
+}
+
+/// A row as cells in HEADER order.
+type Record = [String; 19];
+
+fn records(review: &Review) -> Vec<Record> {
+    let mut out = Vec::new();
+    for unit in &review.units {
+        for (title, counts) in &unit.titles {
+            for (measure, value) in measures(counts) {
+                out.push(unit_row(review, unit, title.as_str(), measure, value));
+            }
+        }
+        out.push(unit_row(
+            review,
+            unit,
+            "",
+            "digital_skill",
+            unit.digital_skill,
+        ));
+        for (metric, value) in &unit.baselines {
+            let measure = format!("baseline:{}", metric.as_str());
+            out.push(unit_row(review, unit, "", &measure, *value));
+        }
+    }
+    for target in &review.targets {
+        out.push(target_row(review, target));
+    }
+    out
+}
+
+/// The four counts of rules 5 and 6, named as in the JSON.
+fn measures(counts: &TitleCounts) -> [(&'static str, u64); 4] {
+    [
+        ("registered", counts.registered),
+        ("declared", counts.declared),
+        ("evidenced", counts.evidenced),
+        ("recognised", counts.recognised),
+    ]
+}
+
+fn empty_record(review: &Review, section: &str) -> Record {
+    let mut record: Record = Default::default();
+    record[0] = section.to_owned();
+    record[1] = review.scope.clone();
+    record[2] = review.as_of.to_string();
+    record[3] = review.known_at.clone().unwrap_or_default();
+    record
+}
+
+fn unit_row(review: &Review, unit: &UnitReview, title: &str, measure: &str, value: u64) -> Record {
+    let mut record = empty_record(review, "unit");
+    record[4] = unit.code.clone();
+    record[5] = unit.level.as_str().to_owned();
+    record[6] = unit.name.clone();
+    record[7] = title.to_owned();
+    record[8] = measure.to_owned();
+    record[9] = value.to_string();
+    record
+}
+
+/// `f64`'s `Display` is the shortest text that reads back to the same value: unrounded, and no noise digits.
+fn number(value: f64) -> String {
+    if value.is_finite() {
+        value.to_string()
+    } else {
+        String::new()
+    }
+}
+
+fn target_row(review: &Review, target: &TargetReview) -> Record {
+    let mut record = empty_record(review, "target");
+    record[10] = target.plan.clone();
+    record[11] = target.indicator.clone();
+    record[12] = target.milestone.to_string();
+    record[13] = number(target.target_percent);
+    record[14] = target.actual_percent.map(number).unwrap_or_default();
+    record[15] = target.gap_points.map(number).unwrap_or_default();
+    record[16] = target.numerator.to_string();
+    record[17] = target
+        .denominator
+        .map(|d| d.to_string())
+        .unwrap_or_default();
+    record[18] = target.status.as_str().to_owned();
+    record
+}
