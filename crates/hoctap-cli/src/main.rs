@@ -1,1 +1,148 @@
-fn main() {}
+//! `hoctap`: the command line of the learning-society tracker on its embedded log (no servers).
+
+mod bench;
+mod demo;
+mod ingest;
+mod progress;
+mod tracker;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use hoctap_domain::{Day, Query, time::parse_instant};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Event-sourced tracker for Vietnam's learning-society campaign (xã hội học tập, 2021–2030).
+///
+/// Events (registrations, declarations, evidence, recognitions, geography, baselines and plan targets)
+/// are CloudEvents kept in an append-only log; reviews for any date are computed from them.
+#[derive(Debug, Parser)]
+#[command(name = "hoctap", version, propagate_version = true)]
+struct Cli {
+    /// Folder of the embedded event log (created when missing).
+    #[arg(long, global = true, env = "HOCTAP_DATA_DIR", default_value = "hoctap-data")]
+    data_dir: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate NDJSON CloudEvents and append the valid ones to the log.
+    ///
+    /// Each FILE is one batch: a unit established anywhere in it is known to all its events.
+    /// Refused events are listed one a line (event id, field, rule) and kept in the dead-letter
+    /// file with their reason. Exit status: 0 all accepted (a repeated event counts as accepted),
+    /// 1 some refused (the others are stored), 2 usage or I/O error.
+    Ingest {
+        /// NDJSON files, one CloudEvent a line; `-` reads standard input.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Review a scope at a date: counts per unit and each target's actual, gap and status.
+    Review(ReviewArgs),
+    /// Write a deterministic synthetic city shaped like Hà Nội as NDJSON.
+    Generate {
+        /// Number of citizens (about 40 events each over 2021–2030).
+        #[arg(long, default_value_t = 20_000)]
+        citizens: u64,
+        /// Seed of the generator: the same seed gives the same bytes.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output file; standard output when absent.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// One command from events to reviews: generate a city, ingest it, print the phase review
+    /// (2025-12-31) and the final review (2030-12-31), and write them as HTML and CSV.
+    Demo(demo::DemoArgs),
+    /// Benchmarks that print figures.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct ReviewArgs {
+    /// The unit reviewed, e.g. `01` for Hà Nội.
+    #[arg(long)]
+    scope: String,
+    /// Valid date D (YYYY-MM-DD): what was true on that day. Phase review 2025-12-31, final 2030-12-31.
+    #[arg(long)]
+    as_of: String,
+    /// Transaction time K (RFC 3339): only events the tracker had recorded by then. Default: now.
+    #[arg(long)]
+    known_at: Option<String>,
+    /// Milestone year of the targets compared (default: the smallest milestone ≥ the year of D).
+    #[arg(long)]
+    milestone: Option<i32>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// For a person at a terminal (Vietnamese labels with the codes).
+    Table,
+    /// The review as data, the shape dashboards read.
+    Json,
+    /// Long-format CSV, one figure a row.
+    Csv,
+}
+
+impl ReviewArgs {
+    fn query(&self) -> Result<Query> {
+        let as_of = Day::parse(&self.as_of).with_context(|| format!("--as-of `{}` is not a date YYYY-MM-DD", self.as_of))?;
+        let known_at = match &self.known_at {
+            None => None,
+            Some(text) => Some(
+                parse_instant(text)
+                    .with_context(|| format!("--known-at `{text}` is not an RFC 3339 timestamp (e.g. 2026-01-15T00:00:00Z)"))?,
+            ),
+        };
+        Ok(Query { scope: self.scope.clone(), as_of, known_at, milestone: self.milestone })
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Ingest { files } => ingest::run(&cli.data_dir, &files),
+        Command::Review(args) => {
+            let query = args.query()?;
+            let tracker = tracker::Tracker::load(&cli.data_dir)?;
+            let review = tracker.engine.review(&query)?;
+            let text = match args.format {
+                Format::Table => hoctap_report::table(&review),
+                Format::Json => hoctap_report::json(&review),
+                Format::Csv => hoctap_report::csv(&review),
+            };
+            println!("{}", text.trim_end());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Generate { citizens, seed, out } => {
+            let config = hoctap_gen::Config::new(citizens, seed);
+            let stats = match out {
+                Some(path) => {
+                    let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+                    hoctap_gen::write_ndjson(&config, std::io::BufWriter::with_capacity(1 << 20, file))?
+                }
+                None => hoctap_gen::write_ndjson(&config, std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock()))?,
+            };
+            eprintln!("generated {} events for {} subjects (seed {seed})", stats.events, stats.subjects);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(args) => demo::run(&args),
+        Command::Bench(cmd) => bench::run(cmd),
+    }
+}

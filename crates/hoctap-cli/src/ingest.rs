@@ -1,0 +1,157 @@
+//! `hoctap ingest`: validate NDJSON CloudEvents batch by batch, append the valid ones, dead-letter the rest.
+
+use crate::progress;
+use crate::tracker::Tracker;
+use anyhow::{Context, Result};
+use hoctap_domain::{Admission, Batch, Event, EventData, Refusal, Rule};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Events validated and appended together: one fsync per chunk keeps ingest fast and every
+/// acknowledged chunk durable.
+const CHUNK: usize = 16_384;
+
+/// What one input brought.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub lines: u64,
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub refused: u64,
+}
+
+/// One input: a file (read twice: once for the units it establishes, once to ingest) or standard input
+/// (held in memory so it can be read twice).
+pub enum Input {
+    File(PathBuf),
+    Bytes(Vec<u8>),
+}
+
+impl Input {
+    fn open(&self) -> Result<Box<dyn BufRead + '_>> {
+        Ok(match self {
+            Input::File(path) => Box::new(BufReader::with_capacity(
+                1 << 20,
+                std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,
+            )),
+            Input::Bytes(bytes) => Box::new(&bytes[..]),
+        })
+    }
+
+    fn len(&self) -> u64 {
+        match self {
+            Input::File(path) => std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+            Input::Bytes(bytes) => bytes.len() as u64,
+        }
+    }
+}
+
+pub fn run(data_dir: &Path, files: &[PathBuf]) -> Result<ExitCode> {
+    let mut tracker = Tracker::open(data_dir)?;
+    let mut total = Summary::default();
+    for file in files {
+        let (input, name) = if file.as_os_str() == "-" {
+            let mut bytes = Vec::new();
+            std::io::stdin().lock().read_to_end(&mut bytes).context("reading standard input")?;
+            (Input::Bytes(bytes), "standard input".to_owned())
+        } else {
+            (Input::File(file.clone()), file.display().to_string())
+        };
+        let s = ingest(&mut tracker, &input, &mut |line, r| eprintln!("refused (line {line}): {r}"))
+            .with_context(|| format!("ingesting {name}"))?;
+        println!(
+            "{name}: {} lines, {} accepted, {} already known, {} refused",
+            s.lines, s.accepted, s.duplicates, s.refused
+        );
+        total.lines += s.lines;
+        total.accepted += s.accepted;
+        total.duplicates += s.duplicates;
+        total.refused += s.refused;
+    }
+    if total.refused > 0 {
+        println!(
+            "{} refused events were kept with their reasons in {}",
+            total.refused,
+            data_dir.join("dead-letter.ndjson").display()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ingests one input as one batch. `on_refusal` hears each refused line (1-based line number).
+pub fn ingest(tracker: &mut Tracker, input: &Input, on_refusal: &mut dyn FnMut(u64, &Refusal)) -> Result<Summary> {
+    // First pass: the units this batch establishes, wherever they stand in it.
+    let mut batch = Batch::default();
+    for line in input.open()?.split(b'\n') {
+        let line = line.context("reading")?;
+        if memchr(&line, b"admin_unit.established")
+            && let Ok(event) = Event::from_json(&line)
+            && let EventData::AdminUnitEstablished(_) = event.data
+        {
+            batch.add_units([&event]);
+        }
+    }
+
+    let bar = progress::bytes(input.len(), "ingest");
+    let mut summary = Summary::default();
+    let mut accepted: Vec<Event> = Vec::with_capacity(CHUNK);
+    let mut refused: Vec<(Vec<u8>, Refusal)> = Vec::new();
+    let flush = |tracker: &mut Tracker, accepted: &mut Vec<Event>, refused: &mut Vec<(Vec<u8>, Refusal)>| -> Result<()> {
+        tracker.log.append(accepted)?;
+        for event in accepted.iter() {
+            tracker.engine.apply(event);
+        }
+        accepted.clear();
+        let pairs: Vec<(&[u8], &Refusal)> = refused.iter().map(|(raw, r)| (raw.as_slice(), r)).collect();
+        tracker.log.dead_letters(&pairs)?;
+        refused.clear();
+        Ok(())
+    };
+    let mut read = 0u64;
+    for line in input.open()?.split(b'\n') {
+        let line = line.context("reading")?;
+        read += line.len() as u64 + 1;
+        summary.lines += 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let verdict = Event::from_json(&line).and_then(|event| tracker.engine.admit(&mut batch, &event).map(|a| (a, event)));
+        match verdict {
+            Ok((Admission::New, event)) => {
+                summary.accepted += 1;
+                accepted.push(event);
+            }
+            Ok((Admission::Duplicate, _)) => summary.duplicates += 1,
+            Err(refusal) => {
+                summary.refused += 1;
+                on_refusal(summary.lines, &refusal);
+                refused.push((redact(&line, &refusal), refusal));
+            }
+        }
+        if accepted.len() >= CHUNK {
+            flush(tracker, &mut accepted, &mut refused)?;
+            bar.set_position(read);
+        }
+    }
+    flush(tracker, &mut accepted, &mut refused)?;
+    bar.finish_and_clear();
+    Ok(summary)
+}
+
+/// A refused line is kept for the source to correct, but a raw citizen-ID never reaches the disk.
+fn redact(line: &[u8], refusal: &Refusal) -> Vec<u8> {
+    if refusal.rule != Rule::CitizenId {
+        return line.to_vec();
+    }
+    let mut text = String::from_utf8_lossy(line).into_owned();
+    while let Some(found) = hoctap_domain::validate::find_citizen_id(&text) {
+        text = text.replacen(found, "[CCCD đã che]", 1);
+    }
+    text.into_bytes()
+}
+
+fn memchr(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
