@@ -54,7 +54,11 @@ pub(crate) struct Meta {
     recorded: i64,
     fingerprint: u64,
     has_retractors: bool,
+    /// The subject whose records hold this event, for marking them when a retraction names it.
+    subject: u32,
 }
+
+const NO_SUBJECT: u32 = u32::MAX;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -74,6 +78,8 @@ pub(crate) enum Kind {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Rec {
     instant: i64,
+    /// Copied from the event's meta so that a review reads one cache line per record.
+    recorded: i64,
     ev: u32,
     day: i32,
     a: i32,
@@ -81,6 +87,8 @@ pub(crate) struct Rec {
     cycle: i16,
     kind: Kind,
     title: u8,
+    /// Some retraction names this event: liveness needs the retraction graph.
+    retractable: bool,
 }
 
 const NO_GROUP: i32 = -1;
@@ -244,12 +252,16 @@ impl Engine {
             recorded: event.recordedtime.unwrap_or(i64::MIN),
             fingerprint: event.fingerprint(),
             has_retractors,
+            subject: NO_SUBJECT,
         });
         self.ids.insert(event.id, ev);
         let day = event.day();
         let instant = event.instant;
+        let recorded = self.metas[ev as usize].recorded;
         let rec = |kind: Kind, title: Title, cycle: i32, a: i32, b: i32| Rec {
             instant,
+            recorded,
+            retractable: has_retractors,
             ev,
             day: day.0,
             a,
@@ -315,7 +327,7 @@ impl Engine {
             EventData::EventRetracted(d) => {
                 self.retractors.entry(d.event_id).or_default().push(ev);
                 if let Some(&target) = self.ids.get(&d.event_id) {
-                    self.metas[target as usize].has_retractors = true;
+                    self.mark_retractable(target);
                 }
                 None
             }
@@ -335,8 +347,27 @@ impl Engine {
             {
                 self.subjects[sid as usize].own_unit = Some(rec.a as UnitId);
             }
+            self.metas[ev as usize].subject = sid;
             insert_sorted(&self.metas, &mut self.subjects[sid as usize].recs, rec, |r| (r.instant, r.ev));
         }
+    }
+
+    fn mark_retractable(&mut self, target: u32) {
+        let meta = &mut self.metas[target as usize];
+        meta.has_retractors = true;
+        if meta.subject != NO_SUBJECT
+            && let Some(rec) = self.subjects[meta.subject as usize].recs.iter_mut().find(|r| r.ev == target)
+        {
+            rec.retractable = true;
+        }
+    }
+
+    /// [`Engine::alive`] for a subject record, reading only the record in the common case.
+    fn rec_alive(&self, rec: &Rec, known_at: Option<i64>) -> bool {
+        if known_at.is_some_and(|k| rec.recorded > k) {
+            return false;
+        }
+        !rec.retractable || self.alive(rec.ev, known_at, 0)
     }
 
     fn geo_change(&mut self, code: &str, instant: i64, day: Day, ev: u32, change: Change) {

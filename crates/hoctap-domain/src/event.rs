@@ -78,9 +78,20 @@ impl EventType {
 }
 
 /// A JSON number that can be hashed and compared (scores, totals, percentages).
-#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Deserialize)]
 #[serde(transparent)]
 pub struct Num(pub f64);
+
+impl Serialize for Num {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // A whole number is written as an integer, as sources send it (`90`, not `90.0`).
+        if self.0.fract() == 0.0 && self.0.abs() < 1e15 {
+            s.serialize_i64(self.0 as i64)
+        } else {
+            s.serialize_f64(self.0)
+        }
+    }
+}
 
 impl Hash for Num {
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -296,8 +307,9 @@ impl Event {
     /// A hash of the content that decides whether two copies of one `id` are the same event:
     /// every core attribute and the data, `recordedtime` aside.
     pub fn fingerprint(&self) -> u64 {
-        // A fixed-key hasher: the value only has to agree within one process (it is never stored).
-        let mut h = std::hash::DefaultHasher::new();
+        // A fast fixed-seed hasher: the value only has to agree within one process (it is never stored).
+        use std::hash::BuildHasher;
+        let mut h = foldhash::quality::FixedState::with_seed(0x686f_6374_6170).build_hasher();
         self.id.hash(&mut h);
         self.source.hash(&mut h);
         self.time.hash(&mut h);
@@ -394,8 +406,13 @@ fn parse_data<T: DeserializeOwned>(json: &str) -> Result<T, (String, String)> {
             match serde_path_to_error::deserialize::<_, T>(&mut de) {
                 Err(e) => {
                     let path = e.path().to_string();
-                    let field = if path == "." { "data".to_owned() } else { format!("data.{path}") };
-                    Err((field, e.into_inner().to_string()))
+                    let mut field = if path == "." { "data".to_owned() } else { format!("data.{path}") };
+                    let detail = e.into_inner().to_string();
+                    // serde reports a missing field at its parent: name the field itself.
+                    if let Some(name) = detail.strip_prefix("missing field `").and_then(|rest| rest.split('`').next()) {
+                        field = format!("{field}.{name}");
+                    }
+                    Err((field, detail))
                 }
                 Ok(_) => Err(("data".to_owned(), plain.to_string())),
             }

@@ -21,10 +21,15 @@ impl Day {
 
     /// Parses `YYYY-MM-DD`.
     pub fn parse(text: &str) -> Option<Day> {
-        if text.len() != 10 {
+        // Hand-parsed: dates sit on the replay's hot path and chrono's format parser is slow there.
+        let b = text.as_bytes();
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
             return None;
         }
-        NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().map(Day::from_date)
+        let num = |r: std::ops::Range<usize>| -> Option<u32> {
+            b[r].iter().try_fold(0u32, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
+        };
+        NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?).map(Day::from_date)
     }
 
     pub fn from_date(date: NaiveDate) -> Day {

@@ -215,7 +215,7 @@ impl Engine {
         let mut group_latest = None;
         let mut group_first = None;
         let mut skill = false;
-        for r in subject.recs.iter().filter(|r| self.alive(r.ev, known_at, 0)) {
+        for r in subject.recs.iter().filter(|r| self.rec_alive(r, known_at)) {
             if let Some(c) = r.commune() {
                 first_code.get_or_insert(c);
                 if r.day <= day {
