@@ -171,12 +171,10 @@ impl Engine {
             };
             let Some(loc) = location else { continue };
             let t = &mut own[loc as usize];
-            let mut any = false;
             for (title, bits) in at.measures.iter().enumerate() {
                 for (m, count) in t.titles[title].iter_mut().enumerate() {
                     if bits & (1 << m) != 0 {
                         *count += 1;
-                        any = true;
                     }
                 }
             }
@@ -191,7 +189,6 @@ impl Engine {
                     t.lc_group[at.group as usize] += 1;
                 }
             }
-            let _ = any;
         }
         let mut rolled = own.clone();
         for (u, tally) in own.iter().enumerate() {
@@ -237,11 +234,9 @@ impl Engine {
                         registration[t] = 1;
                     }
                 }
-                Kind::Withdrawn => {
-                    if this_cycle {
-                        registration[t] = 2;
-                        withdrawn_at[t] = r.instant;
-                    }
+                Kind::Withdrawn if this_cycle => {
+                    registration[t] = 2;
+                    withdrawn_at[t] = r.instant;
                 }
                 Kind::Declared if this_cycle => activity[t] |= 1 << DECLARED,
                 Kind::Evidenced if this_cycle => activity[t] |= 1 << EVIDENCED,
