@@ -1,4 +1,11 @@
-//! Helpers for the end-to-end tests: a terse way to write the events of a hand-checked world.
+//! Helpers for the end-to-end tests: a terse way to write the events of a hand-checked world, that world
+//! itself ([`scenario_world`]), and the real `hoctap` binary ([`hoctap`]) with NDJSON inputs for it.
+
+mod cli;
+mod world;
+
+pub use cli::{Ran, hoctap, ingest, ndjson, review_json, run, source_line};
+pub use world::{EARLY, REFORM, START, baseline, grant, reg, retraction, scenario_world, target, unit};
 
 use hoctap_domain::time::parse_instant;
 use hoctap_domain::{Day, Event};
@@ -8,7 +15,13 @@ use uuid::Uuid;
 /// Builds an event from its parts through the real decoder, as a source would send it.
 /// `n` gives a readable, stable id (`00000000-0000-0000-0000-0000000000nn`).
 pub fn event(n: u128, stem: &str, time: &str, subject: &str, data: Value) -> Event {
-    let json = json!({
+    let json = envelope(n, stem, time, subject, data);
+    Event::from_json(json.to_string().as_bytes()).unwrap_or_else(|r| panic!("fixture event {n} is invalid: {r}"))
+}
+
+/// The raw CloudEvent JSON that [`event`] decodes, for tests that need to break it before it is sent.
+pub fn envelope(n: u128, stem: &str, time: &str, subject: &str, data: Value) -> Value {
+    json!({
         "specversion": "1.0",
         "id": Uuid::from_u128(n).to_string(),
         "source": "test.hoctap",
@@ -16,8 +29,7 @@ pub fn event(n: u128, stem: &str, time: &str, subject: &str, data: Value) -> Eve
         "time": time,
         "subject": subject,
         "data": data,
-    });
-    Event::from_json(json.to_string().as_bytes()).unwrap_or_else(|r| panic!("fixture event {n} is invalid: {r}"))
+    })
 }
 
 /// The same event as the tracker would have recorded it at `recorded` (RFC 3339).

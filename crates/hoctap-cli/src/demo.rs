@@ -59,19 +59,26 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     let mut written = Vec::new();
     let mut reviews = Vec::new();
     for (name, date) in REVIEWS {
-        let query = Query { scope: "01".into(), as_of: Day::parse(date).expect("date"), known_at: None, milestone: None };
+        let query =
+            Query { scope: "01".into(), as_of: Day::parse(date).expect("date"), known_at: None, milestone: None };
         let t = Instant::now();
         let review = tracker.engine.review(&query)?;
         let took = t.elapsed();
         println!("{}", hoctap_report::table(&review).trim_end());
         println!("(computed in {took:.1?})\n");
-        written.push(write(&args.out.join(format!("{name}-{date}.html")), &hoctap_report::html(&[&review], &title(&review)))?);
+        written.push(write(
+            &args.out.join(format!("{name}-{date}.html")),
+            &hoctap_report::html(&[&review], &title(&review)),
+        )?);
         written.push(write(&args.out.join(format!("{name}-{date}.csv")), &hoctap_report::csv(&review))?);
         written.push(write(&args.out.join(format!("{name}-{date}.json")), &hoctap_report::json(&review))?);
         reviews.push(review);
     }
     let all: Vec<&Review> = reviews.iter().collect();
-    written.push(write(&args.out.join("report.html"), &hoctap_report::html(&all, "Hà Nội — sơ kết 2025 và tổng kết 2030"))?);
+    written.push(write(
+        &args.out.join("report.html"),
+        &hoctap_report::html(&all, "Hà Nội — sơ kết 2025 và tổng kết 2030"),
+    )?);
     println!("Reports:");
     for path in &written {
         println!("  {}", path.display());

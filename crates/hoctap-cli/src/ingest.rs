@@ -83,32 +83,36 @@ pub fn run(data_dir: &Path, files: &[PathBuf]) -> Result<ExitCode> {
 /// Ingests one input as one batch. `on_refusal` hears each refused line (1-based line number).
 pub fn ingest(tracker: &mut Tracker, input: &Input, on_refusal: &mut dyn FnMut(u64, &Refusal)) -> Result<Summary> {
     // First pass: the units this batch establishes, wherever they stand in it.
-    let mut batch = Batch::default();
+    let mut establishments = Vec::new();
     for line in input.open()?.split(b'\n') {
         let line = line.context("reading")?;
-        if memchr(&line, b"admin_unit.established")
+        if contains(&line, b"admin_unit.established")
             && let Ok(event) = Event::from_json(&line)
             && let EventData::AdminUnitEstablished(_) = event.data
         {
-            batch.add_units([&event]);
+            establishments.push(event);
         }
     }
+    let mut batch = Batch::default();
+    batch.add_units(&tracker.engine, &establishments);
+    drop(establishments);
 
     let bar = progress::bytes(input.len(), "ingest");
     let mut summary = Summary::default();
     let mut accepted: Vec<Event> = Vec::with_capacity(CHUNK);
     let mut refused: Vec<(Vec<u8>, Refusal)> = Vec::new();
-    let flush = |tracker: &mut Tracker, accepted: &mut Vec<Event>, refused: &mut Vec<(Vec<u8>, Refusal)>| -> Result<()> {
-        tracker.log.append(accepted)?;
-        for event in accepted.iter() {
-            tracker.engine.apply(event);
-        }
-        accepted.clear();
-        let pairs: Vec<(&[u8], &Refusal)> = refused.iter().map(|(raw, r)| (raw.as_slice(), r)).collect();
-        tracker.log.dead_letters(&pairs)?;
-        refused.clear();
-        Ok(())
-    };
+    let flush =
+        |tracker: &mut Tracker, accepted: &mut Vec<Event>, refused: &mut Vec<(Vec<u8>, Refusal)>| -> Result<()> {
+            tracker.log.append(accepted)?;
+            for event in accepted.iter() {
+                tracker.engine.apply(event);
+            }
+            accepted.clear();
+            let pairs: Vec<(&[u8], &Refusal)> = refused.iter().map(|(raw, r)| (raw.as_slice(), r)).collect();
+            tracker.log.dead_letters(&pairs)?;
+            refused.clear();
+            Ok(())
+        };
     let mut read = 0u64;
     for line in input.open()?.split(b'\n') {
         let line = line.context("reading")?;
@@ -117,7 +121,8 @@ pub fn ingest(tracker: &mut Tracker, input: &Input, on_refusal: &mut dyn FnMut(u
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let verdict = Event::from_json(&line).and_then(|event| tracker.engine.admit(&mut batch, &event).map(|a| (a, event)));
+        let verdict =
+            Event::from_json(&line).and_then(|event| tracker.engine.admit(&mut batch, &event).map(|a| (a, event)));
         match verdict {
             Ok((Admission::New, event)) => {
                 summary.accepted += 1;
@@ -152,6 +157,6 @@ fn redact(line: &[u8], refusal: &Refusal) -> Vec<u8> {
     text.into_bytes()
 }
 
-fn memchr(haystack: &[u8], needle: &[u8]) -> bool {
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }

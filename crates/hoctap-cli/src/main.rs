@@ -12,6 +12,11 @@ use hoctap_domain::{Day, Query, time::parse_instant};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+// Replay decodes on worker threads and folds on the main thread: mimalloc keeps those cross-thread
+// allocations and frees cheap, where the system allocator spends a large share of the replay.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Event-sourced tracker for Vietnam's learning-society campaign (xã hội học tập, 2021–2030).
 ///
 /// Events (registrations, declarations, evidence, recognitions, geography, baselines and plan targets)
@@ -92,13 +97,13 @@ enum Format {
 
 impl ReviewArgs {
     fn query(&self) -> Result<Query> {
-        let as_of = Day::parse(&self.as_of).with_context(|| format!("--as-of `{}` is not a date YYYY-MM-DD", self.as_of))?;
+        let as_of =
+            Day::parse(&self.as_of).with_context(|| format!("--as-of `{}` is not a date YYYY-MM-DD", self.as_of))?;
         let known_at = match &self.known_at {
             None => None,
-            Some(text) => Some(
-                parse_instant(text)
-                    .with_context(|| format!("--known-at `{text}` is not an RFC 3339 timestamp (e.g. 2026-01-15T00:00:00Z)"))?,
-            ),
+            Some(text) => Some(parse_instant(text).with_context(|| {
+                format!("--known-at `{text}` is not an RFC 3339 timestamp (e.g. 2026-01-15T00:00:00Z)")
+            })?),
         };
         Ok(Query { scope: self.scope.clone(), as_of, known_at, milestone: self.milestone })
     }
@@ -127,8 +132,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Format::Json => hoctap_report::json(&review),
                 Format::Csv => hoctap_report::csv(&review),
             };
-            println!("{}", text.trim_end());
-            Ok(ExitCode::SUCCESS)
+            print_out(text.trim_end())
         }
         Command::Generate { citizens, seed, out } => {
             let config = hoctap_gen::Config::new(citizens, seed);
@@ -137,12 +141,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
                     hoctap_gen::write_ndjson(&config, std::io::BufWriter::with_capacity(1 << 20, file))?
                 }
-                None => hoctap_gen::write_ndjson(&config, std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock()))?,
+                None => hoctap_gen::write_ndjson(
+                    &config,
+                    std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock()),
+                )?,
             };
             eprintln!("generated {} events for {} subjects (seed {seed})", stats.events, stats.subjects);
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => demo::run(&args),
         Command::Bench(cmd) => bench::run(cmd),
+    }
+}
+
+/// Prints the command's output. A reader that stops early (`hoctap review … | head`) is not an error.
+fn print_out(text: &str) -> Result<ExitCode> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to standard output"),
+        _ => Ok(ExitCode::SUCCESS),
     }
 }

@@ -26,13 +26,18 @@ impl Tracker {
         let log = Log::open(dir).with_context(|| format!("opening the log in {}", dir.display()))?;
         let report = log.opened_report();
         if report.torn_bytes > 0 {
-            eprintln!("note: cut a torn tail of {} bytes from {} (an interrupted write)", report.torn_bytes, dir.display());
+            eprintln!(
+                "note: cut a torn tail of {} bytes from {} (an interrupted write)",
+                report.torn_bytes,
+                dir.display()
+            );
         }
         Self::replay(log)
     }
 
     fn replay(log: Log) -> Result<Tracker> {
         let mut engine = Engine::new();
+        engine.reserve(log.len() as usize);
         let bar = progress::items(log.len(), "replay");
         let mut n = 0u64;
         log.replay(|event| {

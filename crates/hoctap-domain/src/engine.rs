@@ -30,18 +30,33 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// A batch whose events are `events`; the units they establish are known to all of them.
-    pub fn new<'a>(events: impl IntoIterator<Item = &'a Event>) -> Batch {
-        let mut batch = Batch::default();
-        batch.add_units(events);
-        batch
-    }
-
-    /// Adds the units `events` establish (for a batch read in several pieces).
-    pub fn add_units<'a>(&mut self, events: impl IntoIterator<Item = &'a Event>) {
-        for e in events {
-            if let EventData::AdminUnitEstablished(d) = &e.data {
-                self.units.insert(d.code.clone());
+    /// Adds the units that `events` establish, so that every event of the batch knows them wherever
+    /// they stand in it. An establishment that would itself be refused (bad content, a conflicting id,
+    /// a parent known neither before nor in the batch) establishes nothing.
+    pub fn add_units<'a>(&mut self, engine: &Engine, events: impl IntoIterator<Item = &'a Event>) {
+        let mut pending: Vec<(&'a Event, &'a crate::event::AdminUnitEstablished)> = events
+            .into_iter()
+            .filter_map(|e| match &e.data {
+                EventData::AdminUnitEstablished(d) => Some((e, d)),
+                _ => None,
+            })
+            .filter(|(e, _)| validate::check_content(e).is_ok())
+            .filter(|(e, _)| {
+                engine.ids.get(&e.id).is_none_or(|&m| engine.metas[m as usize].fingerprint == e.fingerprint())
+            })
+            .collect();
+        // Parents may be established later in the batch: settle until nothing changes.
+        loop {
+            let before = pending.len();
+            pending.retain(|(_, d)| {
+                let parent_known = d.parent.as_deref().is_none_or(|p| engine.unit_known(p) || self.units.contains(p));
+                if parent_known {
+                    self.units.insert(d.code.clone());
+                }
+                !parent_known
+            });
+            if pending.len() == before {
+                break;
             }
         }
     }
@@ -103,8 +118,6 @@ impl Rec {
 pub(crate) struct Subject {
     /// Sorted by (time, event id).
     recs: Vec<Rec>,
-    /// Set when the subject is an administrative unit holding a title as itself (rule 6).
-    own_unit: Option<UnitId>,
 }
 
 #[derive(Clone, Debug)]
@@ -194,6 +207,13 @@ impl Engine {
         Engine::default()
     }
 
+    /// Makes room for `events` more events (a replay knows how many records the log holds), so the
+    /// id index is not rehashed again and again while it grows.
+    pub fn reserve(&mut self, events: usize) {
+        self.ids.reserve(events);
+        self.metas.reserve(events);
+    }
+
     /// Number of distinct events folded.
     pub fn len(&self) -> usize {
         self.metas.len()
@@ -208,7 +228,11 @@ impl Engine {
     pub fn admit(&self, batch: &mut Batch, event: &Event) -> Result<Admission, Refusal> {
         validate::check_content(event)?;
         let fingerprint = event.fingerprint();
-        let earlier = self.ids.get(&event.id).map(|&m| self.metas[m as usize].fingerprint).or_else(|| batch.ids.get(&event.id).copied());
+        let earlier = self
+            .ids
+            .get(&event.id)
+            .map(|&m| self.metas[m as usize].fingerprint)
+            .or_else(|| batch.ids.get(&event.id).copied());
         if let Some(earlier) = earlier {
             return if earlier == fingerprint {
                 Ok(Admission::Duplicate)
@@ -280,10 +304,16 @@ impl Engine {
             EventData::RegistrationWithdrawn(d) => Some(rec(Kind::Withdrawn, d.title, d.cycle_year, 0, 0)),
             EventData::DeclarationSubmitted(d) => Some(rec(Kind::Declared, d.title, d.cycle_year, 0, 0)),
             EventData::EvidenceUploaded(d) => Some(rec(Kind::Evidenced, d.title, d.cycle_year, 0, 0)),
-            EventData::RecognitionGranted(d) => Some(rec(Kind::Granted, d.title, d.cycle_year, d.valid_from.0, d.valid_until.0)),
+            EventData::RecognitionGranted(d) => {
+                Some(rec(Kind::Granted, d.title, d.cycle_year, d.valid_from.0, d.valid_until.0))
+            }
             EventData::RecognitionRevoked(d) => Some(rec(Kind::Revoked, d.title, d.cycle_year, d.effective.0, 0)),
-            EventData::SkillCertified(d) => Some(rec(Kind::Skill, no_title, 0, self.units.intern(&d.commune) as i32, 0)),
-            EventData::SubjectRelocated(d) => Some(rec(Kind::Relocated, no_title, 0, self.units.intern(&d.commune) as i32, 0)),
+            EventData::SkillCertified(d) => {
+                Some(rec(Kind::Skill, no_title, 0, self.units.intern(&d.commune) as i32, 0))
+            }
+            EventData::SubjectRelocated(d) => {
+                Some(rec(Kind::Relocated, no_title, 0, self.units.intern(&d.commune) as i32, 0))
+            }
             EventData::BaselineRecorded(d) => {
                 let unit = self.units.intern(&d.unit);
                 let list = self.baselines.entry((unit, d.metric)).or_default();
@@ -307,7 +337,13 @@ impl Engine {
             }
             EventData::AdminUnitEstablished(d) => {
                 let parent = d.parent.as_deref().map(|p| self.units.intern(p));
-                self.geo_change(&d.code, instant, day, ev, Change::Established { level: d.level, parent, name: d.name.as_str().into() });
+                self.geo_change(
+                    &d.code,
+                    instant,
+                    day,
+                    ev,
+                    Change::Established { level: d.level, parent, name: d.name.as_str().into() },
+                );
                 None
             }
             EventData::AdminUnitReparented(d) => {
@@ -342,11 +378,6 @@ impl Engine {
                     s
                 }
             };
-            if let EventData::RegistrationSubmitted(d) = &event.data
-                && d.subject_kind.admin_level().is_some()
-            {
-                self.subjects[sid as usize].own_unit = Some(rec.a as UnitId);
-            }
             self.metas[ev as usize].subject = sid;
             insert_sorted(&self.metas, &mut self.subjects[sid as usize].recs, rec, |r| (r.instant, r.ev));
         }
@@ -367,7 +398,7 @@ impl Engine {
         if known_at.is_some_and(|k| rec.recorded > k) {
             return false;
         }
-        !rec.retractable || self.alive(rec.ev, known_at, 0)
+        !rec.retractable || self.alive(rec.ev, known_at)
     }
 
     fn geo_change(&mut self, code: &str, instant: i64, day: Day, ev: u32, change: Change) {
@@ -375,21 +406,32 @@ impl Engine {
         if self.geo.len() <= unit {
             self.geo.resize_with(self.units.codes.len(), UnitHistory::default);
         }
-        insert_sorted(&self.metas, &mut self.geo[unit].recs, GeoRec { instant, day, ev, change }, |r| (r.instant, r.ev));
+        insert_sorted(&self.metas, &mut self.geo[unit].recs, GeoRec { instant, day, ev, change }, |r| {
+            (r.instant, r.ev)
+        });
     }
 
     /// Whether event `ev` exists as known at `known_at` (rule 1): recorded by then and not retracted
-    /// by a retraction that itself exists then. Retraction chains are followed to a fixed depth; a
-    /// cycle of retractions deeper than that leaves the event standing.
-    fn alive(&self, ev: u32, known_at: Option<i64>, depth: u32) -> bool {
+    /// by a retraction that itself exists then (retractions of retractions restore the event).
+    fn alive(&self, ev: u32, known_at: Option<i64>) -> bool {
+        self.alive_on_path(ev, known_at, &mut Vec::new())
+    }
+
+    /// Retraction graphs may hold cycles (two retractions naming each other): an edge back into the
+    /// path being evaluated is ignored, so the answer is still a function of the set of events.
+    fn alive_on_path(&self, ev: u32, known_at: Option<i64>, path: &mut Vec<u32>) -> bool {
         let meta = &self.metas[ev as usize];
         if known_at.is_some_and(|k| meta.recorded > k) {
             return false;
         }
-        if !meta.has_retractors || depth > 64 {
+        if !meta.has_retractors {
             return true;
         }
-        !self.retractors[&meta.id].iter().any(|&r| self.alive(r, known_at, depth + 1))
+        path.push(ev);
+        let retracted =
+            self.retractors[&meta.id].iter().any(|&r| !path.contains(&r) && self.alive_on_path(r, known_at, path));
+        path.pop();
+        !retracted
     }
 
     /// Approximate sizes, for the replay benchmark.

@@ -49,6 +49,17 @@ macro_rules! event_types {
                 match ty { $(EventType::$variant => parse_data::<$data>(json).map(EventData::$variant)),+ }
             }
         }
+
+        /// Decodes `data` straight into the type named by the envelope (the single-pass fast path).
+        struct DataSeed(EventType);
+
+        impl<'de> serde::de::DeserializeSeed<'de> for DataSeed {
+            type Value = EventData;
+
+            fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<EventData, D::Error> {
+                match self.0 { $(EventType::$variant => $data::deserialize(d).map(EventData::$variant)),+ }
+            }
+        }
     };
 }
 
@@ -355,7 +366,12 @@ impl Event {
     pub fn from_json_recorded(json: &[u8]) -> Result<Event, Refusal> {
         let event = decode(json)?;
         if event.recordedtime.is_none() {
-            return Err(Refusal::new(Some(event.id.to_string()), "recordedtime", Rule::Schema, "a logged event must carry recordedtime"));
+            return Err(Refusal::new(
+                Some(event.id.to_string()),
+                "recordedtime",
+                Rule::Schema,
+                "a logged event must carry recordedtime",
+            ));
         }
         Ok(event)
     }
@@ -379,22 +395,110 @@ struct WireOut<'a> {
 
 /// The envelope as read, every attribute optional so that a missing one is named in the refusal.
 /// Unknown attributes (CloudEvents extensions) are accepted and not kept.
-#[derive(Deserialize)]
+#[derive(Default)]
 struct WireIn<'a> {
-    #[serde(borrow)]
     specversion: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     id: Option<Cow<'a, str>>,
     source: Option<String>,
-    #[serde(rename = "type", borrow)]
     ty: Option<Cow<'a, str>>,
     time: Option<String>,
     subject: Option<String>,
     datacontenttype: Option<String>,
-    #[serde(borrow)]
     recordedtime: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    data: Option<&'a RawValue>,
+    data: Option<Data<'a>>,
+}
+
+enum Data<'a> {
+    /// Decoded in the same pass as the envelope (the common case: `type` comes before `data`).
+    Typed(EventData),
+    /// Kept as text, to be decoded (or upcast) once the envelope is known.
+    Raw(&'a RawValue),
+}
+
+/// Reads the envelope in one pass. With `typed`, a current-version `data` that follows `type` is
+/// decoded directly into its Rust type; without, `data` is always kept raw so that a failure can be
+/// reported with the path of the field.
+struct WireSeed {
+    typed: bool,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for WireSeed {
+    type Value = WireIn<'de>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<WireIn<'de>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for WireSeed {
+    type Value = WireIn<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a CloudEvent as a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<WireIn<'de>, A::Error> {
+        let mut w = WireIn::default();
+        while let Some(CowStr(key)) = map.next_key()? {
+            match &*key {
+                "specversion" => w.specversion = map.next_value::<Option<CowStr<'de>>>()?.map(|c| c.0),
+                "id" => w.id = map.next_value::<Option<CowStr<'de>>>()?.map(|c| c.0),
+                "source" => w.source = map.next_value()?,
+                "type" => w.ty = map.next_value::<Option<CowStr<'de>>>()?.map(|c| c.0),
+                "time" => w.time = map.next_value()?,
+                "subject" => w.subject = map.next_value()?,
+                "datacontenttype" => w.datacontenttype = map.next_value()?,
+                "recordedtime" => w.recordedtime = map.next_value::<Option<CowStr<'de>>>()?.map(|c| c.0),
+                "data" => {
+                    let current =
+                        w.ty.as_deref().and_then(|t| parse_type(t).ok()).filter(|(_, v)| *v == CURRENT_VERSION);
+                    w.data = match current {
+                        Some((event_type, _)) if self.typed => {
+                            Some(Data::Typed(map.next_value_seed(DataSeed(event_type))?))
+                        }
+                        _ => map.next_value::<Option<&'de RawValue>>()?.map(Data::Raw),
+                    };
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(w)
+    }
+}
+
+/// A string borrowed from the input when it has no escapes, owned otherwise.
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<CowStr<'de>, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+fn read_wire(json: &[u8], typed: bool) -> serde_json::Result<WireIn<'_>> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let wire = WireSeed { typed }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(wire)
 }
 
 fn parse_data<T: DeserializeOwned>(json: &str) -> Result<T, (String, String)> {
@@ -421,20 +525,29 @@ fn parse_data<T: DeserializeOwned>(json: &str) -> Result<T, (String, String)> {
 }
 
 fn decode(json: &[u8]) -> Result<Event, Refusal> {
-    let wire: WireIn<'_> = serde_json::from_slice(json).map_err(|e| {
-        let id = sniff_id(json);
-        let field = if e.is_data() { "(envelope)" } else { "(line)" };
-        Refusal::new(id, field, if e.is_data() { Rule::Schema } else { Rule::Json }, e.to_string())
-    })?;
+    // One pass when the input is well formed; on any error, read again keeping `data` raw so the
+    // refusal names the field.
+    let wire = match read_wire(json, true) {
+        Ok(wire) => wire,
+        Err(_) => read_wire(json, false).map_err(|e| {
+            let id = sniff_id(json);
+            let field = if e.is_data() { "(envelope)" } else { "(line)" };
+            Refusal::new(id, field, if e.is_data() { Rule::Schema } else { Rule::Json }, e.to_string())
+        })?,
+    };
     let id_text = wire.id.as_deref();
-    let refuse = |field: &str, rule: Rule, detail: String| Refusal::new(id_text.map(str::to_owned), field, rule, detail);
+    let refuse =
+        |field: &str, rule: Rule, detail: String| Refusal::new(id_text.map(str::to_owned), field, rule, detail);
     let missing = |field: &str| refuse(field, Rule::Schema, format!("required attribute `{field}` is missing"));
 
     let id_text_v = id_text.ok_or_else(|| missing("id"))?;
-    let id = Uuid::parse_str(id_text_v).map_err(|_| refuse("id", Rule::Schema, format!("`{id_text_v}` is not a UUID")))?;
+    let id =
+        Uuid::parse_str(id_text_v).map_err(|_| refuse("id", Rule::Schema, format!("`{id_text_v}` is not a UUID")))?;
     match wire.specversion.as_deref() {
         Some("1.0") => {}
-        Some(other) => return Err(refuse("specversion", Rule::Schema, format!("specversion must be \"1.0\", not {other:?}"))),
+        Some(other) => {
+            return Err(refuse("specversion", Rule::Schema, format!("specversion must be \"1.0\", not {other:?}")));
+        }
         None => return Err(missing("specversion")),
     }
     let source = wire.source.filter(|s| !s.is_empty()).ok_or_else(|| missing("source"))?;
@@ -447,22 +560,25 @@ fn decode(json: &[u8]) -> Result<Event, Refusal> {
     if let Some(ct) = &wire.datacontenttype
         && ct != "application/json"
     {
-        return Err(refuse("datacontenttype", Rule::Schema, format!("datacontenttype must be application/json, not {ct:?}")));
+        return Err(refuse(
+            "datacontenttype",
+            Rule::Schema,
+            format!("datacontenttype must be application/json, not {ct:?}"),
+        ));
     }
-    let recordedtime = match wire.recordedtime.as_deref() {
-        None => None,
-        Some(text) => Some(
-            time::parse_instant(text)
-                .ok_or_else(|| refuse("recordedtime", Rule::Schema, format!("`{text}` is not an RFC 3339 timestamp")))?,
-        ),
-    };
-    let raw = wire.data.ok_or_else(|| missing("data"))?;
-    let data = if version == CURRENT_VERSION {
-        EventData::from_json(event_type, raw.get())
-    } else {
-        upcast::to_current(event_type, version, raw.get())
+    let recordedtime =
+        match wire.recordedtime.as_deref() {
+            None => None,
+            Some(text) => Some(time::parse_instant(text).ok_or_else(|| {
+                refuse("recordedtime", Rule::Schema, format!("`{text}` is not an RFC 3339 timestamp"))
+            })?),
+        };
+    let data = match wire.data.ok_or_else(|| missing("data"))? {
+        Data::Typed(data) => Ok(data),
+        Data::Raw(raw) if version == CURRENT_VERSION => EventData::from_json(event_type, raw.get()),
+        Data::Raw(raw) => upcast::to_current(event_type, version, raw.get())
             .map_err(|detail| ("data".to_owned(), detail))
-            .and_then(|json| EventData::from_json(event_type, &json))
+            .and_then(|json| EventData::from_json(event_type, &json)),
     }
     .map_err(|(field, detail)| refuse(&field, Rule::Schema, detail))?;
     Ok(Event { id, source, time, instant, subject, datacontenttype: wire.datacontenttype, recordedtime, data })
@@ -475,7 +591,9 @@ pub fn parse_type(ty: &str) -> Result<(EventType, u32), String> {
     let event_type = EventType::from_stem(stem).ok_or_else(|| format!("`{stem}` is not a known event type"))?;
     let version: u32 = version.parse().map_err(|_| format!("`{ty}` has no numeric version"))?;
     if version == 0 || version > CURRENT_VERSION || !upcast::readable(event_type, version) {
-        return Err(format!("version {version} of `{stem}` is not known (this tracker reads up to v{CURRENT_VERSION})"));
+        return Err(format!(
+            "version {version} of `{stem}` is not known (this tracker reads up to v{CURRENT_VERSION})"
+        ));
     }
     Ok((event_type, version))
 }
@@ -524,7 +642,13 @@ pub mod upcast {
     }
 
     /// Runs `steps` from `from` to `to` (separate from [`to_current`] so tests can exercise the chain).
-    pub fn apply_steps(steps: &[Step], event_type: EventType, from: u32, to: u32, data: &str) -> Result<String, String> {
+    pub fn apply_steps(
+        steps: &[Step],
+        event_type: EventType,
+        from: u32,
+        to: u32,
+        data: &str,
+    ) -> Result<String, String> {
         let mut value: Value = serde_json::from_str(data).map_err(|e| e.to_string())?;
         for v in from..to {
             let step = steps

@@ -75,7 +75,13 @@ mod tests {
             let i = Indicator::parse(text).unwrap_or_else(|| panic!("{text}"));
             assert_eq!(i.to_string(), text);
         }
-        for bad in ["learning_citizen", "learning_family:staff/adults", "learning_citizen/districts", "x/adults", "digital_skill/x"] {
+        for bad in [
+            "learning_citizen",
+            "learning_family:staff/adults",
+            "learning_citizen/districts",
+            "x/adults",
+            "digital_skill/x",
+        ] {
             assert!(Indicator::parse(bad).is_none(), "{bad}");
         }
     }

@@ -7,10 +7,10 @@ pub mod codes;
 pub mod engine;
 pub mod event;
 pub mod geo;
-pub mod refusal;
-pub mod time;
 pub mod indicator;
+pub mod refusal;
 pub mod review;
+pub mod time;
 pub mod validate;
 
 pub use engine::{Admission, Batch, Engine, MemoryStats, Query, QueryError};

@@ -4,8 +4,7 @@ use serde::Serialize;
 use std::fmt;
 
 /// The rule of "bad input" an event broke. Each refusal goes to the dead-letter place with one of these.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Rule {
     /// The line is not a JSON object.
     Json,
@@ -52,6 +51,13 @@ impl Rule {
             Rule::RecordedTime => "recordedtime",
             Rule::Indicator => "indicator",
         }
+    }
+}
+
+impl Serialize for Rule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // One spelling everywhere: the one printed is the one stored.
+        s.serialize_str(self.as_str())
     }
 }
 

@@ -82,19 +82,94 @@ impl<'de> Deserialize<'de> for Day {
 
 /// Parses an RFC 3339 timestamp with an offset into UTC microseconds.
 pub fn parse_instant(text: &str) -> Option<i64> {
-    DateTime::parse_from_rfc3339(text).ok().map(|t| t.timestamp_micros())
+    parse_instant_fast(text).or_else(|| DateTime::parse_from_rfc3339(text).ok().map(|t| t.timestamp_micros()))
 }
 
-/// Formats UTC microseconds as RFC 3339 (`Z`, microsecond precision).
+/// The common shape `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`, parsed by hand: timestamps sit on the
+/// replay's hot path. Anything else (leap seconds, lower-case `t`, …) is left to chrono.
+fn parse_instant_fast(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() < 20 || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        b.get(r)?.iter().try_fold(0i64, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0')))
+    };
+    let day = Day::parse(&text[..10])?;
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut i = 19;
+    let mut micros = 0i64;
+    if b[i] == b'.' {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - start < 6 {
+                micros = micros * 10 + i64::from(b[i] - b'0');
+            }
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        for _ in (i - start)..6 {
+            micros *= 10;
+        }
+    }
+    let offset = match b.get(i..)? {
+        b"Z" => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let digits = [*h1, *h2, *m1, *m2];
+            if !digits.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            let d = |k: usize| i64::from(digits[k] - b'0');
+            let minutes = (d(0) * 10 + d(1)) * 60 + d(2) * 10 + d(3);
+            if d(0) * 10 + d(1) > 23 || d(2) * 10 + d(3) > 59 {
+                return None;
+            }
+            if *sign == b'+' { minutes } else { -minutes }
+        }
+        _ => return None,
+    };
+    let seconds = i64::from(day.0) * 86_400 + hour * 3600 + minute * 60 + second - offset * 60;
+    Some(seconds * 1_000_000 + micros)
+}
+
+/// Formats UTC microseconds as RFC 3339 (`Z`; a fraction only when there is one).
 pub fn format_instant(micros: i64) -> String {
     DateTime::<Utc>::from_timestamp_micros(micros)
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true))
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
         .unwrap_or_else(|| micros.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_instant_parser_agrees_with_chrono() {
+        for text in [
+            "2025-12-31T23:59:59+07:00",
+            "2025-12-31T17:00:00Z",
+            "2025-01-01T00:00:00.5-03:30",
+            "2026-02-20T00:00:00.123456Z",
+            "2026-02-20T00:00:00.1234567+00:00",
+            "1969-12-31T23:59:59Z",
+        ] {
+            let chrono = DateTime::parse_from_rfc3339(text).unwrap().timestamp_micros();
+            assert_eq!(parse_instant_fast(text), Some(chrono), "{text}");
+        }
+        for text in ["2025-12-31T24:00:00Z", "2025-12-31T23:59:59", "2025-12-31T23:59:59+7:00", "2025-02-30T00:00:00Z"]
+        {
+            assert_eq!(parse_instant_fast(text), None, "{text}");
+            assert_eq!(parse_instant(text), None, "{text}");
+        }
+        // Shapes the fast path leaves to chrono still parse.
+        assert!(parse_instant("2025-12-31t23:59:59Z").is_some());
+    }
 
     #[test]
     fn vietnam_day_boundaries() {

@@ -12,19 +12,26 @@ pub fn check_content(event: &Event) -> Result<(), Refusal> {
     let id = || Some(event.id.to_string());
     let refuse = |field: &str, rule: Rule, detail: String| Err(Refusal::new(id(), field, rule, detail));
 
-    if let Some(found) = find_citizen_id(&event.subject) {
-        return refuse("subject", Rule::CitizenId, format!("`{found}` looks like a raw citizen-ID number (CCCD); use a pseudonymous id"));
+    if find_citizen_id(&event.subject).is_some() {
+        // The number itself is never repeated: the refusal is printed and stored.
+        return refuse(
+            "subject",
+            Rule::CitizenId,
+            "holds a 12-digit number starting with 0, the shape of a raw citizen-ID (CCCD); use a pseudonymous id"
+                .into(),
+        );
     }
     // Fast path: scan the data's JSON text; only when something looks like a CCCD, walk the values to
     // name the field and skip the keys that hold ids and hashes.
     let text = serde_json::to_string(&event.data).expect("event data serialises");
     if find_citizen_id(&text).is_some() {
         let data = serde_json::to_value(&event.data).expect("event data serialises");
-        if let Some((path, found)) = citizen_id_in_data(&data, "data") {
+        if let Some((path, _)) = citizen_id_in_data(&data, "data") {
+            // The number itself is never repeated: the refusal is printed and stored.
             return refuse(
                 &path,
                 Rule::CitizenId,
-                format!("`{found}` looks like a raw citizen-ID number (CCCD); events carry no personal data"),
+                "holds a 12-digit number starting with 0, the shape of a raw citizen-ID (CCCD); events carry no personal data".into(),
             );
         }
     }
@@ -43,7 +50,11 @@ pub fn check_content(event: &Event) -> Result<(), Refusal> {
         if code == event.subject {
             Ok(())
         } else {
-            refuse("subject", Rule::SubjectMismatch, format!("subject `{}` must be the code the data names (`{code}`)", event.subject))
+            refuse(
+                "subject",
+                Rule::SubjectMismatch,
+                format!("subject `{}` must be the code the data names (`{code}`)", event.subject),
+            )
         }
     };
 
@@ -54,7 +65,10 @@ pub fn check_content(event: &Event) -> Result<(), Refusal> {
                 return refuse(
                     "data.commune",
                     Rule::SubjectMismatch,
-                    format!("an administrative unit registers with its own code as commune (`{}`), not `{}`", event.subject, d.commune),
+                    format!(
+                        "an administrative unit registers with its own code as commune (`{}`), not `{}`",
+                        event.subject, d.commune
+                    ),
                 );
             }
             if d.subject_group.is_some() && d.subject_kind != crate::codes::SubjectKind::Citizen {
@@ -97,14 +111,21 @@ pub fn check_content(event: &Event) -> Result<(), Refusal> {
             same_subject(&d.scope)?;
             percent("data.percent", d.percent.0)?;
             if Indicator::parse(&d.indicator).is_none() {
-                return refuse("data.indicator", Rule::Indicator, format!("`{}` is not an indicator the counting rules define", d.indicator));
+                return refuse(
+                    "data.indicator",
+                    Rule::Indicator,
+                    format!("`{}` is not an indicator the counting rules define", d.indicator),
+                );
             }
         }
         EventData::AdminUnitEstablished(d) => {
             same_subject(&d.code)?;
-            check_code("data.code", &d.code, d.level).or_else(|detail| refuse("data.code", Rule::CodeFormat, detail))?;
+            check_code("data.code", &d.code, d.level)
+                .or_else(|detail| refuse("data.code", Rule::CodeFormat, detail))?;
             match (d.level, &d.parent) {
-                (Level::Province, Some(_)) => return refuse("data.parent", Rule::Schema, "a province has no parent".into()),
+                (Level::Province, Some(_)) => {
+                    return refuse("data.parent", Rule::Schema, "a province has no parent".into());
+                }
                 (Level::District | Level::Commune, None) => {
                     return refuse("data.parent", Rule::Schema, format!("a {} needs a parent", d.level));
                 }
@@ -137,7 +158,9 @@ const EXEMPT_KEYS: &[&str] = &["event_id", "sha256"];
 fn citizen_id_in_data(value: &Value, path: &str) -> Option<(String, String)> {
     match value {
         Value::String(s) => find_citizen_id(s).map(|found| (path.to_owned(), found.to_owned())),
-        Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| citizen_id_in_data(v, &format!("{path}[{i}]"))),
+        Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, v)| citizen_id_in_data(v, &format!("{path}[{i}]")))
+        }
         Value::Object(map) => map
             .iter()
             .filter(|(k, _)| !EXEMPT_KEYS.contains(&k.as_str()))

@@ -27,20 +27,12 @@ fn read_json(path: &Path) -> Value {
 fn file_names(dir: &Path) -> BTreeSet<String> {
     fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| {
-            entry
-                .expect("directory entry")
-                .file_name()
-                .into_string()
-                .expect("UTF-8 file name")
-        })
+        .map(|entry| entry.expect("directory entry").file_name().into_string().expect("UTF-8 file name"))
         .collect()
 }
 
 fn schema_path(stem: &str, version: u32) -> PathBuf {
-    events_dir()
-        .join("schemas")
-        .join(format!("{stem}.v{version}.schema.json"))
+    events_dir().join("schemas").join(format!("{stem}.v{version}.schema.json"))
 }
 
 fn schema(ty: EventType) -> Value {
@@ -59,26 +51,17 @@ fn validator(schema: &Value) -> Validator {
 /// none of them accepts it (the `type` const makes each schema accept only its own type).
 fn all_validators() -> Vec<(String, Validator)> {
     let dir = events_dir().join("schemas");
-    file_names(&dir)
-        .into_iter()
-        .map(|name| (name.clone(), validator(&read_json(&dir.join(&name)))))
-        .collect()
+    file_names(&dir).into_iter().map(|name| (name.clone(), validator(&read_json(&dir.join(&name))))).collect()
 }
 
 fn schema_errors(validator: &Validator, instance: &Value) -> Vec<String> {
-    validator
-        .iter_errors(instance)
-        .map(|e| format!("{}: {e}", e.instance_path()))
-        .collect()
+    validator.iter_errors(instance).map(|e| format!("{}: {e}", e.instance_path())).collect()
 }
 
 fn valid_fixture(ty: EventType) -> (String, Value) {
-    let path = events_dir()
-        .join("fixtures/valid")
-        .join(format!("{}.json", ty.stem()));
+    let path = events_dir().join("fixtures/valid").join(format!("{}.json", ty.stem()));
     let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()));
+    let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()));
     (text, value)
 }
 
@@ -86,14 +69,8 @@ fn valid_fixture(ty: EventType) -> (String, Value) {
 fn resolve<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
     match node.get("$ref").and_then(Value::as_str) {
         Some(reference) => {
-            let pointer = reference
-                .strip_prefix('#')
-                .unwrap_or_else(|| panic!("non-local $ref {reference}"));
-            resolve(
-                root,
-                root.pointer(pointer)
-                    .unwrap_or_else(|| panic!("dangling $ref {reference}")),
-            )
+            let pointer = reference.strip_prefix('#').unwrap_or_else(|| panic!("non-local $ref {reference}"));
+            resolve(root, root.pointer(pointer).unwrap_or_else(|| panic!("dangling $ref {reference}")))
         }
         None => node,
     }
@@ -102,16 +79,10 @@ fn resolve<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
 /// JSON equality where numbers compare by value: `Num` writes `25` back as `25.0`, the same JSON number.
 fn same_json(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            x == y || (x.as_f64().is_some() && x.as_f64() == y.as_f64())
-        }
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_json(a, b))
-        }
+        (Value::Number(x), Value::Number(y)) => x == y || (x.as_f64().is_some() && x.as_f64() == y.as_f64()),
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_json(a, b)),
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
         }
         _ => a == b,
     }
@@ -121,10 +92,7 @@ fn refs_are_local(node: &Value, where_: &str) {
     match node {
         Value::Object(map) => {
             if let Some(r) = map.get("$ref") {
-                assert!(
-                    r.as_str().is_some_and(|r| r.starts_with("#/")),
-                    "{where_}: external $ref {r}"
-                );
+                assert!(r.as_str().is_some_and(|r| r.starts_with("#/")), "{where_}: external $ref {r}");
             }
             map.values().for_each(|v| refs_are_local(v, where_));
         }
@@ -145,27 +113,10 @@ fn every_event_type_has_its_schemas_and_one_valid_fixture_and_nothing_else() {
         }
         expected_valid.insert(format!("{}.json", ty.stem()));
     }
-    assert_eq!(
-        file_names(&events_dir().join("schemas")),
-        expected_schemas,
-        "events/schemas/"
-    );
-    assert_eq!(
-        file_names(&events_dir().join("fixtures/valid")),
-        expected_valid,
-        "events/fixtures/valid/"
-    );
-    assert_eq!(
-        file_names(&events_dir()),
-        ["README.md", "fixtures", "schemas"]
-            .map(String::from)
-            .into(),
-        "events/"
-    );
-    assert_eq!(
-        file_names(&events_dir().join("fixtures")),
-        ["invalid", "valid"].map(String::from).into()
-    );
+    assert_eq!(file_names(&events_dir().join("schemas")), expected_schemas, "events/schemas/");
+    assert_eq!(file_names(&events_dir().join("fixtures/valid")), expected_valid, "events/fixtures/valid/");
+    assert_eq!(file_names(&events_dir()), ["README.md", "fixtures", "schemas"].map(String::from).into(), "events/");
+    assert_eq!(file_names(&events_dir().join("fixtures")), ["invalid", "valid"].map(String::from).into());
 }
 
 #[test]
@@ -173,12 +124,8 @@ fn schemas_are_self_contained_draft_2020_12_and_name_their_type() {
     for &ty in EventType::ALL {
         let schema = schema(ty);
         let name = ty.stem();
-        jsonschema::meta::validate(&schema)
-            .unwrap_or_else(|e| panic!("{name}: not a valid JSON Schema: {e}"));
-        assert_eq!(
-            schema["$schema"], "https://json-schema.org/draft/2020-12/schema",
-            "{name}"
-        );
+        jsonschema::meta::validate(&schema).unwrap_or_else(|e| panic!("{name}: not a valid JSON Schema: {e}"));
+        assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema", "{name}");
         refs_are_local(&schema, name);
         for key in ["title", "description"] {
             assert!(
@@ -186,44 +133,18 @@ fn schemas_are_self_contained_draft_2020_12_and_name_their_type() {
                 "{name}: needs a {key} a developer can learn from"
             );
         }
-        assert_eq!(
-            schema["properties"]["type"]["const"],
-            ty.type_name(),
-            "{name}: type const"
-        );
-        assert_eq!(
-            schema["properties"]["specversion"]["const"], "1.0",
-            "{name}"
-        );
-        assert_eq!(
-            schema["additionalProperties"], true,
-            "{name}: the envelope admits CloudEvents extensions"
-        );
-        let required: BTreeSet<&str> = schema["required"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
+        assert_eq!(schema["properties"]["type"]["const"], ty.type_name(), "{name}: type const");
+        assert_eq!(schema["properties"]["specversion"]["const"], "1.0", "{name}");
+        assert_eq!(schema["additionalProperties"], true, "{name}: the envelope admits CloudEvents extensions");
+        let required: BTreeSet<&str> =
+            schema["required"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
         assert_eq!(
             required,
-            [
-                "specversion",
-                "id",
-                "source",
-                "type",
-                "time",
-                "subject",
-                "data"
-            ]
-            .into(),
+            ["specversion", "id", "source", "type", "time", "subject", "data"].into(),
             "{name}: required envelope attributes"
         );
         let data = resolve(&schema, &schema["properties"]["data"]);
-        assert_eq!(
-            data["additionalProperties"], false,
-            "{name}: data admits no unknown fields"
-        );
+        assert_eq!(data["additionalProperties"], false, "{name}: data admits no unknown fields");
     }
 }
 
@@ -231,11 +152,7 @@ fn schemas_are_self_contained_draft_2020_12_and_name_their_type() {
 fn readme_names_every_event_type() {
     let readme = fs::read_to_string(events_dir().join("README.md")).expect("events/README.md");
     for ty in EventType::ALL {
-        assert!(
-            readme.contains(&ty.type_name()),
-            "README.md does not describe {}",
-            ty.type_name()
-        );
+        assert!(readme.contains(&ty.type_name()), "README.md does not describe {}", ty.type_name());
     }
 }
 
@@ -245,24 +162,13 @@ fn valid_fixtures_pass_the_schema_decode_check_and_round_trip() {
         let name = ty.stem();
         let (text, fixture) = valid_fixture(ty);
         let errors = schema_errors(&validator(&schema(ty)), &fixture);
-        assert!(
-            errors.is_empty(),
-            "{name}: schema rejects the valid fixture: {errors:#?}"
-        );
-        let event =
-            Event::from_json(text.as_bytes()).unwrap_or_else(|r| panic!("{name}: refused: {r}"));
+        assert!(errors.is_empty(), "{name}: schema rejects the valid fixture: {errors:#?}");
+        let event = Event::from_json(text.as_bytes()).unwrap_or_else(|r| panic!("{name}: refused: {r}"));
         assert_eq!(event.event_type(), ty, "{name}");
         check_content(&event).unwrap_or_else(|r| panic!("{name}: refused by check_content: {r}"));
         let back: Value = serde_json::from_str(&event.to_json()).unwrap();
-        assert!(
-            same_json(&back, &fixture),
-            "{name}: canonical form differs:\n{back:#}\nfixture:\n{fixture:#}"
-        );
-        assert_eq!(
-            find_citizen_id(&text),
-            None,
-            "{name}: a golden fixture must not even look like it holds a CCCD"
-        );
+        assert!(same_json(&back, &fixture), "{name}: canonical form differs:\n{back:#}\nfixture:\n{fixture:#}");
+        assert_eq!(find_citizen_id(&text), None, "{name}: a golden fixture must not even look like it holds a CCCD");
     }
 }
 
@@ -272,12 +178,8 @@ fn remove_at(value: &mut Value, path: &[PathStep]) -> bool {
         [] => false,
         [PathStep::Key(k)] => value.as_object_mut().is_some_and(|m| m.remove(k).is_some()),
         [step, rest @ ..] => match (step, value) {
-            (PathStep::Key(k), Value::Object(m)) => {
-                m.get_mut(k).is_some_and(|v| remove_at(v, rest))
-            }
-            (PathStep::Index(i), Value::Array(a)) => {
-                a.get_mut(*i).is_some_and(|v| remove_at(v, rest))
-            }
+            (PathStep::Key(k), Value::Object(m)) => m.get_mut(k).is_some_and(|v| remove_at(v, rest)),
+            (PathStep::Index(i), Value::Array(a)) => a.get_mut(*i).is_some_and(|v| remove_at(v, rest)),
             _ => false,
         },
     }
@@ -313,60 +215,35 @@ fn compare_object(
         properties, keys,
         "{name}: {label}: schema properties vs the fields serde writes (the fixture must set every optional field)"
     );
-    assert_eq!(
-        schema["additionalProperties"], false,
-        "{name}: {label} must admit no unknown fields"
-    );
+    assert_eq!(schema["additionalProperties"], false, "{name}: {label} must admit no unknown fields");
 
-    let required: BTreeSet<&str> = schema["required"]
-        .as_array()
-        .map(|r| r.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
+    let required: BTreeSet<&str> =
+        schema["required"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
     let mut rust_required = BTreeSet::new();
     for key in &keys {
         let mut without = fixture.clone();
         let mut field_path = path.to_vec();
         field_path.push(PathStep::Key((*key).to_owned()));
-        assert!(
-            remove_at(&mut without, &field_path),
-            "{name}: {label}.{key} not found in the fixture"
-        );
+        assert!(remove_at(&mut without, &field_path), "{name}: {label}.{key} not found in the fixture");
         if Event::from_json(without.to_string().as_bytes()).is_err() {
             rust_required.insert(*key);
         }
     }
-    assert_eq!(
-        required, rust_required,
-        "{name}: {label}: schema `required` vs the fields Rust cannot decode without"
-    );
+    assert_eq!(required, rust_required, "{name}: {label}: schema `required` vs the fields Rust cannot decode without");
 
     for (key, value) in written {
         let sub_schema = &resolve(root, schema)["properties"][key];
         let mut sub_path = path.to_vec();
         sub_path.push(PathStep::Key(key.clone()));
         match value {
-            Value::Object(inner) => compare_object(
-                name,
-                root,
-                sub_schema,
-                inner,
-                fixture,
-                &sub_path,
-                &format!("{label}.{key}"),
-            ),
+            Value::Object(inner) => {
+                compare_object(name, root, sub_schema, inner, fixture, &sub_path, &format!("{label}.{key}"))
+            }
             Value::Array(items) => {
                 if let Some(Value::Object(first)) = items.first() {
                     sub_path.push(PathStep::Index(0));
                     let items_schema = &resolve(root, sub_schema)["items"];
-                    compare_object(
-                        name,
-                        root,
-                        items_schema,
-                        first,
-                        fixture,
-                        &sub_path,
-                        &format!("{label}.{key}[]"),
-                    );
+                    compare_object(name, root, items_schema, first, fixture, &sub_path, &format!("{label}.{key}[]"));
                 }
             }
             _ => {}
@@ -380,21 +257,12 @@ fn schema_data_fields_are_exactly_the_rust_fields() {
         let name = ty.stem();
         let schema = schema(ty);
         let (text, fixture) = valid_fixture(ty);
-        let event =
-            Event::from_json(text.as_bytes()).unwrap_or_else(|r| panic!("{name}: refused: {r}"));
+        let event = Event::from_json(text.as_bytes()).unwrap_or_else(|r| panic!("{name}: refused: {r}"));
         let Value::Object(written) = serde_json::to_value(&event.data).unwrap() else {
             panic!("{name}: data does not serialise to an object")
         };
         let data_path = [PathStep::Key("data".to_owned())];
-        compare_object(
-            name,
-            &schema,
-            &schema["properties"]["data"],
-            &written,
-            &fixture,
-            &data_path,
-            "data",
-        );
+        compare_object(name, &schema, &schema["properties"]["data"], &written, &fixture, &data_path, "data");
     }
 }
 
@@ -413,17 +281,10 @@ fn invalid_fixtures_are_refused_as_the_manifest_says() {
     let manifest: Vec<Expected> = serde_json::from_value(read_json(&dir.join("manifest.json")))
         .expect("manifest.json: array of {file, field, rule, schema_rejects}");
     let listed: BTreeSet<String> = manifest.iter().map(|e| e.file.clone()).collect();
-    assert_eq!(
-        listed.len(),
-        manifest.len(),
-        "manifest.json lists a file twice"
-    );
+    assert_eq!(listed.len(), manifest.len(), "manifest.json lists a file twice");
     let mut on_disk = file_names(&dir);
     on_disk.remove("manifest.json");
-    assert_eq!(
-        on_disk, listed,
-        "every invalid fixture is in manifest.json and every entry has a file"
-    );
+    assert_eq!(on_disk, listed, "every invalid fixture is in manifest.json and every entry has a file");
     assert!(manifest.len() >= 20, "at least 20 invalid fixtures");
 
     let validators = all_validators();
@@ -431,14 +292,10 @@ fn invalid_fixtures_are_refused_as_the_manifest_says() {
     for expected in &manifest {
         let file = &expected.file;
         let text = fs::read_to_string(dir.join(file)).unwrap();
-        let fixture: Value =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: not JSON: {e}"));
+        let fixture: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: not JSON: {e}"));
 
         match Event::from_json(text.as_bytes()).and_then(|event| check_content(&event)) {
-            Ok(()) => failures.push(format!(
-                "{file}: accepted, expected {} at `{}`",
-                expected.rule, expected.field
-            )),
+            Ok(()) => failures.push(format!("{file}: accepted, expected {} at `{}`", expected.rule, expected.field)),
             Err(refusal) => {
                 if refusal.field != expected.field || refusal.rule.as_str() != expected.rule {
                     failures.push(format!(
@@ -449,33 +306,22 @@ fn invalid_fixtures_are_refused_as_the_manifest_says() {
                 if let Some(id) = fixture["id"].as_str()
                     && refusal.event_id.as_deref() != Some(id)
                 {
-                    failures.push(format!(
-                        "{file}: the refusal names event {:?}, not {id}",
-                        refusal.event_id
-                    ));
+                    failures.push(format!("{file}: the refusal names event {:?}, not {id}", refusal.event_id));
                 }
             }
         }
 
-        let accepted_by: Vec<&str> = validators
-            .iter()
-            .filter(|(_, v)| v.is_valid(&fixture))
-            .map(|(name, _)| name.as_str())
-            .collect();
+        let accepted_by: Vec<&str> =
+            validators.iter().filter(|(_, v)| v.is_valid(&fixture)).map(|(name, _)| name.as_str()).collect();
         match (expected.schema_rejects, accepted_by.is_empty()) {
-            (true, false) => failures.push(format!(
-                "{file}: manifest says the schema rejects it, but {accepted_by:?} accepts it"
-            )),
-            (false, true) => failures.push(format!(
-                "{file}: manifest says the schema accepts it, but every schema rejects it"
-            )),
+            (true, false) => {
+                failures.push(format!("{file}: manifest says the schema rejects it, but {accepted_by:?} accepts it"))
+            }
+            (false, true) => {
+                failures.push(format!("{file}: manifest says the schema accepts it, but every schema rejects it"))
+            }
             _ => {}
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} invalid fixture(s) disagree:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} invalid fixture(s) disagree:\n{}", failures.len(), failures.join("\n"));
 }

@@ -15,7 +15,7 @@ pub(crate) fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push('.');
         }
         out.push(c);
@@ -52,11 +52,7 @@ pub(crate) fn gap(points: Option<f64>) -> String {
         None => MISSING.to_owned(),
         Some(p) => {
             let text = percent(p);
-            if p > 0.0 && text != "0,00" {
-                format!("+{text}")
-            } else {
-                text
-            }
+            if p > 0.0 && text != "0,00" { format!("+{text}") } else { text }
         }
     }
 }
@@ -136,10 +132,7 @@ pub(crate) fn milestone_text(milestone: Option<i32>) -> String {
 
 /// `Ngày đánh giá` value's companion: the transaction time, or "now" when none was given.
 pub(crate) fn known_at_text(review: &Review) -> String {
-    review
-        .known_at
-        .clone()
-        .unwrap_or_else(|| "hiện tại".to_owned())
+    review.known_at.clone().unwrap_or_else(|| "hiện tại".to_owned())
 }
 
 /// `Địa bàn theo đơn vị hành chính tại ngày 2025-12-31: 0 quận/huyện, 126 phường/xã`: rule 10 asks every
@@ -160,11 +153,7 @@ pub(crate) fn geography_counts(review: &Review) -> String {
 
 /// Every title counted in any unit, in vocabulary order; a title missing from a unit counts zero there.
 pub(crate) fn titles_present(review: &Review) -> Vec<Title> {
-    let mut titles: Vec<Title> = review
-        .units
-        .iter()
-        .flat_map(|u| u.titles.keys().copied())
-        .collect();
+    let mut titles: Vec<Title> = review.units.iter().flat_map(|u| u.titles.keys().copied()).collect();
     titles.sort();
     titles.dedup();
     titles
@@ -172,11 +161,7 @@ pub(crate) fn titles_present(review: &Review) -> Vec<Title> {
 
 /// Every metric with a baseline in any unit, in vocabulary order.
 pub(crate) fn metrics_present(review: &Review) -> Vec<Metric> {
-    let mut metrics: Vec<Metric> = review
-        .units
-        .iter()
-        .flat_map(|u| u.baselines.keys().copied())
-        .collect();
+    let mut metrics: Vec<Metric> = review.units.iter().flat_map(|u| u.baselines.keys().copied()).collect();
     metrics.sort();
     metrics.dedup();
     metrics

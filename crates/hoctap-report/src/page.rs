@@ -5,9 +5,8 @@
 //! and data must never become markup.
 
 use crate::figures::{
-    MISSING, count, gap, geography_counts, known_at_text, metric_heading, metrics_present,
-    milestone_text, opt_count, opt_percent, percent, scope_heading, share, status_text,
-    title_baseline, title_heading, titles_present,
+    MISSING, count, gap, geography_counts, known_at_text, metric_heading, metrics_present, milestone_text, opt_count,
+    opt_percent, percent, scope_heading, share, status_text, title_baseline, title_heading, titles_present,
 };
 use hoctap_domain::codes::{Metric, Title};
 use hoctap_domain::review::{Review, TargetReview, UnitReview};
@@ -77,10 +76,7 @@ fn write_page(out: &mut String, reviews: &[&Review], title: &str) -> fmt::Result
     writeln!(out, r#"<html lang="vi">"#)?;
     writeln!(out, "<head>")?;
     writeln!(out, r#"<meta charset="utf-8">"#)?;
-    writeln!(
-        out,
-        r#"<meta name="viewport" content="width=device-width, initial-scale=1">"#
-    )?;
+    writeln!(out, r#"<meta name="viewport" content="width=device-width, initial-scale=1">"#)?;
     writeln!(out, "<title>{title}</title>")?;
     writeln!(out, "<style>{STYLE}</style>")?;
     writeln!(out, "</head>")?;
@@ -92,12 +88,7 @@ fn write_page(out: &mut String, reviews: &[&Review], title: &str) -> fmt::Result
     if reviews.len() > 1 {
         writeln!(out, "<nav><ul>")?;
         for review in reviews {
-            writeln!(
-                out,
-                r##"<li><a href="#{}">{}</a></li>"##,
-                section_id(review),
-                review_heading(review)
-            )?;
+            writeln!(out, r##"<li><a href="#{}">{}</a></li>"##, section_id(review), review_heading(review))?;
         }
         writeln!(out, "</ul></nav>")?;
     }
@@ -115,19 +106,11 @@ fn section_id(review: &Review) -> String {
 
 /// Already escaped.
 fn review_heading(review: &Review) -> String {
-    escape(&format!(
-        "{} — ngày {}",
-        scope_heading(review),
-        review.as_of
-    ))
+    escape(&format!("{} — ngày {}", scope_heading(review), review.as_of))
 }
 
 fn write_review(out: &mut String, review: &Review) -> fmt::Result {
-    writeln!(
-        out,
-        r#"<section class="review" id="{}">"#,
-        section_id(review)
-    )?;
+    writeln!(out, r#"<section class="review" id="{}">"#, section_id(review))?;
     writeln!(out, "<h2>{}</h2>", review_heading(review))?;
     writeln!(out, r#"<dl class="facts">"#)?;
     let facts = [
@@ -144,10 +127,7 @@ fn write_review(out: &mut String, review: &Review) -> fmt::Result {
 
     writeln!(out, "<h3>Chỉ tiêu (targets)</h3>")?;
     if review.targets.is_empty() {
-        writeln!(
-            out,
-            r#"<p class="note">Không có chỉ tiêu nào cho phạm vi và mốc này.</p>"#
-        )?;
+        writeln!(out, r#"<p class="note">Không có chỉ tiêu nào cho phạm vi và mốc này.</p>"#)?;
     } else {
         write_targets(out, &review.targets)?;
     }
@@ -157,17 +137,10 @@ fn write_review(out: &mut String, review: &Review) -> fmt::Result {
         write_title_table(out, review, title)?;
     }
     if review.units.iter().all(|u| u.titles.is_empty()) {
-        writeln!(
-            out,
-            r#"<p class="note">Chưa có đơn vị nào có số liệu danh hiệu tại ngày {}.</p>"#,
-            review.as_of
-        )?;
+        writeln!(out, r#"<p class="note">Chưa có đơn vị nào có số liệu danh hiệu tại ngày {}.</p>"#, review.as_of)?;
     }
 
-    writeln!(
-        out,
-        "<h3>Kỹ năng số (digital_skill) và mẫu số (baselines)</h3>"
-    )?;
+    writeln!(out, "<h3>Kỹ năng số (digital_skill) và mẫu số (baselines)</h3>")?;
     write_skills_table(out, review)?;
     writeln!(out, "</section>")
 }
@@ -227,11 +200,7 @@ fn write_targets(out: &mut String, targets: &[TargetReview]) -> fmt::Result {
         write!(out, "{}", num_cell(&count(target.numerator)))?;
         write!(out, "{}", num_cell(&opt_count(target.denominator)))?;
         let status = target.status.as_str();
-        write!(
-            out,
-            r#"<td><span class="badge {status}">{}</span></td>"#,
-            escape(&status_text(target.status))
-        )?;
+        write!(out, r#"<td><span class="badge {status}">{}</span></td>"#, escape(&status_text(target.status)))?;
         writeln!(out, "</tr>")?;
     }
     writeln!(out, "</tbody></table></div>")
@@ -244,19 +213,12 @@ fn css_percent(value: f64) -> String {
 
 /// Actual as a filled bar, the target as a tick: shortfalls read at a glance, and the text is in `aria-label`.
 fn bar(target: &TargetReview) -> String {
-    let actual = target
-        .actual_percent
-        .map_or_else(|| MISSING.to_owned(), |a| format!("{} %", percent(a)));
-    let label = format!(
-        "Thực tế {actual}, mục tiêu {} %",
-        percent(target.target_percent)
-    );
+    let actual = target.actual_percent.map_or_else(|| MISSING.to_owned(), |a| format!("{} %", percent(a)));
+    let label = format!("Thực tế {actual}, mục tiêu {} %", percent(target.target_percent));
     let fill = match target.actual_percent {
-        Some(actual) if actual.is_finite() => format!(
-            r#"<span class="fill {}" style="width: {}"></span>"#,
-            target.status.as_str(),
-            css_percent(actual)
-        ),
+        Some(actual) if actual.is_finite() => {
+            format!(r#"<span class="fill {}" style="width: {}"></span>"#, target.status.as_str(), css_percent(actual))
+        }
         _ => String::new(),
     };
     format!(
@@ -275,11 +237,7 @@ fn write_unit_cells(out: &mut String, unit: &UnitReview) -> fmt::Result {
 
 fn row_open(review: &Review, unit: &UnitReview) -> &'static str {
     // The scope's own row holds the totals the targets are read against; setting it apart helps the eye.
-    if unit.code == review.scope {
-        r#"<tr class="scope">"#
-    } else {
-        "<tr>"
-    }
+    if unit.code == review.scope { r#"<tr class="scope">"# } else { "<tr>" }
 }
 
 fn write_title_table(out: &mut String, review: &Review, title: Title) -> fmt::Result {
@@ -297,33 +255,20 @@ fn write_title_table(out: &mut String, review: &Review, title: Title) -> fmt::Re
         cells.push((metric_heading(metric), true));
         cells.push(("% công nhận".to_owned(), true));
     }
-    writeln!(
-        out,
-        r#"<div class="table-wrap"><table class="title {}">"#,
-        title.as_str()
-    )?;
+    writeln!(out, r#"<div class="table-wrap"><table class="title {}">"#, title.as_str())?;
     write_header(out, &cells)?;
     writeln!(out, "<tbody>")?;
     for unit in &review.units {
         let counts = unit.titles.get(&title).copied().unwrap_or_default();
         write!(out, "{}", row_open(review, unit))?;
         write_unit_cells(out, unit)?;
-        for value in [
-            counts.registered,
-            counts.declared,
-            counts.evidenced,
-            counts.recognised,
-        ] {
+        for value in [counts.registered, counts.declared, counts.evidenced, counts.recognised] {
             write!(out, "{}", num_cell(&count(value)))?;
         }
         if let Some(metric) = baseline {
             let denominator = unit.baselines.get(&metric).copied();
             write!(out, "{}", num_cell(&opt_count(denominator)))?;
-            write!(
-                out,
-                "{}",
-                num_cell(&opt_percent(share(counts.recognised, denominator)))
-            )?;
+            write!(out, "{}", num_cell(&opt_percent(share(counts.recognised, denominator))))?;
         }
         writeln!(out, "</tr>")?;
     }
@@ -332,13 +277,8 @@ fn write_title_table(out: &mut String, review: &Review, title: Title) -> fmt::Re
 
 fn write_skills_table(out: &mut String, review: &Review) -> fmt::Result {
     let metrics = metrics_present(review);
-    let mut cells = header(&[
-        ("Mã", false),
-        ("Đơn vị", false),
-        ("Cấp", false),
-        ("Kỹ năng số", true),
-        ("% người lớn", true),
-    ]);
+    let mut cells =
+        header(&[("Mã", false), ("Đơn vị", false), ("Cấp", false), ("Kỹ năng số", true), ("% người lớn", true)]);
     cells.extend(metrics.iter().map(|m| (metric_heading(*m), true)));
     writeln!(out, r#"<div class="table-wrap"><table class="skills">"#)?;
     write_header(out, &cells)?;
@@ -348,17 +288,9 @@ fn write_skills_table(out: &mut String, review: &Review) -> fmt::Result {
         write!(out, "{}", row_open(review, unit))?;
         write_unit_cells(out, unit)?;
         write!(out, "{}", num_cell(&count(unit.digital_skill)))?;
-        write!(
-            out,
-            "{}",
-            num_cell(&opt_percent(share(unit.digital_skill, adults)))
-        )?;
+        write!(out, "{}", num_cell(&opt_percent(share(unit.digital_skill, adults))))?;
         for metric in &metrics {
-            write!(
-                out,
-                "{}",
-                num_cell(&opt_count(unit.baselines.get(metric).copied()))
-            )?;
+            write!(out, "{}", num_cell(&opt_count(unit.baselines.get(metric).copied())))?;
         }
         writeln!(out, "</tr>")?;
     }

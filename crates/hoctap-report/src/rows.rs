@@ -35,19 +35,13 @@ pub(crate) fn render(reviews: &[&Review]) -> String {
     let mut writer = csv::Writer::from_writer(Vec::new());
     // A `Vec<u8>` sink never fails and every record has HEADER's length, so the writer cannot error;
     // the expects state that rather than burden callers with a Result that is always Ok.
-    writer
-        .write_record(HEADER)
-        .expect("writing CSV into memory cannot fail");
+    writer.write_record(HEADER).expect("writing CSV into memory cannot fail");
     for review in reviews {
         for record in records(review) {
-            writer
-                .write_record(&record)
-                .expect("writing CSV into memory cannot fail");
+            writer.write_record(&record).expect("writing CSV into memory cannot fail");
         }
     }
-    let bytes = writer
-        .into_inner()
-        .expect("flushing CSV into memory cannot fail");
+    let bytes = writer.into_inner().expect("flushing CSV into memory cannot fail");
     // Every cell came from a Rust `String`, so the bytes are UTF-8.
     String::from_utf8(bytes).expect("CSV built from Strings is UTF-8")
 }
@@ -63,13 +57,7 @@ fn records(review: &Review) -> Vec<Record> {
                 out.push(unit_row(review, unit, title.as_str(), measure, value));
             }
         }
-        out.push(unit_row(
-            review,
-            unit,
-            "",
-            "digital_skill",
-            unit.digital_skill,
-        ));
+        out.push(unit_row(review, unit, "", "digital_skill", unit.digital_skill));
         for (metric, value) in &unit.baselines {
             let measure = format!("baseline:{}", metric.as_str());
             out.push(unit_row(review, unit, "", &measure, *value));
@@ -113,11 +101,7 @@ fn unit_row(review: &Review, unit: &UnitReview, title: &str, measure: &str, valu
 
 /// `f64`'s `Display` is the shortest text that reads back to the same value: unrounded, and no noise digits.
 fn number(value: f64) -> String {
-    if value.is_finite() {
-        value.to_string()
-    } else {
-        String::new()
-    }
+    if value.is_finite() { value.to_string() } else { String::new() }
 }
 
 fn target_row(review: &Review, target: &TargetReview) -> Record {
@@ -129,10 +113,7 @@ fn target_row(review: &Review, target: &TargetReview) -> Record {
     record[14] = target.actual_percent.map(number).unwrap_or_default();
     record[15] = target.gap_points.map(number).unwrap_or_default();
     record[16] = target.numerator.to_string();
-    record[17] = target
-        .denominator
-        .map(|d| d.to_string())
-        .unwrap_or_default();
+    record[17] = target.denominator.map(|d| d.to_string()).unwrap_or_default();
     record[18] = target.status.as_str().to_owned();
     record
 }

@@ -5,9 +5,8 @@
 //! Its `tty` feature is off: a report is a string, and must not change with the terminal that renders it.
 
 use crate::figures::{
-    MISSING, count, gap, geography_text, known_at_text, metric_heading, metrics_present,
-    milestone_text, opt_count, opt_percent, percent, scope_heading, share, status_text,
-    title_baseline, title_heading, titles_present,
+    MISSING, count, gap, geography_text, known_at_text, metric_heading, metrics_present, milestone_text, opt_count,
+    opt_percent, percent, scope_heading, share, status_text, title_baseline, title_heading, titles_present,
 };
 use comfy_table::{CellAlignment, Table, presets};
 use hoctap_domain::codes::{Metric, Title};
@@ -23,11 +22,7 @@ pub(crate) fn render(review: &Review) -> String {
 }
 
 fn write_review(out: &mut String, review: &Review) -> std::fmt::Result {
-    writeln!(
-        out,
-        "Đánh giá xây dựng xã hội học tập: {}",
-        scope_heading(review)
-    )?;
+    writeln!(out, "Đánh giá xây dựng xã hội học tập: {}", scope_heading(review))?;
     writeln!(out, "Ngày đánh giá (as of): {}", review.as_of)?;
     writeln!(out, "Dữ liệu đến (known at): {}", known_at_text(review))?;
     writeln!(out, "Mốc (milestone): {}", milestone_text(review.milestone))?;
@@ -48,11 +43,7 @@ fn write_review(out: &mut String, review: &Review) -> std::fmt::Result {
     }
     if review.units.iter().all(|u| u.titles.is_empty()) {
         writeln!(out)?;
-        writeln!(
-            out,
-            "Chưa có đơn vị nào có số liệu danh hiệu tại ngày {}.",
-            review.as_of
-        )?;
+        writeln!(out, "Chưa có đơn vị nào có số liệu danh hiệu tại ngày {}.", review.as_of)?;
     }
 
     writeln!(out)?;
@@ -63,9 +54,7 @@ fn write_review(out: &mut String, review: &Review) -> std::fmt::Result {
 
 fn new_table(header: Vec<String>) -> Table {
     let mut table = Table::new();
-    table
-        .load_preset(presets::UTF8_FULL_CONDENSED)
-        .set_header(header);
+    table.load_preset(presets::UTF8_FULL_CONDENSED).set_header(header);
     table
 }
 
@@ -79,17 +68,8 @@ fn align_right(table: &mut Table, columns: impl IntoIterator<Item = usize>) {
 }
 
 fn targets_table(review: &Review) -> Table {
-    let header = [
-        "Kế hoạch",
-        "Chỉ tiêu",
-        "Mốc",
-        "Mục tiêu %",
-        "Thực tế %",
-        "Chênh lệch",
-        "Tử số",
-        "Mẫu số",
-        "Trạng thái",
-    ];
+    let header =
+        ["Kế hoạch", "Chỉ tiêu", "Mốc", "Mục tiêu %", "Thực tế %", "Chênh lệch", "Tử số", "Mẫu số", "Trạng thái"];
     let mut table = new_table(header.iter().map(|h| (*h).to_owned()).collect());
     for target in &review.targets {
         table.add_row(vec![
@@ -109,28 +89,16 @@ fn targets_table(review: &Review) -> Table {
 }
 
 fn unit_columns(unit: &UnitReview) -> Vec<String> {
-    vec![
-        unit.code.clone(),
-        unit.name.clone(),
-        unit.level.label_vi().to_owned(),
-    ]
+    vec![unit.code.clone(), unit.name.clone(), unit.level.label_vi().to_owned()]
 }
 
 /// One table per title keeps the width readable on an 80–120 column terminal; eight titles side by side would not.
 fn title_table(review: &Review, title: Title) -> Table {
     let baseline = title_baseline(title);
-    let mut header: Vec<String> = [
-        "Mã",
-        "Đơn vị",
-        "Cấp",
-        "Đăng ký",
-        "Kê khai",
-        "Minh chứng",
-        "Công nhận",
-    ]
-    .iter()
-    .map(|h| (*h).to_owned())
-    .collect();
+    let mut header: Vec<String> = ["Mã", "Đơn vị", "Cấp", "Đăng ký", "Kê khai", "Minh chứng", "Công nhận"]
+        .iter()
+        .map(|h| (*h).to_owned())
+        .collect();
     if let Some(metric) = baseline {
         header.push(metric_heading(metric));
         header.push("% công nhận".to_owned());
@@ -140,15 +108,7 @@ fn title_table(review: &Review, title: Title) -> Table {
     for unit in &review.units {
         let counts = unit.titles.get(&title).copied().unwrap_or_default();
         let mut row = unit_columns(unit);
-        row.extend(
-            [
-                counts.registered,
-                counts.declared,
-                counts.evidenced,
-                counts.recognised,
-            ]
-            .map(count),
-        );
+        row.extend([counts.registered, counts.declared, counts.evidenced, counts.recognised].map(count));
         if let Some(metric) = baseline {
             let denominator = unit.baselines.get(&metric).copied();
             row.push(opt_count(denominator));
@@ -163,10 +123,8 @@ fn title_table(review: &Review, title: Title) -> Table {
 /// Digital skill beside every denominator, so a reviewer can check a target's denominator unit by unit.
 fn skills_table(review: &Review) -> Table {
     let metrics = metrics_present(review);
-    let mut header: Vec<String> = ["Mã", "Đơn vị", "Cấp", "Kỹ năng số", "% người lớn"]
-        .iter()
-        .map(|h| (*h).to_owned())
-        .collect();
+    let mut header: Vec<String> =
+        ["Mã", "Đơn vị", "Cấp", "Kỹ năng số", "% người lớn"].iter().map(|h| (*h).to_owned()).collect();
     header.extend(metrics.iter().map(|m| metric_heading(*m)));
     let width = header.len();
     let mut table = new_table(header);
@@ -175,11 +133,7 @@ fn skills_table(review: &Review) -> Table {
         let mut row = unit_columns(unit);
         row.push(count(unit.digital_skill));
         row.push(opt_percent(share(unit.digital_skill, adults)));
-        row.extend(metrics.iter().map(|m| {
-            unit.baselines
-                .get(m)
-                .map_or_else(|| MISSING.to_owned(), |v| count(*v))
-        }));
+        row.extend(metrics.iter().map(|m| unit.baselines.get(m).map_or_else(|| MISSING.to_owned(), |v| count(*v))));
         table.add_row(row);
     }
     align_right(&mut table, 3..width);

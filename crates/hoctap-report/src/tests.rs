@@ -10,36 +10,17 @@ use std::collections::BTreeMap;
 const HOSTILE_NAME: &str = "Hoàn Kiếm <script>alert(\"x\")</script>";
 
 fn counts(registered: u64, declared: u64, evidenced: u64, recognised: u64) -> TitleCounts {
-    TitleCounts {
-        registered,
-        declared,
-        evidenced,
-        recognised,
-    }
+    TitleCounts { registered, declared, evidenced, recognised }
 }
 
-fn unit(
-    code: &str,
-    level: Level,
-    name: &str,
-    citizens: TitleCounts,
-    skill: u64,
-    adults: Option<u64>,
-) -> UnitReview {
+fn unit(code: &str, level: Level, name: &str, citizens: TitleCounts, skill: u64, adults: Option<u64>) -> UnitReview {
     let mut titles = BTreeMap::new();
     titles.insert(Title::LearningCitizen, citizens);
     let mut baselines = BTreeMap::new();
     if let Some(adults) = adults {
         baselines.insert(Metric::Adults, adults);
     }
-    UnitReview {
-        code: code.to_owned(),
-        level,
-        name: name.to_owned(),
-        titles,
-        digital_skill: skill,
-        baselines,
-    }
+    UnitReview { code: code.to_owned(), level, name: name.to_owned(), titles, digital_skill: skill, baselines }
 }
 
 fn target(
@@ -50,9 +31,7 @@ fn target(
     status: Status,
 ) -> TargetReview {
     let actual_percent = match denominator {
-        Some(d) if d > 0 && status != Status::UnitAbolished => {
-            Some(numerator as f64 * 100.0 / d as f64)
-        }
+        Some(d) if d > 0 && status != Status::UnitAbolished => Some(numerator as f64 * 100.0 / d as f64),
         _ => None,
     };
     TargetReview {
@@ -78,9 +57,7 @@ fn sample() -> Review {
         1_650_000,
         Some(4_000_000),
     );
-    scope
-        .titles
-        .insert(Title::LearningUnit, counts(40, 35, 33, 30));
+    scope.titles.insert(Title::LearningUnit, counts(40, 35, 33, 30));
     scope.baselines.insert(Metric::Units, 100);
     let ba_dinh = unit(
         "001",
@@ -91,69 +68,30 @@ fn sample() -> Review {
         Some(2_000_000),
     );
     // No baseline here: its share must show as missing, not 0.
-    let hoan_kiem = unit(
-        "002",
-        Level::District,
-        HOSTILE_NAME,
-        counts(980_000, 910_000, 900_000, 893_824),
-        750_000,
-        None,
-    );
-    let mut plan_52 = target(
-        "digital_skill/adults",
-        50.0,
-        1_650_000,
-        Some(4_000_000),
-        Status::Behind,
-    );
+    let hoan_kiem =
+        unit("002", Level::District, HOSTILE_NAME, counts(980_000, 910_000, 900_000, 893_824), 750_000, None);
+    let mut plan_52 = target("digital_skill/adults", 50.0, 1_650_000, Some(4_000_000), Status::Behind);
     plan_52.plan = "UBND-01/52/2024".to_owned();
-    let mut plan_291 = target(
-        "learning_family/households",
-        70.0,
-        0,
-        None,
-        Status::NoDenominator,
-    );
+    let mut plan_291 = target("learning_family/households", 70.0, 0, None, Status::NoDenominator);
     plan_291.plan = "UBND-01/291/2022".to_owned();
     Review {
         scope: "01".to_owned(),
         as_of: Day::parse("2025-12-31").expect("a valid date"),
         known_at: None,
         milestone: Some(2025),
-        geography: Geography {
-            provinces: 1,
-            districts: 2,
-            communes: 0,
-        },
+        geography: Geography { provinces: 1, districts: 2, communes: 0 },
         units: vec![scope, ba_dinh, hoan_kiem],
         targets: vec![
-            target(
-                "learning_citizen/adults",
-                50.0,
-                2_093_824,
-                Some(4_000_000),
-                Status::Met,
-            ),
+            target("learning_citizen/adults", 50.0, 2_093_824, Some(4_000_000), Status::Met),
             plan_52,
             plan_291,
-            target(
-                "learning_district/districts",
-                40.0,
-                0,
-                Some(0),
-                Status::UnitAbolished,
-            ),
+            target("learning_district/districts", 40.0, 0, Some(0), Status::UnitAbolished),
         ],
     }
 }
 
 fn keys(value: &Value) -> Vec<&str> {
-    let mut keys: Vec<&str> = value
-        .as_object()
-        .expect("an object")
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let mut keys: Vec<&str> = value.as_object().expect("an object").keys().map(String::as_str).collect();
     keys.sort_unstable();
     keys
 }
@@ -166,24 +104,14 @@ fn json_follows_the_contract() {
     for key in ["scope", "as_of", "units", "targets"] {
         assert!(doc.get(key).is_some(), "missing `{key}`");
     }
-    assert!(
-        doc.get("known_at").is_none(),
-        "known_at must be absent when None"
-    );
+    assert!(doc.get("known_at").is_none(), "known_at must be absent when None");
     assert_eq!(doc["scope"], "01");
     assert_eq!(doc["as_of"], "2025-12-31");
 
     let units = doc["units"].as_array().expect("units is an array");
     assert_eq!(units.len(), 3);
     assert_eq!(units[0]["code"], "01", "the scope comes first");
-    for key in [
-        "code",
-        "level",
-        "name",
-        "titles",
-        "digital_skill",
-        "baselines",
-    ] {
+    for key in ["code", "level", "name", "titles", "digital_skill", "baselines"] {
         assert!(units[0].get(key).is_some(), "unit lacks `{key}`");
     }
     assert_eq!(units[0]["level"], "province");
@@ -191,15 +119,9 @@ fn json_follows_the_contract() {
     assert_eq!(units[0]["digital_skill"], 1_650_000);
     assert_eq!(units[0]["baselines"]["adults"], 4_000_000);
     assert_eq!(units[0]["baselines"]["units"], 100);
-    assert_eq!(
-        keys(&units[0]["titles"]),
-        ["learning_citizen", "learning_unit"]
-    );
+    assert_eq!(keys(&units[0]["titles"]), ["learning_citizen", "learning_unit"]);
     let citizen = &units[0]["titles"]["learning_citizen"];
-    assert_eq!(
-        keys(citizen),
-        ["declared", "evidenced", "recognised", "registered"]
-    );
+    assert_eq!(keys(citizen), ["declared", "evidenced", "recognised", "registered"]);
     assert_eq!(citizen["registered"], 2_480_000);
     assert_eq!(citizen["recognised"], 2_093_824);
     assert_eq!(keys(&units[2]["baselines"]), Vec::<&str>::new());
@@ -207,16 +129,9 @@ fn json_follows_the_contract() {
     let targets = doc["targets"].as_array().expect("targets is an array");
     assert_eq!(targets.len(), 4);
     for t in targets {
-        for key in [
-            "plan",
-            "indicator",
-            "milestone",
-            "target_percent",
-            "numerator",
-            "denominator",
-            "actual_percent",
-            "status",
-        ] {
+        for key in
+            ["plan", "indicator", "milestone", "target_percent", "numerator", "denominator", "actual_percent", "status"]
+        {
             assert!(t.get(key).is_some(), "target lacks `{key}`");
         }
     }
@@ -227,10 +142,7 @@ fn json_follows_the_contract() {
     assert_eq!(targets[0]["status"], "met");
     assert_eq!(targets[1]["status"], "behind");
     assert_eq!(targets[2]["status"], "no_denominator");
-    assert!(
-        targets[2]["actual_percent"].is_null(),
-        "missing share is null, never 0"
-    );
+    assert!(targets[2]["actual_percent"].is_null(), "missing share is null, never 0");
     assert!(targets[2]["denominator"].is_null());
     assert_eq!(targets[3]["status"], "unit_abolished");
     assert!(targets[3]["actual_percent"].is_null());
@@ -286,28 +198,16 @@ fn table_reads_in_vietnamese() {
     ] {
         assert!(text.contains(needle), "table lacks {needle:?}:\n{text}");
     }
-    assert!(
-        !text.contains("52.3456"),
-        "percentages are rounded for display"
-    );
+    assert!(!text.contains("52.3456"), "percentages are rounded for display");
 
     // The no_denominator row shows "—" for denominator, actual and gap, never a 0 share.
-    let row = text
-        .lines()
-        .find(|l| l.contains("learning_family/households"))
-        .expect("a row");
+    let row = text.lines().find(|l| l.contains("learning_family/households")).expect("a row");
     assert_eq!(row.matches('—').count(), 3, "{row}");
     assert!(row.contains("70,00"), "{row}");
-    let row = text
-        .lines()
-        .find(|l| l.contains("learning_district/districts"))
-        .expect("a row");
+    let row = text.lines().find(|l| l.contains("learning_district/districts")).expect("a row");
     assert_eq!(row.matches('—').count(), 2, "{row}");
     // A unit without an adults baseline has no share either.
-    let row = text
-        .lines()
-        .find(|l| l.contains("Hoàn Kiếm") && l.contains("893.824"))
-        .expect("a row");
+    let row = text.lines().find(|l| l.contains("Hoàn Kiếm") && l.contains("893.824")).expect("a row");
     assert!(row.contains('—'), "{row}");
 
     let mut known = sample();
@@ -339,15 +239,9 @@ fn csv_is_one_long_table() {
     let review = sample();
     let text = csv(&review);
     let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let header: Vec<String> = reader
-        .headers()
-        .expect("a header")
-        .iter()
-        .map(str::to_owned)
-        .collect();
+    let header: Vec<String> = reader.headers().expect("a header").iter().map(str::to_owned).collect();
     assert_eq!(header, rows::HEADER);
-    let records: Vec<csv::StringRecord> =
-        reader.records().collect::<Result<_, _>>().expect("parses");
+    let records: Vec<csv::StringRecord> = reader.records().collect::<Result<_, _>>().expect("parses");
     let column = |name: &str| header.iter().position(|h| h == name).expect("a column");
     let get = |r: &csv::StringRecord, name: &str| r.get(column(name)).expect("a cell").to_owned();
 
@@ -355,13 +249,7 @@ fn csv_is_one_long_table() {
     let unit_rows = (8 + 1 + 2) + (4 + 1 + 1) + (4 + 1);
     assert_eq!(records.len(), unit_rows + 4);
     assert!(records.iter().all(|r| r.len() == 19));
-    assert_eq!(
-        records
-            .iter()
-            .filter(|r| get(r, "section") == "target")
-            .count(),
-        4
-    );
+    assert_eq!(records.iter().filter(|r| get(r, "section") == "target").count(), 4);
 
     let first = &records[0];
     assert_eq!(get(first, "section"), "unit");
@@ -375,45 +263,24 @@ fn csv_is_one_long_table() {
     assert_eq!(get(first, "measure"), "registered");
     assert_eq!(get(first, "value"), "2480000");
     assert_eq!(get(first, "plan"), "");
-    assert!(
-        records
-            .iter()
-            .any(|r| get(r, "measure") == "baseline:adults" && get(r, "value") == "4000000")
-    );
-    assert!(
-        records
-            .iter()
-            .any(|r| get(r, "measure") == "digital_skill" && get(r, "value") == "750000")
-    );
-    assert!(
-        records.iter().any(|r| get(r, "unit_name") == HOSTILE_NAME),
-        "names survive quoting"
-    );
+    assert!(records.iter().any(|r| get(r, "measure") == "baseline:adults" && get(r, "value") == "4000000"));
+    assert!(records.iter().any(|r| get(r, "measure") == "digital_skill" && get(r, "value") == "750000"));
+    assert!(records.iter().any(|r| get(r, "unit_name") == HOSTILE_NAME), "names survive quoting");
 
-    let targets: Vec<&csv::StringRecord> = records
-        .iter()
-        .filter(|r| get(r, "section") == "target")
-        .collect();
+    let targets: Vec<&csv::StringRecord> = records.iter().filter(|r| get(r, "section") == "target").collect();
     assert_eq!(get(targets[0], "plan"), "UBND-01/290/2021");
     assert_eq!(get(targets[0], "actual_percent"), "52.3456", "unrounded");
     assert_eq!(get(targets[0], "target_percent"), "50");
     assert_eq!(get(targets[0], "status"), "met");
     assert_eq!(get(targets[0], "unit_code"), "");
     assert_eq!(get(targets[2], "status"), "no_denominator");
-    assert_eq!(
-        get(targets[2], "actual_percent"),
-        "",
-        "missing is empty, never 0"
-    );
+    assert_eq!(get(targets[2], "actual_percent"), "", "missing is empty, never 0");
     assert_eq!(get(targets[2], "gap_points"), "");
     assert_eq!(get(targets[2], "denominator"), "");
     assert_eq!(get(targets[3], "actual_percent"), "");
     assert_eq!(get(targets[3], "denominator"), "0");
 
-    let final_review = Review {
-        as_of: Day::parse("2030-12-31").expect("a date"),
-        ..sample()
-    };
+    let final_review = Review { as_of: Day::parse("2030-12-31").expect("a date"), ..sample() };
     let both = csv_all(&[&review, &final_review]);
     let count = csv::Reader::from_reader(both.as_bytes()).records().count();
     assert_eq!(count, 2 * records.len(), "one header for both reviews");
@@ -431,10 +298,7 @@ fn html_is_self_contained_and_escapes_data() {
     assert!(page.contains(r#"<html lang="vi">"#));
     assert!(page.contains(r#"<meta charset="utf-8">"#));
     assert!(page.contains("<title>Báo cáo &lt;Hà Nội&gt; &amp; cả nước</title>"));
-    assert!(
-        !page.contains("<script"),
-        "a unit name must not become markup"
-    );
+    assert!(!page.contains("<script"), "a unit name must not become markup");
     assert!(page.contains("Hoàn Kiếm &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"));
     for needle in ["src=", "href=\"http", "@import", "url("] {
         assert!(!page.contains(needle), "external asset via {needle}");
@@ -443,26 +307,17 @@ fn html_is_self_contained_and_escapes_data() {
         assert!(page.contains(plan), "lacks {plan}");
     }
     for status in ["met", "behind", "no_denominator", "unit_abolished"] {
-        assert!(
-            page.contains(&format!(r#"class="badge {status}""#)),
-            "lacks the {status} badge"
-        );
+        assert!(page.contains(&format!(r#"class="badge {status}""#)), "lacks the {status} badge");
     }
     assert!(page.contains("review-01-2025-12-31") && page.contains("review-01-2030-12-31"));
     assert!(page.contains("2030 (tổng kết)"));
     assert!(page.contains("Công dân học tập (learning_citizen)"));
-    assert!(
-        page.contains(r#"style="width: 52.35%""#),
-        "bar for the met target"
-    );
+    assert!(page.contains(r#"style="width: 52.35%""#), "bar for the met target");
     assert!(page.contains("52,35"));
     assert_eq!(page.matches("<section").count(), 2);
 
     let single = html(&[&phase], "Sơ kết");
     assert_eq!(single.matches("<section").count(), 1);
-    assert!(
-        !single.contains("<nav>"),
-        "no table of contents for one review"
-    );
+    assert!(!single.contains("<nav>"), "no table of contents for one review");
     assert!(html(&[], "Trống").contains("Không có kỳ đánh giá nào."));
 }

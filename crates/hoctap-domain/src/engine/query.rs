@@ -82,10 +82,18 @@ impl Engine {
         if !geo.units[scope as usize].in_force {
             return Err(QueryError::ScopeNotInForce { code: query.scope.clone(), as_of: day });
         }
-        let tallies = self.tally(&geo, day, known_at);
+        let (tallies, holds) = self.tally(&geo, day, known_at);
         let mut denominators = HashMap::new();
 
-        let mut child_units = geo.children[scope as usize].clone();
+        // The scope's districts in force at D; where it has none, its communes.
+        let children = &geo.children[scope as usize];
+        let of_level = |level| {
+            children.iter().copied().filter(|c| geo.units[*c as usize].level == Some(level)).collect::<Vec<_>>()
+        };
+        let mut child_units = of_level(Level::District);
+        if child_units.is_empty() {
+            child_units = of_level(Level::Commune);
+        }
         child_units.sort_by(|a, b| self.units.codes[*a as usize].cmp(&self.units.codes[*b as usize]));
         let units = std::iter::once(scope)
             .chain(child_units)
@@ -96,7 +104,15 @@ impl Engine {
                     .iter()
                     .map(|t| {
                         let m = tally.titles[t.index()];
-                        (*t, TitleCounts { registered: m[REGISTERED], declared: m[DECLARED], evidenced: m[EVIDENCED], recognised: m[RECOGNISED] })
+                        (
+                            *t,
+                            TitleCounts {
+                                registered: m[REGISTERED],
+                                declared: m[DECLARED],
+                                evidenced: m[EVIDENCED],
+                                recognised: m[RECOGNISED],
+                            },
+                        )
                     })
                     .filter(|(_, c)| !c.is_zero())
                     .collect();
@@ -118,7 +134,9 @@ impl Engine {
         let (milestone, targets) = self.targets_at(scope, day, known_at, query.milestone);
         let targets = targets
             .into_iter()
-            .map(|t| self.check_target(t, &geo, scope, &tallies[scope as usize], day, known_at, &mut denominators))
+            .map(|t| {
+                self.check_target(t, &geo, scope, (&tallies[scope as usize], &holds), day, known_at, &mut denominators)
+            })
             .collect();
 
         let mut geography = Geography { provinces: 0, districts: 0, communes: 0 };
@@ -146,7 +164,7 @@ impl Engine {
 
     /// The geography in force at `day` as known at `known_at`.
     fn geo_at(&self, day: Day, known_at: Option<i64>) -> GeoAt<'_> {
-        let alive = |ev| self.alive(ev, known_at, 0);
+        let alive = |ev| self.alive(ev, known_at);
         let units: Vec<UnitAt<'_>> = (0..self.units.codes.len())
             .map(|u| match self.geo.get(u) {
                 Some(history) => history.at(day, alive),
@@ -157,19 +175,32 @@ impl Engine {
     }
 
     /// Counts per unit, each unit including everything located below it.
-    fn tally(&self, geo: &GeoAt<'_>, day: Day, known_at: Option<i64>) -> Vec<Tally> {
+    /// Also returns, per unit, the titles it holds as its own subject (one bit per title).
+    fn tally(&self, geo: &GeoAt<'_>, day: Day, known_at: Option<i64>) -> (Vec<Tally>, Vec<u8>) {
         let n = geo.units.len();
         let mut own = vec![Tally::default(); n];
+        let mut holds = vec![0u8; n];
         let year = day.year() as i16;
-        for subject in &self.subjects {
+        // A subject whose id is the code of an established unit is that unit (rule 6).
+        let admin: HashMap<u32, UnitId> = (0..n)
+            .filter(|&u| geo.units[u].level.is_some())
+            .filter_map(|u| self.subject_ids.get(&*self.units.codes[u]).map(|&s| (s, u as UnitId)))
+            .collect();
+        for (sid, subject) in self.subjects.iter().enumerate() {
             let at = self.subject_at(subject, day.0, year, known_at);
-            let location = match (subject.own_unit, at.code) {
+            let location = match admin.get(&(sid as u32)) {
                 // An administrative unit is counted in itself while in force, never in a successor.
-                (Some(unit), _) => Some(unit).filter(|u| geo.units[*u as usize].in_force),
-                (None, Some(code)) => geo.resolved[code as usize],
-                (None, None) => None,
+                Some(&unit) => Some(unit).filter(|u| geo.units[*u as usize].in_force),
+                None => at.code.and_then(|code| geo.resolved[code as usize]),
             };
             let Some(loc) = location else { continue };
+            if admin.contains_key(&(sid as u32)) {
+                for (title, bits) in at.measures.iter().enumerate() {
+                    if bits & (1 << RECOGNISED) != 0 {
+                        holds[loc as usize] |= 1 << title;
+                    }
+                }
+            }
             let t = &mut own[loc as usize];
             for (title, bits) in at.measures.iter().enumerate() {
                 for (m, count) in t.titles[title].iter_mut().enumerate() {
@@ -196,7 +227,7 @@ impl Engine {
                 rolled[ancestor as usize].add(tally);
             }
         }
-        rolled
+        (rolled, holds)
     }
 
     /// One subject's standing at D (rules 4–6).
@@ -264,14 +295,14 @@ impl Engine {
             measures,
             skill,
             group: group_latest.or(group_first).unwrap_or(NO_GROUP),
-            code: subject.own_unit.or(code.or(first_code)),
+            code: code.or(first_code),
         }
     }
 
     /// The latest recorded value of a metric for a unit at D (rule 7, first half).
     fn baseline(&self, unit: UnitId, metric: Metric, day: Day, known_at: Option<i64>) -> Option<u64> {
         let list = self.baselines.get(&(unit, metric))?;
-        list.iter().rev().find(|s| s.day <= day && self.alive(s.ev, known_at, 0)).map(|s| s.value)
+        list.iter().rev().find(|s| s.day <= day && self.alive(s.ev, known_at)).map(|s| s.value)
     }
 
     /// The denominator of a metric for a unit at D: its own baseline, else the sum over its children in
@@ -303,14 +334,22 @@ impl Engine {
 
     /// The scope's targets for one milestone: the latest `target.set` known at D per (plan, indicator,
     /// milestone), for the requested milestone or the smallest one ≥ the year of D (rule 9).
-    fn targets_at(&self, scope: UnitId, day: Day, known_at: Option<i64>, milestone: Option<i32>) -> (Option<i32>, Vec<&TargetRec>) {
+    fn targets_at(
+        &self,
+        scope: UnitId,
+        day: Day,
+        known_at: Option<i64>,
+        milestone: Option<i32>,
+    ) -> (Option<i32>, Vec<&TargetRec>) {
         let mut latest: HashMap<(&crate::event::Plan, &str, i32), &Stamped<TargetRec>> = HashMap::new();
         for t in &self.targets {
-            if t.value.scope != scope || t.day > day || !self.alive(t.ev, known_at, 0) {
+            if t.value.scope != scope || t.day > day || !self.alive(t.ev, known_at) {
                 continue;
             }
             let key = (&t.value.plan, t.value.indicator_text.as_str(), t.value.milestone);
-            let newer = latest.get(&key).is_none_or(|old| super::by_time_then_id(&self.metas, (t.instant, t.ev), (old.instant, old.ev)).is_gt());
+            let newer = latest.get(&key).is_none_or(|old| {
+                super::by_time_then_id(&self.metas, (t.instant, t.ev), (old.instant, old.ev)).is_gt()
+            });
             if newer {
                 latest.insert(key, t);
             }
@@ -318,8 +357,16 @@ impl Engine {
         let year = day.year();
         let milestone = milestone.or_else(|| latest.keys().map(|k| k.2).filter(|m| *m >= year).min());
         let Some(milestone) = milestone else { return (None, Vec::new()) };
-        let mut list: Vec<&TargetRec> = latest.into_values().map(|t| &t.value).filter(|t| t.milestone == milestone).collect();
-        list.sort_by(|a, b| (a.plan.year, &a.plan.issuer, &a.plan.number, &a.indicator_text).cmp(&(b.plan.year, &b.plan.issuer, &b.plan.number, &b.indicator_text)));
+        let mut list: Vec<&TargetRec> =
+            latest.into_values().map(|t| &t.value).filter(|t| t.milestone == milestone).collect();
+        list.sort_by(|a, b| {
+            (a.plan.year, &a.plan.issuer, &a.plan.number, &a.indicator_text).cmp(&(
+                b.plan.year,
+                &b.plan.issuer,
+                &b.plan.number,
+                &b.indicator_text,
+            ))
+        });
         (Some(milestone), list)
     }
 
@@ -329,7 +376,7 @@ impl Engine {
         target: &TargetRec,
         geo: &GeoAt<'_>,
         scope: UnitId,
-        tally: &Tally,
+        (tally, holds): (&Tally, &[u8]),
         day: Day,
         known_at: Option<i64>,
         memo: &mut HashMap<(UnitId, Metric), Option<u64>>,
@@ -344,22 +391,28 @@ impl Engine {
                 (n, self.denominator(geo, scope, metric, day, known_at, memo), false)
             }
             Indicator::UnitsHolding { title, level } => {
-                let units = geo
-                    .units
-                    .iter()
-                    .enumerate()
-                    .filter(|(u, at)| at.in_force && at.level == Some(level) && geo.within(*u as UnitId, scope))
-                    .count() as u64;
-                (recognised(title), Some(units), true)
+                let units: Vec<usize> = (0..geo.units.len())
+                    .filter(|&u| {
+                        let at = &geo.units[u];
+                        at.in_force && at.level == Some(level) && geo.within(u as UnitId, scope)
+                    })
+                    .collect();
+                let holding = units.iter().filter(|&&u| holds[u] & (1 << title.index()) != 0).count();
+                (holding as u64, Some(units.len() as u64), true)
             }
-            Indicator::DigitalSkill { metric } => (tally.skill, self.denominator(geo, scope, metric, day, known_at, memo), false),
-            Indicator::DigitalSkillOfLearningCitizens => (tally.lc_skill, Some(recognised(Title::LearningCitizen)), false),
+            Indicator::DigitalSkill { metric } => {
+                (tally.skill, self.denominator(geo, scope, metric, day, known_at, memo), false)
+            }
+            Indicator::DigitalSkillOfLearningCitizens => {
+                (tally.lc_skill, Some(recognised(Title::LearningCitizen)), false)
+            }
         };
-        let actual = denominator.filter(|d| *d > 0).map(|d| numerator as f64 / d as f64 * 100.0);
-        let status = match actual {
-            _ if counts_units && denominator == Some(0) => Status::UnitAbolished,
-            None => Status::NoDenominator,
-            Some(a) if a >= target.percent => Status::Met,
+        let actual = denominator.filter(|d| *d > 0).map(|d| numerator as f64 * 100.0 / d as f64);
+        let status = match denominator {
+            Some(0) if counts_units => Status::UnitAbolished,
+            None | Some(0) => Status::NoDenominator,
+            // Compared without dividing, so that 29 of 100 meets a 29 % target exactly.
+            Some(d) if numerator as f64 * 100.0 >= target.percent * d as f64 => Status::Met,
             Some(_) => Status::Behind,
         };
         TargetReview {

@@ -1,0 +1,326 @@
+//! The command-line contract of `hoctap`: help for every command, exit statuses, idempotent ingest from
+//! files and standard input, the review's JSON shape, CSV and table output, and deterministic generation.
+
+use hoctap_domain::Event;
+use hoctap_tests::{Ran, hoctap, ingest, ndjson, review_json, run, scenario_world, source_line};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+fn temp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temporary folder")
+}
+
+/// The hand-checked world as its sources sent it (no `recordedtime`; event 80 twice).
+fn scenario_ndjson() -> String {
+    ndjson(scenario_world().iter().map(source_line))
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("writing an input file");
+    path
+}
+
+/// A data folder holding the hand-checked world, ingested from a file.
+fn scenario_data(dir: &Path) -> PathBuf {
+    let file = write(dir, "world.ndjson", &scenario_ndjson());
+    let data = dir.join("data");
+    let ran = ingest(&data, &[&file]);
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    data
+}
+
+fn review(data: &Path, extra: &[&str]) -> Ran {
+    run(hoctap().arg("--data-dir").arg(data).args(["review", "--scope", "01", "--as-of", "2025-12-31"]).args(extra))
+}
+
+fn keys(value: &Value) -> BTreeSet<&str> {
+    value.as_object().unwrap_or_else(|| panic!("an object: {value}")).keys().map(String::as_str).collect()
+}
+
+fn set<'a>(items: &[&'a str]) -> BTreeSet<&'a str> {
+    items.iter().copied().collect()
+}
+
+#[test]
+fn help_for_every_command() {
+    let ran = run(hoctap().arg("--help"));
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    assert!(ran.stdout.contains("Usage: hoctap"), "{}", ran.stdout);
+    for command in ["ingest", "review", "generate", "demo", "bench"] {
+        assert!(ran.stdout.contains(&format!("\n  {command} ")), "--help lists `{command}`:\n{}", ran.stdout);
+    }
+    for command in [&["ingest"][..], &["review"], &["generate"], &["demo"], &["bench"], &["bench", "replay"]] {
+        let ran = run(hoctap().args(command).arg("--help"));
+        assert_eq!(ran.code, Some(0), "hoctap {command:?} --help: {ran:?}");
+        let usage = format!("Usage: hoctap {}", command.join(" "));
+        assert!(ran.stdout.contains(&usage), "hoctap {command:?} --help prints `{usage}`:\n{}", ran.stdout);
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = temp();
+    assert_eq!(run(hoctap().arg("no-such-command")).code, Some(2));
+    assert_eq!(run(hoctap().arg("review").args(["--as-of", "2025-12-31"])).code, Some(2), "--scope is required");
+    let ran = run(hoctap().arg("--data-dir").arg(dir.path().join("none")).args([
+        "review",
+        "--scope",
+        "01",
+        "--as-of",
+        "2025-12-31",
+    ]));
+    assert_eq!(ran.code, Some(2), "reviewing a folder without a log: {ran:?}");
+    assert!(ran.stderr.contains("no event log"), "{}", ran.stderr);
+}
+
+#[test]
+fn ingest_of_a_missing_file_exits_2() {
+    let dir = temp();
+    let missing = dir.path().join("missing.ndjson");
+    let ran = ingest(&dir.path().join("data"), &[&missing]);
+    assert_eq!(ran.code, Some(2), "{ran:?}");
+    assert!(ran.stderr.starts_with("error:") && ran.stderr.contains("missing.ndjson"), "{}", ran.stderr);
+}
+
+#[test]
+fn a_bad_as_of_or_known_at_exits_2() {
+    let dir = temp();
+    let data = scenario_data(dir.path());
+    for bad in ["2025-13-01", "31/12/2025", "2025-12-31T00:00:00Z"] {
+        let ran = run(hoctap().arg("--data-dir").arg(&data).args(["review", "--scope", "01", "--as-of", bad]));
+        assert_eq!(ran.code, Some(2), "--as-of {bad}: {ran:?}");
+        assert!(ran.stderr.contains("--as-of") && ran.stderr.contains(bad), "{}", ran.stderr);
+        assert!(ran.stdout.is_empty(), "no review is printed: {}", ran.stdout);
+    }
+    let ran = review(&data, &["--known-at", "2026-02-01"]);
+    assert_eq!(ran.code, Some(2), "{ran:?}");
+    assert!(ran.stderr.contains("--known-at"), "{}", ran.stderr);
+}
+
+#[test]
+fn ingesting_the_same_file_twice_changes_nothing() {
+    // A generated city: a messy feed with repeated sends, retractions and late events.
+    let dir = temp();
+    let city = dir.path().join("city.ndjson");
+    let ran = run(hoctap().args(["generate", "--citizens", "200", "--seed", "3", "--out"]).arg(&city));
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    let data = dir.path().join("data");
+    let first = ingest(&data, &[&city]);
+    assert_eq!(first.code, Some(0), "{first:?}");
+    assert!(!first.stdout.contains(" 0 accepted"), "{}", first.stdout);
+    let log = data.join("events.log");
+    let size = std::fs::metadata(&log).unwrap().len();
+    let reviews = |data: &Path| ["2025-06-30", "2025-12-31", "2030-12-31"].map(|d| review_json(data, d));
+    let before = reviews(&data);
+
+    let second = ingest(&data, &[&city]);
+    assert_eq!(second.code, Some(0), "a repeated event counts as accepted: {second:?}");
+    assert!(second.stdout.contains(" 0 accepted,") && second.stdout.contains(" 0 refused"), "{}", second.stdout);
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), size, "nothing is appended to the log");
+    assert_eq!(reviews(&data), before, "the reviews are unchanged");
+    assert!(!data.join("dead-letter.ndjson").exists(), "nothing was refused");
+}
+
+#[test]
+fn ingest_reads_standard_input() {
+    let dir = temp();
+    let data = dir.path().join("data");
+    let mut child = hoctap()
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["ingest", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning hoctap");
+    child.stdin.take().unwrap().write_all(scenario_ndjson().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let events = scenario_world().len();
+    assert!(
+        stdout
+            .contains(&format!("standard input: {events} lines, {} accepted, 1 already known, 0 refused", events - 1)),
+        "{stdout}"
+    );
+    // The same figures as from a file.
+    let other = temp();
+    let from_file = scenario_data(other.path());
+    assert_eq!(review_json(&data, "2025-12-31"), review_json(&from_file, "2025-12-31"));
+}
+
+#[test]
+fn review_json_has_the_contract_shape() {
+    let dir = temp();
+    let data = scenario_data(dir.path());
+    let ran = review(&data, &["--format", "json"]);
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    let r: Value = serde_json::from_str(&ran.stdout).expect("JSON");
+    // The contract's keys, and only fields the docs add (rule 10: the milestone and geography used).
+    let top = keys(&r);
+    assert!(top.is_superset(&set(&["scope", "as_of", "units", "targets"])), "{top:?}");
+    assert!(!top.contains("known_at"), "known_at is absent when not given: {top:?}");
+    assert_eq!(top, set(&["scope", "as_of", "units", "targets", "milestone", "geography"]));
+    assert_eq!((&r["scope"], &r["as_of"]), (&Value::from("01"), &Value::from("2025-12-31")));
+    let units = r["units"].as_array().expect("units");
+    let unit_keys = set(&["code", "level", "name", "titles", "digital_skill", "baselines"]);
+    for unit in units {
+        assert_eq!(keys(unit), unit_keys, "{unit}");
+    }
+    // The hand-checked figures of scenario.rs, through the log and the CLI.
+    let city = &units[0];
+    assert_eq!(
+        (&city["code"], &city["level"], &city["name"]),
+        (&Value::from("01"), &Value::from("province"), &Value::from("Hà Nội"))
+    );
+    let lc = &city["titles"]["learning_citizen"];
+    assert_eq!(keys(lc), set(&["registered", "declared", "evidenced", "recognised"]));
+    let counts: Vec<u64> =
+        ["registered", "declared", "evidenced", "recognised"].iter().map(|k| lc[k].as_u64().unwrap()).collect();
+    assert_eq!(counts, [5, 1, 1, 2]);
+    assert_eq!(city["digital_skill"], 1);
+    assert_eq!(city["baselines"]["adults"], 32);
+    let codes: Vec<&str> = units.iter().map(|u| u["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["01", "00001", "00002", "00005"]);
+
+    let targets = r["targets"].as_array().expect("targets");
+    assert_eq!(targets.len(), 4);
+    let target_keys = set(&[
+        "plan",
+        "indicator",
+        "milestone",
+        "target_percent",
+        "numerator",
+        "denominator",
+        "actual_percent",
+        "status",
+    ]);
+    for t in targets {
+        let k = keys(t);
+        assert!(k.is_superset(&target_keys), "{t}");
+        assert_eq!(
+            k.difference(&target_keys).copied().collect::<Vec<_>>(),
+            ["gap_points"],
+            "rule 10's gap is the one addition"
+        );
+    }
+    let adults = &targets[0];
+    assert_eq!(
+        (&adults["plan"], &adults["indicator"]),
+        (&Value::from("UBND-01/290/2021"), &Value::from("learning_citizen/adults"))
+    );
+    assert_eq!((adults["target_percent"].as_f64(), adults["actual_percent"].as_f64()), (Some(55.0), Some(6.25)));
+    assert_eq!(adults["status"], "behind");
+    // No percentage without a denominator: null, never 0.
+    let households = targets.iter().find(|t| t["indicator"] == "learning_family/households").unwrap();
+    assert!(households["actual_percent"].is_null() && households["denominator"].is_null(), "{households}");
+    assert_eq!(households["status"], "no_denominator");
+    let districts = targets.iter().find(|t| t["indicator"] == "learning_district/districts").unwrap();
+    assert_eq!(districts["status"], "unit_abolished");
+    assert!(districts["actual_percent"].is_null());
+}
+
+#[test]
+fn review_json_states_known_at_when_given() {
+    let dir = temp();
+    let data = scenario_data(dir.path());
+    let ran = review(&data, &["--format", "json", "--known-at", "2099-01-01T00:00:00Z"]);
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    let r: Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert!(keys(&r).contains("known_at"), "{:?}", keys(&r));
+    assert!(r["known_at"].as_str().unwrap().starts_with("2099-01-01T00:00:00"), "{}", r["known_at"]);
+    // Everything was recorded before 2099: the same figures as "now".
+    let mut now = review_json(&data, "2025-12-31");
+    now["known_at"] = r["known_at"].clone();
+    assert_eq!(r, now);
+}
+
+#[test]
+fn review_known_at_before_anything_was_recorded_is_an_error() {
+    // Before the first event was recorded the tracker knew no Hà Nội: the scope is not in force then, which
+    // is the caller's mistake (exit 2) rather than an empty review that would read as "zero everywhere".
+    let dir = temp();
+    let data = scenario_data(dir.path());
+    let ran = review(&data, &["--format", "json", "--known-at", "2020-01-01T00:00:00Z"]);
+    assert_eq!(ran.code, Some(2), "{ran:?}");
+    assert!(ran.stdout.is_empty(), "{}", ran.stdout);
+    assert!(ran.stderr.contains("scope `01` is not in force on 2025-12-31"), "{}", ran.stderr);
+}
+
+#[test]
+fn review_csv_parses() {
+    let dir = temp();
+    let data = scenario_data(dir.path());
+    let ran = review(&data, &["--format", "csv"]);
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    let mut reader = csv::Reader::from_reader(ran.stdout.as_bytes());
+    let header: Vec<String> = reader.headers().expect("a header").iter().map(str::to_owned).collect();
+    let documented = "section,scope,as_of,known_at,unit_code,unit_level,unit_name,title,measure,value,plan,indicator,milestone,target_percent,actual_percent,gap_points,numerator,denominator,status";
+    assert_eq!(header.join(","), documented);
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> =
+        reader.records().collect::<Result<_, _>>().expect("every row parses, all as wide as the header");
+    let unit_row = |unit: &str, measure: &str| {
+        rows.iter()
+            .find(|r| {
+                r[col("section")] == *"unit"
+                    && r[col("unit_code")] == *unit
+                    && r[col("title")] == *"learning_citizen"
+                    && r[col("measure")] == *measure
+            })
+            .map(|r| r[col("value")].to_owned())
+    };
+    assert_eq!(unit_row("01", "registered").as_deref(), Some("5"));
+    assert_eq!(unit_row("01", "recognised").as_deref(), Some("2"));
+    assert_eq!(unit_row("00005", "registered").as_deref(), Some("2"));
+    let targets: Vec<_> = rows.iter().filter(|r| r[col("section")] == *"target").collect();
+    assert_eq!(targets.len(), 4);
+    let adults = targets.iter().find(|r| r[col("indicator")] == *"learning_citizen/adults").unwrap();
+    assert_eq!((&adults[col("actual_percent")], &adults[col("status")]), ("6.25", "behind"));
+    let households = targets.iter().find(|r| r[col("indicator")] == *"learning_family/households").unwrap();
+    assert_eq!(&households[col("actual_percent")], "", "a missing percentage is an empty cell");
+}
+
+#[test]
+fn review_table_speaks_vietnamese() {
+    let dir = temp();
+    let data = scenario_data(dir.path());
+    let default = review(&data, &[]);
+    let table = review(&data, &["--format", "table"]);
+    assert_eq!(table.code, Some(0), "{table:?}");
+    assert_eq!(default.stdout, table.stdout, "table is the default format");
+    for label in [
+        "Hà Nội (01)",
+        "Ngày đánh giá",
+        "Công dân học tập",
+        "Đăng ký",
+        "Công nhận",
+        "Chưa đạt",
+        "sơ kết",
+        "Phường Ba Đình",
+    ] {
+        assert!(table.stdout.contains(label), "the table shows `{label}`:\n{}", table.stdout);
+    }
+    // Vietnamese number style: 6,25 %, not 6.25.
+    assert!(table.stdout.contains("6,25") && !table.stdout.contains("6.25"), "{}", table.stdout);
+}
+
+#[test]
+fn generate_is_deterministic() {
+    let generate = |seed: &str| run(hoctap().args(["generate", "--citizens", "200", "--seed", seed]));
+    let (a, b, other) = (generate("7"), generate("7"), generate("8"));
+    assert_eq!(a.code, Some(0), "{:?}", a.stderr);
+    assert!(a.stdout == b.stdout, "the same seed gives the same bytes");
+    assert!(a.stdout != other.stdout, "another seed gives another city");
+    let lines: Vec<&str> = a.stdout.lines().collect();
+    assert!(lines.len() > 10_000, "a city of 200 citizens: {} lines", lines.len());
+    for line in lines.iter().step_by(101) {
+        Event::from_json(line.as_bytes()).unwrap_or_else(|r| panic!("a generated line is a valid source event: {r}"));
+    }
+    assert!(a.stderr.contains(&format!("generated {} events", lines.len())), "{}", a.stderr);
+}

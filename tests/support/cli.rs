@@ -1,0 +1,94 @@
+//! The real `hoctap` binary, built once per test process, and NDJSON inputs for it.
+
+use hoctap_domain::Event;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// A command running this workspace's `hoctap` binary, freshly built with the profile the tests run in.
+///
+/// `env!("CARGO_BIN_EXE_hoctap")` only exists inside the binary's own package, and a bin-only crate cannot
+/// be a dev-dependency, so the first call runs `cargo build -p hoctap-cli` into the target folder of the
+/// running test (a no-op when the binary is up to date) and later calls reuse its path.
+/// `HOCTAP_DATA_DIR` is removed so that a developer's environment cannot point the tests at real data.
+pub fn hoctap() -> Command {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    let mut command = Command::new(BIN.get_or_init(build_hoctap));
+    command.env_remove("HOCTAP_DATA_DIR");
+    command
+}
+
+fn build_hoctap() -> PathBuf {
+    // A test executable lives in `<target>/<profile dir>/deps/`; the binary goes to `<target>/<profile dir>/`.
+    let exe = std::env::current_exe().expect("the path of the running test");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("tests run from <target>/<profile>/deps/");
+    let target_dir = profile_dir.parent().expect("a target folder above the profile folder");
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev",
+        Some(other) => other,
+    };
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace root");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let out = Command::new(cargo)
+        .current_dir(workspace)
+        .args(["build", "--quiet", "-p", "hoctap-cli", "--bin", "hoctap", "--profile", profile, "--target-dir"])
+        .arg(target_dir)
+        .output()
+        .expect("running cargo build");
+    assert!(out.status.success(), "cargo build -p hoctap-cli failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let bin = profile_dir.join(format!("hoctap{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.is_file(), "cargo build did not leave {}", bin.display());
+    bin
+}
+
+/// The event as a source publishes it: canonical JSON on one line, without the tracker's `recordedtime`.
+pub fn source_line(event: &Event) -> String {
+    let mut e = event.clone();
+    e.recordedtime = None;
+    e.to_json()
+}
+
+/// NDJSON text: one line each, every line ended by a newline.
+pub fn ndjson<S: AsRef<str>>(lines: impl IntoIterator<Item = S>) -> String {
+    let mut out = String::new();
+    for line in lines {
+        out.push_str(line.as_ref());
+        out.push('\n');
+    }
+    out
+}
+
+/// What one run of `hoctap` did.
+#[derive(Debug)]
+pub struct Ran {
+    /// The exit status (`None` when killed by a signal).
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `command` to the end and keeps what it printed.
+pub fn run(command: &mut Command) -> Ran {
+    let out = command.output().unwrap_or_else(|e| panic!("running {command:?}: {e}"));
+    Ran {
+        code: out.status.code(),
+        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+    }
+}
+
+/// `hoctap --data-dir <dir> ingest <files…>`.
+pub fn ingest(dir: &Path, files: &[&Path]) -> Ran {
+    run(hoctap().arg("--data-dir").arg(dir).arg("ingest").args(files))
+}
+
+/// `hoctap --data-dir <dir> review --scope 01 --as-of <as_of> --format json`, which must succeed, parsed.
+pub fn review_json(dir: &Path, as_of: &str) -> serde_json::Value {
+    let ran = run(hoctap()
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["review", "--scope", "01", "--as-of", as_of, "--format", "json"]));
+    assert_eq!(ran.code, Some(0), "review failed: {ran:?}");
+    serde_json::from_str(&ran.stdout)
+        .unwrap_or_else(|e| panic!("review --format json is not JSON ({e}):\n{}", ran.stdout))
+}
