@@ -43,7 +43,7 @@ impl Tracker {
         log.replay(|event| {
             engine.apply(&event);
             n += 1;
-            if n % 65_536 == 0 {
+            if n.is_multiple_of(65_536) {
                 bar.set_position(n);
             }
         })
