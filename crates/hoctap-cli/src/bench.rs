@@ -22,7 +22,8 @@ pub struct ReplayArgs {
     citizens: u64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Replay this existing data folder instead of generating a log into a temporary one.
+    /// Replay the log in this data folder; when it holds none yet, the generated log is written there
+    /// (and kept for the next run) instead of into a temporary folder.
     #[arg(long)]
     log: Option<PathBuf>,
 }
@@ -36,7 +37,11 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
 fn replay(args: &ReplayArgs) -> Result<ExitCode> {
     let temp;
     let dir = match &args.log {
-        Some(dir) => dir.clone(),
+        Some(dir) if dir.join(hoctap_log::EVENTS_FILE).exists() => dir.clone(),
+        Some(dir) => {
+            write_generated_log(dir.clone(), args.citizens, args.seed)?;
+            dir.clone()
+        }
         None => {
             temp = tempfile::tempdir().context("creating a temporary folder")?;
             write_generated_log(temp.path().to_owned(), args.citizens, args.seed)?;
@@ -67,6 +72,7 @@ fn replay(args: &ReplayArgs) -> Result<ExitCode> {
         engine.apply(&event);
         n += 1;
     })?;
+    engine.pack();
     let replay_time = t.elapsed();
     let rss_after = rss_kib("VmRSS");
     let replay_rate = n as f64 / replay_time.as_secs_f64();

@@ -48,6 +48,7 @@ impl Tracker {
             }
         })
         .context("replaying the log")?;
+        engine.pack();
         bar.finish_and_clear();
         Ok(Tracker { engine, log })
     }

@@ -214,6 +214,17 @@ impl Engine {
         self.metas.reserve(events);
     }
 
+    /// Packs the state after a bulk replay: every subject's records are copied, in subject order, into
+    /// allocations of exactly their size. Reviews read records subject after subject, and records
+    /// that lie close together in memory are read several times faster than scattered ones.
+    pub fn pack(&mut self) {
+        for subject in &mut self.subjects {
+            let mut packed = Vec::with_capacity(subject.recs.len());
+            packed.extend_from_slice(&subject.recs);
+            subject.recs = packed;
+        }
+    }
+
     /// Number of distinct events folded.
     pub fn len(&self) -> usize {
         self.metas.len()

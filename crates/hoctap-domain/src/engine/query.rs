@@ -176,37 +176,86 @@ impl Engine {
 
     /// Counts per unit, each unit including everything located below it.
     /// Also returns, per unit, the titles it holds as its own subject (one bit per title).
+    ///
+    /// Subjects are independent of each other at (D, K), so large states are split over the available
+    /// cores (plain scoped threads: computation, not I/O) and the partial tallies summed.
     fn tally(&self, geo: &GeoAt<'_>, day: Day, known_at: Option<i64>) -> (Vec<Tally>, Vec<u8>) {
+        let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(8);
+        let parts = if self.subjects.len() < 65_536 { 1 } else { threads };
+        self.tally_in_parts(geo, day, known_at, parts)
+    }
+
+    fn tally_in_parts(&self, geo: &GeoAt<'_>, day: Day, known_at: Option<i64>, parts: usize) -> (Vec<Tally>, Vec<u8>) {
         let n = geo.units.len();
-        let mut own = vec![Tally::default(); n];
-        let mut holds = vec![0u8; n];
-        let year = day.year() as i16;
         // A subject whose id is the code of an established unit is that unit (rule 6).
         let admin: HashMap<u32, UnitId> = (0..n)
             .filter(|&u| geo.units[u].level.is_some())
             .filter_map(|u| self.subject_ids.get(&*self.units.codes[u]).map(|&s| (s, u as UnitId)))
             .collect();
-        for (sid, subject) in self.subjects.iter().enumerate() {
+        let chunk = self.subjects.len().div_ceil(parts.max(1)).max(1);
+        let parts: Vec<(Vec<Tally>, Vec<u8>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..self.subjects.len())
+                .step_by(chunk)
+                .map(|from| {
+                    let to = (from + chunk).min(self.subjects.len());
+                    let admin = &admin;
+                    scope.spawn(move || self.tally_range(from..to, geo, admin, day, known_at))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("tally thread")).collect()
+        });
+        let mut own = vec![Tally::default(); n];
+        let mut holds = vec![0u8; n];
+        for (part, part_holds) in parts {
+            for (total, t) in own.iter_mut().zip(&part) {
+                total.add(t);
+            }
+            for (total, h) in holds.iter_mut().zip(&part_holds) {
+                *total |= h;
+            }
+        }
+        let mut rolled = own.clone();
+        for (u, tally) in own.iter().enumerate() {
+            for ancestor in geo.ancestors(u as UnitId).skip(1) {
+                rolled[ancestor as usize].add(tally);
+            }
+        }
+        (rolled, holds)
+    }
+
+    /// The tallies of the subjects in `range`, per location (not rolled up).
+    fn tally_range(
+        &self,
+        range: std::ops::Range<usize>,
+        geo: &GeoAt<'_>,
+        admin: &HashMap<u32, UnitId>,
+        day: Day,
+        known_at: Option<i64>,
+    ) -> (Vec<Tally>, Vec<u8>) {
+        let n = geo.units.len();
+        let mut own = vec![Tally::default(); n];
+        let mut holds = vec![0u8; n];
+        let year = day.year() as i16;
+        for sid in range {
+            let subject = &self.subjects[sid];
             let at = self.subject_at(subject, day.0, year, known_at);
-            let location = match admin.get(&(sid as u32)) {
+            let own_unit = admin.get(&(sid as u32)).copied();
+            let location = match own_unit {
                 // An administrative unit is counted in itself while in force, never in a successor.
-                Some(&unit) => Some(unit).filter(|u| geo.units[*u as usize].in_force),
+                Some(unit) => Some(unit).filter(|u| geo.units[*u as usize].in_force),
                 None => at.code.and_then(|code| geo.resolved[code as usize]),
             };
             let Some(loc) = location else { continue };
-            if admin.contains_key(&(sid as u32)) {
-                for (title, bits) in at.measures.iter().enumerate() {
-                    if bits & (1 << RECOGNISED) != 0 {
-                        holds[loc as usize] |= 1 << title;
-                    }
-                }
-            }
             let t = &mut own[loc as usize];
-            for (title, bits) in at.measures.iter().enumerate() {
+            for (title, &bits) in at.measures.iter().enumerate() {
+                if bits == 0 {
+                    continue;
+                }
+                if own_unit.is_some() && bits & (1 << RECOGNISED) != 0 {
+                    holds[loc as usize] |= 1 << title;
+                }
                 for (m, count) in t.titles[title].iter_mut().enumerate() {
-                    if bits & (1 << m) != 0 {
-                        *count += 1;
-                    }
+                    *count += u64::from(bits >> m & 1);
                 }
             }
             if at.skill {
@@ -221,13 +270,7 @@ impl Engine {
                 }
             }
         }
-        let mut rolled = own.clone();
-        for (u, tally) in own.iter().enumerate() {
-            for ancestor in geo.ancestors(u as UnitId).skip(1) {
-                rolled[ancestor as usize].add(tally);
-            }
-        }
-        (rolled, holds)
+        (own, holds)
     }
 
     /// One subject's standing at D (rules 4–6).
@@ -431,4 +474,74 @@ impl Engine {
 
 fn cycle_bit(r: &Rec) -> u16 {
     1 << ((r.cycle as i32 - 2016).clamp(0, 15))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codes::{SubjectKind, Title};
+    use crate::event::Decision;
+    use crate::event::{AdminUnitEstablished, Event, EventData, RecognitionGranted, RegistrationSubmitted};
+
+    fn event(n: u128, subject: &str, data: EventData) -> Event {
+        let id = uuid::Uuid::from_u128(n);
+        Event::new(id, "test", "2025-02-01T09:00:00+07:00", subject, data).unwrap()
+    }
+
+    #[test]
+    fn tallies_split_over_threads_add_up_to_one_pass() {
+        let mut engine = Engine::new();
+        let unit = |code: &str, level, parent: Option<&str>| {
+            EventData::AdminUnitEstablished(AdminUnitEstablished {
+                code: code.into(),
+                level,
+                name: code.into(),
+                parent: parent.map(Into::into),
+            })
+        };
+        engine.apply(&event(1, "01", unit("01", Level::Province, None)));
+        engine.apply(&event(2, "00001", unit("00001", Level::Commune, Some("01"))));
+        engine.apply(&event(3, "00002", unit("00002", Level::Commune, Some("01"))));
+        for i in 0..500u128 {
+            let subject = format!("cit-{i}");
+            let commune = if i % 3 == 0 { "00001" } else { "00002" };
+            let reg = RegistrationSubmitted {
+                subject_kind: SubjectKind::Citizen,
+                commune: commune.into(),
+                title: Title::LearningCitizen,
+                cycle_year: 2025,
+                subject_group: None,
+            };
+            engine.apply(&event(100 + i, &subject, EventData::RegistrationSubmitted(reg)));
+            if i % 4 == 0 {
+                let decision =
+                    Decision { number: "1".into(), issuer: "UBND-01".into(), date: Day::parse("2025-02-01").unwrap() };
+                let grant = RecognitionGranted {
+                    title: Title::LearningCitizen,
+                    cycle_year: 2025,
+                    level: None,
+                    decision,
+                    valid_from: Day::parse("2025-01-01").unwrap(),
+                    valid_until: Day::parse("2026-12-31").unwrap(),
+                };
+                engine.apply(&event(1000 + i, &subject, EventData::RecognitionGranted(grant)));
+            }
+        }
+        let day = Day::parse("2025-12-31").unwrap();
+        let geo = engine.geo_at(day, None);
+        let (one, one_holds) = engine.tally_in_parts(&geo, day, None, 1);
+        for parts in [2, 3, 7, 1000] {
+            let (split, holds) = engine.tally_in_parts(&geo, day, None, parts);
+            assert_eq!(holds, one_holds);
+            for (a, b) in one.iter().zip(&split) {
+                assert_eq!(
+                    (a.titles, a.skill, a.lc_skill, a.lc_group),
+                    (b.titles, b.skill, b.lc_skill, b.lc_group),
+                    "{parts} parts"
+                );
+            }
+        }
+        let city = engine.units.get("01").unwrap() as usize;
+        assert_eq!(one[city].titles[0], [500, 0, 0, 125]);
+    }
 }
