@@ -73,7 +73,6 @@ fn replay(args: &ReplayArgs) -> Result<ExitCode> {
     drop(payloads);
     drop(ends);
 
-
     // Reading and decoding alone (the same parallel replay with a fold that does nothing), to show
     // where the time of (a) goes.
     let t = Instant::now();
