@@ -481,5 +481,7 @@ fn referenced_units(data: &EventData) -> Vec<(&'static str, &str)> {
     }
 }
 
+mod contributions;
 pub(crate) mod query;
+pub use contributions::{Contribution, Locator, Measure, Place};
 pub use query::{Query, QueryError};

@@ -63,13 +63,13 @@ impl Tally {
 }
 
 /// What one subject contributes at D.
-struct SubjectAt {
+pub(super) struct SubjectAt {
     /// Per title, one bit per measure (REGISTERED…RECOGNISED).
-    measures: [u8; TITLES],
-    skill: bool,
-    group: i32,
-    /// The code it is located by (before successors), or its own unit.
-    code: Option<UnitId>,
+    pub(super) measures: [u8; TITLES],
+    pub(super) skill: bool,
+    pub(super) group: i32,
+    /// The code it is located by (before successors).
+    pub(super) code: Option<UnitId>,
 }
 
 impl Engine {
@@ -163,7 +163,7 @@ impl Engine {
     }
 
     /// The geography in force at `day` as known at `known_at`.
-    fn geo_at(&self, day: Day, known_at: Option<i64>) -> GeoAt<'_> {
+    pub(super) fn geo_at(&self, day: Day, known_at: Option<i64>) -> GeoAt<'_> {
         let alive = |ev| self.alive(ev, known_at);
         let units: Vec<UnitAt<'_>> = (0..self.units.codes.len())
             .map(|u| match self.geo.get(u) {
@@ -274,7 +274,7 @@ impl Engine {
     }
 
     /// One subject's standing at D (rules 4–6).
-    fn subject_at(&self, subject: &Subject, day: i32, year: i16, known_at: Option<i64>) -> SubjectAt {
+    pub(super) fn subject_at(&self, subject: &Subject, day: i32, year: i16, known_at: Option<i64>) -> SubjectAt {
         let mut first_code = None;
         let mut code = None;
         // Per title, for the cycle of D: 0 = no registration, 1 = registered, 2 = withdrawn.
