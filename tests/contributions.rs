@@ -3,7 +3,7 @@
 
 use hoctap_domain::codes::Title;
 use hoctap_domain::review::Review;
-use hoctap_domain::{Day, Engine, Event, Measure, Query};
+use hoctap_domain::{Day, Engine, Event, Measure, PlaceCounts, Query};
 use std::collections::{HashMap, HashSet};
 
 fn city(seed: u64) -> (Engine, i64) {
@@ -33,6 +33,20 @@ fn counts_from_contributions(engine: &Engine, day: Day, known_at: Option<i64>) -
                 for code in locator.chain(&c.place) {
                     *counts.entry((code.to_owned(), c.measure)).or_default() += 1;
                 }
+            }
+        }
+    }
+    counts
+}
+
+/// Counts per place and measure on `day`, as a read model would sum its stored stretches.
+fn counts_by_place(engine: &Engine, day: Day, known_at: Option<i64>) -> PlaceCounts {
+    let locator = engine.locator(day, known_at);
+    let mut counts = PlaceCounts::new();
+    for subject in engine.subjects() {
+        for c in engine.contributions(subject, locator.is_unit(subject), known_at) {
+            if c.from <= day && day < c.until {
+                *counts.entry((c.place, c.measure)).or_default() += 1;
             }
         }
     }
@@ -94,6 +108,10 @@ fn contributions_add_up_to_the_review_on_every_date() {
                     continue; // the city is not known yet at that time
                 };
                 check(&review, &counts_from_contributions(&engine, day, known_at));
+                // A read model stores counts per place; the review built from them is the same review.
+                let query = Query { scope: "01".into(), as_of: day, known_at, milestone: Some(2030) };
+                let by_place = counts_by_place(&engine, day, known_at);
+                assert_eq!(engine.review_from_counts(&query, &by_place).unwrap(), review, "{date} {known_at:?}");
             }
         }
     }

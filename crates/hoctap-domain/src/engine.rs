@@ -484,4 +484,4 @@ fn referenced_units(data: &EventData) -> Vec<(&'static str, &str)> {
 mod contributions;
 pub(crate) mod query;
 pub use contributions::{Contribution, Locator, Measure, Place};
-pub use query::{Query, QueryError};
+pub use query::{PlaceCounts, Query, QueryError};

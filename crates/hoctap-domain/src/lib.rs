@@ -13,7 +13,9 @@ pub mod review;
 pub mod time;
 pub mod validate;
 
-pub use engine::{Admission, Batch, Contribution, Engine, Locator, Measure, MemoryStats, Place, Query, QueryError};
+pub use engine::{
+    Admission, Batch, Contribution, Engine, Locator, Measure, MemoryStats, Place, PlaceCounts, Query, QueryError,
+};
 pub use event::{Event, EventData, EventType};
 pub use refusal::{Refusal, Rule};
 pub use review::Review;

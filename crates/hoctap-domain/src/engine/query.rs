@@ -1,7 +1,7 @@
 //! Answering questions: a review of one scope at valid date D as known at transaction time K
 //! (rules 4–10), computed from the folded state without reading any log.
 
-use super::{Engine, Kind, NO_GROUP, Rec, Stamped, Subject, TargetRec};
+use super::{Engine, Kind, Measure, NO_GROUP, Place, Rec, Stamped, Subject, TargetRec};
 use crate::codes::{GROUPS, Level, Metric, TITLES, Title};
 use crate::geo::{GeoAt, UnitAt, UnitId};
 use crate::indicator::Indicator;
@@ -83,6 +83,50 @@ impl Engine {
             return Err(QueryError::ScopeNotInForce { code: query.scope.clone(), as_of: day });
         }
         let (tallies, holds) = self.tally(&geo, day, known_at);
+        Ok(self.assemble(query, &geo, scope, &tallies, &holds))
+    }
+
+    /// The same review from counts per place, as a read model stores them (see [`Engine::contributions`]):
+    /// this engine then only needs the reference events (geography, baselines, targets) to place the
+    /// counts on D, roll them up and check the targets.
+    pub fn review_from_counts(&self, query: &Query, counts: &PlaceCounts) -> Result<Review, QueryError> {
+        let geo = self.geo_at(query.as_of, query.known_at);
+        let scope = self.units.get(&query.scope).ok_or_else(|| QueryError::UnknownScope(query.scope.clone()))?;
+        if !geo.units[scope as usize].in_force {
+            return Err(QueryError::ScopeNotInForce { code: query.scope.clone(), as_of: query.as_of });
+        }
+        let n = geo.units.len();
+        let mut own = vec![Tally::default(); n];
+        let mut holds = vec![0u8; n];
+        for ((place, measure), &count) in counts {
+            let unit = match place {
+                Place::Named(code) => self.units.get(code).and_then(|u| geo.resolved[u as usize]),
+                Place::Own(code) => self.units.get(code).filter(|u| geo.units[*u as usize].in_force),
+            };
+            let Some(unit) = unit else { continue };
+            let t = &mut own[unit as usize];
+            match *measure {
+                Measure::Registered(title) => t.titles[title.index()][REGISTERED] += count,
+                Measure::Declared(title) => t.titles[title.index()][DECLARED] += count,
+                Measure::Evidenced(title) => t.titles[title.index()][EVIDENCED] += count,
+                Measure::Recognised(title) => {
+                    t.titles[title.index()][RECOGNISED] += count;
+                    if matches!(place, Place::Own(_)) && count > 0 {
+                        holds[unit as usize] |= 1 << title.index();
+                    }
+                }
+                Measure::DigitalSkill => t.skill += count,
+                Measure::RecognisedWithSkill => t.lc_skill += count,
+                Measure::RecognisedInGroup(g) => t.lc_group[g.index()] += count,
+            }
+        }
+        let tallies = roll_up(&geo, &own);
+        Ok(self.assemble(query, &geo, scope, &tallies, &holds))
+    }
+
+    /// Everything of a review but the counting: units, denominators, targets, the geography used.
+    fn assemble(&self, query: &Query, geo: &GeoAt<'_>, scope: UnitId, tallies: &[Tally], holds: &[u8]) -> Review {
+        let (day, known_at) = (query.as_of, query.known_at);
         let mut denominators = HashMap::new();
 
         // The scope's districts in force at D; where it has none, its communes.
@@ -118,7 +162,7 @@ impl Engine {
                     .collect();
                 let baselines = Metric::ALL
                     .iter()
-                    .filter_map(|m| self.denominator(&geo, u, *m, day, known_at, &mut denominators).map(|v| (*m, v)))
+                    .filter_map(|m| self.denominator(geo, u, *m, day, known_at, &mut denominators).map(|v| (*m, v)))
                     .collect();
                 UnitReview {
                     code: self.units.codes[u as usize].to_string(),
@@ -135,7 +179,7 @@ impl Engine {
         let targets = targets
             .into_iter()
             .map(|t| {
-                self.check_target(t, &geo, scope, (&tallies[scope as usize], &holds), day, known_at, &mut denominators)
+                self.check_target(t, geo, scope, (&tallies[scope as usize], holds), day, known_at, &mut denominators)
             })
             .collect();
 
@@ -151,7 +195,7 @@ impl Engine {
             }
         }
 
-        Ok(Review {
+        Review {
             scope: query.scope.clone(),
             as_of: day,
             known_at: known_at.map(time::format_instant),
@@ -159,7 +203,7 @@ impl Engine {
             geography,
             units,
             targets,
-        })
+        }
     }
 
     /// The geography in force at `day` as known at `known_at`.
@@ -214,13 +258,7 @@ impl Engine {
                 *total |= h;
             }
         }
-        let mut rolled = own.clone();
-        for (u, tally) in own.iter().enumerate() {
-            for ancestor in geo.ancestors(u as UnitId).skip(1) {
-                rolled[ancestor as usize].add(tally);
-            }
-        }
-        (rolled, holds)
+        (roll_up(geo, &own), holds)
     }
 
     /// The tallies of the subjects in `range`, per location (not rolled up).
@@ -471,6 +509,20 @@ impl Engine {
         }
     }
 }
+
+/// Each unit's tally plus those of every unit below it on D.
+fn roll_up(geo: &GeoAt<'_>, own: &[Tally]) -> Vec<Tally> {
+    let mut rolled = own.to_vec();
+    for (u, tally) in own.iter().enumerate() {
+        for ancestor in geo.ancestors(u as UnitId).skip(1) {
+            rolled[ancestor as usize].add(tally);
+        }
+    }
+    rolled
+}
+
+/// Counts per place and measure on one date, as a read model gives them.
+pub type PlaceCounts = std::collections::HashMap<(Place, Measure), u64>;
 
 fn cycle_bit(r: &Rec) -> u16 {
     1 << ((r.cycle as i32 - 2016).clamp(0, 15))
