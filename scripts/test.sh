@@ -8,6 +8,9 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 2
 fi
 
+# PostgreSQL and the Kafka-protocol broker (tansu) for the pipeline tests; installs tansu when missing.
+. scripts/services.sh
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

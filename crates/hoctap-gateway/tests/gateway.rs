@@ -1,0 +1,441 @@
+//! The gateway over HTTP against a real broker (tansu, started per test): authentication, provinces,
+//! citizen-IDs, content types, batches validated as a whole, what reaches the events and dead-letter
+//! topics, duplicates, a restart, and Kafka going away.
+
+use hoctap_domain::Event;
+use hoctap_gateway::{GatewayConfig, Tokens, hash_token};
+use hoctap_kafka::test_broker::TestBroker;
+use hoctap_kafka::{DeadLetter, Record, Topics, read_all};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+const HN: &str = "token-hanoi";
+const HCM: &str = "token-hcm";
+const GSO: &str = "token-gso";
+const SINGLE: &str = "application/cloudevents+json";
+const BATCH: &str = "application/cloudevents-batch+json";
+const CCCD: &str = "001203004567";
+
+struct App {
+    broker: Option<TestBroker>,
+    brokers: String,
+    addr: SocketAddr,
+    client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<Result<(), hoctap_gateway::GatewayError>>>,
+}
+
+fn tokens() -> Tokens {
+    let text = format!(
+        "[[source]]\nname = \"khuyenhoc-hanoi\"\nprovince = \"01\"\ntoken_sha256 = \"{}\"\n\n\
+         [[source]]\nname = \"khuyenhoc-hcm\"\nprovince = \"79\"\ntoken_sha256 = \"{}\"\n\n\
+         [[source]]\nname = \"gso\"\nprovince = \"*\"\ntoken_sha256 = \"{}\"\n",
+        hash_token(HN),
+        hash_token(HCM),
+        hash_token(GSO)
+    );
+    Tokens::from_toml(&text).unwrap()
+}
+
+fn config(brokers: &str) -> GatewayConfig {
+    let mut config = GatewayConfig::new(brokers, tokens());
+    config.event_partitions = 3;
+    // Tests against tansu produce every record as its own batch (shared/broker.md, gap 1); a dead
+    // broker fails a request within seconds.
+    config.producer = BTreeMap::from([
+        ("batch.num.messages".to_owned(), "1".to_owned()),
+        ("message.timeout.ms".to_owned(), "4000".to_owned()),
+    ]);
+    config.read_idle = Duration::from_secs(15);
+    config
+}
+
+/// A fresh broker and a gateway on port 0, with the geography of Hà Nội (01) and Hồ Chí Minh City (79)
+/// published through it by the national source.
+async fn spawn_app() -> App {
+    let broker = TestBroker::start();
+    let brokers = broker.brokers();
+    let mut app = serve(Some(broker), &brokers).await;
+    let geography = [
+        unit(1, "01", "province", None),
+        unit(2, "001", "district", Some("01")),
+        unit(3, "00001", "commune", Some("001")),
+        unit(4, "00004", "commune", Some("001")),
+        unit(5, "79", "province", None),
+        unit(6, "760", "district", Some("79")),
+        unit(7, "26734", "commune", Some("760")),
+    ];
+    let (status, body) = app.post(GSO, BATCH, &json!(geography)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["accepted"].as_array().unwrap().len(), 7, "{body}");
+    app.brokers = brokers;
+    app
+}
+
+async fn serve(broker: Option<TestBroker>, brokers: &str) -> App {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(hoctap_gateway::serve(config(brokers), listener, async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let app = App { broker, brokers: brokers.to_owned(), addr, client, stop: Some(stop), server: Some(server) };
+    for _ in 0..600 {
+        if let Ok(r) = app.client.get(format!("http://{addr}/healthz")).send().await
+            && r.status() == StatusCode::OK
+        {
+            return app;
+        }
+        assert!(!app.server.as_ref().unwrap().is_finished(), "the gateway stopped while starting");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the gateway did not answer /healthz");
+}
+
+impl App {
+    async fn post_raw(
+        &self,
+        token: Option<&str>,
+        content_type: &str,
+        body: String,
+    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+        let mut request =
+            self.client.post(format!("http://{}/v1/events", self.addr)).header("content-type", content_type).body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)), headers)
+    }
+
+    async fn post(&self, token: &str, content_type: &str, body: &Value) -> (StatusCode, Value) {
+        let (status, body, _) = self.post_raw(Some(token), content_type, body.to_string()).await;
+        (status, body)
+    }
+
+    async fn read(&self, topic: &str) -> Vec<Record> {
+        let (brokers, topic) = (self.brokers.clone(), topic.to_owned());
+        tokio::task::spawn_blocking(move || read_all(&brokers, &topic, Duration::from_secs(15))).await.unwrap().unwrap()
+    }
+
+    async fn events(&self) -> Vec<Event> {
+        self.read(&Topics::default().events)
+            .await
+            .iter()
+            .map(|r| Event::from_json_recorded(&r.payload).expect("the events topic holds stamped events"))
+            .collect()
+    }
+
+    async fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.read(&Topics::default().dead_letter)
+            .await
+            .iter()
+            .map(|r| DeadLetter::from_json(&r.payload).unwrap())
+            .collect()
+    }
+
+    async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+            self.server.take().unwrap().await.unwrap().unwrap();
+        }
+    }
+}
+
+fn id(n: u32) -> String {
+    format!("00000000-0000-4000-8000-{n:012}")
+}
+
+fn envelope(n: u32, ty: &str, subject: &str, data: Value) -> Value {
+    json!({"specversion": "1.0", "id": id(n), "source": "test", "type": format!("vn.hoctap.{ty}.v1"),
+           "time": "2025-03-01T09:00:00+07:00", "subject": subject, "data": data})
+}
+
+fn unit(n: u32, code: &str, level: &str, parent: Option<&str>) -> Value {
+    let mut data = json!({"code": code, "level": level, "name": format!("Đơn vị {code}")});
+    if let Some(p) = parent {
+        data["parent"] = p.into();
+    }
+    let mut e = envelope(n, "admin_unit.established", code, data);
+    e["time"] = "2020-01-01T00:00:00+07:00".into();
+    e
+}
+
+fn registration(n: u32, subject: &str, commune: &str) -> Value {
+    envelope(
+        n,
+        "registration.submitted",
+        subject,
+        json!({"subject_kind": "citizen", "commune": commune, "title": "learning_citizen", "cycle_year": 2025}),
+    )
+}
+
+fn declaration(n: u32, subject: &str, total: u32) -> Value {
+    envelope(
+        n,
+        "declaration.submitted",
+        subject,
+        json!({"title": "learning_citizen", "cycle_year": 2025, "criteria_set": "CDHT-324/QD-KHVN-2023",
+               "scores": [{"criterion": "c1", "score": total}], "total": total}),
+    )
+}
+
+fn ids(body: &Value, list: &str) -> Vec<String> {
+    body[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list} in {body}"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_or_a_wrong_one_is_401() {
+    let app = spawn_app().await;
+    let batch = json!([registration(10, "cit-a", "00001")]).to_string();
+    let (status, body, headers) = app.post_raw(None, BATCH, batch.clone()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(headers["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    let (status, _, headers) = app.post_raw(Some("token-guessed"), BATCH, batch.clone()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(headers["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+    // The hash itself is not a token.
+    let (status, _, _) = app.post_raw(Some(&hash_token(HN)), BATCH, batch.clone()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let basic = app
+        .client
+        .post(format!("http://{}/v1/events", app.addr))
+        .header("content-type", BATCH)
+        .header("authorization", format!("Basic {HN}"))
+        .body(batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
+    assert!(app.events().await.is_empty(), "nothing was published");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_content_type_is_415() {
+    let app = spawn_app().await;
+    for content_type in ["application/json", "text/plain", "application/cloudevents+xml"] {
+        let (status, body, _) =
+            app.post_raw(Some(HN), content_type, registration(10, "cit-a", "00001").to_string()).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type}: {body}");
+    }
+    // Parameters and case do not matter.
+    let (status, body, _) = app
+        .post_raw(
+            Some(HN),
+            "Application/CloudEvents+JSON; charset=utf-8",
+            registration(10, "cit-a", "00001").to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_of_another_province_is_403_and_the_rest_of_the_batch_is_accepted() {
+    let app = spawn_app().await;
+    let batch = json!([
+        registration(10, "cit-a", "00001"),
+        registration(11, "cit-b", "26734"), // Hồ Chí Minh City
+        registration(12, "cit-c", "00004"),
+        declaration(13, "cit-a", 90),
+    ]);
+    let (status, body) = app.post(HN, BATCH, &batch).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(ids(&body, "accepted"), [id(10), id(12), id(13)]);
+    let refused = &body["refused"][0];
+    assert_eq!(body["refused"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(
+        (refused["id"].as_str(), refused["status"].as_u64(), refused["rule"].as_str(), refused["field"].as_str()),
+        (Some(id(11).as_str()), Some(403), Some("province"), Some("data.commune"))
+    );
+    assert_eq!(refused["index"], 1);
+
+    // A single event of another province: the answer's status is the event's.
+    let (status, body) = app.post(HN, SINGLE, &registration(14, "cit-d", "26734")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // An event that names no unit belongs to its subject's province: cit-b is not placed (refused
+    // above); place it with the right source, then Hà Nội may not declare for it.
+    let (status, _) = app.post(HCM, SINGLE, &registration(15, "cit-b", "26734")).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, body) = app.post(HN, SINGLE, &declaration(16, "cit-b", 90)).await;
+    assert_eq!((status, body["refused"][0]["field"].as_str()), (StatusCode::FORBIDDEN, Some("subject")), "{body}");
+    // Reference data is a province's too: a baseline for 79 from Hà Nội's source.
+    let baseline = envelope(17, "baseline.recorded", "79", json!({"unit": "79", "metric": "adults", "value": 1000}));
+    let (status, _) = app.post(HN, SINGLE, &baseline).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let mut published: Vec<String> = app.events().await.iter().map(|e| e.id.to_string()).collect();
+    published.sort();
+    assert_eq!(published, [id(10), id(12), id(13), id(15)]);
+    let dead: Vec<(String, String)> =
+        app.dead_letters().await.into_iter().map(|d| (d.reason.event_id.unwrap(), d.reason.rule)).collect();
+    assert_eq!(
+        dead,
+        [
+            (id(11), "province".into()),
+            (id(14), "province".into()),
+            (id(16), "province".into()),
+            (id(17), "province".into())
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raw_citizen_id_anywhere_refuses_the_whole_request_422_without_repeating_it() {
+    let app = spawn_app().await;
+    let mut in_data = registration(21, "cit-b", "00001");
+    in_data["data"]["commune"] = format!("00001 {CCCD}").into();
+    let mut in_extension = registration(22, "cit-c", "00001");
+    in_extension["note"] = format!("CCCD: {CCCD}").into();
+    for (n, bad) in [(20, registration(20, CCCD, "00001")), (21, in_data), (22, in_extension)] {
+        let batch = json!([registration(10, "cit-a", "00001"), bad]);
+        let (status, body, _) = app.post_raw(Some(HN), BATCH, batch.to_string()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(!body.to_string().contains(CCCD), "the number is never echoed: {body}");
+        assert_eq!(body["accepted"], json!([]));
+        assert_eq!(
+            (body["refused"][0]["rule"].as_str(), body["refused"][0]["id"].as_str()),
+            (Some("citizen_id"), Some(id(n).as_str()))
+        );
+    }
+    let (status, body, _) = app.post_raw(Some(HN), SINGLE, format!("{{\"subject\": \"{CCCD}\", broken")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    // Ids are not personal data, even when a group of their digits looks like a citizen-ID: the
+    // event's own id and the id a retraction names.
+    let retraction =
+        envelope(1_203_004_567, "event.retracted", "cit-a", json!({"event_id": id(1_203_004_568), "reason": "sai"}));
+    assert!(retraction.to_string().contains(CCCD));
+    let (status, body) = app.post(HN, SINGLE, &retraction).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    // Nothing of the refused requests reached any topic.
+    let published: Vec<String> = app.events().await.iter().map(|e| e.id.to_string()).collect();
+    assert_eq!(published, [id(1_203_004_567)]);
+    assert!(app.dead_letters().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_with_an_invalid_event_publishes_the_valid_ones_and_dead_letters_the_other() {
+    let app = spawn_app().await;
+    let mut bad_year = registration(11, "cit-b", "00001");
+    bad_year["data"]["cycle_year"] = 2019.into();
+    let batch = json!([
+        registration(10, "cit-a", "00001"),
+        bad_year.clone(),
+        // Names a commune that this batch establishes further down: a batch is validated as a whole.
+        registration(12, "cit-c", "00007"),
+        declaration(13, "cit-a", 85),
+        unit(14, "00007", "commune", Some("001")),
+        "not an event",
+    ]);
+    let (status, body) = app.post(HN, BATCH, &batch).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(ids(&body, "accepted"), [id(10), id(12), id(13), id(14)]);
+    let refused = body["refused"].as_array().unwrap();
+    assert_eq!(refused.len(), 2, "{body}");
+    assert_eq!(
+        (
+            refused[0]["id"].as_str(),
+            refused[0]["status"].as_u64(),
+            refused[0]["rule"].as_str(),
+            refused[0]["field"].as_str()
+        ),
+        (Some(id(11).as_str()), Some(422), Some("cycle_year"), Some("data.cycle_year"))
+    );
+    assert_eq!((refused[1]["index"].as_u64(), refused[1]["id"].as_str()), (Some(5), None));
+
+    // The valid subject events are in the events topic, stamped, in the order they were accepted; the
+    // new commune went to the reference topic.
+    let events = app.events().await;
+    let mut got: Vec<(String, i64)> = events.iter().map(|e| (e.id.to_string(), e.recordedtime.unwrap())).collect();
+    got.sort_by_key(|(_, recorded)| *recorded);
+    assert_eq!(got.iter().map(|(i, _)| i.clone()).collect::<Vec<_>>(), [id(10), id(12), id(13)]);
+    assert!(got.windows(2).all(|w| w[0].1 < w[1].1), "recordedtime strictly increasing");
+    let reference: Vec<Event> = app
+        .read(&Topics::default().reference)
+        .await
+        .iter()
+        .map(|r| Event::from_json_recorded(&r.payload).unwrap())
+        .collect();
+    assert_eq!(reference.last().unwrap().id.to_string(), id(14));
+    assert!(reference.iter().all(|e| e.recordedtime.is_some()));
+
+    // The invalid one reached the dead-letter topic as it was sent, with its reason and its source.
+    let dead = app.dead_letters().await;
+    assert_eq!(dead.len(), 2);
+    assert_eq!(serde_json::from_str::<Value>(&dead[0].event).unwrap(), bad_year);
+    assert_eq!((dead[0].reason.rule.as_str(), dead[0].reason.field.as_str()), ("cycle_year", "data.cycle_year"));
+    assert_eq!(dead[0].source.as_deref(), Some("khuyenhoc-hanoi"));
+    assert_eq!(dead[1].event, "\"not an event\"");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_are_reported_as_such_also_after_a_restart() {
+    let mut app = spawn_app().await;
+    let batch = json!([registration(10, "cit-a", "00001"), declaration(11, "cit-a", 90)]);
+    let (status, body) = app.post(HN, BATCH, &batch).await;
+    assert_eq!((status, ids(&body, "accepted")), (StatusCode::ACCEPTED, vec![id(10), id(11)]));
+
+    // The same events again, and one id twice in one batch: duplicates, published once.
+    let again = json!([
+        registration(10, "cit-a", "00001"),
+        declaration(11, "cit-a", 90),
+        declaration(12, "cit-a", 95),
+        declaration(12, "cit-a", 95)
+    ]);
+    let (status, body) = app.post(HN, BATCH, &again).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(ids(&body, "accepted"), [id(12)]);
+    assert_eq!(ids(&body, "duplicates"), [id(10), id(11), id(12)]);
+    let (status, body) = app.post(HN, SINGLE, &registration(10, "cit-a", "00001")).await;
+    assert_eq!((status, ids(&body, "duplicates")), (StatusCode::ACCEPTED, vec![id(10)]));
+    // The same id with other content is bad input.
+    let (status, body) = app.post(HN, SINGLE, &declaration(11, "cit-a", 40)).await;
+    assert_eq!(
+        (status, body["refused"][0]["rule"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("duplicate_id")),
+        "{body}"
+    );
+
+    // A new gateway on the same log rebuilds what it knows: the geography and the accepted ids.
+    app.stop().await;
+    let broker = app.broker.take();
+    let brokers = app.brokers.clone();
+    let app2 = serve(broker, &brokers).await;
+    let (status, body) =
+        app2.post(HN, BATCH, &json!([registration(10, "cit-a", "00001"), registration(13, "cit-z", "00004")])).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!((ids(&body, "duplicates"), ids(&body, "accepted")), (vec![id(10)], vec![id(13)]));
+    // ... and the subjects' provinces.
+    let (status, _) = app2.post(HCM, SINGLE, &declaration(14, "cit-a", 90)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let mut published: Vec<String> = app2.events().await.iter().map(|e| e.id.to_string()).collect();
+    published.sort();
+    assert_eq!(published, [id(10), id(11), id(12), id(13)], "each event once in the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_kafka_is_gone_the_answer_is_503_and_nothing_is_claimed() {
+    let mut app = spawn_app().await;
+    drop(app.broker.take());
+    let (status, body, headers) =
+        app.post_raw(Some(HN), BATCH, json!([registration(10, "cit-a", "00001")]).to_string()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.get("accepted").is_none(), "{body}");
+    assert!(headers.contains_key("retry-after"));
+    let health = app.client.get(format!("http://{}/healthz", app.addr)).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+}
