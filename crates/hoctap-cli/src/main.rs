@@ -4,6 +4,7 @@ mod bench;
 mod demo;
 mod ingest;
 mod progress;
+mod services;
 mod tracker;
 
 use anyhow::{Context, Result};
@@ -65,6 +66,8 @@ enum Command {
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// The front door for source systems: HTTP in, Kafka out (POST /v1/events, bearer tokens per source).
+    Gateway(services::GatewayArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -151,6 +154,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Demo(args) => demo::run(&args),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Gateway(args) => services::gateway(&args),
     }
 }
 

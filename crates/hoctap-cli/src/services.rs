@@ -1,0 +1,49 @@
+//! The pipeline's services as subcommands: `hoctap gateway` (more follow: `project`, `api`).
+
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Settings of `hoctap gateway`: flags, or `HOCTAP_…` environment variables.
+#[derive(Debug, clap::Args)]
+pub struct GatewayArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "HOCTAP_BROKERS", default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// Address to listen on.
+    #[arg(long, env = "HOCTAP_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// TOML file of source systems: `[[source]] name, province, token_sha256` (tokens are stored hashed;
+    /// `hoctap gateway --hash-token TOKEN` prints the hash of one).
+    #[arg(long, env = "HOCTAP_TOKENS", required_unless_present = "hash_token")]
+    tokens: Option<PathBuf>,
+    /// Partitions of the events topic when the gateway creates it.
+    #[arg(long, env = "HOCTAP_EVENT_PARTITIONS", default_value_t = hoctap_kafka::DEFAULT_EVENT_PARTITIONS)]
+    partitions: i32,
+    /// Print the SHA-256 of a token, for the tokens file, and exit.
+    #[arg(long, value_name = "TOKEN")]
+    hash_token: Option<String>,
+}
+
+pub fn gateway(args: &GatewayArgs) -> Result<ExitCode> {
+    if let Some(token) = &args.hash_token {
+        println!("{}", hoctap_gateway::hash_token(token));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let path = args.tokens.as_ref().context("--tokens is required")?;
+    let tokens = hoctap_gateway::Tokens::load(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut config = hoctap_gateway::GatewayConfig::new(args.brokers.clone(), tokens);
+    config.event_partitions = args.partitions;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        eprintln!("gateway: listening on {}, publishing to {}", listener.local_addr()?, args.brokers);
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        hoctap_gateway::serve(config, listener, shutdown).await.context("gateway")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
