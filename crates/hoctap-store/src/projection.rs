@@ -1,0 +1,560 @@
+//! The projector's transactional core: a batch of consumed events becomes, in one PostgreSQL
+//! transaction, the events themselves, the changes of their subjects' contributions (deltas) and the
+//! next offset of every partition. A crash at any instant therefore loses nothing and counts nothing
+//! twice: either the whole batch and its offsets are stored, or none of it.
+//!
+//! Why the in-memory engine: the counting rules live in the domain crate, which computes a subject's
+//! contributions from all its events. The projection keeps every applied event in an
+//! [`hoctap_domain::Engine`], loaded from the `events` table at start.
+
+use crate::codec::{measure_to_text, place_code, place_kind};
+use crate::error::db;
+use crate::{Schema, StoreError};
+use chrono::{DateTime, NaiveDate, Utc};
+use hoctap_domain::{Contribution, Day, Engine, Event, EventData, Measure, Place};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use tokio_postgres::{Client, GenericClient, IsolationLevel, Transaction};
+use uuid::Uuid;
+
+/// One event as the consumer received it, with where it came from.
+#[derive(Clone, Debug)]
+pub struct Consumed {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// Carries `recordedtime` (the log stamped it before producing).
+    pub event: Event,
+}
+
+/// What one [`Projection::apply_batch`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// New events folded and stored.
+    pub events: usize,
+    /// Events below a partition's stored next offset: delivered again after a crash or a rebalance.
+    pub redelivered: usize,
+    /// Events whose id was applied before (rule 3): their offsets advance, nothing else changes.
+    pub duplicates: usize,
+    /// (place, measure, day) rows changed in `delta_day`.
+    pub deltas: usize,
+}
+
+/// The read models of one schema and the in-memory engine that feeds them.
+///
+/// The engine never holds a batch that PostgreSQL does not hold: while a batch is in flight its state
+/// is taken out of the projection, and it is put back only after `COMMIT` succeeded. When anything
+/// fails, the state is read again from PostgreSQL (at once, or before the next batch if the
+/// connection is gone). Reloading, rather than applying to a copy, is also right when the connection
+/// breaks during `COMMIT`: then only PostgreSQL knows whether the batch was stored.
+#[derive(Debug)]
+pub struct Projection {
+    schema: Schema,
+    state: Option<State>,
+}
+
+/// A subject index, or none.
+type SubjectIx = u32;
+const NO_SUBJECT: SubjectIx = u32::MAX;
+
+#[derive(Debug)]
+struct State {
+    engine: Engine,
+    subjects: Vec<Box<str>>,
+    subject_ixs: HashMap<Box<str>, SubjectIx>,
+    /// Per applied event id, the subject whose contributions it shapes (a subject event's subject, an
+    /// establishment's code), or none. Retractions follow it to the subjects they change.
+    touches: HashMap<Uuid, SubjectIx>,
+    /// Retraction id → the id it names.
+    retracts: HashMap<Uuid, Uuid>,
+    /// Codes that some `admin_unit.established` names: only such a subject can be a unit.
+    unit_codes: HashSet<Box<str>>,
+    /// The next offset per (topic, partition) that this state includes.
+    next: HashMap<(String, i32), i64>,
+}
+
+impl Projection {
+    /// Reads every event stored in `schema` into the engine, and the stored offsets.
+    pub async fn load(client: &mut Client, schema: &Schema) -> Result<Projection, StoreError> {
+        let state = State::load(client, schema).await?;
+        Ok(Projection { schema: schema.clone(), state: Some(state) })
+    }
+
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// The engine holding every event committed to the schema; `None` while it must be read again
+    /// after a failure (the next `apply_batch` does that first).
+    pub fn engine(&self) -> Option<&Engine> {
+        self.state.as_ref().map(|s| &s.engine)
+    }
+
+    /// Applies one batch in one transaction (see the module docs). Events below a partition's stored
+    /// next offset and ids applied before are skipped; the offsets of the batch's partitions become
+    /// their last offset + 1.
+    ///
+    /// Another consumer-group member may have applied events of these partitions since this state was
+    /// read (a rebalance): the stored offsets are locked and compared with this state's, and the state
+    /// is read again under the lock when they differ. So a member that missed batches never writes
+    /// deltas computed from incomplete histories.
+    ///
+    /// Contributions as known at earlier times (`delta_log`) are exact when the events of one subject
+    /// arrive in `recordedtime` order, which holds when the subject is the partition key and the log
+    /// stamps in order per partition. The read models as known now are exact in any arrival order.
+    pub async fn apply_batch(&mut self, client: &mut Client, batch: &[Consumed]) -> Result<Applied, StoreError> {
+        if self.state.is_none() {
+            self.state = Some(State::load(client, &self.schema).await?);
+        }
+        let result = self.try_apply(client, batch).await;
+        if let Err(e) = &result {
+            tracing::warn!(schema = %self.schema, error = %e, events = batch.len(), "batch not applied");
+        }
+        if self.state.is_none() {
+            match State::load(client, &self.schema).await {
+                Ok(state) => self.state = Some(state),
+                Err(e) => {
+                    tracing::warn!(schema = %self.schema, error = %e, "projection will be read again before the next batch")
+                }
+            }
+        }
+        result
+    }
+
+    async fn try_apply(&mut self, client: &mut Client, batch: &[Consumed]) -> Result<Applied, StoreError> {
+        if let Some(c) = batch.iter().find(|c| c.event.recordedtime.is_none()) {
+            return Err(StoreError::NotRecorded {
+                id: c.event.id,
+                topic: c.topic.clone(),
+                partition: c.partition,
+                offset: c.offset,
+            });
+        }
+        let schema = &self.schema;
+        let tx = client.transaction().await.map_err(db("beginning a batch"))?;
+        let mut keys: Vec<(String, i32)> = batch.iter().map(|c| (c.topic.clone(), c.partition)).collect();
+        keys.sort();
+        keys.dedup();
+        let stored = lock_offsets(&tx, schema, &keys).await?;
+
+        // From here on the state may diverge from PostgreSQL until COMMIT: keep it out of `self`.
+        let mut state = self.state.take().expect("apply_batch loads the state first");
+        if keys.iter().any(|k| stored.get(k).copied().unwrap_or(0) != state.next.get(k).copied().unwrap_or(0)) {
+            tracing::info!(schema = %schema, "another member applied events of these partitions: reading the state again");
+            state = State::read(&tx, schema).await?;
+        }
+
+        let mut applied = Applied::default();
+        let mut next: HashMap<(String, i32), i64> = HashMap::new();
+        let mut fresh: Vec<&Consumed> = Vec::new();
+        let mut in_batch = HashSet::new();
+        for c in batch {
+            let key = (c.topic.clone(), c.partition);
+            if c.offset < stored.get(&key).copied().unwrap_or(0) {
+                applied.redelivered += 1;
+                continue;
+            }
+            let n = next.entry(key).or_insert(c.offset + 1);
+            *n = (*n).max(c.offset + 1);
+            if state.touches.contains_key(&c.event.id) || !in_batch.insert(c.event.id) {
+                applied.duplicates += 1;
+                continue;
+            }
+            fresh.push(c);
+        }
+        applied.events = fresh.len();
+
+        let deltas = state.fold(fresh.iter().map(|c| &c.event));
+        applied.deltas = write_deltas(&tx, schema, &deltas).await?;
+        insert_events(&tx, schema, &fresh).await?;
+        store_offsets(&tx, schema, &next).await?;
+        tx.commit().await.map_err(db("committing a batch"))?;
+
+        state.next.extend(next);
+        self.state = Some(state);
+        tracing::debug!(
+            schema = %self.schema,
+            events = applied.events,
+            redelivered = applied.redelivered,
+            duplicates = applied.duplicates,
+            deltas = applied.deltas,
+            "batch applied"
+        );
+        Ok(applied)
+    }
+}
+
+/// The deltas of one batch, summed in memory: per (place, measure, day), and per (place, measure,
+/// day, recorded) for the log of transaction times.
+#[derive(Debug, Default)]
+struct Deltas {
+    by_day: HashMap<(Place, Measure, Day), i64>,
+    by_recorded: HashMap<(Place, Measure, Day, i64), i64>,
+}
+
+impl Deltas {
+    fn add(&mut self, c: &Contribution, sign: i64, recorded: i64) {
+        for (day, n) in [(c.from, sign), (c.until, -sign)] {
+            if day == Day::MAX {
+                continue;
+            }
+            *self.by_day.entry((c.place.clone(), c.measure, day)).or_default() += n;
+            *self.by_recorded.entry((c.place.clone(), c.measure, day, recorded)).or_default() += n;
+        }
+    }
+
+    /// Records the change from `before` to `after` (both sorted multisets): a stretch that disappeared
+    /// is taken back, a new one is added.
+    fn diff(&mut self, before: &[Contribution], after: &[Contribution], recorded: i64) {
+        let (mut i, mut j) = (0, 0);
+        while i < before.len() || j < after.len() {
+            match (before.get(i), after.get(j)) {
+                (Some(b), Some(a)) if b == a => (i, j) = (i + 1, j + 1),
+                (Some(b), Some(a)) if b < a => {
+                    self.add(b, -1, recorded);
+                    i += 1;
+                }
+                (Some(_), Some(a)) | (None, Some(a)) => {
+                    self.add(a, 1, recorded);
+                    j += 1;
+                }
+                (Some(b), None) => {
+                    self.add(b, -1, recorded);
+                    i += 1;
+                }
+                (None, None) => unreachable!(),
+            }
+        }
+    }
+}
+
+impl State {
+    fn empty() -> State {
+        State {
+            engine: Engine::new(),
+            subjects: Vec::new(),
+            subject_ixs: HashMap::new(),
+            touches: HashMap::new(),
+            retracts: HashMap::new(),
+            unit_codes: HashSet::new(),
+            next: HashMap::new(),
+        }
+    }
+
+    /// Reads the state in one snapshot, so that events and offsets agree.
+    async fn load(client: &mut Client, schema: &Schema) -> Result<State, StoreError> {
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(db("beginning to load the projection"))?;
+        let state = State::read(&tx, schema).await?;
+        tx.commit().await.map_err(db("ending the load of the projection"))?;
+        Ok(state)
+    }
+
+    async fn read(tx: &Transaction<'_>, schema: &Schema) -> Result<State, StoreError> {
+        let started = std::time::Instant::now();
+        let mut state = State::empty();
+        state.next = offsets(tx, schema).await?;
+        let s = schema.ident();
+        let statement =
+            tx.prepare(&format!("SELECT body::text FROM {s}.events")).await.map_err(db("reading the events"))?;
+        let portal = tx.bind(&statement, &[]).await.map_err(db("reading the events"))?;
+        loop {
+            let rows = tx.query_portal(&portal, 10_000).await.map_err(db("reading the events"))?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in rows {
+                let event = decode(schema, row.get(0))?;
+                state.register(&event);
+                state.engine.apply(&event);
+            }
+        }
+        tracing::info!(schema = %schema, events = state.engine.len(), elapsed_ms = started.elapsed().as_millis() as u64, "projection loaded");
+        Ok(state)
+    }
+
+    fn subject_ix(&mut self, subject: &str) -> SubjectIx {
+        if let Some(&ix) = self.subject_ixs.get(subject) {
+            return ix;
+        }
+        let ix = self.subjects.len() as SubjectIx;
+        self.subjects.push(subject.into());
+        self.subject_ixs.insert(subject.into(), ix);
+        ix
+    }
+
+    /// Notes what `event` touches, before it is folded.
+    fn register(&mut self, event: &Event) {
+        let touches = match &event.data {
+            EventData::RegistrationSubmitted(_)
+            | EventData::RegistrationWithdrawn(_)
+            | EventData::DeclarationSubmitted(_)
+            | EventData::EvidenceUploaded(_)
+            | EventData::RecognitionGranted(_)
+            | EventData::RecognitionRevoked(_)
+            | EventData::SkillCertified(_)
+            | EventData::SubjectRelocated(_) => self.subject_ix(&event.subject),
+            // Whether a subject is a unit (its own place) depends on its code's establishment.
+            EventData::AdminUnitEstablished(d) => {
+                self.unit_codes.insert(d.code.as_str().into());
+                self.subject_ix(&d.code)
+            }
+            EventData::EventRetracted(d) => {
+                self.retracts.insert(event.id, d.event_id);
+                NO_SUBJECT
+            }
+            EventData::AdminUnitReparented(_)
+            | EventData::AdminUnitRenamed(_)
+            | EventData::AdminUnitDissolved(_)
+            | EventData::BaselineRecorded(_)
+            | EventData::TargetSet(_) => NO_SUBJECT,
+        };
+        self.touches.insert(event.id, touches);
+    }
+
+    /// The subjects whose contributions `event` can change: its own, or for a retraction those of the
+    /// events down the chain it names (retracting a retraction restores the event it named).
+    fn touched(&self, event: &Event) -> Vec<SubjectIx> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        let mut id = event.id;
+        while seen.insert(id) {
+            match self.touches.get(&id) {
+                Some(&s) if s != NO_SUBJECT => out.push(s),
+                Some(_) => {}
+                // Not known yet: its own arrival will touch its subject.
+                None => break,
+            }
+            match self.retracts.get(&id) {
+                Some(&named) => id = named,
+                None => break,
+            }
+        }
+        out
+    }
+
+    fn is_unit(&self, subject: &str, known_at: Option<i64>) -> bool {
+        // Building a locator walks every unit: ask only for subjects that can be one.
+        self.unit_codes.contains(subject) && self.engine.locator(Day(0), known_at).is_unit(subject)
+    }
+
+    fn contributions(&self, subject: SubjectIx, known_at: Option<i64>) -> Vec<Contribution> {
+        let subject = &self.subjects[subject as usize];
+        self.engine.contributions(subject, self.is_unit(subject, known_at), known_at)
+    }
+
+    /// Folds `events` (new, each with `recordedtime`) and returns how the touched subjects'
+    /// contributions changed.
+    ///
+    /// A subject's change is split by the transaction times of its events in the batch: the step to
+    /// `r` is the subject as known at `r` minus the subject as known before, so that the deltas with
+    /// `recorded ≤ K` add up to the subject as known at K. The last step reads the subject as known
+    /// now, so the tables as known now are exact whatever the arrival order.
+    fn fold<'a>(&mut self, events: impl Iterator<Item = &'a Event> + Clone) -> Deltas {
+        for e in events.clone() {
+            self.register(e);
+        }
+        let mut steps: HashMap<SubjectIx, BTreeSet<i64>> = HashMap::new();
+        for e in events.clone() {
+            let recorded = e.recordedtime.expect("checked by the caller");
+            for s in self.touched(e) {
+                steps.entry(s).or_default().insert(recorded);
+            }
+        }
+        let before: Vec<(SubjectIx, Vec<Contribution>)> =
+            steps.keys().map(|&s| (s, self.contributions(s, None))).collect();
+        for e in events {
+            self.engine.apply(e);
+        }
+        let mut deltas = Deltas::default();
+        for (s, mut previous) in before {
+            let times = &steps[&s];
+            let last = times.last().copied();
+            for &r in times {
+                let known_at = if Some(r) == last { None } else { Some(r) };
+                let now = self.contributions(s, known_at);
+                deltas.diff(&previous, &now, r);
+                previous = now;
+            }
+        }
+        deltas
+    }
+}
+
+fn decode(schema: &Schema, body: &str) -> Result<Event, StoreError> {
+    Event::from_json_recorded(body.as_bytes())
+        .map_err(|r| StoreError::Corrupt { schema: schema.to_string(), detail: format!("a stored event: {r}") })
+}
+
+/// The next offset to consume per (topic, partition), where a consumer seeks on assignment. A
+/// partition that is absent starts at its beginning.
+pub async fn offsets(client: &impl GenericClient, schema: &Schema) -> Result<HashMap<(String, i32), i64>, StoreError> {
+    let rows = client
+        .query(&format!("SELECT topic, partition, next_offset FROM {}.consumer_offsets", schema.ident()), &[])
+        .await
+        .map_err(db("reading the consumer offsets"))?;
+    Ok(rows.iter().map(|r| ((r.get(0), r.get(1)), r.get(2))).collect())
+}
+
+/// Locks the offset rows of the batch's partitions (creating them at 0 if new) in one order, so that
+/// two members never apply the same partition at once, and returns them.
+async fn lock_offsets(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    keys: &[(String, i32)],
+) -> Result<HashMap<(String, i32), i64>, StoreError> {
+    let s = schema.ident();
+    let topics: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
+    let partitions: Vec<i32> = keys.iter().map(|k| k.1).collect();
+    tx.execute(
+        &format!(
+            "INSERT INTO {s}.consumer_offsets (topic, partition, next_offset)
+             SELECT topic, partition, 0 FROM UNNEST($1::text[], $2::int4[]) AS k(topic, partition)
+             ON CONFLICT DO NOTHING"
+        ),
+        &[&topics, &partitions],
+    )
+    .await
+    .map_err(db("creating offset rows"))?;
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT o.topic, o.partition, o.next_offset FROM {s}.consumer_offsets o
+                 JOIN UNNEST($1::text[], $2::int4[]) AS k(topic, partition) USING (topic, partition)
+                 ORDER BY o.topic, o.partition FOR UPDATE OF o"
+            ),
+            &[&topics, &partitions],
+        )
+        .await
+        .map_err(db("locking the offsets"))?;
+    Ok(rows.iter().map(|r| ((r.get(0), r.get(1)), r.get(2))).collect())
+}
+
+fn date(day: Day) -> NaiveDate {
+    day.date()
+}
+
+fn instant(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// Adds the batch's deltas to the day, month and year tables (one statement) and to the log of
+/// transaction times (one statement). Returns the number of day rows.
+async fn write_deltas(tx: &Transaction<'_>, schema: &Schema, deltas: &Deltas) -> Result<usize, StoreError> {
+    let s = schema.ident();
+    let rows: Vec<_> = deltas.by_day.iter().filter(|(_, n)| **n != 0).collect();
+    if !rows.is_empty() {
+        let kinds: Vec<&str> = rows.iter().map(|((p, _, _), _)| place_kind(p)).collect();
+        let codes: Vec<&str> = rows.iter().map(|((p, _, _), _)| place_code(p)).collect();
+        let measures: Vec<String> = rows.iter().map(|((_, m, _), _)| measure_to_text(*m)).collect();
+        let days: Vec<NaiveDate> = rows.iter().map(|((_, _, d), _)| date(*d)).collect();
+        let ns: Vec<i64> = rows.iter().map(|(_, n)| **n).collect();
+        // Years: every year Y in 2021..=2031 whose 1 January lies after the delta's day.
+        tx.execute(
+            &format!(
+                "WITH d AS (
+                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::date[], $5::int8[])
+                         AS t(place_kind, place_code, measure, day, n)
+                 ), days AS (
+                     INSERT INTO {s}.delta_day AS x (place_kind, place_code, measure, day, n)
+                     SELECT place_kind, place_code, measure, day, n FROM d
+                     ON CONFLICT (day, place_kind, place_code, measure) DO UPDATE SET n = x.n + EXCLUDED.n
+                 ), months AS (
+                     INSERT INTO {s}.delta_month AS x (place_kind, place_code, measure, month, n)
+                     SELECT place_kind, place_code, measure, date_trunc('month', day::timestamp)::date, sum(n)
+                     FROM d GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0
+                     ON CONFLICT (month, place_kind, place_code, measure) DO UPDATE SET n = x.n + EXCLUDED.n
+                 )
+                 INSERT INTO {s}.total_before_year AS x (place_kind, place_code, measure, year, n)
+                 SELECT place_kind, place_code, measure, y, sum(n)
+                 FROM d CROSS JOIN generate_series(2021, 2031) AS y
+                 WHERE make_date(y, 1, 1) > day
+                 GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0
+                 ON CONFLICT (year, place_kind, place_code, measure) DO UPDATE SET n = x.n + EXCLUDED.n"
+            ),
+            &[&kinds, &codes, &measures, &days, &ns],
+        )
+        .await
+        .map_err(db("adding deltas"))?;
+    }
+    let log: Vec<_> = deltas.by_recorded.iter().filter(|(_, n)| **n != 0).collect();
+    if !log.is_empty() {
+        let kinds: Vec<&str> = log.iter().map(|((p, ..), _)| place_kind(p)).collect();
+        let codes: Vec<&str> = log.iter().map(|((p, ..), _)| place_code(p)).collect();
+        let measures: Vec<String> = log.iter().map(|((_, m, ..), _)| measure_to_text(*m)).collect();
+        let days: Vec<NaiveDate> = log.iter().map(|((_, _, d, _), _)| date(*d)).collect();
+        let recorded: Vec<DateTime<Utc>> = log.iter().map(|((.., r), _)| instant(*r)).collect();
+        let ns: Vec<i64> = log.iter().map(|(_, n)| **n).collect();
+        tx.execute(
+            &format!(
+                "INSERT INTO {s}.delta_log AS x (place_kind, place_code, measure, day, recorded, n)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::date[], $5::timestamptz[], $6::int8[])
+                 ON CONFLICT (day, recorded, place_kind, place_code, measure) DO UPDATE SET n = x.n + EXCLUDED.n"
+            ),
+            &[&kinds, &codes, &measures, &days, &recorded, &ns],
+        )
+        .await
+        .map_err(db("logging deltas"))?;
+    }
+    Ok(rows.len())
+}
+
+async fn insert_events(tx: &Transaction<'_>, schema: &Schema, events: &[&Consumed]) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = events.iter().map(|c| c.event.id).collect();
+    let types: Vec<&str> = events.iter().map(|c| c.event.event_type().stem()).collect();
+    let subjects: Vec<&str> = events.iter().map(|c| c.event.subject.as_str()).collect();
+    let topics: Vec<&str> = events.iter().map(|c| c.topic.as_str()).collect();
+    let partitions: Vec<i32> = events.iter().map(|c| c.partition).collect();
+    let offsets: Vec<i64> = events.iter().map(|c| c.offset).collect();
+    let recorded: Vec<DateTime<Utc>> =
+        events.iter().map(|c| instant(c.event.recordedtime.expect("checked by the caller"))).collect();
+    let bodies: Vec<String> = events.iter().map(|c| c.event.to_json()).collect();
+    tx.execute(
+        &format!(
+            "INSERT INTO {}.events (id, type, subject, topic, partition, \"offset\", recorded, body)
+             SELECT id, type, subject, topic, partition, \"offset\", recorded, body::jsonb
+             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int4[], $6::int8[],
+                         $7::timestamptz[], $8::text[])
+                 AS t(id, type, subject, topic, partition, \"offset\", recorded, body)",
+            schema.ident()
+        ),
+        &[&ids, &types, &subjects, &topics, &partitions, &offsets, &recorded, &bodies],
+    )
+    .await
+    .map_err(db("storing events"))?;
+    Ok(())
+}
+
+async fn store_offsets(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    next: &HashMap<(String, i32), i64>,
+) -> Result<(), StoreError> {
+    if next.is_empty() {
+        return Ok(());
+    }
+    let topics: Vec<&str> = next.keys().map(|k| k.0.as_str()).collect();
+    let partitions: Vec<i32> = next.keys().map(|k| k.1).collect();
+    let values: Vec<i64> = next.values().copied().collect();
+    tx.execute(
+        &format!(
+            "INSERT INTO {s}.consumer_offsets AS x (topic, partition, next_offset, updated_at)
+             SELECT topic, partition, next_offset, now()
+             FROM UNNEST($1::text[], $2::int4[], $3::int8[]) AS t(topic, partition, next_offset)
+             ON CONFLICT (topic, partition) DO UPDATE
+                 SET next_offset = GREATEST(x.next_offset, EXCLUDED.next_offset), updated_at = EXCLUDED.updated_at",
+            s = schema.ident()
+        ),
+        &[&topics, &partitions, &values],
+    )
+    .await
+    .map_err(db("storing offsets"))?;
+    Ok(())
+}

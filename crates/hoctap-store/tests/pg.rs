@@ -1,0 +1,521 @@
+//! The read models against a real PostgreSQL (127.0.0.1:5432, database `test`): reviews from
+//! PostgreSQL equal the embedded engine's, redelivery and failed transactions change nothing, offsets
+//! travel with their batch. Each test works in a schema of its own, dropped at the end. PostgreSQL
+//! must run: a test fails (never skips) when it cannot connect.
+
+use hoctap_domain::event::EventType;
+use hoctap_domain::time::parse_instant;
+use hoctap_domain::{Day, Engine, Event, Query};
+use hoctap_store::{Applied, Consumed, Projection, Schema, StoreError, migrate, offsets, place_counts, review};
+use std::collections::HashMap;
+use std::time::Instant;
+use tokio_postgres::{Client, NoTls};
+
+const URL: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test";
+const PARTITIONS: i32 = 4;
+
+async fn connect() -> Client {
+    let (client, connection) = tokio_postgres::connect(URL, NoTls).await.unwrap_or_else(|e| {
+        panic!(
+            "PostgreSQL is not reachable at `{URL}` ({e}). These tests need it: start it with \
+             `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
+        )
+    });
+    tokio::spawn(async move {
+        // Ends when the client is dropped or the server closes the connection (a test may kill it).
+        let _ = connection.await;
+    });
+    client
+}
+
+/// A migrated schema with a random name. A test ends with [`Fresh::remove`]; when it panics before,
+/// `Drop` removes the schema instead.
+struct Fresh {
+    schema: Schema,
+    removed: bool,
+}
+
+impl Fresh {
+    async fn new(client: &mut Client) -> Fresh {
+        let schema = Schema::new(&format!("hoctap_test_{:016x}", fastrand::u64(..))).unwrap();
+        assert_eq!(migrate(client, &schema).await.unwrap(), vec![1]);
+        Fresh { schema, removed: false }
+    }
+
+    /// Drops the schema on the test's own connection, after whatever that connection still has queued
+    /// (a rollback of a dropped transaction), so that it never waits for its own locks.
+    async fn remove(mut self, client: &Client) {
+        client.batch_execute(&format!("DROP SCHEMA \"{}\" CASCADE", self.schema)).await.unwrap();
+        self.removed = true;
+    }
+}
+
+impl Drop for Fresh {
+    fn drop(&mut self) {
+        if self.removed {
+            return;
+        }
+        let name = self.schema.as_str().to_owned();
+        // Drop runs inside the test's runtime, which cannot be blocked on: use a runtime of its own. The
+        // test's connection may still hold locks (its task cannot run meanwhile): give up rather than wait.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let sql = format!("SET lock_timeout = '5s'; DROP SCHEMA \"{name}\" CASCADE");
+                connect().await.batch_execute(&sql).await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("schema {} is left in database `test`: {dropped:?}", self.schema);
+        }
+    }
+}
+
+/// A stable partition of a subject (FNV-1a), as a producer keying by subject would pick.
+fn partition_of(subject: &str) -> i32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in subject.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % PARTITIONS as u64) as i32
+}
+
+/// The events as a consumer would receive them: topic `events`, partition by subject, offsets counted
+/// per partition in log order.
+fn consumed(events: &[Event]) -> Vec<Consumed> {
+    let mut next = [0i64; PARTITIONS as usize];
+    events
+        .iter()
+        .map(|e| {
+            let partition = partition_of(&e.subject);
+            let offset = next[partition as usize];
+            next[partition as usize] += 1;
+            Consumed { topic: "events".into(), partition, offset, event: e.clone() }
+        })
+        .collect()
+}
+
+/// Batches as a consumer polls them: up to `per_partition` events of each partition in turn, so that
+/// a batch mixes partitions and the order across partitions is not the log's.
+fn batches(consumed: &[Consumed], per_partition: usize) -> Vec<Vec<Consumed>> {
+    let mut queues: Vec<Vec<&Consumed>> = vec![Vec::new(); PARTITIONS as usize];
+    for c in consumed {
+        queues[c.partition as usize].push(c);
+    }
+    let mut at = vec![0; PARTITIONS as usize];
+    let mut out = Vec::new();
+    loop {
+        let mut batch = Vec::new();
+        for (p, queue) in queues.iter().enumerate() {
+            let end = (at[p] + per_partition).min(queue.len());
+            batch.extend(queue[at[p]..end].iter().map(|c| (*c).clone()));
+            at[p] = end;
+        }
+        if batch.is_empty() {
+            return out;
+        }
+        out.push(batch);
+    }
+}
+
+/// The generated city (duplicates, retractions and late events included), stamped with strictly
+/// increasing `recordedtime`s in generation order.
+fn city(citizens: u64, seed: u64) -> Vec<Event> {
+    let start = parse_instant("2026-01-01T00:00:00Z").unwrap();
+    let mut events = Vec::new();
+    hoctap_gen::generate(&hoctap_gen::Config::new(citizens, seed), |e| {
+        let mut e = e.clone();
+        e.recordedtime = Some(start + events.len() as i64 * 1_000);
+        events.push(e);
+    });
+    events
+}
+
+fn engine_of(events: &[Event]) -> Engine {
+    let mut engine = Engine::new();
+    for e in events {
+        engine.apply(e);
+    }
+    engine
+}
+
+async fn apply_all(client: &mut Client, projection: &mut Projection, batches: &[Vec<Consumed>]) -> Applied {
+    let mut total = Applied::default();
+    for batch in batches {
+        let a = projection.apply_batch(client, batch).await.unwrap();
+        total.events += a.events;
+        total.redelivered += a.redelivered;
+        total.duplicates += a.duplicates;
+        total.deltas += a.deltas;
+    }
+    total
+}
+
+/// Reviews of Hà Nội from PostgreSQL equal the engine's, on every date, as known at every time given.
+async fn assert_same_reviews(
+    client: &mut Client,
+    schema: &Schema,
+    engine: &Engine,
+    dates: &[&str],
+    known: &[Option<i64>],
+) -> usize {
+    let mut compared = 0;
+    for date in dates {
+        for &known_at in known {
+            let query = Query { scope: "01".into(), as_of: Day::parse(date).unwrap(), known_at, milestone: None };
+            match (engine.review(&query), review(client, schema, &query).await) {
+                (Ok(want), Ok(got)) => {
+                    assert_eq!(got, want, "review of {date} as known at {known_at:?}");
+                    compared += 1;
+                }
+                (Err(want), Err(StoreError::Query(got))) => assert_eq!(got, want, "{date} {known_at:?}"),
+                (want, got) => panic!("{date} {known_at:?}: engine {want:?}, PostgreSQL {got:?}"),
+            }
+        }
+    }
+    compared
+}
+
+/// Every row of the schema that carries meaning (not the bookkeeping times), as text, sorted.
+async fn dump(client: &Client, schema: &Schema) -> Vec<String> {
+    let s = format!("\"{schema}\"");
+    let mut out = Vec::new();
+    for (table, select) in [
+        ("events", format!("SELECT id, type, subject, topic, partition, \"offset\", recorded, body FROM {s}.events")),
+        ("offsets", format!("SELECT topic, partition, next_offset FROM {s}.consumer_offsets WHERE next_offset > 0")),
+        ("day", format!("SELECT * FROM {s}.delta_day WHERE n <> 0")),
+        ("month", format!("SELECT * FROM {s}.delta_month WHERE n <> 0")),
+        ("year", format!("SELECT * FROM {s}.total_before_year WHERE n <> 0")),
+        ("log", format!("SELECT * FROM {s}.delta_log WHERE n <> 0")),
+    ] {
+        let rows = client.query(&format!("SELECT x::text FROM ({select}) AS x ORDER BY 1"), &[]).await.unwrap();
+        out.extend(rows.iter().map(|r| format!("{table} {}", r.get::<_, String>(0))));
+    }
+    out
+}
+
+/// The next offset per partition after `delivered`.
+fn expected_offsets(delivered: &[&[Consumed]]) -> HashMap<(String, i32), i64> {
+    let mut out = HashMap::new();
+    for c in delivered.iter().flat_map(|b| b.iter()) {
+        let n = out.entry((c.topic.clone(), c.partition)).or_insert(0);
+        *n = (*n).max(c.offset + 1);
+    }
+    out
+}
+
+const DATES: &[&str] = &["2021-06-30", "2025-06-30", "2025-07-01", "2025-12-31", "2030-12-31"];
+
+#[tokio::test]
+async fn reviews_from_postgresql_equal_the_embedded_engine() {
+    let mut client = connect().await;
+    let fresh = Fresh::new(&mut client).await;
+    let events = city(300, 1);
+    let engine = engine_of(&events);
+    let middle = events[events.len() / 2].recordedtime;
+    let batches = batches(&consumed(&events), 75);
+
+    let mut projection = Projection::load(&mut client, &fresh.schema).await.unwrap();
+    let started = Instant::now();
+    let applied = apply_all(&mut client, &mut projection, &batches).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    eprintln!(
+        "applied {} events ({} duplicates) in {} batches in {elapsed:.2} s: {:.0} events/s into PostgreSQL ({} build)",
+        applied.events,
+        applied.duplicates,
+        batches.len(),
+        events.len() as f64 / elapsed,
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+    );
+    assert_eq!(applied.events, engine.len());
+    assert_eq!(applied.events + applied.duplicates, events.len());
+
+    let compared = assert_same_reviews(&mut client, &fresh.schema, &engine, DATES, &[None, middle]).await;
+    assert!(compared >= 8, "only {compared} reviews compared");
+    let q = Query { scope: "01".into(), as_of: Day::parse("2025-12-31").unwrap(), known_at: None, milestone: None };
+    let city_review = review(&mut client, &fresh.schema, &q).await.unwrap();
+    assert!(
+        city_review.units[0].titles.values().any(|t| t.recognised > 0),
+        "a city with nothing recognised proves little"
+    );
+
+    // The buckets (as known now) and the log (as known at the last recorded time) agree.
+    let last = events.iter().filter_map(|e| e.recordedtime).max();
+    for date in DATES {
+        let day = Day::parse(date).unwrap();
+        let now = place_counts(&client, &fresh.schema, day, None).await.unwrap();
+        assert_eq!(place_counts(&client, &fresh.schema, day, last).await.unwrap(), now, "{date}");
+    }
+    // Dates outside the years that have totals read the months instead.
+    for date in ["2019-03-01", "2033-02-10"] {
+        let day = Day::parse(date).unwrap();
+        let now = place_counts(&client, &fresh.schema, day, None).await.unwrap();
+        assert_eq!(place_counts(&client, &fresh.schema, day, last).await.unwrap(), now, "{date}");
+    }
+
+    // A projection loaded from PostgreSQL holds what was applied.
+    let reloaded = Projection::load(&mut client, &fresh.schema).await.unwrap();
+    assert_eq!(reloaded.engine().unwrap().len(), engine.len());
+    fresh.remove(&client).await;
+}
+
+#[tokio::test]
+async fn redelivered_batches_change_nothing() {
+    let mut client = connect().await;
+    let events = city(300, 2);
+    let all = batches(&consumed(&events), 60);
+    let prefix = &all[..12];
+
+    // Once, cleanly.
+    let clean = Fresh::new(&mut client).await;
+    let mut projection = Projection::load(&mut client, &clean.schema).await.unwrap();
+    apply_all(&mut client, &mut projection, prefix).await;
+
+    // With every batch delivered twice, a crash (a new projection loaded from PostgreSQL) that makes
+    // the consumer redeliver from an older offset, and a batch that straddles stored offsets.
+    let twice = Fresh::new(&mut client).await;
+    let mut projection = Projection::load(&mut client, &twice.schema).await.unwrap();
+    for batch in &prefix[..8] {
+        projection.apply_batch(&mut client, batch).await.unwrap();
+        let before = dump(&client, &twice.schema).await;
+        let again = projection.apply_batch(&mut client, batch).await.unwrap();
+        assert_eq!(again, Applied { redelivered: batch.len(), ..Applied::default() });
+        assert_eq!(dump(&client, &twice.schema).await, before, "redelivery changed the read models");
+    }
+    drop(projection);
+    let mut projection = Projection::load(&mut client, &twice.schema).await.unwrap();
+    let before = dump(&client, &twice.schema).await;
+    apply_all(&mut client, &mut projection, &prefix[6..8]).await;
+    assert_eq!(dump(&client, &twice.schema).await, before, "redelivery after a restart changed the read models");
+    let half = prefix[8].len() / 2;
+    let straddling: Vec<Consumed> = prefix[7][half..].iter().chain(&prefix[8][..half]).cloned().collect();
+    let a = projection.apply_batch(&mut client, &straddling).await.unwrap();
+    assert_eq!(a.redelivered, prefix[7].len() - half);
+    apply_all(&mut client, &mut projection, &prefix[8..]).await;
+
+    assert_eq!(dump(&client, &twice.schema).await, dump(&client, &clean.schema).await);
+    clean.remove(&client).await;
+    twice.remove(&client).await;
+}
+
+#[tokio::test]
+async fn a_failed_transaction_leaves_postgresql_and_the_projection_as_before() {
+    let mut client = connect().await;
+    let fresh = Fresh::new(&mut client).await;
+    let s = format!("\"{}\"", fresh.schema);
+    let events = city(300, 3);
+    let engine = engine_of(&events);
+    let all = batches(&consumed(&events), 75);
+    // Fail a batch that changes counts, not one of the geography at the head of the feed.
+    let counting = |b: &Vec<Consumed>| b.iter().any(|c| c.event.event_type() == EventType::RecognitionGranted);
+    let (done, rest) = all.split_at(all.iter().position(counting).unwrap() + 1);
+
+    let mut projection = Projection::load(&mut client, &fresh.schema).await.unwrap();
+    apply_all(&mut client, &mut projection, done).await;
+    let before = dump(&client, &fresh.schema).await;
+    let known = projection.engine().unwrap().len();
+    let stored = offsets(&client, &fresh.schema).await.unwrap();
+
+    client
+        .batch_execute(&format!(
+            "CREATE FUNCTION {s}.fail() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN RAISE EXCEPTION 'injected failure'; END $$;
+             CREATE FUNCTION {s}.die() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NULL; END $$;"
+        ))
+        .await
+        .unwrap();
+    // Failures after the deltas were written, and at COMMIT itself.
+    for (trigger, context) in [
+        (
+            format!("CREATE TRIGGER fail AFTER INSERT ON {s}.events FOR EACH STATEMENT EXECUTE FUNCTION {s}.fail()"),
+            "storing events",
+        ),
+        (
+            format!(
+                "CREATE CONSTRAINT TRIGGER fail AFTER INSERT ON {s}.events
+                 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {s}.fail()"
+            ),
+            "committing a batch",
+        ),
+    ] {
+        client.batch_execute(&trigger).await.unwrap();
+        match projection.apply_batch(&mut client, &rest[0]).await {
+            Err(StoreError::Db { context: c, .. }) => assert_eq!(c, context),
+            other => panic!("expected the injected failure, got {other:?}"),
+        }
+        assert_eq!(dump(&client, &fresh.schema).await, before, "{context}: PostgreSQL kept part of the batch");
+        assert_eq!(offsets(&client, &fresh.schema).await.unwrap(), stored);
+        assert_eq!(projection.engine().unwrap().len(), known, "{context}: the projection kept the batch");
+        client.batch_execute(&format!("DROP TRIGGER fail ON {s}.events")).await.unwrap();
+    }
+
+    // The connection dies halfway: the projection cannot read PostgreSQL back at once, so it holds no
+    // state until the next batch, which reads it first (on a new connection).
+    client
+        .batch_execute(&format!(
+            "CREATE TRIGGER die AFTER INSERT ON {s}.events FOR EACH STATEMENT EXECUTE FUNCTION {s}.die()"
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(projection.apply_batch(&mut client, &rest[0]).await, Err(StoreError::Db { .. })));
+    assert!(projection.engine().is_none());
+    let mut client = connect().await;
+    client.batch_execute(&format!("DROP TRIGGER die ON {s}.events")).await.unwrap();
+    assert_eq!(dump(&client, &fresh.schema).await, before, "a killed connection left part of the batch");
+
+    // Everything after the failures is counted exactly once.
+    let retried = projection.apply_batch(&mut client, &rest[0]).await.unwrap();
+    assert!(retried.events > 0 && retried.deltas > 0, "{retried:?}");
+    apply_all(&mut client, &mut projection, &rest[1..]).await;
+    let middle = events[events.len() / 2].recordedtime;
+    assert_same_reviews(&mut client, &fresh.schema, &engine, &["2025-06-30", "2025-12-31"], &[None, middle]).await;
+    fresh.remove(&client).await;
+}
+
+#[tokio::test]
+async fn offsets_are_stored_with_their_batch() {
+    let mut client = connect().await;
+    let fresh = Fresh::new(&mut client).await;
+    let all = batches(&consumed(&city(300, 4)), 50);
+    let mut projection = Projection::load(&mut client, &fresh.schema).await.unwrap();
+    assert!(offsets(&client, &fresh.schema).await.unwrap().is_empty());
+    for n in 1..=4 {
+        projection.apply_batch(&mut client, &all[n - 1]).await.unwrap();
+        let delivered: Vec<&[Consumed]> = all[..n].iter().map(|b| b.as_slice()).collect();
+        assert_eq!(offsets(&client, &fresh.schema).await.unwrap(), expected_offsets(&delivered), "after batch {n}");
+    }
+    // Every stored event lies below its partition's next offset: offsets and rows were written together.
+    let s = format!("\"{}\"", fresh.schema);
+    let behind: i64 = client
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM {s}.events e JOIN {s}.consumer_offsets o USING (topic, partition)
+                 WHERE e.\"offset\" >= o.next_offset"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(behind, 0);
+    // A batch of nothing but redelivered events leaves the offsets alone.
+    let stored = offsets(&client, &fresh.schema).await.unwrap();
+    projection.apply_batch(&mut client, &all[1]).await.unwrap();
+    assert_eq!(offsets(&client, &fresh.schema).await.unwrap(), stored);
+    // An event the log did not stamp stops the batch before anything is written.
+    let before = dump(&client, &fresh.schema).await;
+    let mut unstamped = all[4].clone();
+    unstamped[3].event.recordedtime = None;
+    let refused = projection.apply_batch(&mut client, &unstamped).await;
+    assert!(matches!(refused, Err(StoreError::NotRecorded { .. })), "{refused:?}");
+    assert_eq!(dump(&client, &fresh.schema).await, before);
+    fresh.remove(&client).await;
+}
+
+#[tokio::test]
+async fn a_member_that_missed_batches_reads_them_before_applying() {
+    // Two consumer-group members over one schema, as around a rebalance: each applies batches the
+    // other has not seen in memory.
+    let mut client = connect().await;
+    let fresh = Fresh::new(&mut client).await;
+    let events = city(300, 5);
+    let engine = engine_of(&events);
+    let all = batches(&consumed(&events), 100);
+    let mut a = Projection::load(&mut client, &fresh.schema).await.unwrap();
+    let mut b = Projection::load(&mut client, &fresh.schema).await.unwrap();
+    for (i, batch) in all.iter().enumerate() {
+        let member = if i % 3 == 1 { &mut b } else { &mut a };
+        member.apply_batch(&mut client, batch).await.unwrap();
+    }
+    let middle = events[events.len() / 2].recordedtime;
+    assert_same_reviews(&mut client, &fresh.schema, &engine, DATES, &[None, middle]).await;
+    fresh.remove(&client).await;
+}
+
+#[tokio::test]
+async fn the_hand_checked_world_as_known_at_every_recorded_time() {
+    let mut world = hoctap_tests::scenario_world();
+    // The log stamps in order: a consumer sees each partition in recordedtime order.
+    world.sort_by_key(|e| e.recordedtime);
+    let engine = engine_of(&world);
+    let mut known: Vec<Option<i64>> = world.iter().map(|e| e.recordedtime).collect();
+    known.dedup();
+    known.push(None);
+    let dates = ["2024-12-31", "2025-06-30", "2025-07-01", "2025-10-15", "2025-12-31", "2026-06-30", "2030-12-31"];
+
+    let mut client = connect().await;
+    for per_partition in [1, 3, 1000] {
+        let fresh = Fresh::new(&mut client).await;
+        let mut projection = Projection::load(&mut client, &fresh.schema).await.unwrap();
+        apply_all(&mut client, &mut projection, &batches(&consumed(&world), per_partition)).await;
+        assert_same_reviews(&mut client, &fresh.schema, &engine, &dates, &known).await;
+        fresh.remove(&client).await;
+    }
+}
+
+#[tokio::test]
+async fn a_unit_follows_its_establishment_and_its_retractions() {
+    use hoctap_tests::{event, grant, recorded, reg, retraction, unit};
+    use serde_json::json;
+    const T: [&str; 4] =
+        ["2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z", "2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z"];
+    let registration =
+        json!({"subject_kind": "commune", "commune": "00002", "title": "learning_commune", "cycle_year": 2025});
+    let world = vec![
+        recorded(unit(1, "01", "province", "Hà Nội", None), T[0]),
+        recorded(unit(2, "001", "district", "Quận Ba Đình", Some("01")), T[0]),
+        recorded(unit(3, "00001", "commune", "Phường Phúc Xá", Some("001")), T[0]),
+        recorded(unit(4, "00002", "commune", "Phường Trúc Bạch", Some("001")), T[0]),
+        recorded(event(10, "registration.submitted", "2025-02-01T09:00:00+07:00", "00002", registration), T[0]),
+        recorded(
+            grant(11, "2025-06-01T09:00:00+07:00", "00002", "learning_commune", 2025, "2025-01-01", "2027-12-31"),
+            T[0],
+        ),
+        recorded(reg(12, "2025-02-01T09:00:00+07:00", "cit-1", "00002", 2025, "staff"), T[0]),
+        recorded(
+            grant(13, "2025-06-01T09:00:00+07:00", "cit-1", "learning_citizen", 2025, "2025-01-01", "2026-12-31"),
+            T[0],
+        ),
+        // 00002 was entered in error, then it was not.
+        recorded(retraction(20, "2026-02-01T09:00:00+07:00", "00002", 4), T[1]),
+        recorded(retraction(21, "2026-03-01T09:00:00+07:00", "00002", 20), T[2]),
+        // And the citizen's grant is withdrawn for good.
+        recorded(retraction(22, "2026-04-01T09:00:00+07:00", "cit-1", 13), T[3]),
+    ];
+    let engine = engine_of(&world);
+    let mut known: Vec<Option<i64>> = T.iter().map(|t| parse_instant(t)).collect();
+    known.push(None);
+
+    let mut client = connect().await;
+    for per_partition in [1, 1000] {
+        let fresh = Fresh::new(&mut client).await;
+        let mut projection = Projection::load(&mut client, &fresh.schema).await.unwrap();
+        apply_all(&mut client, &mut projection, &batches(&consumed(&world), per_partition)).await;
+        assert_same_reviews(&mut client, &fresh.schema, &engine, &["2025-06-30", "2025-12-31"], &known).await;
+        fresh.remove(&client).await;
+    }
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent_and_refuse_a_newer_schema() {
+    let mut client = connect().await;
+    let fresh = Fresh::new(&mut client).await;
+    assert_eq!(migrate(&mut client, &fresh.schema).await.unwrap(), Vec::<i32>::new());
+    let s = format!("\"{}\"", fresh.schema);
+    let versions: Vec<i32> = client
+        .query(&format!("SELECT version FROM {s}.schema_migrations ORDER BY version"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, vec![1]);
+    client
+        .batch_execute(&format!("INSERT INTO {s}.schema_migrations (version, name) VALUES (99, 'future')"))
+        .await
+        .unwrap();
+    assert!(matches!(migrate(&mut client, &fresh.schema).await, Err(StoreError::Migration { version: 99, .. })));
+    fresh.remove(&client).await;
+}
