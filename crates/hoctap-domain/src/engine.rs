@@ -256,7 +256,12 @@ impl Engine {
                 ))
             };
         }
-        for (field, code) in referenced_units(&event.data) {
+        // An establishment names its own code too, but that one need not be known yet.
+        let named =
+            event.data.named_units().into_iter().filter(|(field, _)| {
+                !(*field == "data.code" && matches!(event.data, EventData::AdminUnitEstablished(_)))
+            });
+        for (field, code) in named {
             if !self.unit_known(code) && !batch.units.contains(code) {
                 return Err(Refusal::new(
                     Some(event.id.to_string()),
@@ -462,22 +467,6 @@ impl Engine {
             subject_records: recs as u64,
             approx_bytes: approx as u64,
         }
-    }
-}
-
-/// The administrative codes an event names, with their fields, which must be known units.
-fn referenced_units(data: &EventData) -> Vec<(&'static str, &str)> {
-    match data {
-        EventData::RegistrationSubmitted(d) => vec![("data.commune", &d.commune)],
-        EventData::SkillCertified(d) => vec![("data.commune", &d.commune)],
-        EventData::SubjectRelocated(d) => vec![("data.commune", &d.commune)],
-        EventData::BaselineRecorded(d) => vec![("data.unit", &d.unit)],
-        EventData::TargetSet(d) => vec![("data.scope", &d.scope)],
-        EventData::AdminUnitEstablished(d) => d.parent.iter().map(|p| ("data.parent", p.as_str())).collect(),
-        EventData::AdminUnitReparented(d) => vec![("data.code", &d.code), ("data.parent", &d.parent)],
-        EventData::AdminUnitRenamed(d) => vec![("data.code", &d.code)],
-        EventData::AdminUnitDissolved(d) => vec![("data.code", &d.code), ("data.successor", &d.successor)],
-        _ => Vec::new(),
     }
 }
 

@@ -81,6 +81,26 @@ event_types! {
     EventRetracted = "event.retracted" => EventRetracted,
 }
 
+impl EventData {
+    /// The administrative codes the data names, with their fields (an establishment's own code included).
+    pub fn named_units(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            EventData::RegistrationSubmitted(d) => vec![("data.commune", &d.commune)],
+            EventData::SkillCertified(d) => vec![("data.commune", &d.commune)],
+            EventData::SubjectRelocated(d) => vec![("data.commune", &d.commune)],
+            EventData::BaselineRecorded(d) => vec![("data.unit", &d.unit)],
+            EventData::TargetSet(d) => vec![("data.scope", &d.scope)],
+            EventData::AdminUnitEstablished(d) => std::iter::once(("data.code", d.code.as_str()))
+                .chain(d.parent.iter().map(|p| ("data.parent", p.as_str())))
+                .collect(),
+            EventData::AdminUnitReparented(d) => vec![("data.code", &d.code), ("data.parent", &d.parent)],
+            EventData::AdminUnitRenamed(d) => vec![("data.code", &d.code)],
+            EventData::AdminUnitDissolved(d) => vec![("data.code", &d.code), ("data.successor", &d.successor)],
+            _ => Vec::new(),
+        }
+    }
+}
+
 impl EventType {
     /// The full CloudEvents `type` of the current version, e.g. `vn.hoctap.registration.submitted.v1`.
     pub fn type_name(self) -> String {

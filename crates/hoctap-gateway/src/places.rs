@@ -130,26 +130,6 @@ pub(crate) struct Foreign {
     pub detail: String,
 }
 
-/// The units an event names, with their fields (an establishment's own code included).
-fn named_units(data: &EventData) -> Vec<(&'static str, &str)> {
-    match data {
-        EventData::RegistrationSubmitted(d) => vec![("data.commune", &d.commune)],
-        EventData::SkillCertified(d) => vec![("data.commune", &d.commune)],
-        EventData::SubjectRelocated(d) => vec![("data.commune", &d.commune)],
-        EventData::BaselineRecorded(d) => vec![("data.unit", &d.unit)],
-        EventData::TargetSet(d) => vec![("data.scope", &d.scope)],
-        EventData::AdminUnitEstablished(d) => {
-            let mut v = vec![("data.code", d.code.as_str())];
-            v.extend(d.parent.iter().map(|p| ("data.parent", p.as_str())));
-            v
-        }
-        EventData::AdminUnitReparented(d) => vec![("data.code", &d.code), ("data.parent", &d.parent)],
-        EventData::AdminUnitRenamed(d) => vec![("data.code", &d.code)],
-        EventData::AdminUnitDissolved(d) => vec![("data.code", &d.code), ("data.successor", &d.successor)],
-        _ => Vec::new(),
-    }
-}
-
 /// For each of `events` (admitted by the domain rules), whether it lies outside `scope`.
 ///
 /// A batch is judged as a whole, like the domain's validation: a unit it establishes belongs to the
@@ -212,7 +192,7 @@ pub(crate) fn check(places: &Places, scope: &Scope, source: &str, events: &[&Eve
         if verdicts[i].is_some() {
             continue;
         }
-        let named = named_units(&event.data);
+        let named = event.data.named_units();
         if named.is_empty() {
             continue;
         }
