@@ -102,6 +102,20 @@ impl EventData {
 }
 
 impl EventType {
+    /// Reference data: the geography (`admin_unit.*`), baselines and targets — what places and weighs
+    /// counts, as opposed to events about subjects.
+    pub fn is_reference(self) -> bool {
+        matches!(
+            self,
+            EventType::AdminUnitEstablished
+                | EventType::AdminUnitReparented
+                | EventType::AdminUnitRenamed
+                | EventType::AdminUnitDissolved
+                | EventType::BaselineRecorded
+                | EventType::TargetSet
+        )
+    }
+
     /// The full CloudEvents `type` of the current version, e.g. `vn.hoctap.registration.submitted.v1`.
     pub fn type_name(self) -> String {
         format!("{TYPE_PREFIX}{}.v{CURRENT_VERSION}", self.stem())

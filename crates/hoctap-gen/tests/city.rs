@@ -174,17 +174,7 @@ fn the_reform_leaves_126_communes_and_no_districts() {
 #[test]
 fn the_head_comes_first_and_subject_events_follow_roughly_in_time() {
     let (events, _, _) = city();
-    let is_head = |e: &Event| {
-        matches!(
-            e.event_type(),
-            EventType::AdminUnitEstablished
-                | EventType::AdminUnitReparented
-                | EventType::AdminUnitRenamed
-                | EventType::AdminUnitDissolved
-                | EventType::BaselineRecorded
-                | EventType::TargetSet
-        )
-    };
+    let is_head = |e: &Event| e.event_type().is_reference();
     let head = events.iter().take_while(|e| is_head(e)).count();
     assert!(events[head..].iter().all(|e| !is_head(e)), "nothing of the head comes later");
     // Out of order by at most two days, apart from the late ones (backfills, delayed duplicates).

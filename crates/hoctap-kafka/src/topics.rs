@@ -77,15 +77,7 @@ pub enum Route {
 impl Route {
     /// Reference data: the geography (`admin_unit.*`), baselines and targets.
     pub fn is_reference_type(ty: EventType) -> bool {
-        matches!(
-            ty,
-            EventType::AdminUnitEstablished
-                | EventType::AdminUnitReparented
-                | EventType::AdminUnitRenamed
-                | EventType::AdminUnitDissolved
-                | EventType::BaselineRecorded
-                | EventType::TargetSet
-        )
+        ty.is_reference()
     }
 
     /// The topic of `event`. A retraction follows the event it names: to the reference topic when

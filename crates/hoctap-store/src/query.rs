@@ -13,17 +13,11 @@ use tokio_postgres::{Client, GenericClient, IsolationLevel};
 /// The first and last year with a `total_before_year` row (the campaign's years and the one after).
 const YEARS: std::ops::RangeInclusive<i32> = 2021..=2031;
 
-/// The event types a review needs besides counts: geography, denominators, targets, and every
-/// retraction (they are few, and one may name a reference event).
-const REFERENCE: &[EventType] = &[
-    EventType::AdminUnitEstablished,
-    EventType::AdminUnitReparented,
-    EventType::AdminUnitRenamed,
-    EventType::AdminUnitDissolved,
-    EventType::BaselineRecorded,
-    EventType::TargetSet,
-    EventType::EventRetracted,
-];
+/// The event types a review needs besides counts: the reference data (geography, denominators,
+/// targets), and every retraction (they are few, and one may name a reference event).
+fn review_types() -> impl Iterator<Item = EventType> {
+    EventType::ALL.iter().copied().filter(|t| t.is_reference() || *t == EventType::EventRetracted)
+}
 
 /// Counts per place and measure on `day`, as known now (`known_at` None: read from the buckets, at
 /// most 1 + 11 + 31 rows per key) or as known at `known_at` (UTC microseconds: summed from the delta
@@ -98,7 +92,7 @@ pub async fn review(client: &mut Client, schema: &Schema, query: &Query) -> Resu
         .await
         .map_err(db("beginning a review"))?;
     let counts = place_counts(&tx, schema, query.as_of, query.known_at).await?;
-    let types: Vec<&str> = REFERENCE.iter().map(|t| t.stem()).collect();
+    let types: Vec<&str> = review_types().map(|t| t.stem()).collect();
     let rows = tx
         .query(
             &format!(
