@@ -44,3 +44,17 @@ pub enum StoreError {
 pub(crate) fn db(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
     move |source| StoreError::Db { context, source }
 }
+
+/// A read-only transaction on one snapshot, so that everything read in it agrees.
+pub(crate) async fn snapshot<'a>(
+    client: &'a mut tokio_postgres::Client,
+    context: &'static str,
+) -> Result<tokio_postgres::Transaction<'a>, StoreError> {
+    client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(db(context))
+}

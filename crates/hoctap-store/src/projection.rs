@@ -13,7 +13,7 @@ use crate::{Schema, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 use hoctap_domain::{Contribution, Day, Engine, Event, EventData, Measure, Place};
 use std::collections::{BTreeSet, HashMap, HashSet};
-use tokio_postgres::{Client, GenericClient, IsolationLevel, Transaction};
+use tokio_postgres::{Client, GenericClient, Transaction};
 use uuid::Uuid;
 
 /// One event as the consumer received it, with where it came from.
@@ -242,13 +242,7 @@ impl State {
 
     /// Reads the state in one snapshot, so that events and offsets agree.
     async fn load(client: &mut Client, schema: &Schema) -> Result<State, StoreError> {
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(db("beginning to load the projection"))?;
+        let tx = crate::error::snapshot(client, "beginning to load the projection").await?;
         let state = State::read(&tx, schema).await?;
         tx.commit().await.map_err(db("ending the load of the projection"))?;
         Ok(state)

@@ -8,7 +8,7 @@ use crate::{Schema, StoreError};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use hoctap_domain::event::EventType;
 use hoctap_domain::{Day, Engine, Event, PlaceCounts, Query, Review};
-use tokio_postgres::{Client, GenericClient, IsolationLevel};
+use tokio_postgres::{Client, GenericClient};
 
 /// The first and last year with a `total_before_year` row (the campaign's years and the one after).
 const YEARS: std::ops::RangeInclusive<i32> = 2021..=2031;
@@ -84,13 +84,7 @@ pub async fn place_counts(
 /// reference events only (as known at `query.known_at`) to place them, find denominators and check
 /// targets. Counts and reference events are read in one snapshot.
 pub async fn review(client: &mut Client, schema: &Schema, query: &Query) -> Result<Review, StoreError> {
-    let tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await
-        .map_err(db("beginning a review"))?;
+    let tx = crate::error::snapshot(client, "beginning a review").await?;
     let counts = place_counts(&tx, schema, query.as_of, query.known_at).await?;
     let types: Vec<&str> = review_types().map(|t| t.stem()).collect();
     let rows = tx
