@@ -34,6 +34,15 @@ pub enum StoreError {
     /// newer binary; rebuild it into a new schema.
     #[error("the read model in schema `{schema}` is inconsistent: {detail}")]
     Corrupt { schema: String, detail: String },
+    /// The deployment's control schema does not exist. **Fail**: run `hoctap project` (or any tool
+    /// that sets the deployment up) first, or name the right deployment.
+    #[error("no read models in deployment `{0}`: start `hoctap project` first (it creates them)")]
+    NoDeployment(String),
+    /// A batch was headed for a generation that no longer serves: a rebuild switched to `active`.
+    /// Nothing of the batch was kept. **Reload**: load the projection of `active` and seek every
+    /// assigned partition to its stored offsets.
+    #[error("generation `{schema}` no longer serves (`{active}` does since a rebuild)")]
+    Retired { schema: String, active: String },
     /// The review cannot be given (unknown scope, scope not in force on that date). **The caller's
     /// mistake**: HTTP 404, CLI exit 2.
     #[error(transparent)]

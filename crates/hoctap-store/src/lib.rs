@@ -13,12 +13,16 @@
 //! `migrations/`. This crate is the only one that knows SQL.
 
 mod codec;
+mod dashboard;
+mod deployment;
 mod error;
 mod migrate;
 mod projection;
 mod query;
 
 pub use codec::{measure_from_text, measure_to_text, place_from_text, place_kind};
+pub use dashboard::{Refreshed, dashboard_dates, refresh_dashboard};
+pub use deployment::Deployment;
 pub use error::StoreError;
 pub use migrate::{MIGRATIONS, Migration, migrate};
 pub use projection::{Applied, Consumed, Projection, offsets};

@@ -15,8 +15,10 @@ pub struct Migration {
 
 /// Every migration this binary knows, in the order they apply. Append only: a released migration is
 /// never edited (a changed read model is a new migration, or a rebuild into a new schema).
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "read_models", sql: include_str!("../migrations/0001_read_models.sql") }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "read_models", sql: include_str!("../migrations/0001_read_models.sql") },
+    Migration { version: 2, name: "dashboard", sql: include_str!("../migrations/0002_dashboard.sql") },
+];
 
 /// Creates `schema` if needed and applies the migrations it lacks, in order, in one transaction.
 /// Idempotent; concurrent callers on the same schema serialise on an advisory lock. Returns the

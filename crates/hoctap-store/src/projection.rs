@@ -9,7 +9,8 @@
 
 use crate::codec::{measure_to_text, place_code, place_kind};
 use crate::error::db;
-use crate::{Schema, StoreError};
+use crate::query::instant;
+use crate::{Deployment, Schema, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 use hoctap_domain::{Contribution, Day, Engine, Event, EventData, Measure, Place};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -49,6 +50,9 @@ pub struct Applied {
 #[derive(Debug)]
 pub struct Projection {
     schema: Schema,
+    /// Set when the projection feeds the serving generation of a deployment: every batch then checks
+    /// that `schema` still serves ([`StoreError::Retired`] after a rebuild switched).
+    serving: Option<Deployment>,
     state: Option<State>,
 }
 
@@ -76,7 +80,16 @@ impl Projection {
     /// Reads every event stored in `schema` into the engine, and the stored offsets.
     pub async fn load(client: &mut Client, schema: &Schema) -> Result<Projection, StoreError> {
         let state = State::load(client, schema).await?;
-        Ok(Projection { schema: schema.clone(), state: Some(state) })
+        Ok(Projection { schema: schema.clone(), serving: None, state: Some(state) })
+    }
+
+    /// Sets `deployment` up if needed ([`Deployment::ensure`]) and loads its serving generation; every
+    /// batch checks that this generation still serves.
+    pub async fn load_serving(client: &mut Client, deployment: &Deployment) -> Result<Projection, StoreError> {
+        let schema = deployment.ensure(client).await?;
+        let mut projection = Projection::load(client, &schema).await?;
+        projection.serving = Some(deployment.clone());
+        Ok(projection)
     }
 
     pub fn schema(&self) -> &Schema {
@@ -131,6 +144,9 @@ impl Projection {
         }
         let schema = &self.schema;
         let tx = client.transaction().await.map_err(db("beginning a batch"))?;
+        if let Some(deployment) = &self.serving {
+            deployment.check_serving(&tx, schema).await?;
+        }
         let mut keys: Vec<(String, i32)> = batch.iter().map(|c| (c.topic.clone(), c.partition)).collect();
         keys.sort();
         keys.dedup();
@@ -432,9 +448,6 @@ fn date(day: Day) -> NaiveDate {
     day.date()
 }
 
-fn instant(micros: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(micros).unwrap_or(DateTime::<Utc>::MIN_UTC)
-}
 
 /// Adds the batch's deltas to the day, month and year tables (one statement) and to the log of
 /// transaction times (one statement). Returns the number of day rows.

@@ -86,25 +86,36 @@ pub async fn place_counts(
 pub async fn review(client: &mut Client, schema: &Schema, query: &Query) -> Result<Review, StoreError> {
     let tx = crate::error::snapshot(client, "beginning a review").await?;
     let counts = place_counts(&tx, schema, query.as_of, query.known_at).await?;
+    let engine = reference_engine(&tx, schema, query.known_at).await?;
+    tx.commit().await.map_err(db("ending a review"))?;
+    Ok(engine.review_from_counts(query, &counts)?)
+}
+
+/// An engine holding the events a review needs besides counts (see [`review_types`]), as known at
+/// `known_at` (None: now).
+pub(crate) async fn reference_engine(
+    client: &impl GenericClient,
+    schema: &Schema,
+    known_at: Option<i64>,
+) -> Result<Engine, StoreError> {
     let types: Vec<&str> = review_types().map(|t| t.stem()).collect();
-    let rows = tx
+    let rows = client
         .query(
             &format!(
                 "SELECT body::text FROM {}.events WHERE type = ANY($1) AND ($2::timestamptz IS NULL OR recorded <= $2)",
                 schema.ident()
             ),
-            &[&types, &query.known_at.map(instant)],
+            &[&types, &known_at.map(instant)],
         )
         .await
         .map_err(db("reading reference events"))?;
-    tx.commit().await.map_err(db("ending a review"))?;
     let mut engine = Engine::new();
     for row in rows {
         let event = Event::from_json_recorded(row.get::<_, &str>(0).as_bytes())
             .map_err(|r| StoreError::Corrupt { schema: schema.to_string(), detail: format!("a stored event: {r}") })?;
         engine.apply(&event);
     }
-    Ok(engine.review_from_counts(query, &counts)?)
+    Ok(engine)
 }
 
 /// The earliest date both chrono and PostgreSQL can represent.
@@ -112,6 +123,6 @@ fn min_date() -> NaiveDate {
     NaiveDate::from_ymd_opt(1, 1, 1).expect("1 January 1 exists")
 }
 
-fn instant(micros: i64) -> DateTime<Utc> {
+pub(crate) fn instant(micros: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(micros).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }

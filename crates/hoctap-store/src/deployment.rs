@@ -1,0 +1,192 @@
+//! One deployment of the read models: a control schema naming the generation that serves, the
+//! generations themselves (`<name>_g1`, `<name>_g2`, …, each a complete set of read models) and the
+//! versioned dashboard views that point at the serving one.
+//!
+//! - The projector writes into the serving generation and checks, in every batch's transaction, that
+//!   it still serves ([`StoreError::Retired`] otherwise: reload the new one and seek to its offsets).
+//! - `hoctap rebuild` fills a new generation from offset 0 while the old one serves, then
+//!   [`Deployment::switch`]es under the control row's lock, which waits for the batches in flight and
+//!   holds the next ones until the switch commits.
+//! - Readers (the API, the dashboards' views) ask [`Deployment::active`] which one to read.
+//!
+//! Design: `docs/design/2026-11-23-generations-and-rebuild.md`.
+
+use crate::error::db;
+use crate::{Schema, StoreError, migrate};
+use tokio_postgres::{Client, GenericClient, Transaction};
+
+/// A deployment named by its control schema, e.g. `hoctap` (generations `hoctap_g1`, …; dashboard
+/// views `hoctap_dashboard_v1`; the dashboards' read-only role `hoctap_dashboard`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deployment {
+    control: Schema,
+}
+
+impl Deployment {
+    /// `name` must leave room for the longest derived name (`<name>_dashboard_v1`).
+    pub fn new(name: &str) -> Result<Deployment, StoreError> {
+        let control = Schema::new(name)?;
+        Schema::new(&format!("{name}_dashboard_v1"))?;
+        Ok(Deployment { control })
+    }
+
+    pub fn name(&self) -> &str {
+        self.control.as_str()
+    }
+
+    /// The schema of generation `n` (1, 2, …).
+    pub fn generation(&self, n: u32) -> Schema {
+        Schema::new(&format!("{}_g{n}", self.control)).expect("checked by Deployment::new (shorter than the views)")
+    }
+
+    /// The number of a generation schema of this deployment.
+    fn generation_number(&self, schema: &Schema) -> Option<u32> {
+        schema.as_str().strip_prefix(self.control.as_str())?.strip_prefix("_g")?.parse().ok()
+    }
+
+    /// The schema of the dashboards' views, version 1 of that surface.
+    pub fn dashboard_schema(&self) -> Schema {
+        Schema::new(&format!("{}_dashboard_v1", self.control)).expect("checked by Deployment::new")
+    }
+
+    /// The role dashboards log in through (granted to a login role: `GRANT hoctap_dashboard TO grafana`).
+    pub fn dashboard_role(&self) -> String {
+        format!("{}_dashboard", self.control)
+    }
+
+    /// Creates the control schema and the first generation when missing, brings the serving
+    /// generation's migrations up to date, installs the dashboard views over it and returns it.
+    /// Idempotent; concurrent callers serialise on an advisory lock.
+    pub async fn ensure(&self, client: &mut Client) -> Result<Schema, StoreError> {
+        let c = self.control.ident();
+        {
+            let tx = client.transaction().await.map_err(db("beginning to set up the deployment"))?;
+            lock(&tx, self).await?;
+            tx.batch_execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {c};
+                 CREATE TABLE IF NOT EXISTS {c}.generation (
+                     only_row    boolean     PRIMARY KEY DEFAULT true CHECK (only_row),
+                     schema      text        NOT NULL,
+                     switched_at timestamptz NOT NULL DEFAULT now()
+                 );"
+            ))
+            .await
+            .map_err(db("creating the control schema"))?;
+            let first = self.generation(1);
+            tx.execute(
+                &format!("INSERT INTO {c}.generation (schema) VALUES ($1) ON CONFLICT DO NOTHING"),
+                &[&first.as_str()],
+            )
+            .await
+            .map_err(db("naming the first generation"))?;
+            tx.commit().await.map_err(db("setting up the deployment"))?;
+        }
+        let active = self.active(client).await?;
+        migrate(client, &active).await?;
+        let tx = client.transaction().await.map_err(db("beginning to install the dashboard views"))?;
+        lock(&tx, self).await?;
+        let active = self.active(&tx).await?;
+        crate::dashboard::install(&tx, self, &active).await?;
+        tx.commit().await.map_err(db("installing the dashboard views"))?;
+        Ok(active)
+    }
+
+    /// The generation that serves now.
+    pub async fn active(&self, client: &impl GenericClient) -> Result<Schema, StoreError> {
+        let row = client
+            .query_opt(&format!("SELECT schema FROM {}.generation", self.control.ident()), &[])
+            .await
+            .map_err(db("reading the serving generation"))?
+            .ok_or_else(|| StoreError::NoDeployment(self.control.to_string()))?;
+        Schema::new(row.get(0))
+    }
+
+    /// Inside a projector's batch: fails with [`StoreError::Retired`] unless `schema` still serves.
+    /// Takes a share lock on the control row, so a switch waits for this transaction and this
+    /// transaction waits for a switch in progress.
+    pub(crate) async fn check_serving(&self, tx: &Transaction<'_>, schema: &Schema) -> Result<(), StoreError> {
+        let row = tx
+            .query_one(&format!("SELECT schema FROM {}.generation FOR SHARE", self.control.ident()), &[])
+            .await
+            .map_err(db("checking the serving generation"))?;
+        let active: &str = row.get(0);
+        if active == schema.as_str() {
+            Ok(())
+        } else {
+            Err(StoreError::Retired { schema: schema.to_string(), active: active.to_owned() })
+        }
+    }
+
+    /// Creates the generation after the newest one that exists (dropping nothing), migrated and empty.
+    pub async fn create_next_generation(&self, client: &mut Client) -> Result<Schema, StoreError> {
+        let prefix = format!("{}_g", self.control);
+        let rows = client
+            .query("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1)", &[&prefix])
+            .await
+            .map_err(db("listing the generations"))?;
+        let newest = rows
+            .iter()
+            .filter_map(|r| Schema::new(r.get(0)).ok())
+            .filter_map(|s| self.generation_number(&s))
+            .max()
+            .unwrap_or(0);
+        let next = self.generation(newest + 1);
+        migrate(client, &next).await?;
+        Ok(next)
+    }
+
+    /// Locks the control row against batches (they wait) and other switches, for the rest of `tx`.
+    /// Returns the generation serving now.
+    pub async fn lock_for_switch(&self, tx: &Transaction<'_>) -> Result<Schema, StoreError> {
+        lock(tx, self).await?;
+        let row = tx
+            .query_one(&format!("SELECT schema FROM {}.generation FOR UPDATE", self.control.ident()), &[])
+            .await
+            .map_err(db("locking the serving generation"))?;
+        Schema::new(row.get(0))
+    }
+
+    /// Makes `next` the serving generation and points the dashboard views at it, in `tx` (after
+    /// [`Deployment::lock_for_switch`]): readers see the old generation until `tx` commits, then the new.
+    pub async fn switch(&self, tx: &Transaction<'_>, next: &Schema) -> Result<(), StoreError> {
+        tx.execute(
+            &format!("UPDATE {}.generation SET schema = $1, switched_at = now()", self.control.ident()),
+            &[&next.as_str()],
+        )
+        .await
+        .map_err(db("switching the serving generation"))?;
+        crate::dashboard::install(tx, self, next).await
+    }
+
+    /// Drops the deployment: its control schema, every generation and the views (for tests and for
+    /// starting over). The dashboard role is kept when other objects still use it.
+    pub async fn drop_all(&self, client: &mut Client) -> Result<(), StoreError> {
+        let prefix = format!("{}_g", self.control);
+        let rows = client
+            .query("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1)", &[&prefix])
+            .await
+            .map_err(db("listing the generations"))?;
+        let mut schemas: Vec<Schema> = rows
+            .iter()
+            .filter_map(|r| Schema::new(r.get(0)).ok())
+            .filter(|s| self.generation_number(s).is_some())
+            .collect();
+        schemas.push(self.dashboard_schema());
+        schemas.push(self.control.clone());
+        for s in schemas {
+            client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", s.ident()))
+                .await
+                .map_err(db("dropping the deployment"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Serialises set-up and switches of one deployment.
+async fn lock(tx: &Transaction<'_>, deployment: &Deployment) -> Result<(), StoreError> {
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext('hoctap-deployment:' || $1))", &[&deployment.name()])
+        .await
+        .map_err(db("locking the deployment"))?;
+    Ok(())
+}
