@@ -150,11 +150,7 @@ fn redact(line: &[u8], refusal: &Refusal) -> Vec<u8> {
     if refusal.rule != Rule::CitizenId {
         return line.to_vec();
     }
-    let mut text = String::from_utf8_lossy(line).into_owned();
-    while let Some(found) = hoctap_domain::validate::find_citizen_id(&text) {
-        text = text.replacen(found, "[CCCD đã che]", 1);
-    }
-    text.into_bytes()
+    hoctap_domain::validate::mask_citizen_ids(&String::from_utf8_lossy(line)).into_bytes()
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

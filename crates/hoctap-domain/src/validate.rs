@@ -169,6 +169,16 @@ fn citizen_id_in_data(value: &Value, path: &str) -> Option<(String, String)> {
     }
 }
 
+/// `text` with every raw citizen-ID number replaced by a marker, for the places that keep refused
+/// input (dead-letter file and topic): a CCCD never reaches a disk or a log.
+pub fn mask_citizen_ids(text: &str) -> String {
+    let mut text = text.to_owned();
+    while let Some(found) = find_citizen_id(&text) {
+        text = text.replacen(found, "[CCCD đã che]", 1);
+    }
+    text
+}
+
 /// Finds a raw CCCD: exactly 12 digits starting with 0, not inside a longer run of letters or digits.
 pub fn find_citizen_id(text: &str) -> Option<&str> {
     let mut start = None;

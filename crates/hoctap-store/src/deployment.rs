@@ -190,3 +190,43 @@ async fn lock(tx: &Transaction<'_>, deployment: &Deployment) -> Result<(), Store
         .map_err(db("locking the deployment"))?;
     Ok(())
 }
+
+/// The rows in which two generations differ, per table (only tables with differences are listed):
+/// the events, the stored offsets and every read-model table, compared as multisets of rows (rows
+/// whose count is 0 are ignored, since a delta row may be left at 0 by later deltas).
+pub async fn differences(
+    client: &impl GenericClient,
+    a: &Schema,
+    b: &Schema,
+) -> Result<Vec<(&'static str, i64)>, StoreError> {
+    const TABLES: &[(&str, &str, &str)] = &[
+        ("events", "id, type, subject, topic, partition, \"offset\", recorded, body", ""),
+        ("consumer_offsets", "topic, partition, next_offset", "WHERE next_offset <> 0"),
+        ("delta_day", "place_kind, place_code, measure, day, n", "WHERE n <> 0"),
+        ("delta_month", "place_kind, place_code, measure, month, n", "WHERE n <> 0"),
+        ("total_before_year", "place_kind, place_code, measure, year, n", "WHERE n <> 0"),
+        ("delta_log", "place_kind, place_code, measure, day, recorded, n", "WHERE n <> 0"),
+    ];
+    let (a, b) = (a.ident(), b.ident());
+    let mut out = Vec::new();
+    for &(table, cols, filter) in TABLES {
+        let n: i64 = client
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM (
+                         (SELECT {cols} FROM {a}.{table} {filter} EXCEPT ALL SELECT {cols} FROM {b}.{table} {filter})
+                         UNION ALL
+                         (SELECT {cols} FROM {b}.{table} {filter} EXCEPT ALL SELECT {cols} FROM {a}.{table} {filter})
+                     ) AS d"
+                ),
+                &[],
+            )
+            .await
+            .map_err(db("comparing two generations"))?
+            .get(0);
+        if n != 0 {
+            out.push((table, n));
+        }
+    }
+    Ok(out)
+}

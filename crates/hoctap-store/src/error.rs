@@ -43,6 +43,11 @@ pub enum StoreError {
     /// assigned partition to its stored offsets.
     #[error("generation `{schema}` no longer serves (`{active}` does since a rebuild)")]
     Retired { schema: String, active: String },
+    /// A batch's records of a partition start after the offset stored as the next one: records in
+    /// between were never applied. Nothing of the batch was kept. **Seek** the partition back to
+    /// `expected` and consume again.
+    #[error("{topic}/{partition}: the batch starts at offset {got} but offset {expected} is the next to apply")]
+    Gap { topic: String, partition: i32, expected: i64, got: i64 },
     /// The review cannot be given (unknown scope, scope not in force on that date). **The caller's
     /// mistake**: HTTP 404, CLI exit 2.
     #[error(transparent)]

@@ -27,6 +27,14 @@ pub struct Consumed {
     pub event: Event,
 }
 
+/// Where a record sat in the log: a refused record's position, whose offset advances with the batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Position {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
 /// What one [`Projection::apply_batch`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Applied {
@@ -102,6 +110,12 @@ impl Projection {
         self.state.as_ref().map(|s| &s.engine)
     }
 
+    /// The next offset per (topic, partition) that the loaded state includes; `None` while it must be
+    /// read again.
+    pub fn next_offsets(&self) -> Option<&HashMap<(String, i32), i64>> {
+        self.state.as_ref().map(|s| &s.next)
+    }
+
     /// Applies one batch in one transaction (see the module docs). Events below a partition's stored
     /// next offset and ids applied before are skipped; the offsets of the batch's partitions become
     /// their last offset + 1.
@@ -115,10 +129,24 @@ impl Projection {
     /// arrive in `recordedtime` order, which holds when the subject is the partition key and the log
     /// stamps in order per partition. The read models as known now are exact in any arrival order.
     pub async fn apply_batch(&mut self, client: &mut Client, batch: &[Consumed]) -> Result<Applied, StoreError> {
+        self.apply_batch_with_refused(client, batch, &[]).await
+    }
+
+    /// [`Projection::apply_batch`], where the records at `refused` (dead-lettered by the caller: not
+    /// events) are consumed too: their offsets advance in the same transaction.
+    ///
+    /// Fails with [`StoreError::Gap`] when a partition's records in the batch start after its stored
+    /// next offset: the consumer skipped records, and applying would lose them (seek back and retry).
+    pub async fn apply_batch_with_refused(
+        &mut self,
+        client: &mut Client,
+        batch: &[Consumed],
+        refused: &[Position],
+    ) -> Result<Applied, StoreError> {
         if self.state.is_none() {
             self.state = Some(State::load(client, &self.schema).await?);
         }
-        let result = self.try_apply(client, batch).await;
+        let result = self.try_apply(client, batch, refused).await;
         if let Err(e) = &result {
             tracing::warn!(schema = %self.schema, error = %e, events = batch.len(), "batch not applied");
         }
@@ -133,7 +161,12 @@ impl Projection {
         result
     }
 
-    async fn try_apply(&mut self, client: &mut Client, batch: &[Consumed]) -> Result<Applied, StoreError> {
+    async fn try_apply(
+        &mut self,
+        client: &mut Client,
+        batch: &[Consumed],
+        refused: &[Position],
+    ) -> Result<Applied, StoreError> {
         if let Some(c) = batch.iter().find(|c| c.event.recordedtime.is_none()) {
             return Err(StoreError::NotRecorded {
                 id: c.event.id,
@@ -147,10 +180,24 @@ impl Projection {
         if let Some(deployment) = &self.serving {
             deployment.check_serving(&tx, schema).await?;
         }
-        let mut keys: Vec<(String, i32)> = batch.iter().map(|c| (c.topic.clone(), c.partition)).collect();
+        let positions = batch
+            .iter()
+            .map(|c| (&c.topic, c.partition, c.offset))
+            .chain(refused.iter().map(|p| (&p.topic, p.partition, p.offset)));
+        let mut first: HashMap<(String, i32), i64> = HashMap::new();
+        for (topic, partition, offset) in positions.clone() {
+            let o = first.entry((topic.clone(), partition)).or_insert(offset);
+            *o = (*o).min(offset);
+        }
+        let mut keys: Vec<(String, i32)> = first.keys().cloned().collect();
         keys.sort();
-        keys.dedup();
         let stored = lock_offsets(&tx, schema, &keys).await?;
+        for (key, &offset) in &first {
+            let expected = stored.get(key).copied().unwrap_or(0);
+            if offset > expected {
+                return Err(StoreError::Gap { topic: key.0.clone(), partition: key.1, expected, got: offset });
+            }
+        }
 
         // From here on the state may diverge from PostgreSQL until COMMIT: keep it out of `self`.
         let mut state = self.state.take().expect("apply_batch loads the state first");
@@ -164,13 +211,10 @@ impl Projection {
         let mut fresh: Vec<&Consumed> = Vec::new();
         let mut in_batch = HashSet::new();
         for c in batch {
-            let key = (c.topic.clone(), c.partition);
-            if c.offset < stored.get(&key).copied().unwrap_or(0) {
+            if c.offset < stored.get(&(c.topic.clone(), c.partition)).copied().unwrap_or(0) {
                 applied.redelivered += 1;
                 continue;
             }
-            let n = next.entry(key).or_insert(c.offset + 1);
-            *n = (*n).max(c.offset + 1);
             if state.touches.contains_key(&c.event.id) || !in_batch.insert(c.event.id) {
                 applied.duplicates += 1;
                 continue;
@@ -178,6 +222,13 @@ impl Projection {
             fresh.push(c);
         }
         applied.events = fresh.len();
+        for (topic, partition, offset) in positions {
+            let key = (topic.clone(), partition);
+            if offset >= stored.get(&key).copied().unwrap_or(0) {
+                let n = next.entry(key).or_insert(offset + 1);
+                *n = (*n).max(offset + 1);
+            }
+        }
 
         let deltas = state.fold(fresh.iter().map(|c| &c.event));
         applied.deltas = write_deltas(&tx, schema, &deltas).await?;

@@ -1,0 +1,433 @@
+//! The consumer loop of `hoctap project`.
+//!
+//! One thread owns the Kafka consumers and the projection: it polls a batch, applies it in one
+//! PostgreSQL transaction (with the offsets), then polls again. Rebalance callbacks run inside
+//! `poll`, on that same thread, between batches: on assignment they read the stored next offsets from
+//! PostgreSQL and assign the partitions at exactly those offsets, so Kafka's own committed offsets are
+//! never used (nothing is committed to Kafka).
+//!
+//! Failures: a PostgreSQL error keeps the batch and retries it after a pause (nothing was stored); a
+//! switch of generations (a rebuild) reloads the new generation and retries the batch there; a gap
+//! (records skipped) seeks back to the stored offsets. A record that is not an event is published to
+//! the dead-letter topic with its reason before the batch (and its offset) is committed.
+
+use crate::metrics::{Metrics, PartitionLabels};
+use crate::{ProjectorError, pg_pool};
+use deadpool_postgres::Pool;
+use hoctap_domain::Event;
+use hoctap_kafka::{DeadLetter, Producer, Topics};
+use hoctap_store::{Applied, Consumed, Deployment, Position, Projection, Schema, StoreError};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::runtime::Handle;
+
+/// Settings of one projector instance.
+#[derive(Clone, Debug)]
+pub struct ProjectorConfig {
+    /// Kafka `bootstrap.servers`.
+    pub brokers: String,
+    /// PostgreSQL connection string (`postgresql://user@host:port/db` or `host=… user=…`).
+    pub postgres: String,
+    pub deployment: Deployment,
+    /// The consumer group: instances of one group split the partitions of the events topic.
+    pub group: String,
+    pub topics: Topics,
+    /// Partitions of the events topic when the projector creates it.
+    pub event_partitions: i32,
+    /// The most records in one batch (one transaction).
+    pub batch_max: usize,
+    /// How long a batch waits for more records after its first one.
+    pub batch_wait: Duration,
+    /// Refresh the dashboard figures when idle and at least this long after the last refresh;
+    /// `None`: never.
+    pub dashboard_every: Option<Duration>,
+    /// librdkafka settings for the consumers (e.g. `session.timeout.ms`).
+    pub consumer_overrides: BTreeMap<String, String>,
+}
+
+impl ProjectorConfig {
+    pub fn new(brokers: impl Into<String>, postgres: impl Into<String>, deployment: Deployment) -> ProjectorConfig {
+        ProjectorConfig {
+            brokers: brokers.into(),
+            postgres: postgres.into(),
+            deployment,
+            group: "hoctap-projector".to_owned(),
+            topics: Topics::default(),
+            event_partitions: hoctap_kafka::DEFAULT_EVENT_PARTITIONS,
+            batch_max: 5_000,
+            batch_wait: Duration::from_millis(200),
+            dashboard_every: Some(Duration::from_secs(60)),
+            consumer_overrides: BTreeMap::new(),
+        }
+    }
+}
+
+/// Runs the projector until `stop` is set (then it finishes the batch in hand and leaves the group).
+/// Blocking: call it on a thread of its own, with `handle` a Tokio runtime that is not driving this
+/// thread.
+pub fn run(config: &ProjectorConfig, metrics: &Metrics, stop: &AtomicBool, handle: &Handle) -> Result<(), ProjectorError> {
+    handle.block_on(hoctap_kafka::ensure_topics_with(&config.brokers, &config.topics, config.event_partitions, None))?;
+    let pool = pg_pool(&config.postgres)?;
+    let producer = Producer::new(&config.brokers, config.topics.clone(), &BTreeMap::new())?;
+    let mut projection = retry(stop, "loading the read models", || {
+        handle.block_on(async {
+            let mut client = pool.get().await?;
+            Ok(Projection::load_serving(&mut client, &config.deployment).await?)
+        })
+    })?;
+    let shared = Arc::new(Shared {
+        handle: handle.clone(),
+        pool: pool.clone(),
+        schema: Mutex::new(projection.schema().clone()),
+        assigned: Mutex::new(HashSet::new()),
+        metrics: metrics.clone(),
+    });
+
+    let mut settings = hoctap_kafka::consumer_config(&config.brokers, &config.group);
+    let mut reference_settings = hoctap_kafka::reader_config(&config.brokers);
+    for (k, v) in &config.consumer_overrides {
+        settings.set(k, v);
+        reference_settings.set(k, v);
+    }
+    let consumer: BaseConsumer<Rebalancer> =
+        settings.create_with_context(Rebalancer { shared: shared.clone() }).map_err(hoctap_kafka::Error::Client)?;
+    consumer.subscribe(&[&config.topics.events]).map_err(hoctap_kafka::Error::Client)?;
+    let reference: BaseConsumer = reference_settings.create().map_err(hoctap_kafka::Error::Client)?;
+    assign_reference(&reference, &config.topics.reference, &projection)?;
+    tracing::info!(group = %config.group, schema = %projection.schema(), "projector started");
+
+    let mut last_refresh: Option<Instant> = None;
+    let mut applied_since_refresh = false;
+    let mut last_gauges = Instant::now() - Duration::from_secs(60);
+    while !stop.load(Ordering::Relaxed) {
+        metrics.tick();
+        let records = collect(&consumer, &reference, config);
+        // Records of partitions revoked while the batch was collected belong to another member now.
+        let assigned = shared.assigned.lock().expect("not poisoned").clone();
+        let records: Vec<Record> = records
+            .into_iter()
+            .filter(|r| r.topic != config.topics.events || assigned.contains(&r.partition))
+            .collect();
+        if records.is_empty() {
+            if last_gauges.elapsed() >= Duration::from_secs(5) {
+                update_gauges(&consumer, config, &projection, &assigned, metrics);
+                last_gauges = Instant::now();
+            }
+            let due = config.dashboard_every.is_some_and(|every| last_refresh.is_none_or(|t| t.elapsed() >= every));
+            if applied_since_refresh && due {
+                refresh(&pool, &projection, handle);
+                last_refresh = Some(Instant::now());
+                applied_since_refresh = false;
+            }
+            continue;
+        }
+        let (batch, refused) = decode(records);
+        if !refused.is_empty() {
+            let letters: Vec<DeadLetter> = refused.iter().map(|(_, l)| l.clone()).collect();
+            retry(stop, "publishing dead letters", || Ok(handle.block_on(producer.publish_dead_letters(&letters))?))?;
+            metrics.dead_letters.inc_by(letters.len() as u64);
+        }
+        let positions: Vec<Position> = refused.into_iter().map(|(p, _)| p).collect();
+        match apply(&mut projection, &pool, &batch, &positions, config, &shared, handle, stop)? {
+            Some(applied) => {
+                metrics.events_applied.inc_by(applied.events as u64);
+                metrics.duplicates.inc_by(applied.duplicates as u64);
+                metrics.redelivered.inc_by(applied.redelivered as u64);
+                metrics.batches.inc();
+                applied_since_refresh |= applied.events > 0;
+            }
+            None => {
+                // Records were skipped: consume again from the stored offsets.
+                seek_to_stored(&consumer, &reference, config, &projection, &shared)?;
+            }
+        }
+        if projection.schema().as_str() != shared.schema.lock().expect("not poisoned").as_str() {
+            *shared.schema.lock().expect("not poisoned") = projection.schema().clone();
+        }
+    }
+    tracing::info!("projector stopping: leaving the group");
+    consumer.unsubscribe();
+    Ok(())
+}
+
+/// State the rebalance callback shares with the loop.
+struct Shared {
+    handle: Handle,
+    pool: Pool,
+    /// The generation the loop writes to: assignments seek to its stored offsets.
+    schema: Mutex<Schema>,
+    /// Partitions of the events topic assigned now.
+    assigned: Mutex<HashSet<i32>>,
+    metrics: Metrics,
+}
+
+impl Shared {
+    /// The stored next offsets, read again until PostgreSQL answers (for a minute).
+    fn stored_offsets(&self) -> Option<HashMap<(String, i32), i64>> {
+        let schema = self.schema.lock().expect("not poisoned").clone();
+        for attempt in 0..60 {
+            let result: Result<_, ProjectorError> = self.handle.block_on(async {
+                let client = self.pool.get().await?;
+                Ok(hoctap_store::offsets(&**client, &schema).await?)
+            });
+            match result {
+                Ok(offsets) => return Some(offsets),
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt, "reading the stored offsets for an assignment");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Assigns partitions at the offsets stored in PostgreSQL, never at Kafka's committed ones.
+struct Rebalancer {
+    shared: Arc<Shared>,
+}
+
+impl ClientContext for Rebalancer {}
+
+impl ConsumerContext for Rebalancer {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let partitions: Vec<(String, i32)> =
+                    tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
+                // Without an answer from PostgreSQL, start at the beginning: slow but exact (every
+                // record below the stored offsets is skipped when the batch is applied).
+                let stored = self.shared.stored_offsets().unwrap_or_default();
+                for (topic, partition) in &partitions {
+                    let offset = stored.get(&(topic.clone(), *partition)).map_or(Offset::Beginning, |&o| Offset::Offset(o));
+                    if let Err(e) = tpl.set_partition_offset(topic, *partition, offset) {
+                        tracing::error!(error = %e, topic, partition, "setting an assigned partition's offset");
+                    }
+                }
+                if let Err(e) = consumer.assign(tpl) {
+                    tracing::error!(error = %e, "assigning partitions");
+                }
+                let mut assigned = self.shared.assigned.lock().expect("not poisoned");
+                *assigned = partitions.iter().map(|(_, p)| *p).collect();
+                self.shared.metrics.assigned_partitions.set(assigned.len() as i64);
+                tracing::info!(partitions = ?assigned, "partitions assigned at their stored offsets");
+            }
+            other => {
+                if other != RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+                    tracing::error!(error = ?other, "rebalance failed: giving up the partitions");
+                }
+                if let Err(e) = consumer.unassign() {
+                    tracing::error!(error = %e, "unassigning partitions");
+                }
+                self.shared.assigned.lock().expect("not poisoned").clear();
+                self.shared.metrics.assigned_partitions.set(0);
+                tracing::info!("partitions revoked");
+            }
+        }
+    }
+}
+
+/// A record as polled (owned).
+struct Record {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    payload: Vec<u8>,
+}
+
+impl Record {
+    fn of(m: &BorrowedMessage<'_>) -> Record {
+        Record {
+            topic: m.topic().to_owned(),
+            partition: m.partition(),
+            offset: m.offset(),
+            payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+        }
+    }
+}
+
+/// Polls until the batch is full, `batch_wait` passed since its first record, or nothing came.
+fn collect(consumer: &BaseConsumer<Rebalancer>, reference: &BaseConsumer, config: &ProjectorConfig) -> Vec<Record> {
+    let mut records = Vec::new();
+    let mut first: Option<Instant> = None;
+    while records.len() < config.batch_max {
+        let mut got = false;
+        let mut take = |m: Option<KafkaResult<BorrowedMessage<'_>>>| match m {
+            Some(Ok(m)) => {
+                records.push(Record::of(&m));
+                got = true;
+            }
+            Some(Err(e)) => tracing::warn!(error = %e, "polling Kafka"),
+            None => {}
+        };
+        take(reference.poll(Duration::ZERO));
+        take(consumer.poll(Duration::from_millis(if first.is_some() { 10 } else { 100 })));
+        if !got && (first.is_none() || first.is_some_and(|t| t.elapsed() >= config.batch_wait)) {
+            break;
+        }
+        if got && first.is_none() {
+            first = Some(Instant::now());
+        }
+        if first.is_some_and(|t| t.elapsed() >= config.batch_wait) {
+            break;
+        }
+    }
+    records
+}
+
+/// Events, and the records that are not events with the dead letter to publish for each.
+fn decode(records: Vec<Record>) -> (Vec<Consumed>, Vec<(Position, DeadLetter)>) {
+    let mut batch = Vec::with_capacity(records.len());
+    let mut refused = Vec::new();
+    for r in records {
+        match Event::from_json_recorded(&r.payload) {
+            Ok(event) => batch.push(Consumed { topic: r.topic, partition: r.partition, offset: r.offset, event }),
+            Err(refusal) => {
+                tracing::warn!(topic = %r.topic, partition = r.partition, offset = r.offset, %refusal, "record refused");
+                let text = hoctap_domain::validate::mask_citizen_ids(&String::from_utf8_lossy(&r.payload));
+                let letter = DeadLetter::new(text.as_bytes(), &refusal).with_source("projector");
+                refused.push((Position { topic: r.topic, partition: r.partition, offset: r.offset }, letter));
+            }
+        }
+    }
+    (batch, refused)
+}
+
+/// Applies one batch, retrying after PostgreSQL failures and moving to a new generation after a
+/// switch. `None`: the batch skipped records (a gap) and was not applied.
+#[allow(clippy::too_many_arguments)]
+fn apply(
+    projection: &mut Projection,
+    pool: &Pool,
+    batch: &[Consumed],
+    refused: &[Position],
+    config: &ProjectorConfig,
+    shared: &Shared,
+    handle: &Handle,
+    stop: &AtomicBool,
+) -> Result<Option<Applied>, ProjectorError> {
+    let mut pause = Duration::from_millis(200);
+    loop {
+        let started = Instant::now();
+        let result: Result<Applied, ProjectorError> = handle.block_on(async {
+            let mut client = pool.get().await?;
+            Ok(projection.apply_batch_with_refused(&mut client, batch, refused).await?)
+        });
+        match result {
+            Ok(applied) => {
+                shared.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
+                return Ok(Some(applied));
+            }
+            Err(ProjectorError::Store(StoreError::Retired { active, .. })) => {
+                tracing::info!(%active, "a rebuild switched generations: moving to the new one");
+                *projection = handle.block_on(async {
+                    let mut client = pool.get().await?;
+                    Ok::<_, ProjectorError>(Projection::load_serving(&mut client, &config.deployment).await?)
+                })?;
+                *shared.schema.lock().expect("not poisoned") = projection.schema().clone();
+            }
+            Err(ProjectorError::Store(StoreError::Gap { topic, partition, expected, got })) => {
+                tracing::warn!(topic, partition, expected, got, "records were skipped: seeking back");
+                shared.metrics.batch_errors.inc();
+                return Ok(None);
+            }
+            Err(e) if e.is_transient() => {
+                shared.metrics.batch_errors.inc();
+                if stop.load(Ordering::Relaxed) {
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, pause_ms = pause.as_millis() as u64, "batch not applied: retrying");
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Seeks every assigned partition and the reference topic back to the offsets stored in PostgreSQL.
+fn seek_to_stored(
+    consumer: &BaseConsumer<Rebalancer>,
+    reference: &BaseConsumer,
+    config: &ProjectorConfig,
+    projection: &Projection,
+    shared: &Shared,
+) -> Result<(), ProjectorError> {
+    let stored = shared.stored_offsets().unwrap_or_default();
+    let assigned: Vec<i32> = shared.assigned.lock().expect("not poisoned").iter().copied().collect();
+    for p in assigned {
+        let offset = stored.get(&(config.topics.events.clone(), p)).map_or(Offset::Beginning, |&o| Offset::Offset(o));
+        if let Err(e) = consumer.seek(&config.topics.events, p, offset, Duration::from_secs(10)) {
+            tracing::warn!(error = %e, partition = p, "seeking back");
+        }
+    }
+    assign_reference(reference, &config.topics.reference, projection)
+}
+
+/// Reads the whole reference topic from the offset stored for it.
+fn assign_reference(reference: &BaseConsumer, topic: &str, projection: &Projection) -> Result<(), ProjectorError> {
+    let next = projection.next_offsets().and_then(|n| n.get(&(topic.to_owned(), 0)).copied());
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, next.map_or(Offset::Beginning, Offset::Offset))
+        .map_err(hoctap_kafka::Error::Client)?;
+    reference.assign(&tpl).map_err(hoctap_kafka::Error::Client)?;
+    Ok(())
+}
+
+/// Lag per partition this instance reads, and the size of the dead-letter topic.
+fn update_gauges(
+    consumer: &BaseConsumer<Rebalancer>,
+    config: &ProjectorConfig,
+    projection: &Projection,
+    assigned: &HashSet<i32>,
+    metrics: &Metrics,
+) {
+    let Some(next) = projection.next_offsets() else { return };
+    let timeout = Duration::from_secs(2);
+    let partitions =
+        assigned.iter().map(|&p| (config.topics.events.as_str(), p)).chain([(config.topics.reference.as_str(), 0)]);
+    for (topic, partition) in partitions {
+        if let Ok((_, high)) = consumer.fetch_watermarks(topic, partition, timeout) {
+            let stored = next.get(&(topic.to_owned(), partition)).copied().unwrap_or(0);
+            metrics.lag.get_or_create(&PartitionLabels { topic: topic.to_owned(), partition }).set((high - stored).max(0));
+        }
+    }
+    if let Ok((_, high)) = consumer.fetch_watermarks(&config.topics.dead_letter, 0, timeout) {
+        metrics.dead_letter_topic_records.set(high);
+    }
+}
+
+fn refresh(pool: &Pool, projection: &Projection, handle: &Handle) {
+    let result: Result<_, ProjectorError> = handle.block_on(async {
+        let mut client = pool.get().await?;
+        Ok(hoctap_store::refresh_dashboard(&mut client, projection.schema()).await?)
+    });
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "refreshing the dashboard figures failed; the next idle turn tries again");
+    }
+}
+
+/// Runs `f` until it succeeds or fails for good, pausing after transient failures; gives up when
+/// `stop` is set.
+fn retry<T>(stop: &AtomicBool, what: &str, mut f: impl FnMut() -> Result<T, ProjectorError>) -> Result<T, ProjectorError> {
+    let mut pause = Duration::from_millis(200);
+    loop {
+        match f() {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_transient() && !stop.load(Ordering::Relaxed) => {
+                tracing::warn!(error = %e, pause_ms = pause.as_millis() as u64, "{what}: retrying");
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! `hoctap rebuild`: the read models built again from offset 0 into a new generation while the old
+//! one serves, compared with it, and switched to atomically.
+//!
+//! 1. Create generation N+1 (migrated, empty) and read every partition of the events and reference
+//!    topics from the beginning up to the offsets the serving generation had stored at the start.
+//! 2. Lock the control row (`Deployment::lock_for_switch`): live projectors finish their batch in
+//!    flight and then wait. Catch up to the offsets the serving generation holds now (a few batches).
+//! 3. Compare the two generations table by table; refuse to switch when they differ.
+//! 4. Refresh the new generation's dashboard figures, point the control row and the dashboard views
+//!    at it, commit. The waiting projectors find their generation retired, load the new one and go on
+//!    from its offsets, which equal the old ones.
+
+use crate::{ProjectorError, pg_pool};
+use hoctap_domain::Event;
+use hoctap_kafka::Topics;
+use hoctap_store::{Consumed, Deployment, Position, Projection, Schema};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+use tokio::runtime::Handle;
+
+/// Settings of a rebuild.
+#[derive(Clone, Debug)]
+pub struct RebuildConfig {
+    pub brokers: String,
+    pub postgres: String,
+    pub deployment: Deployment,
+    pub topics: Topics,
+    pub batch_max: usize,
+    /// Drop the old generation after the switch (default: keep it, to compare or switch back).
+    pub drop_old: bool,
+    /// librdkafka settings for the reader.
+    pub consumer_overrides: BTreeMap<String, String>,
+    /// How long to wait for the next record before giving up.
+    pub idle: Duration,
+}
+
+impl RebuildConfig {
+    pub fn new(brokers: impl Into<String>, postgres: impl Into<String>, deployment: Deployment) -> RebuildConfig {
+        RebuildConfig {
+            brokers: brokers.into(),
+            postgres: postgres.into(),
+            deployment,
+            topics: Topics::default(),
+            batch_max: 5_000,
+            drop_old: false,
+            consumer_overrides: BTreeMap::new(),
+            idle: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Progress of a rebuild, for a progress bar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RebuildProgress {
+    /// Records read so far.
+    pub read: u64,
+    /// Records to read in the current phase (it grows in the catch-up under the lock).
+    pub total: u64,
+}
+
+/// What a rebuild did.
+#[derive(Clone, Debug)]
+pub struct RebuildReport {
+    pub old: Schema,
+    pub new: Schema,
+    /// Records read from Kafka (events, duplicates and refused records).
+    pub records: u64,
+    /// Events stored in the new generation.
+    pub events: u64,
+    /// Records read while the projectors waited, and how long they waited.
+    pub caught_up_under_lock: u64,
+    pub locked_for: Duration,
+    pub elapsed: Duration,
+    pub dropped_old: bool,
+}
+
+/// Runs a rebuild (see the module docs). Blocking: call it on a thread that no Tokio runtime drives,
+/// with `handle` a runtime's handle.
+pub fn rebuild(
+    config: &RebuildConfig,
+    handle: &Handle,
+    mut progress: impl FnMut(RebuildProgress),
+) -> Result<RebuildReport, ProjectorError> {
+    let started = Instant::now();
+    let pool = pg_pool(&config.postgres)?;
+    let mut client = handle.block_on(pool.get())?;
+    let old = handle.block_on(config.deployment.ensure(&mut client))?;
+    let new = handle.block_on(config.deployment.create_next_generation(&mut client))?;
+    tracing::info!(%old, %new, "rebuilding");
+    let mut projection = handle.block_on(Projection::load(&mut client, &new))?;
+
+    let mut reader = Reader::new(config)?;
+    let targets = handle.block_on(hoctap_store::offsets(&**client, &old))?;
+    let total: u64 = targets.values().map(|&o| o.max(0) as u64).sum();
+    let mut read = 0u64;
+    reader.read_up_to(&targets, config, |records| {
+        read += records.len() as u64;
+        handle.block_on(apply(&mut projection, &mut client, records))?;
+        progress(RebuildProgress { read, total });
+        Ok(())
+    })?;
+
+    // Under the lock: the serving generation's offsets no longer move.
+    let mut lock_client = handle.block_on(pool.get())?;
+    let lock_client: &mut tokio_postgres::Client = &mut lock_client;
+    let tx = handle.block_on(lock_client.transaction()).map_err(|e| {
+        ProjectorError::Store(hoctap_store::StoreError::Db { context: "beginning the switch", source: e })
+    })?;
+    let locked_at = Instant::now();
+    let serving = handle.block_on(config.deployment.lock_for_switch(&tx))?;
+    if serving != old {
+        return Err(ProjectorError::Rebuild(format!(
+            "generation {serving} started serving during the rebuild (another rebuild?); {new} was left unswitched"
+        )));
+    }
+    let targets = handle.block_on(hoctap_store::offsets(&tx, &old))?;
+    let total: u64 = targets.values().map(|&o| o.max(0) as u64).sum();
+    let before_lock = read;
+    reader.read_up_to(&targets, config, |records| {
+        read += records.len() as u64;
+        handle.block_on(apply(&mut projection, &mut client, records))?;
+        progress(RebuildProgress { read, total });
+        Ok(())
+    })?;
+
+    let differences = handle.block_on(hoctap_store::differences(&**client, &old, &new))?;
+    if !differences.is_empty() {
+        let list: Vec<String> = differences.iter().map(|(t, n)| format!("{t}: {n} rows")).collect();
+        return Err(ProjectorError::Rebuild(format!(
+            "{new} differs from {old} ({}); not switched — {new} is kept for inspection",
+            list.join(", ")
+        )));
+    }
+    handle.block_on(hoctap_store::refresh_dashboard(&mut client, &new))?;
+    handle.block_on(config.deployment.switch(&tx, &new))?;
+    handle
+        .block_on(tx.commit())
+        .map_err(|e| ProjectorError::Store(hoctap_store::StoreError::Db { context: "committing the switch", source: e }))?;
+    let locked_for = locked_at.elapsed();
+    let events: i64 = handle
+        .block_on(client.query_one(&format!("SELECT count(*) FROM \"{new}\".events"), &[]))
+        .map(|r| r.get(0))
+        .unwrap_or(-1);
+    if config.drop_old {
+        handle
+            .block_on(client.batch_execute(&format!("DROP SCHEMA \"{old}\" CASCADE")))
+            .map_err(|e| ProjectorError::Store(hoctap_store::StoreError::Db { context: "dropping the old generation", source: e }))?;
+    }
+    tracing::info!(%old, %new, "switched");
+    Ok(RebuildReport {
+        old,
+        new,
+        records: read,
+        events: events.max(0) as u64,
+        caught_up_under_lock: read - before_lock,
+        locked_for,
+        elapsed: started.elapsed(),
+        dropped_old: config.drop_old,
+    })
+}
+
+async fn apply(
+    projection: &mut Projection,
+    client: &mut tokio_postgres::Client,
+    records: Vec<Record>,
+) -> Result<(), ProjectorError> {
+    let mut batch = Vec::with_capacity(records.len());
+    let mut refused = Vec::new();
+    for r in records {
+        match Event::from_json_recorded(&r.payload) {
+            Ok(event) => batch.push(Consumed { topic: r.topic, partition: r.partition, offset: r.offset, event }),
+            // Refused when first consumed (its dead letter exists): only its offset counts.
+            Err(_) => refused.push(Position { topic: r.topic, partition: r.partition, offset: r.offset }),
+        }
+    }
+    projection.apply_batch_with_refused(client, &batch, &refused).await?;
+    Ok(())
+}
+
+struct Record {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    payload: Vec<u8>,
+}
+
+/// Reads every partition from its beginning, up to moving targets; records read past a target are
+/// kept for the next call (their partition is paused meanwhile).
+struct Reader {
+    consumer: BaseConsumer,
+    /// The next offset to hand out per partition.
+    next: HashMap<(String, i32), i64>,
+    held: HashMap<(String, i32), VecDeque<Record>>,
+}
+
+impl Reader {
+    fn new(config: &RebuildConfig) -> Result<Reader, ProjectorError> {
+        let mut settings = hoctap_kafka::reader_config(&config.brokers);
+        for (k, v) in &config.consumer_overrides {
+            settings.set(k, v);
+        }
+        let consumer: BaseConsumer = settings.create().map_err(hoctap_kafka::Error::Client)?;
+        let mut tpl = TopicPartitionList::new();
+        let mut next = HashMap::new();
+        for topic in [&config.topics.events, &config.topics.reference] {
+            let err = |source| hoctap_kafka::Error::Read { topic: topic.clone(), source };
+            let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30)).map_err(err)?;
+            for t in metadata.topics().iter().filter(|t| t.name() == topic.as_str()) {
+                for p in t.partitions() {
+                    tpl.add_partition_offset(topic, p.id(), Offset::Beginning).map_err(err)?;
+                    next.insert((topic.clone(), p.id()), 0);
+                }
+            }
+        }
+        consumer.assign(&tpl).map_err(hoctap_kafka::Error::Client)?;
+        // Each partition fetches only while `read_up_to` wants its records.
+        consumer.pause(&tpl).map_err(hoctap_kafka::Error::Client)?;
+        Ok(Reader { consumer, next, held: HashMap::new() })
+    }
+
+    /// Hands out, in batches, every record below `targets` (per partition; absent = 0) not handed
+    /// out before.
+    fn read_up_to(
+        &mut self,
+        targets: &HashMap<(String, i32), i64>,
+        config: &RebuildConfig,
+        mut each: impl FnMut(Vec<Record>) -> Result<(), ProjectorError>,
+    ) -> Result<(), ProjectorError> {
+        let target = |key: &(String, i32)| targets.get(key).copied().unwrap_or(0);
+        let mut pending: Vec<(String, i32)> = self.next.keys().filter(|k| self.next[*k] < target(k)).cloned().collect();
+        self.set_paused(&pending, false)?;
+        let mut batch = Vec::new();
+        // Records held from before come first.
+        for key in &pending {
+            if let Some(held) = self.held.get_mut(key) {
+                while held.front().is_some_and(|r| r.offset < target(key)) {
+                    let r = held.pop_front().expect("checked");
+                    self.next.insert(key.clone(), r.offset + 1);
+                    batch.push(r);
+                }
+            }
+        }
+        pending.retain(|k| self.next[k] < target(k));
+        let mut last = Instant::now();
+        while !pending.is_empty() {
+            if batch.len() >= config.batch_max {
+                each(std::mem::take(&mut batch))?;
+            }
+            match self.consumer.poll(Duration::from_millis(100)) {
+                None => {
+                    if !batch.is_empty() {
+                        each(std::mem::take(&mut batch))?;
+                    }
+                    if last.elapsed() > config.idle {
+                        return Err(ProjectorError::Rebuild(format!(
+                            "nothing arrived for {} s while {} partitions were still short of their offsets: {pending:?}",
+                            config.idle.as_secs(),
+                            pending.len()
+                        )));
+                    }
+                }
+                Some(Err(e)) => tracing::warn!(error = %e, "reading for the rebuild"),
+                Some(Ok(m)) => {
+                    last = Instant::now();
+                    let key = (m.topic().to_owned(), m.partition());
+                    let record = Record {
+                        topic: key.0.clone(),
+                        partition: key.1,
+                        offset: m.offset(),
+                        payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                    };
+                    if record.offset < target(&key) {
+                        self.next.insert(key.clone(), record.offset + 1);
+                        batch.push(record);
+                    } else {
+                        self.held.entry(key.clone()).or_default().push_back(record);
+                    }
+                    if self.next.get(&key).copied().unwrap_or(0) >= target(&key) {
+                        pending.retain(|k| *k != key);
+                        self.set_paused(std::slice::from_ref(&key), true)?;
+                    }
+                }
+            }
+        }
+        if !batch.is_empty() {
+            each(batch)?;
+        }
+        Ok(())
+    }
+
+    fn set_paused(&self, keys: &[(String, i32)], paused: bool) -> Result<(), ProjectorError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (t, p) in keys {
+            tpl.add_partition(t, *p);
+        }
+        let result = if paused { self.consumer.pause(&tpl) } else { self.consumer.resume(&tpl) };
+        result.map_err(hoctap_kafka::Error::Client)?;
+        Ok(())
+    }
+}
