@@ -68,6 +68,14 @@ enum Command {
     Bench(bench::BenchCommand),
     /// The front door for source systems: HTTP in, Kafka out (POST /v1/events, bearer tokens per source).
     Gateway(services::GatewayArgs),
+    /// The read side over HTTP: reviews and time series from the PostgreSQL read models.
+    ///
+    /// GET /v1/reviews?scope=&as_of=[&known_at=][&milestone=] answers the same document as
+    /// `review --format json`, from the read models that `hoctap project` fills; GET
+    /// /v1/units/{code}/series?title=&from=&to=[&step=] one title's counts over time; /healthz and
+    /// /metrics (Prometheus). Contract: docs/openapi.json. Stops on Ctrl-C or SIGTERM after the
+    /// requests in flight.
+    Api(services::ApiArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -155,6 +163,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo(args) => demo::run(&args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Gateway(args) => services::gateway(&args),
+        Command::Api(args) => services::api(&args),
     }
 }
 

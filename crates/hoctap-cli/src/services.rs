@@ -1,4 +1,4 @@
-//! The pipeline's services as subcommands: `hoctap gateway` (more follow: `project`, `api`).
+//! The pipeline's services as subcommands: `hoctap gateway`, `hoctap api` (more follow: `project`).
 
 use anyhow::{Context, Result};
 use std::path::PathBuf;
@@ -40,10 +40,66 @@ pub fn gateway(args: &GatewayArgs) -> Result<ExitCode> {
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         eprintln!("gateway: listening on {}, publishing to {}", listener.local_addr()?, args.brokers);
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        hoctap_gateway::serve(config, listener, shutdown).await.context("gateway")?;
+        hoctap_gateway::serve(config, listener, shutdown_signal()).await.context("gateway")?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Settings of `hoctap api`: flags, or `HOCTAP_…` environment variables.
+#[derive(Debug, clap::Args)]
+pub struct ApiArgs {
+    /// PostgreSQL holding the read models: a `postgresql://` URL or libpq-style `host=… user=… dbname=…`.
+    /// The value is never shown in `--help` (it may hold a password).
+    #[arg(
+        long,
+        env = "HOCTAP_POSTGRES",
+        hide_env_values = true,
+        default_value = "postgresql://postgres@127.0.0.1:5432/postgres"
+    )]
+    postgres: String,
+    /// The deployment whose serving generation is read (its control schema, as `hoctap project` names it).
+    #[arg(long, env = "HOCTAP_DEPLOYMENT", default_value = "hoctap")]
+    deployment: String,
+    /// Address to listen on.
+    #[arg(long, env = "HOCTAP_LISTEN", default_value = "127.0.0.1:8081")]
+    listen: String,
+}
+
+pub fn api(args: &ApiArgs) -> Result<ExitCode> {
+    let deployment = hoctap_store::Deployment::new(&args.deployment).context("--deployment")?;
+    let config = hoctap_api::ApiConfig { postgres: args.postgres.clone(), deployment };
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        // The address only: the PostgreSQL settings may hold a password.
+        eprintln!("api: listening on {}, reading deployment `{}`", listener.local_addr()?, args.deployment);
+        hoctap_api::serve(config, listener, shutdown_signal()).await.context("api")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM (what `docker stop` and Kubernetes send first).
+pub(crate) async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                eprintln!("warning: cannot listen for SIGTERM ({e}); stopping on Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

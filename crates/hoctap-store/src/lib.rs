@@ -19,6 +19,7 @@ mod error;
 mod migrate;
 mod projection;
 mod query;
+mod series;
 
 pub use codec::{measure_from_text, measure_to_text, place_from_text, place_kind};
 pub use dashboard::{Refreshed, dashboard_dates, refresh_dashboard};
@@ -27,6 +28,7 @@ pub use error::StoreError;
 pub use migrate::{MIGRATIONS, Migration, migrate};
 pub use projection::{Applied, Consumed, Projection, offsets};
 pub use query::{place_counts, review};
+pub use series::series;
 
 use std::fmt;
 

@@ -1,0 +1,279 @@
+//! The HTTP side: routes, query parameters, and how store errors become statuses.
+
+use crate::dates::{MAX_POINTS, Step, dates};
+use crate::{Api, metrics};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router, middleware};
+use hoctap_domain::codes::Title;
+use hoctap_domain::review::TitleCounts;
+use hoctap_domain::time::{format_instant, parse_instant};
+use hoctap_domain::{Day, QueryError};
+use hoctap_store::{Schema, StoreError};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::error::SqlState;
+
+pub(crate) fn router(api: Api) -> Router {
+    Router::new()
+        .route("/v1/reviews", get(reviews))
+        .route("/v1/units/{code}/series", get(series))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { Failure::NotFound("no such path".into()) })
+        .layer(middleware::from_fn_with_state(api.clone(), metrics::track))
+        .with_state(api)
+}
+
+/// Why a request gets no answer; each variant is one status and the JSON body
+/// `{"error": "...", "parameter": "..."}` (`parameter` only for [`Failure::Parameter`]).
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// 400: one query parameter is missing or invalid.
+    Parameter { parameter: &'static str, message: String },
+    /// 400: the query string itself does not parse (e.g. a parameter given twice).
+    Query(String),
+    /// 404: the unit is unknown or not in force (or the path does not exist).
+    NotFound(String),
+    /// 503: PostgreSQL is unreachable or the deployment has no read models yet; retry later.
+    Unavailable(String),
+    /// 500: a bug or a corrupt read model; details are in the log only.
+    Internal,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameter: Option<&'static str>,
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let (status, message, parameter) = match &self {
+            Failure::Parameter { parameter, message } => (StatusCode::BAD_REQUEST, message.as_str(), Some(*parameter)),
+            Failure::Query(message) => (StatusCode::BAD_REQUEST, message.as_str(), None),
+            Failure::NotFound(message) => (StatusCode::NOT_FOUND, message.as_str(), None),
+            Failure::Unavailable(message) => (StatusCode::SERVICE_UNAVAILABLE, message.as_str(), None),
+            Failure::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal error", None),
+        };
+        let mut response = (status, Json(ErrorBody { error: message, parameter })).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
+
+impl Failure {
+    fn parameter(parameter: &'static str, message: impl Into<String>) -> Failure {
+        Failure::Parameter { parameter, message: message.into() }
+    }
+
+    fn query(rejection: QueryRejection) -> Failure {
+        Failure::Query(format!("the query string does not parse: {}", rejection.body_text()))
+    }
+
+    fn store(error: StoreError) -> Failure {
+        match error {
+            StoreError::Query(e) => Failure::NotFound(e.to_string()),
+            StoreError::NoDeployment(_) => Failure::Unavailable(error.to_string()),
+            StoreError::Db { .. } => {
+                tracing::warn!(error = %error, source = ?std::error::Error::source(&error), "PostgreSQL failed");
+                Failure::Unavailable("PostgreSQL is unavailable; retry later".into())
+            }
+            other => {
+                // InvalidSchema, Migration, Corrupt: a read model this binary cannot read. NotRecorded
+                // and Retired come from writing only.
+                tracing::error!(error = %other, "the read models cannot answer");
+                Failure::Internal
+            }
+        }
+    }
+}
+
+impl Api {
+    /// A pooled connection, or 503.
+    async fn connection(&self) -> Result<deadpool_postgres::Object, Failure> {
+        self.inner.pool.get().await.map_err(|e| {
+            tracing::warn!(error = %e, "no PostgreSQL connection");
+            Failure::Unavailable("PostgreSQL is unreachable; retry later".into())
+        })
+    }
+
+    /// The generation serving now. A deployment whose control schema does not exist yet is 503 like
+    /// one without a generation: `hoctap project` creates it.
+    async fn serving(&self, client: &tokio_postgres::Client) -> Result<Schema, Failure> {
+        let deployment = &self.inner.deployment;
+        match deployment.active(client).await {
+            Err(StoreError::Db { source, .. }) if matches!(source.code(), Some(c) if *c == SqlState::UNDEFINED_TABLE || *c == SqlState::INVALID_SCHEMA_NAME) => {
+                Err(Failure::store(StoreError::NoDeployment(deployment.name().to_owned())))
+            }
+            other => other.map_err(Failure::store),
+        }
+    }
+}
+
+/// A parameter that must be present and not empty.
+fn required(parameter: &'static str, value: Option<String>) -> Result<String, Failure> {
+    value.filter(|v| !v.is_empty()).ok_or_else(|| Failure::parameter(parameter, format!("`{parameter}` is required")))
+}
+
+fn day(parameter: &'static str, value: Option<String>) -> Result<Day, Failure> {
+    let text = required(parameter, value)?;
+    Day::parse(&text)
+        .ok_or_else(|| Failure::parameter(parameter, format!("`{parameter}` `{text}` is not a date YYYY-MM-DD")))
+}
+
+fn known_at(value: Option<String>) -> Result<Option<i64>, Failure> {
+    match value.filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(text) => parse_instant(&text).map(Some).ok_or_else(|| {
+            Failure::parameter(
+                "known_at",
+                format!("`known_at` `{text}` is not an RFC 3339 timestamp with an offset (e.g. 2026-01-15T00:00:00Z)"),
+            )
+        }),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ReviewParams {
+    scope: Option<String>,
+    as_of: Option<String>,
+    known_at: Option<String>,
+    milestone: Option<String>,
+}
+
+async fn reviews(
+    State(api): State<Api>,
+    params: Result<Query<ReviewParams>, QueryRejection>,
+) -> Result<Response, Failure> {
+    let Query(p) = params.map_err(Failure::query)?;
+    let scope = required("scope", p.scope)?;
+    let as_of = day("as_of", p.as_of)?;
+    let known_at = known_at(p.known_at)?;
+    let milestone = match p.milestone.filter(|m| !m.is_empty()) {
+        None => None,
+        Some(text) => Some(text.parse::<i32>().map_err(|_| {
+            Failure::parameter("milestone", format!("`milestone` `{text}` is not a year (an integer such as 2025)"))
+        })?),
+    };
+    let query = hoctap_domain::Query { scope, as_of, known_at, milestone };
+    let mut client = api.connection().await?;
+    let schema = api.serving(&client).await?;
+    let review = hoctap_store::review(&mut client, &schema, &query).await.map_err(Failure::store)?;
+    Ok(([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], hoctap_report::json(&review)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct SeriesParams {
+    title: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    step: Option<String>,
+    known_at: Option<String>,
+}
+
+/// The answer of `GET /v1/units/{code}/series`.
+#[derive(Debug, Serialize)]
+struct Series {
+    unit: String,
+    title: Title,
+    step: Step,
+    /// RFC 3339 in UTC as in a review; `null` = as known now.
+    known_at: Option<String>,
+    points: Vec<Point>,
+}
+
+#[derive(Debug, Serialize)]
+struct Point {
+    as_of: Day,
+    #[serde(flatten)]
+    counts: TitleCounts,
+}
+
+async fn series(
+    State(api): State<Api>,
+    Path(unit): Path<String>,
+    params: Result<Query<SeriesParams>, QueryRejection>,
+) -> Result<Response, Failure> {
+    let Query(p) = params.map_err(Failure::query)?;
+    let title_text = required("title", p.title)?;
+    let title = Title::parse(&title_text).ok_or_else(|| {
+        let known: Vec<&str> = Title::ALL.iter().map(|t| t.as_str()).collect();
+        Failure::parameter("title", format!("`title` `{title_text}` is not one of {}", known.join(", ")))
+    })?;
+    let from = day("from", p.from)?;
+    let to = day("to", p.to)?;
+    if to < from {
+        return Err(Failure::parameter("to", format!("`to` {to} is before `from` {from}")));
+    }
+    let step = match p.step.filter(|s| !s.is_empty()) {
+        None => Step::Month,
+        Some(text) => Step::parse(&text).ok_or_else(|| {
+            Failure::parameter("step", format!("`step` `{text}` is not one of day, week, month, year"))
+        })?,
+    };
+    let known_at = known_at(p.known_at)?;
+    let dates = dates(from, to, step, MAX_POINTS).map_err(|e| {
+        Failure::parameter(
+            "step",
+            format!("from {from} to {to} by {} is {e}: use a longer step or a shorter range", step.as_str()),
+        )
+    })?;
+    if dates.is_empty() {
+        return Err(Failure::parameter("step", format!("no {} end lies between {from} and {to}", step.as_str())));
+    }
+    let mut client = api.connection().await?;
+    let schema = api.serving(&client).await?;
+    let points = match hoctap_store::series(&mut client, &schema, &unit, title, &dates, known_at).await {
+        Ok(points) => points,
+        Err(StoreError::Query(QueryError::ScopeNotInForce { code, .. })) => {
+            return Err(Failure::NotFound(format!("unit `{code}` is not in force on any date from {from} to {to}")));
+        }
+        Err(e) => return Err(Failure::store(e)),
+    };
+    let points = points.into_iter().map(|(as_of, counts)| Point { as_of, counts }).collect();
+    Ok(Json(Series { unit, title, step, known_at: known_at.map(format_instant), points }).into_response())
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+enum Health {
+    Ok { generation: String },
+    Unavailable { reason: String },
+}
+
+async fn healthz(State(api): State<Api>) -> Response {
+    let serving = match api.connection().await {
+        Ok(client) => api.serving(&client).await,
+        Err(e) => Err(e),
+    };
+    match serving {
+        Ok(schema) => Json(Health::Ok { generation: schema.to_string() }).into_response(),
+        Err(failure) => {
+            let reason = match failure {
+                Failure::Unavailable(reason) | Failure::NotFound(reason) | Failure::Query(reason) => reason,
+                Failure::Parameter { message, .. } => message,
+                Failure::Internal => "the serving generation cannot be read".into(),
+            };
+            let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(Health::Unavailable { reason })).into_response();
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
+            response
+        }
+    }
+}
+
+async fn metrics(State(api): State<Api>) -> Response {
+    match api.inner.metrics.encode(api.inner.pool.status()) {
+        Ok(text) => ([(CONTENT_TYPE, HeaderValue::from_static(metrics::CONTENT_TYPE))], text).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "encoding the metrics");
+            Failure::Internal.into_response()
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! The API over HTTP against a real PostgreSQL (and, for the document's gateway half, a real tansu):
+//! one test binary, one deployment per test (see `helpers`).
+
+mod helpers;
+mod openapi;
+mod reviews;

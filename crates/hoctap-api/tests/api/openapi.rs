@@ -1,0 +1,316 @@
+//! `docs/openapi.json` against the running services: every answer of the API and of the gateway
+//! (tansu started per test) matches the schema the document gives for its path, method and status,
+//! and every path, method and status the document describes is answered at least once, so the
+//! document cannot drift from the code. Plus the document's own consistency with the Rust vocabulary.
+
+use crate::helpers::{Answer, Exercised, Fresh, OPENAPI, connect, read, refs, spawn_api};
+use hoctap_api::Step;
+use hoctap_domain::codes::{Level, Metric, Title};
+use hoctap_domain::review::Status;
+use hoctap_gateway::{GatewayConfig, Tokens, hash_token};
+use hoctap_kafka::test_broker::TestBroker;
+use hoctap_tests::scenario_world;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+const EVENTS: &str = "/v1/events";
+const SINGLE: &str = "application/cloudevents+json";
+const BATCH: &str = "application/cloudevents-batch+json";
+const HN: &str = "token-hanoi";
+const GSO: &str = "token-gso";
+/// The gateway's body limit in this test, so that a 413 costs little.
+const MAX_BODY: usize = 64 << 10;
+
+/// Documented answers no test provokes: a bug (500) cannot be asked for.
+const NOT_EXERCISED: &[(&str, &str, u16)] =
+    &[(EVENTS, "post", 500), ("/v1/reviews", "get", 500), ("/v1/units/{code}/series", "get", 500)];
+
+struct Gateway {
+    broker: Option<TestBroker>,
+    addr: SocketAddr,
+    client: reqwest::Client,
+    exercised: BTreeSet<Exercised>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<Result<(), hoctap_gateway::GatewayError>>>,
+}
+
+async fn spawn_gateway() -> Gateway {
+    let broker = TestBroker::start();
+    let text = format!(
+        "[[source]]\nname = \"khuyenhoc-hanoi\"\nprovince = \"01\"\ntoken_sha256 = \"{}\"\n\n\
+         [[source]]\nname = \"gso\"\nprovince = \"*\"\ntoken_sha256 = \"{}\"\n",
+        hash_token(HN),
+        hash_token(GSO)
+    );
+    let mut config = GatewayConfig::new(broker.brokers(), Tokens::from_toml(&text).unwrap());
+    config.event_partitions = 2;
+    // As in the gateway's own tests: one record per producer batch against tansu, and a dead broker
+    // fails a request within seconds.
+    config.producer = BTreeMap::from([
+        ("batch.num.messages".to_owned(), "1".to_owned()),
+        ("message.timeout.ms".to_owned(), "4000".to_owned()),
+    ]);
+    config.read_idle = Duration::from_secs(15);
+    config.max_body_bytes = MAX_BODY;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(hoctap_gateway::serve(config, listener, async {
+        let _ = stopped.await;
+    }));
+    let gateway = Gateway {
+        broker: Some(broker),
+        addr,
+        client: reqwest::Client::new(),
+        exercised: BTreeSet::new(),
+        stop: Some(stop),
+        server: Some(server),
+    };
+    for _ in 0..600 {
+        if let Ok(r) = gateway.client.get(format!("http://{addr}/healthz")).send().await
+            && r.status().is_success()
+        {
+            return gateway;
+        }
+        assert!(!gateway.server.as_ref().unwrap().is_finished(), "the gateway stopped while starting");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the gateway did not answer /healthz");
+}
+
+impl Gateway {
+    /// `POST /v1/events`, checked against the document.
+    async fn post(&mut self, token: Option<&str>, content_type: &str, body: String) -> Answer {
+        let mut request =
+            self.client.post(format!("http://{}{EVENTS}", self.addr)).header("content-type", content_type).body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let answer = read(request.send().await.unwrap()).await;
+        OPENAPI.check("post", EVENTS, &answer);
+        self.exercised.insert((EVENTS.to_owned(), "post".to_owned(), answer.status));
+        answer
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+            self.server.take().unwrap().await.unwrap().unwrap();
+        }
+    }
+}
+
+fn envelope(n: u32, ty: &str, subject: &str, data: Value) -> Value {
+    json!({"specversion": "1.0", "id": format!("00000000-0000-4000-8000-{n:012}"), "source": "test",
+           "type": format!("vn.hoctap.{ty}.v1"), "time": "2025-03-01T09:00:00+07:00", "subject": subject, "data": data})
+}
+
+fn unit(n: u32, code: &str, level: &str, parent: Option<&str>) -> Value {
+    let mut data = json!({"code": code, "level": level, "name": format!("Đơn vị {code}")});
+    if let Some(p) = parent {
+        data["parent"] = p.into();
+    }
+    let mut e = envelope(n, "admin_unit.established", code, data);
+    e["time"] = "2020-01-01T00:00:00+07:00".into();
+    e
+}
+
+fn registration(n: u32, subject: &str, commune: &str) -> Value {
+    envelope(
+        n,
+        "registration.submitted",
+        subject,
+        json!({"subject_kind": "citizen", "commune": commune, "title": "learning_citizen", "cycle_year": 2025}),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_of_both_services_matches_the_document_and_every_documented_answer_is_given() {
+    // The API, on the hand world and on a deployment never set up.
+    let mut client = connect().await;
+    let fresh = Fresh::filled(&mut client, &scenario_world()).await;
+    let never = Fresh::named();
+    let api = spawn_api(&fresh.deployment).await;
+    let empty = spawn_api(&never.deployment).await;
+    let month = [("title", "learning_citizen"), ("from", "2025-01-01"), ("to", "2025-12-31")];
+    let statuses = [
+        api.get("/v1/reviews", "/v1/reviews", &[("scope", "01"), ("as_of", "2025-06-30")]).await.status,
+        api.get(
+            "/v1/reviews",
+            "/v1/reviews",
+            &[("scope", "01"), ("as_of", "2030-12-31"), ("known_at", "2026-01-15T00:00:00+07:00")],
+        )
+        .await
+        .status,
+        api.get("/v1/reviews", "/v1/reviews", &[("scope", "01"), ("as_of", "tomorrow")]).await.status,
+        api.get_raw("/v1/reviews", "/v1/reviews?scope=01&as_of=2025-12-31&as_of=2030-12-31").await.status,
+        api.get("/v1/reviews", "/v1/reviews", &[("scope", "001"), ("as_of", "2025-12-31")]).await.status,
+        empty.get("/v1/reviews", "/v1/reviews", &[("scope", "01"), ("as_of", "2025-12-31")]).await.status,
+        api.get("/v1/units/{code}/series", "/v1/units/001/series", &month).await.status,
+        api.get(
+            "/v1/units/{code}/series",
+            "/v1/units/01/series",
+            &[
+                ("title", "learning_family"),
+                ("from", "2021-01-01"),
+                ("to", "2030-12-31"),
+                ("step", "year"),
+                ("known_at", "2026-01-05T00:00:00Z"),
+            ],
+        )
+        .await
+        .status,
+        api.get("/v1/units/{code}/series", "/v1/units/01/series", &[("title", "learning_citizen")]).await.status,
+        api.get("/v1/units/{code}/series", "/v1/units/0/series", &month).await.status,
+        empty.get("/v1/units/{code}/series", "/v1/units/01/series", &month).await.status,
+        api.get("/healthz", "/healthz", &[]).await.status,
+        empty.get("/healthz", "/healthz", &[]).await.status,
+        api.get("/metrics", "/metrics", &[]).await.status,
+    ];
+    assert_eq!(statuses, [200, 200, 400, 400, 404, 503, 200, 200, 400, 404, 503, 200, 503, 200]);
+
+    // The gateway, on a broker of its own.
+    let mut gateway = spawn_gateway().await;
+    let geography = json!([
+        unit(1, "01", "province", None),
+        unit(2, "001", "district", Some("01")),
+        unit(3, "00001", "commune", Some("001")),
+        unit(4, "79", "province", None),
+        unit(5, "760", "district", Some("79")),
+        unit(6, "26734", "commune", Some("760")),
+    ]);
+    let mut bad_year = registration(13, "cit-c", "00001");
+    bad_year["data"]["cycle_year"] = 2019.into();
+    let mut citizen_id = registration(14, "cit-d", "00001");
+    citizen_id["data"]["commune"] = "001203004567".into();
+    let mut invalid = registration(18, "cit-h", "00001");
+    invalid["data"]["cycle_year"] = 2019.into();
+    let big = json!([{"padding": "x".repeat(MAX_BODY)}]).to_string();
+    let answers = [
+        gateway.post(Some(GSO), BATCH, geography.to_string()).await,
+        gateway.post(Some(HN), SINGLE, registration(10, "cit-a", "00001").to_string()).await,
+        // A batch: one accepted, one duplicate, one refused for its province, one invalid, one not JSON.
+        gateway
+            .post(
+                Some(HN),
+                BATCH,
+                json!([
+                    registration(11, "cit-b", "00001"),
+                    registration(10, "cit-a", "00001"),
+                    registration(12, "cit-x", "26734"),
+                    bad_year,
+                    "not an event"
+                ])
+                .to_string(),
+            )
+            .await,
+        gateway.post(Some(HN), BATCH, "{\"not\": \"an array\"}".into()).await,
+        gateway.post(Some(HN), SINGLE, "not JSON".into()).await,
+        gateway.post(None, SINGLE, registration(15, "cit-e", "00001").to_string()).await,
+        gateway.post(Some("token-guessed"), SINGLE, registration(15, "cit-e", "00001").to_string()).await,
+        gateway.post(Some(HN), SINGLE, registration(16, "cit-f", "26734").to_string()).await,
+        gateway.post(Some(HN), BATCH, big).await,
+        gateway.post(Some(HN), "application/json", registration(17, "cit-g", "00001").to_string()).await,
+        gateway.post(Some(HN), SINGLE, invalid.to_string()).await,
+        gateway.post(Some(HN), BATCH, json!([registration(19, "cit-i", "00001"), citizen_id]).to_string()).await,
+    ];
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [202, 202, 202, 400, 400, 401, 401, 403, 413, 415, 422, 422], "{answers:#?}");
+    let batch = answers[2].json();
+    assert_eq!(
+        (
+            batch["accepted"].as_array().unwrap().len(),
+            batch["duplicates"].as_array().unwrap().len(),
+            batch["refused"].as_array().unwrap().len()
+        ),
+        (1, 1, 3),
+        "{batch}"
+    );
+    assert!(answers[11].json()["error"].is_string());
+    // Kafka gone: 503, nothing claimed.
+    drop(gateway.broker.take());
+    let gone = gateway.post(Some(HN), SINGLE, registration(20, "cit-j", "00001").to_string()).await;
+    assert_eq!(gone.status, 503, "{}", gone.text);
+
+    let mut exercised: BTreeSet<Exercised> = api.exercised.lock().unwrap().clone();
+    exercised.extend(empty.exercised.lock().unwrap().iter().cloned());
+    exercised.extend(gateway.exercised.iter().cloned());
+    let documented = OPENAPI.operations();
+    let skipped: BTreeSet<Exercised> =
+        NOT_EXERCISED.iter().map(|(p, m, s)| ((*p).to_owned(), (*m).to_owned(), *s)).collect();
+    let missing: Vec<&Exercised> = documented.difference(&exercised).filter(|o| !skipped.contains(*o)).collect();
+    assert!(missing.is_empty(), "documented but never answered in this test: {missing:?}");
+    assert!(skipped.is_subset(&documented), "NOT_EXERCISED names answers the document does not have");
+    // Every path and method of the document was exercised (the statuses above already imply it).
+    let operations =
+        |set: &BTreeSet<Exercised>| set.iter().map(|(p, m, _)| (p.clone(), m.clone())).collect::<BTreeSet<_>>();
+    assert_eq!(operations(&exercised), operations(&documented));
+
+    gateway.stop().await;
+    api.stop().await;
+    empty.stop().await;
+    fresh.remove(&mut client).await;
+    never.remove(&mut client).await;
+}
+
+#[test]
+fn the_document_is_consistent_with_itself_and_with_the_vocabulary() {
+    let doc = &OPENAPI.doc;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut all = Vec::new();
+    refs(doc, &mut all);
+    assert!(all.len() > 20);
+    for r in &all {
+        OPENAPI.resolve(&json!({ "$ref": r }));
+    }
+    for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+        jsonschema::meta::validate(schema).unwrap_or_else(|e| panic!("{name}: not a valid JSON Schema: {e}"));
+        OPENAPI.validator(schema);
+    }
+
+    let schema_enum = |name: &str| -> Vec<Value> {
+        let schema = &doc["components"]["schemas"][name];
+        schema["enum"].as_array().unwrap_or_else(|| panic!("{name} has no enum")).clone()
+    };
+    let strings = |items: Vec<&str>| items.into_iter().map(Value::from).collect::<Vec<_>>();
+    assert_eq!(schema_enum("Title"), strings(Title::ALL.iter().map(|t| t.as_str()).collect()));
+    assert_eq!(schema_enum("Metric"), strings(Metric::ALL.iter().map(|m| m.as_str()).collect()));
+    assert_eq!(schema_enum("Level"), strings(Level::ALL.iter().map(|l| l.as_str()).collect()));
+    assert_eq!(schema_enum("Step"), strings(Step::ALL.iter().map(|s| s.as_str()).collect()));
+    let statuses = [Status::Met, Status::Behind, Status::NoDenominator, Status::UnitAbolished];
+    assert_eq!(
+        doc["components"]["schemas"]["TargetReview"]["properties"]["status"]["enum"],
+        Value::from(strings(statuses.iter().map(|s| s.as_str()).collect()))
+    );
+
+    // The API's 400 names exactly the query parameters its operations take.
+    let mut parameters = BTreeSet::new();
+    for path in ["/v1/reviews", "/v1/units/{code}/series"] {
+        for p in doc["paths"][path]["get"]["parameters"].as_array().unwrap() {
+            let p = OPENAPI.resolve(p);
+            if p["in"] == "query" {
+                parameters.insert(p["name"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    let named: BTreeSet<String> = doc["components"]["schemas"]["Error"]["properties"]["parameter"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(named, parameters);
+
+    // Every operation has an id and every answer a description.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap().iter().filter(|(k, _)| *k != "servers") {
+            assert!(op["operationId"].is_string(), "{method} {path}");
+            for (status, response) in op["responses"].as_object().unwrap() {
+                assert!(OPENAPI.resolve(response)["description"].is_string(), "{method} {path} {status}");
+            }
+        }
+    }
+}
