@@ -3,6 +3,7 @@
 mod bench;
 mod demo;
 mod ingest;
+mod pipeline;
 mod progress;
 mod services;
 mod tracker;
@@ -76,6 +77,16 @@ enum Command {
     /// /metrics (Prometheus). Contract: docs/openapi.json. Stops on Ctrl-C or SIGTERM after the
     /// requests in flight.
     Api(services::ApiArgs),
+    /// The projector: a consumer-group member folding the events on Kafka into the PostgreSQL read models.
+    ///
+    /// Each batch is one transaction holding the read-model change and the consumed offsets; on
+    /// assignment the consumer starts at the offsets stored in PostgreSQL, so a crash at any instant
+    /// loses nothing and counts nothing twice. Run several with one --group to split the partitions.
+    /// Creates the topics, the schemas and the dashboard views when missing. Metrics: /metrics.
+    Project(pipeline::ProjectArgs),
+    /// Build the read models again from offset 0 into a new generation, check it equals the serving
+    /// one, and switch to it atomically (projectors wait only for the last few records).
+    Rebuild(pipeline::RebuildArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -122,6 +133,14 @@ impl ReviewArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Logs go to standard error: `RUST_LOG` chooses what (default: warnings, and the services' own
+    // information such as assignments, switches and refused records).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "warn,hoctap_projector=info,hoctap_gateway=info,hoctap_api=info,hoctap_store=info",
+        )
+    });
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -164,6 +183,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(cmd) => bench::run(cmd),
         Command::Gateway(args) => services::gateway(&args),
         Command::Api(args) => services::api(&args),
+        Command::Project(args) => pipeline::project(&args),
+        Command::Rebuild(args) => pipeline::rebuild(&args),
     }
 }
 

@@ -48,7 +48,7 @@ impl KafkaArgs {
     }
 }
 
-fn parse_setting(text: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_setting(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
         _ => Err(format!("`{text}` is not KEY=VALUE")),
@@ -97,9 +97,9 @@ pub fn project(args: &ProjectArgs) -> Result<ExitCode> {
     runtime.block_on(async {
         let listener = match args.metrics_listen.as_str() {
             "off" => None,
-            address => Some(
-                tokio::net::TcpListener::bind(address).await.with_context(|| format!("listening on {address}"))?,
-            ),
+            address => {
+                Some(tokio::net::TcpListener::bind(address).await.with_context(|| format!("listening on {address}"))?)
+            }
         };
         let metrics = listener.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.to_string());
         eprintln!(
@@ -130,8 +130,11 @@ pub struct RebuildArgs {
 }
 
 pub fn rebuild(args: &RebuildArgs) -> Result<ExitCode> {
-    let mut config =
-        hoctap_projector::RebuildConfig::new(args.kafka.brokers.clone(), args.store.postgres.clone(), args.store.deployment()?);
+    let mut config = hoctap_projector::RebuildConfig::new(
+        args.kafka.brokers.clone(),
+        args.store.postgres.clone(),
+        args.store.deployment()?,
+    );
     config.drop_old = args.drop_old;
     config.consumer_overrides = args.kafka.overrides();
     config.idle = Duration::from_secs(args.idle_seconds);

@@ -20,6 +20,10 @@ pub struct GatewayArgs {
     /// Partitions of the events topic when the gateway creates it.
     #[arg(long, env = "HOCTAP_EVENT_PARTITIONS", default_value_t = hoctap_kafka::DEFAULT_EVENT_PARTITIONS)]
     partitions: i32,
+    /// A librdkafka producer setting, KEY=VALUE (repeatable), e.g. `linger.ms=20`; idempotence and
+    /// `acks=all` cannot be overridden.
+    #[arg(long = "producer-setting", value_name = "KEY=VALUE", value_parser = crate::pipeline::parse_setting)]
+    producer_settings: Vec<(String, String)>,
     /// Print the SHA-256 of a token, for the tokens file, and exit.
     #[arg(long, value_name = "TOKEN")]
     hash_token: Option<String>,
@@ -34,6 +38,7 @@ pub fn gateway(args: &GatewayArgs) -> Result<ExitCode> {
     let tokens = hoctap_gateway::Tokens::load(path).with_context(|| format!("reading {}", path.display()))?;
     let mut config = hoctap_gateway::GatewayConfig::new(args.brokers.clone(), tokens);
     config.event_partitions = args.partitions;
+    config.producer = args.producer_settings.iter().cloned().collect();
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -28,10 +28,11 @@ pub async fn ensure_topics_with(
         ClientConfig::new().set("bootstrap.servers", brokers).create().map_err(Error::Client)?;
     // -1: the broker's default (KIP-464).
     let replication = || TopicReplication::Fixed(replication.unwrap_or(-1));
+    // The log is the source of truth: a rebuild reads it from offset 0, so nothing may expire.
     let new = [
-        NewTopic::new(&topics.events, partitions, replication()),
-        NewTopic::new(&topics.reference, REFERENCE_PARTITIONS, replication()),
-        NewTopic::new(&topics.dead_letter, DEAD_LETTER_PARTITIONS, replication()),
+        NewTopic::new(&topics.events, partitions, replication()).set("retention.ms", "-1"),
+        NewTopic::new(&topics.reference, REFERENCE_PARTITIONS, replication()).set("retention.ms", "-1"),
+        NewTopic::new(&topics.dead_letter, DEAD_LETTER_PARTITIONS, replication()).set("retention.ms", "-1"),
     ];
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin

@@ -115,10 +115,7 @@ impl Metrics {
 
     /// `/metrics` and `/healthz` (200 while the consumer loop turned in the last `stale` seconds).
     pub fn router(&self, stale: Duration) -> Router {
-        Router::new()
-            .route("/metrics", get(metrics))
-            .route("/healthz", get(healthz))
-            .with_state((self.clone(), stale))
+        Router::new().route("/metrics", get(metrics)).route("/healthz", get(healthz)).with_state((self.clone(), stale))
     }
 }
 

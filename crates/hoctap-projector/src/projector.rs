@@ -73,8 +73,18 @@ impl ProjectorConfig {
 /// Runs the projector until `stop` is set (then it finishes the batch in hand and leaves the group).
 /// Blocking: call it on a thread of its own, with `handle` a Tokio runtime that is not driving this
 /// thread.
-pub fn run(config: &ProjectorConfig, metrics: &Metrics, stop: &AtomicBool, handle: &Handle) -> Result<(), ProjectorError> {
-    handle.block_on(hoctap_kafka::ensure_topics_with(&config.brokers, &config.topics, config.event_partitions, None))?;
+pub fn run(
+    config: &ProjectorConfig,
+    metrics: &Metrics,
+    stop: &AtomicBool,
+    handle: &Handle,
+) -> Result<(), ProjectorError> {
+    handle.block_on(hoctap_kafka::ensure_topics_with(
+        &config.brokers,
+        &config.topics,
+        config.event_partitions,
+        None,
+    ))?;
     let pool = pg_pool(&config.postgres)?;
     let producer = Producer::new(&config.brokers, config.topics.clone(), &BTreeMap::new())?;
     let mut projection = retry(stop, "loading the read models", || {
@@ -207,7 +217,8 @@ impl ConsumerContext for Rebalancer {
                 // record below the stored offsets is skipped when the batch is applied).
                 let stored = self.shared.stored_offsets().unwrap_or_default();
                 for (topic, partition) in &partitions {
-                    let offset = stored.get(&(topic.clone(), *partition)).map_or(Offset::Beginning, |&o| Offset::Offset(o));
+                    let offset =
+                        stored.get(&(topic.clone(), *partition)).map_or(Offset::Beginning, |&o| Offset::Offset(o));
                     if let Err(e) = tpl.set_partition_offset(topic, *partition, offset) {
                         tracing::error!(error = %e, topic, partition, "setting an assigned partition's offset");
                     }
@@ -397,7 +408,10 @@ fn update_gauges(
     for (topic, partition) in partitions {
         if let Ok((_, high)) = consumer.fetch_watermarks(topic, partition, timeout) {
             let stored = next.get(&(topic.to_owned(), partition)).copied().unwrap_or(0);
-            metrics.lag.get_or_create(&PartitionLabels { topic: topic.to_owned(), partition }).set((high - stored).max(0));
+            metrics
+                .lag
+                .get_or_create(&PartitionLabels { topic: topic.to_owned(), partition })
+                .set((high - stored).max(0));
         }
     }
     if let Ok((_, high)) = consumer.fetch_watermarks(&config.topics.dead_letter, 0, timeout) {
@@ -417,7 +431,11 @@ fn refresh(pool: &Pool, projection: &Projection, handle: &Handle) {
 
 /// Runs `f` until it succeeds or fails for good, pausing after transient failures; gives up when
 /// `stop` is set.
-fn retry<T>(stop: &AtomicBool, what: &str, mut f: impl FnMut() -> Result<T, ProjectorError>) -> Result<T, ProjectorError> {
+fn retry<T>(
+    stop: &AtomicBool,
+    what: &str,
+    mut f: impl FnMut() -> Result<T, ProjectorError>,
+) -> Result<T, ProjectorError> {
     let mut pause = Duration::from_millis(200);
     loop {
         match f() {

@@ -136,18 +136,18 @@ pub fn rebuild(
     }
     handle.block_on(hoctap_store::refresh_dashboard(&mut client, &new))?;
     handle.block_on(config.deployment.switch(&tx, &new))?;
-    handle
-        .block_on(tx.commit())
-        .map_err(|e| ProjectorError::Store(hoctap_store::StoreError::Db { context: "committing the switch", source: e }))?;
+    handle.block_on(tx.commit()).map_err(|e| {
+        ProjectorError::Store(hoctap_store::StoreError::Db { context: "committing the switch", source: e })
+    })?;
     let locked_for = locked_at.elapsed();
     let events: i64 = handle
         .block_on(client.query_one(&format!("SELECT count(*) FROM \"{new}\".events"), &[]))
         .map(|r| r.get(0))
         .unwrap_or(-1);
     if config.drop_old {
-        handle
-            .block_on(client.batch_execute(&format!("DROP SCHEMA \"{old}\" CASCADE")))
-            .map_err(|e| ProjectorError::Store(hoctap_store::StoreError::Db { context: "dropping the old generation", source: e }))?;
+        handle.block_on(client.batch_execute(&format!("DROP SCHEMA \"{old}\" CASCADE"))).map_err(|e| {
+            ProjectorError::Store(hoctap_store::StoreError::Db { context: "dropping the old generation", source: e })
+        })?;
     }
     tracing::info!(%old, %new, "switched");
     Ok(RebuildReport {

@@ -23,10 +23,10 @@ mod series;
 
 pub use codec::{measure_from_text, measure_to_text, place_from_text, place_kind};
 pub use dashboard::{Refreshed, dashboard_dates, refresh_dashboard};
-pub use deployment::Deployment;
+pub use deployment::{Deployment, differences};
 pub use error::StoreError;
 pub use migrate::{MIGRATIONS, Migration, migrate};
-pub use projection::{Applied, Consumed, Projection, offsets};
+pub use projection::{Applied, Consumed, Position, Projection, offsets};
 pub use query::{place_counts, review};
 pub use series::series;
 

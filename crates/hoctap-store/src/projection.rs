@@ -78,8 +78,9 @@ struct State {
     touches: HashMap<Uuid, SubjectIx>,
     /// Retraction id → the id it names.
     retracts: HashMap<Uuid, Uuid>,
-    /// Codes that some `admin_unit.established` names: only such a subject can be a unit.
-    unit_codes: HashSet<Box<str>>,
+    /// Codes that some `admin_unit.established` names (only such a subject can be a unit), with the
+    /// earliest `recordedtime` of such an establishment: from then on the subject counts as a unit.
+    unit_established: HashMap<Box<str>, i64>,
     /// The next offset per (topic, partition) that this state includes.
     next: HashMap<(String, i32), i64>,
 }
@@ -302,7 +303,7 @@ impl State {
             subject_ixs: HashMap::new(),
             touches: HashMap::new(),
             retracts: HashMap::new(),
-            unit_codes: HashSet::new(),
+            unit_established: HashMap::new(),
             next: HashMap::new(),
         }
     }
@@ -361,7 +362,9 @@ impl State {
             | EventData::SubjectRelocated(_) => self.subject_ix(&event.subject),
             // Whether a subject is a unit (its own place) depends on its code's establishment.
             EventData::AdminUnitEstablished(d) => {
-                self.unit_codes.insert(d.code.as_str().into());
+                let recorded = event.recordedtime.unwrap_or(i64::MIN);
+                let at = self.unit_established.entry(d.code.as_str().into()).or_insert(recorded);
+                *at = (*at).min(recorded);
                 self.subject_ix(&d.code)
             }
             EventData::EventRetracted(d) => {
@@ -400,7 +403,7 @@ impl State {
 
     fn is_unit(&self, subject: &str, known_at: Option<i64>) -> bool {
         // Building a locator walks every unit: ask only for subjects that can be one.
-        self.unit_codes.contains(subject) && self.engine.locator(Day(0), known_at).is_unit(subject)
+        self.unit_established.contains_key(subject) && self.engine.locator(Day(0), known_at).is_unit(subject)
     }
 
     fn contributions(&self, subject: SubjectIx, known_at: Option<i64>) -> Vec<Contribution> {
@@ -411,35 +414,58 @@ impl State {
     /// Folds `events` (new, each with `recordedtime`) and returns how the touched subjects'
     /// contributions changed.
     ///
-    /// A subject's change is split by the transaction times of its events in the batch: the step to
-    /// `r` is the subject as known at `r` minus the subject as known before, so that the deltas with
-    /// `recorded ≤ K` add up to the subject as known at K. The last step reads the subject as known
-    /// now, so the tables as known now are exact whatever the arrival order.
+    /// For a touched subject, let D(K) be its contributions as known at K after the batch minus those
+    /// before it. D changes only at the subject's known times (its events' and their retractions'
+    /// `recordedtime`, and for a unit its establishment's) and is zero before the batch's earliest
+    /// time m for it. So the batch adds, at each known time t ≥ m, D(t) minus D at the previous known
+    /// time, and the deltas with `recorded ≤ K` add up to the subject as known at K, whatever order
+    /// the events arrived in. The last step reads the subject as known now, so the tables as known now
+    /// are exact too.
     fn fold<'a>(&mut self, events: impl Iterator<Item = &'a Event> + Clone) -> Deltas {
         for e in events.clone() {
             self.register(e);
         }
-        let mut steps: HashMap<SubjectIx, BTreeSet<i64>> = HashMap::new();
+        let mut times: HashMap<SubjectIx, BTreeSet<i64>> = HashMap::new();
         for e in events.clone() {
             let recorded = e.recordedtime.expect("checked by the caller");
+            let retractions = self.engine.retraction_times(&e.id);
             for s in self.touched(e) {
-                steps.entry(s).or_default().insert(recorded);
+                let t = times.entry(s).or_default();
+                t.insert(recorded);
+                t.extend(retractions.iter().copied());
             }
         }
-        let before: Vec<(SubjectIx, Vec<Contribution>)> =
-            steps.keys().map(|&s| (s, self.contributions(s, None))).collect();
+        // The steps of each subject: its known times from the batch's earliest one on.
+        // (recorded time of the step, known-at to read the subject at: the last reads "now").
+        let steps: Vec<(SubjectIx, Vec<(i64, Option<i64>)>)> = times
+            .into_iter()
+            .map(|(s, batch_times)| {
+                let m = *batch_times.first().expect("at least one time");
+                let mut all = batch_times;
+                all.extend(self.engine.known_times(&self.subjects[s as usize]));
+                if let Some(&t) = self.unit_established.get(&self.subjects[s as usize]) {
+                    all.insert(t);
+                }
+                let mut steps: Vec<(i64, Option<i64>)> = all.range(m..).map(|&t| (t, Some(t))).collect();
+                steps.last_mut().expect("m is in the set").1 = None;
+                (s, steps)
+            })
+            .collect();
+        let before: Vec<Vec<Vec<Contribution>>> =
+            steps.iter().map(|(s, ts)| ts.iter().map(|&(_, k)| self.contributions(*s, k)).collect()).collect();
         for e in events {
             self.engine.apply(e);
         }
         let mut deltas = Deltas::default();
-        for (s, mut previous) in before {
-            let times = &steps[&s];
-            let last = times.last().copied();
-            for &r in times {
-                let known_at = if Some(r) == last { None } else { Some(r) };
-                let now = self.contributions(s, known_at);
-                deltas.diff(&previous, &now, r);
-                previous = now;
+        for ((s, ts), old) in steps.iter().zip(before) {
+            let new: Vec<Vec<Contribution>> = ts.iter().map(|&(_, k)| self.contributions(*s, k)).collect();
+            for (i, &(at, _)) in ts.iter().enumerate() {
+                if i == 0 {
+                    deltas.diff(&old[0], &new[0], at);
+                } else {
+                    deltas.diff(&new[i - 1], &new[i], at);
+                    deltas.diff(&old[i], &old[i - 1], at);
+                }
             }
         }
         deltas
@@ -498,7 +524,6 @@ async fn lock_offsets(
 fn date(day: Day) -> NaiveDate {
     day.date()
 }
-
 
 /// Adds the batch's deltas to the day, month and year tables (one statement) and to the log of
 /// transaction times (one statement). Returns the number of day rows.

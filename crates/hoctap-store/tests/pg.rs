@@ -38,7 +38,8 @@ struct Fresh {
 impl Fresh {
     async fn new(client: &mut Client) -> Fresh {
         let schema = Schema::new(&format!("hoctap_test_{:016x}", fastrand::u64(..))).unwrap();
-        assert_eq!(migrate(client, &schema).await.unwrap(), vec![1]);
+        let all: Vec<i32> = hoctap_store::MIGRATIONS.iter().map(|m| m.version).collect();
+        assert_eq!(migrate(client, &schema).await.unwrap(), all);
         Fresh { schema, removed: false }
     }
 
@@ -511,7 +512,7 @@ async fn migrations_are_idempotent_and_refuse_a_newer_schema() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, hoctap_store::MIGRATIONS.iter().map(|m| m.version).collect::<Vec<_>>());
     client
         .batch_execute(&format!("INSERT INTO {s}.schema_migrations (version, name) VALUES (99, 'future')"))
         .await

@@ -49,6 +49,45 @@ impl Engine {
     /// Evaluates the subject at each day where something about it can change (an event's day, the
     /// first and the day after the last day of a validity window, an effective date, each 1 January,
     /// when the cycle of D moves on) and joins equal neighbours.
+    /// The transaction times at which what is known of `subject` changed: the `recordedtime` of each
+    /// of its events and of every retraction naming one of them (directly or down a chain), sorted and
+    /// distinct. Its contributions as known at K change only at these times.
+    pub fn known_times(&self, subject: &str) -> Vec<i64> {
+        let Some(&sid) = self.subject_ids.get(subject) else { return Vec::new() };
+        let mut times = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for r in &self.subjects[sid as usize].recs {
+            times.push(r.recorded);
+            if r.retractable {
+                self.push_retraction_times(self.metas[r.ev as usize].id, &mut seen, &mut times);
+            }
+        }
+        times.sort_unstable();
+        times.dedup();
+        times
+    }
+
+    /// The `recordedtime` of every known retraction naming event `id`, directly or down a chain
+    /// (the event itself may not be known yet).
+    pub fn retraction_times(&self, id: &uuid::Uuid) -> Vec<i64> {
+        let mut times = Vec::new();
+        self.push_retraction_times(*id, &mut std::collections::HashSet::new(), &mut times);
+        times
+    }
+
+    fn push_retraction_times(&self, id: uuid::Uuid, seen: &mut std::collections::HashSet<u32>, times: &mut Vec<i64>) {
+        let mut stack = vec![id];
+        while let Some(id) = stack.pop() {
+            for &r in self.retractors.get(&id).into_iter().flatten() {
+                if seen.insert(r) {
+                    let meta = &self.metas[r as usize];
+                    times.push(meta.recorded);
+                    stack.push(meta.id);
+                }
+            }
+        }
+    }
+
     pub fn contributions(&self, subject: &str, is_unit: bool, known_at: Option<i64>) -> Vec<Contribution> {
         let Some(&sid) = self.subject_ids.get(subject) else { return Vec::new() };
         let s = &self.subjects[sid as usize];
