@@ -13,6 +13,12 @@ pub enum BenchCommand {
     /// Replay a generated log into memory and compare with plain serde_json decoding of the same
     /// events; then time reviews for several dates on the replayed state.
     Replay(ReplayArgs),
+    /// Kafka + PostgreSQL: produce a generated city once, then time raw rdkafka consumption, the
+    /// projector into PostgreSQL and a naive one-transaction-per-event projector on the same records.
+    Pipeline(crate::bench_pg::PipelineArgs),
+    /// Reviews of the city from the PostgreSQL read models at random dates (loads a generated city of
+    /// about 10 M events into the deployment first when it is empty).
+    Query(crate::bench_pg::QueryArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -31,6 +37,8 @@ pub struct ReplayArgs {
 pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
     match cmd {
         BenchCommand::Replay(args) => replay(&args),
+        BenchCommand::Pipeline(args) => crate::bench_pg::pipeline(&args),
+        BenchCommand::Query(args) => crate::bench_pg::query(&args),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `hoctap`: the command line of the learning-society tracker on its embedded log (no servers).
 
 mod bench;
+mod bench_pg;
 mod demo;
 mod ingest;
 mod pipeline;

@@ -53,11 +53,12 @@ pub enum ProjectorError {
 impl ProjectorError {
     /// Worth retrying after a pause: PostgreSQL or Kafka unreachable for a while.
     pub fn is_transient(&self) -> bool {
-        match self {
-            ProjectorError::Store(hoctap_store::StoreError::Db { .. }) | ProjectorError::Pool(_) => true,
-            ProjectorError::Publish(_) => true,
-            _ => false,
-        }
+        matches!(
+            self,
+            ProjectorError::Store(hoctap_store::StoreError::Db { .. })
+                | ProjectorError::Pool(_)
+                | ProjectorError::Publish(_)
+        )
     }
 }
 

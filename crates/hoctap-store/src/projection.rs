@@ -64,6 +64,10 @@ pub struct Projection {
     state: Option<State>,
 }
 
+/// One step of a subject's change: the recorded time it is logged at, and the known-at to read the
+/// subject at (`None` for the last step: as known now).
+type Step = (i64, Option<i64>);
+
 /// A subject index, or none.
 type SubjectIx = u32;
 const NO_SUBJECT: SubjectIx = u32::MAX;
@@ -436,8 +440,7 @@ impl State {
             }
         }
         // The steps of each subject: its known times from the batch's earliest one on.
-        // (recorded time of the step, known-at to read the subject at: the last reads "now").
-        let steps: Vec<(SubjectIx, Vec<(i64, Option<i64>)>)> = times
+        let steps: Vec<(SubjectIx, Vec<Step>)> = times
             .into_iter()
             .map(|(s, batch_times)| {
                 let m = *batch_times.first().expect("at least one time");
@@ -446,7 +449,7 @@ impl State {
                 if let Some(&t) = self.unit_established.get(&self.subjects[s as usize]) {
                     all.insert(t);
                 }
-                let mut steps: Vec<(i64, Option<i64>)> = all.range(m..).map(|&t| (t, Some(t))).collect();
+                let mut steps: Vec<Step> = all.range(m..).map(|&t| (t, Some(t))).collect();
                 steps.last_mut().expect("m is in the set").1 = None;
                 (s, steps)
             })

@@ -1,0 +1,242 @@
+//! `hoctap bench pipeline` and `hoctap bench query`: figures of the Kafka + PostgreSQL path.
+
+use crate::pipeline::StoreArgs;
+use crate::progress;
+use anyhow::{Context, Result, bail};
+use hoctap_domain::{Day, Event, Query};
+use hoctap_kafka::{Producer, Route, Topics};
+use hoctap_store::{Consumed, Deployment, Projection};
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, clap::Args)]
+pub struct PipelineArgs {
+    /// Citizens of the generated city (about 40 events each).
+    #[arg(long, default_value_t = 5_000)]
+    citizens: u64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Kafka bootstrap servers; when absent a throwaway tansu broker is started (tansu on PATH).
+    #[arg(long)]
+    brokers: Option<String>,
+    /// PostgreSQL for the read models (fresh deployments are created and dropped).
+    #[arg(long, env = "HOCTAP_POSTGRES", default_value = "postgresql://postgres@127.0.0.1:5432/postgres")]
+    postgres: String,
+    /// Partitions of the benchmark's events topic.
+    #[arg(long, default_value_t = 6)]
+    partitions: i32,
+    /// Events applied one transaction each by the naive projector (a sample: it is slow).
+    #[arg(long, default_value_t = 3_000)]
+    naive_events: usize,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Citizens of the generated city loaded when the deployment is empty (250 000 ≈ 9.8 M events,
+    /// 260 000 ≈ 10.2 M).
+    #[arg(long, default_value_t = 260_000)]
+    citizens: u64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Reviews timed (random dates 2021–2030 of the city).
+    #[arg(long, default_value_t = 200)]
+    reviews: usize,
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+/// The generated city with increasing `recordedtime`s, as the log stamps them.
+fn stamped_city(citizens: u64, seed: u64) -> Vec<Event> {
+    let mut events = Vec::new();
+    let base = now_micros();
+    hoctap_gen::generate(&hoctap_gen::Config::new(citizens, seed), |e| {
+        let mut e = e.clone();
+        e.recordedtime = Some(base + events.len() as i64);
+        events.push(e);
+    });
+    events
+}
+
+pub fn pipeline(args: &PipelineArgs) -> Result<ExitCode> {
+    let broker = match &args.brokers {
+        Some(_) => None,
+        None => Some(hoctap_kafka::test_broker::TestBroker::start()),
+    };
+    let brokers = args.brokers.clone().unwrap_or_else(|| broker.as_ref().expect("started").brokers());
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let tag = format!("{:08x}", fastrand::u32(..));
+    let topics = Topics::prefixed(&format!("bench-{tag}."));
+    let events = stamped_city(args.citizens, args.seed);
+    println!("events: {} generated ({} citizens, seed {}), broker {brokers}", events.len(), args.citizens, args.seed);
+
+    // Produce once; every consumer below reads these same records.
+    runtime.block_on(hoctap_kafka::ensure_topics_with(&brokers, &topics, args.partitions, None))?;
+    let producer = Producer::new(&brokers, topics.clone(), &BTreeMap::new())?;
+    let bar = progress::items(events.len() as u64, "produced");
+    let started = Instant::now();
+    for chunk in events.chunks(10_000) {
+        let routed: Vec<(Route, &Event)> = chunk.iter().map(|e| (Route::of(e, |_| false), e)).collect();
+        runtime.block_on(producer.publish_routed(&routed))?;
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    let total = events.len() as f64;
+    println!("produce (idempotent, acks=all)  : {:>10.0} records/s", total / started.elapsed().as_secs_f64());
+
+    // (a) Raw rdkafka consumption of the same records: no decoding, no PostgreSQL.
+    let started = Instant::now();
+    let mut bytes = 0usize;
+    let mut records = 0u64;
+    for topic in [&topics.events, &topics.reference] {
+        records += hoctap_kafka::read_to_end(&brokers, topic, Duration::from_secs(10), |r| bytes += r.payload.len())?;
+    }
+    let raw_rate = records as f64 / started.elapsed().as_secs_f64();
+    println!("(a) raw rdkafka consume         : {raw_rate:>10.0} records/s ({:.1} MiB)", bytes as f64 / 1048576.0);
+    if records != events.len() as u64 {
+        bail!("read {records} records back, {} were produced", events.len());
+    }
+
+    // (b) The projector (batches, one transaction each) into a fresh deployment.
+    let deployment = Deployment::new(&format!("bench_p{tag}"))?;
+    let mut config = hoctap_projector::ProjectorConfig::new(brokers.clone(), args.postgres.clone(), deployment.clone());
+    config.topics = topics.clone();
+    config.group = format!("bench-{tag}");
+    config.dashboard_every = None;
+    let stop = Arc::new(AtomicBool::new(false));
+    let metrics = hoctap_projector::Metrics::new();
+    let started = Instant::now();
+    let worker = {
+        let (stop, metrics, handle) = (stop.clone(), metrics.clone(), runtime.handle().clone());
+        std::thread::spawn(move || hoctap_projector::run(&config, &metrics, &stop, &handle))
+    };
+    let bar = progress::items(records, "projected");
+    let projected = runtime.block_on(async {
+        let mut client = connect(&args.postgres).await?;
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let Ok(schema) = deployment.active(&client).await else { continue };
+            let done: i64 = hoctap_store::offsets(&client, &schema).await?.values().sum();
+            bar.set_position(done as u64);
+            if done as u64 >= records {
+                let _ = &mut client;
+                return anyhow::Ok(started.elapsed());
+            }
+            if worker.is_finished() {
+                bail!("the projector stopped early");
+            }
+        }
+    })?;
+    bar.finish_and_clear();
+    stop.store(true, Ordering::Relaxed);
+    worker.join().map_err(|_| anyhow::anyhow!("the projector panicked"))??;
+    let projector_rate = records as f64 / projected.as_secs_f64();
+    println!(
+        "(b) projector into PostgreSQL   : {projector_rate:>10.0} records/s ({} events in {:.1} s, batches of ≤ 5000)",
+        metrics.events_applied.get(),
+        projected.as_secs_f64()
+    );
+    println!("ratio (b) / (a)                 : {:.2} (goal ≥ 0.7)", projector_rate / raw_rate);
+
+    // (c) A naive projector: the same fold, one transaction per event.
+    let naive = Deployment::new(&format!("bench_n{tag}"))?;
+    let naive_rate = runtime.block_on(async {
+        let mut client = connect(&args.postgres).await?;
+        let mut projection = Projection::load_serving(&mut client, &naive).await?;
+        let sample = &events[..args.naive_events.min(events.len())];
+        let started = Instant::now();
+        for (i, e) in sample.iter().enumerate() {
+            let c = Consumed { topic: "naive".into(), partition: 0, offset: i as i64, event: e.clone() };
+            projection.apply_batch(&mut client, std::slice::from_ref(&c)).await?;
+        }
+        anyhow::Ok(sample.len() as f64 / started.elapsed().as_secs_f64())
+    })?;
+    println!("(c) naive, one transaction/event: {naive_rate:>10.0} events/s (first {} events)", args.naive_events);
+    println!("ratio (b) / (c)                 : {:.1}× (goal ≥ 20×)", projector_rate / naive_rate);
+
+    runtime.block_on(async {
+        let mut client = connect(&args.postgres).await?;
+        deployment.drop_all(&mut client).await?;
+        naive.drop_all(&mut client).await?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn connect(postgres: &str) -> Result<tokio_postgres::Client> {
+    let (client, connection) =
+        tokio_postgres::connect(postgres, tokio_postgres::NoTls).await.context("connecting to PostgreSQL")?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+pub fn query(args: &QueryArgs) -> Result<ExitCode> {
+    let deployment = args.store.deployment()?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async {
+        let mut client = connect(&args.store.postgres).await?;
+        let schema = deployment.ensure(&mut client).await?;
+        let stored: i64 = client.query_one(&format!("SELECT count(*) FROM \"{schema}\".events"), &[]).await?.get(0);
+        if stored == 0 {
+            // Load the generated city straight into the read models (the same transactional path as
+            // the projector, in batches, without Kafka).
+            let events = stamped_city(args.citizens, args.seed);
+            let bar = progress::items(events.len() as u64, "loaded");
+            let mut projection = Projection::load_serving(&mut client, &deployment).await?;
+            for (i, chunk) in events.chunks(20_000).enumerate() {
+                let batch: Vec<Consumed> = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(j, e)| Consumed {
+                        topic: "bench".into(),
+                        partition: 0,
+                        offset: (i * 20_000 + j) as i64,
+                        event: e.clone(),
+                    })
+                    .collect();
+                projection.apply_batch(&mut client, &batch).await?;
+                bar.inc(chunk.len() as u64);
+            }
+            bar.finish_and_clear();
+        }
+        let (events, size): (i64, String) = client
+            .query_one(
+                &format!(
+                    "SELECT (SELECT count(*) FROM \"{schema}\".events),
+                            pg_size_pretty(sum(pg_total_relation_size(c.oid))::bigint)
+                     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                     WHERE n.nspname = $1 AND c.relkind = 'r'"
+                ),
+                &[&schema.as_str()],
+            )
+            .await
+            .map(|r| (r.get(0), r.get(1)))?;
+        println!("read models: {events} events in {schema} ({size} with indexes)");
+        let days = Day::parse("2030-12-31").expect("a date").0 - Day::parse("2021-01-01").expect("a date").0;
+        let mut took = Vec::with_capacity(args.reviews);
+        for _ in 0..args.reviews {
+            let as_of = Day(Day::parse("2021-01-01").expect("a date").0 + fastrand::i32(0..=days));
+            let query = Query { scope: "01".into(), as_of, known_at: None, milestone: None };
+            let started = Instant::now();
+            hoctap_store::review(&mut client, &schema, &query).await?;
+            took.push(started.elapsed());
+        }
+        took.sort();
+        let pct = |p: f64| took[((took.len() as f64 * p).ceil() as usize).clamp(1, took.len()) - 1];
+        println!(
+            "city reviews (01) at {} random dates 2021–2030, as known now: p50 {:.1?}  p99 {:.1?}  max {:.1?} (goal p99 ≤ 50 ms)",
+            took.len(),
+            pct(0.50),
+            pct(0.99),
+            took.last().copied().unwrap_or_default()
+        );
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
