@@ -151,6 +151,10 @@ impl Stack {
     }
 
     fn projector(&self, name: &str, extra: &[&str]) -> Service {
+        self.projector_in_group(name, &format!("{}-projector", self.deployment.name()), extra)
+    }
+
+    fn projector_in_group(&self, name: &str, group: &str, extra: &[&str]) -> Service {
         let mut args: Vec<String> = vec![
             "project".into(),
             "--brokers".into(),
@@ -160,7 +164,7 @@ impl Stack {
             "--deployment".into(),
             self.deployment.name().into(),
             "--group".into(),
-            format!("{}-projector", self.deployment.name()),
+            group.into(),
             "--partitions".into(),
             PARTITIONS.into(),
             "--metrics-listen".into(),
@@ -169,9 +173,13 @@ impl Stack {
             "500".into(),
             "--dashboard-every".into(),
             "0".into(),
-            // A killed member's partitions move on within seconds, not the default 45 s.
+            // A killed member's partitions move on within seconds, not the default 45 s; a rebalance
+            // waits at most 15 s (the members' max.poll.interval.ms) for members that will never
+            // rejoin.
             "--consumer-setting".into(),
             "session.timeout.ms=6000".into(),
+            "--consumer-setting".into(),
+            "max.poll.interval.ms=15000".into(),
             "--consumer-setting".into(),
             "heartbeat.interval.ms=500".into(),
         ];
@@ -201,18 +209,19 @@ impl Stack {
 
     /// Posts one batch through the gateway; returns the per-event results.
     fn post(&self, token: &str, events: &[Value]) -> Value {
-        let response = self
-            .http
-            .post(format!("{}/v1/events", self.gateway_url))
-            .bearer_auth(token)
-            .header("content-type", BATCH)
-            .body(Value::Array(events.to_vec()).to_string())
-            .send()
-            .expect("posting to the gateway");
-        let status = response.status();
-        let body: Value = response.json().expect("a JSON answer");
-        assert_eq!(status.as_u16(), 202, "the gateway refused a batch: {body}");
-        body
+        post_batch(&self.http, &self.gateway_url, token, events)
+    }
+
+    /// Posts `batches` through the gateway from another thread, pausing between them.
+    fn stream(&self, batches: &[Vec<Value>], pause: Duration) -> std::thread::JoinHandle<()> {
+        let (url, batches) = (self.gateway_url.clone(), batches.to_vec());
+        std::thread::spawn(move || {
+            let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+            for b in batches {
+                post_batch(&http, &url, NATIONAL, &b);
+                std::thread::sleep(pause);
+            }
+        })
     }
 
     /// Every record on the events and reference topics, decoded (refused records skipped).
@@ -318,6 +327,21 @@ async fn connect() -> tokio_postgres::Client {
     client
 }
 
+/// Posts one batch to the gateway at `url`; it must be accepted (202); returns the per-event results.
+fn post_batch(http: &reqwest::blocking::Client, url: &str, token: &str, events: &[Value]) -> Value {
+    let response = http
+        .post(format!("{url}/v1/events"))
+        .bearer_auth(token)
+        .header("content-type", BATCH)
+        .body(Value::Array(events.to_vec()).to_string())
+        .send()
+        .expect("posting to the gateway");
+    let status = response.status();
+    let body: Value = response.json().expect("a JSON answer");
+    assert_eq!(status.as_u16(), 202, "the gateway refused a batch: {body}");
+    body
+}
+
 fn now_micros() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as i64
 }
@@ -389,33 +413,20 @@ fn a_projector_killed_twenty_times_while_events_stream_loses_and_doubles_nothing
         stack.post(NATIONAL, b);
     }
     // Stream the subjects' events from another thread while the projector is killed and restarted.
-    let url = stack.gateway_url.clone();
-    let rest: Vec<Vec<Value>> = rest.to_vec();
-    let streamer = std::thread::spawn(move || {
-        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
-        for b in rest {
-            let response = http
-                .post(format!("{url}/v1/events"))
-                .bearer_auth(NATIONAL)
-                .header("content-type", BATCH)
-                .body(Value::Array(b).to_string())
-                .send()
-                .unwrap();
-            assert_eq!(response.status().as_u16(), 202);
-            std::thread::sleep(Duration::from_millis(30));
-        }
-    });
-    // Static membership (KIP-345): the restarted process takes the killed one's place in the group at
-    // once, instead of waiting for the dead member's session to time out.
-    let member = ["--consumer-setting", "group.instance.id=projector-1"];
+    let streamer = stack.stream(rest, Duration::from_millis(30));
+    // tansu does not expire the members of a killed process (seen: their partitions stayed with the
+    // dead members for minutes), so each incarnation joins a consumer group of its own. What is
+    // applied does not depend on the group: the offsets live in PostgreSQL, with the read models.
+    let incarnation =
+        |n: u32| stack.projector_in_group("projector", &format!("{}-run{n}", stack.deployment.name()), &[]);
     let mut kills = 0;
-    let mut projector = stack.projector("projector", &member);
+    let mut projector = incarnation(kills);
     while kills < 20 {
         std::thread::sleep(Duration::from_millis(fastrand::u64(300..1500)));
         projector.assert_running();
         projector.kill();
         kills += 1;
-        projector = stack.projector("projector", &member);
+        projector = incarnation(kills);
     }
     streamer.join().expect("the streamer");
     stack.wait_caught_up(&mut [&mut projector]);
@@ -569,21 +580,7 @@ fn a_rebuild_while_events_stream_equals_the_live_read_models_and_switches() {
     let mut projector = stack.projector("projector", &[]);
     stack.wait_caught_up(&mut [&mut projector]);
     assert_eq!(stack.active(), stack.deployment.generation(1));
-    let url = stack.gateway_url.clone();
-    let second: Vec<Vec<Value>> = second.to_vec();
-    let streamer = std::thread::spawn(move || {
-        let http = reqwest::blocking::Client::new();
-        for b in second {
-            let r = http
-                .post(format!("{url}/v1/events"))
-                .bearer_auth(NATIONAL)
-                .header("content-type", BATCH)
-                .body(Value::Array(b).to_string())
-                .send()
-                .unwrap();
-            assert_eq!(r.status().as_u16(), 202);
-        }
-    });
+    let streamer = stack.stream(second, Duration::ZERO);
     let out = hoctap()
         .args(["rebuild", "--brokers", &stack.broker.brokers(), "--postgres", PG, "--deployment"])
         .arg(stack.deployment.name())

@@ -53,33 +53,22 @@ pub fn gateway(args: &GatewayArgs) -> Result<ExitCode> {
 /// Settings of `hoctap api`: flags, or `HOCTAP_…` environment variables.
 #[derive(Debug, clap::Args)]
 pub struct ApiArgs {
-    /// PostgreSQL holding the read models: a `postgresql://` URL or libpq-style `host=… user=… dbname=…`.
-    /// The value is never shown in `--help` (it may hold a password).
-    #[arg(
-        long,
-        env = "HOCTAP_POSTGRES",
-        hide_env_values = true,
-        default_value = "postgresql://postgres@127.0.0.1:5432/postgres"
-    )]
-    postgres: String,
-    /// The deployment whose serving generation is read (its control schema, as `hoctap project` names it).
-    #[arg(long, env = "HOCTAP_DEPLOYMENT", default_value = "hoctap")]
-    deployment: String,
+    #[command(flatten)]
+    store: crate::pipeline::StoreArgs,
     /// Address to listen on.
     #[arg(long, env = "HOCTAP_LISTEN", default_value = "127.0.0.1:8081")]
     listen: String,
 }
 
 pub fn api(args: &ApiArgs) -> Result<ExitCode> {
-    let deployment = hoctap_store::Deployment::new(&args.deployment).context("--deployment")?;
-    let config = hoctap_api::ApiConfig { postgres: args.postgres.clone(), deployment };
+    let config = hoctap_api::ApiConfig { postgres: args.store.postgres.clone(), deployment: args.store.deployment()? };
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         // The address only: the PostgreSQL settings may hold a password.
-        eprintln!("api: listening on {}, reading deployment `{}`", listener.local_addr()?, args.deployment);
+        eprintln!("api: listening on {}, reading deployment `{}`", listener.local_addr()?, args.store.deployment);
         hoctap_api::serve(config, listener, shutdown_signal()).await.context("api")?;
         Ok(ExitCode::SUCCESS)
     })

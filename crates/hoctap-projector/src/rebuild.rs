@@ -94,14 +94,17 @@ pub fn rebuild(
 
     let mut reader = Reader::new(config)?;
     let targets = handle.block_on(hoctap_store::offsets(&**client, &old))?;
-    let total: u64 = targets.values().map(|&o| o.max(0) as u64).sum();
     let mut read = 0u64;
-    reader.read_up_to(&targets, config, |records| {
-        read += records.len() as u64;
-        handle.block_on(apply(&mut projection, &mut client, records))?;
-        progress(RebuildProgress { read, total });
-        Ok(())
-    })?;
+    let mut catch_up = |reader: &mut Reader, targets: &HashMap<(String, i32), i64>, read: &mut u64| {
+        let total: u64 = targets.values().map(|&o| o.max(0) as u64).sum();
+        reader.read_up_to(targets, config, |records| {
+            *read += records.len() as u64;
+            handle.block_on(apply(&mut projection, &mut client, records))?;
+            progress(RebuildProgress { read: *read, total });
+            Ok(())
+        })
+    };
+    catch_up(&mut reader, &targets, &mut read)?;
 
     // Under the lock: the serving generation's offsets no longer move.
     let mut lock_client = handle.block_on(pool.get())?;
@@ -117,14 +120,9 @@ pub fn rebuild(
         )));
     }
     let targets = handle.block_on(hoctap_store::offsets(&tx, &old))?;
-    let total: u64 = targets.values().map(|&o| o.max(0) as u64).sum();
     let before_lock = read;
-    reader.read_up_to(&targets, config, |records| {
-        read += records.len() as u64;
-        handle.block_on(apply(&mut projection, &mut client, records))?;
-        progress(RebuildProgress { read, total });
-        Ok(())
-    })?;
+    catch_up(&mut reader, &targets, &mut read)?;
+    drop(catch_up);
 
     let differences = handle.block_on(hoctap_store::differences(&**client, &old, &new))?;
     if !differences.is_empty() {
