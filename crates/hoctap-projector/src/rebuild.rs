@@ -122,7 +122,6 @@ pub fn rebuild(
     let targets = handle.block_on(hoctap_store::offsets(&tx, &old))?;
     let before_lock = read;
     catch_up(&mut reader, &targets, &mut read)?;
-    drop(catch_up);
 
     let differences = handle.block_on(hoctap_store::differences(&**client, &old, &new))?;
     if !differences.is_empty() {
