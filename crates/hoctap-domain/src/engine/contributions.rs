@@ -43,12 +43,6 @@ pub struct Contribution {
 }
 
 impl Engine {
-    /// Every stretch of `subject` as known at `known_at`, sorted. `is_unit` says whether the subject is an
-    /// administrative unit (its id is the code of an established unit); it is then its own place.
-    ///
-    /// Evaluates the subject at each day where something about it can change (an event's day, the
-    /// first and the day after the last day of a validity window, an effective date, each 1 January,
-    /// when the cycle of D moves on) and joins equal neighbours.
     /// The transaction times at which what is known of `subject` changed: the `recordedtime` of each
     /// of its events and of every retraction naming one of them (directly or down a chain), sorted and
     /// distinct. Its contributions as known at K change only at these times.
@@ -88,6 +82,12 @@ impl Engine {
         }
     }
 
+    /// Every stretch of `subject` as known at `known_at`, sorted. `is_unit` says whether the subject is an
+    /// administrative unit (its id is the code of an established unit); it is then its own place.
+    ///
+    /// Evaluates the subject at each day where something about it can change (an event's day, the
+    /// first and the day after the last day of a validity window, an effective date, each 1 January,
+    /// when the cycle of D moves on) and joins equal neighbours.
     pub fn contributions(&self, subject: &str, is_unit: bool, known_at: Option<i64>) -> Vec<Contribution> {
         let Some(&sid) = self.subject_ids.get(subject) else { return Vec::new() };
         let s = &self.subjects[sid as usize];
