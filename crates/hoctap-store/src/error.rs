@@ -64,11 +64,15 @@ pub(crate) async fn snapshot<'a>(
     client: &'a mut tokio_postgres::Client,
     context: &'static str,
 ) -> Result<tokio_postgres::Transaction<'a>, StoreError> {
-    client
+    let tx = client
         .build_transaction()
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
         .read_only(true)
         .start()
         .await
-        .map_err(db(context))
+        .map_err(db(context))?;
+    // Reviews are many short index reads: compiling them (PostgreSQL's JIT, on by default for costly
+    // plans) takes longer than running them.
+    tx.batch_execute("SET LOCAL jit = off").await.map_err(db(context))?;
+    Ok(tx)
 }
