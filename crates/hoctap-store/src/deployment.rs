@@ -158,8 +158,8 @@ impl Deployment {
         crate::dashboard::install(tx, self, next).await
     }
 
-    /// Drops the deployment: its control schema, every generation and the views (for tests and for
-    /// starting over). The dashboard role is kept when other objects still use it.
+    /// Drops the deployment: its control schema, every generation, the views and the dashboard role
+    /// (for tests and for starting over; the role is kept when something else still uses it).
     pub async fn drop_all(&self, client: &mut Client) -> Result<(), StoreError> {
         let prefix = format!("{}_g", self.control);
         let rows = client
@@ -178,6 +178,11 @@ impl Deployment {
                 .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", s.ident()))
                 .await
                 .map_err(db("dropping the deployment"))?;
+        }
+        // With the views gone the role holds no grants; roles are cluster-wide, so a role still used
+        // elsewhere (another database) is kept.
+        if let Err(e) = client.batch_execute(&format!("DROP ROLE IF EXISTS \"{}\"", self.dashboard_role())).await {
+            tracing::info!(role = %self.dashboard_role(), error = %e, "the dashboard role is kept");
         }
         Ok(())
     }

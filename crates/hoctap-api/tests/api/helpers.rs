@@ -66,8 +66,6 @@ impl Fresh {
 
 async fn drop_deployment(client: &mut Client, deployment: &Deployment) {
     deployment.drop_all(client).await.unwrap();
-    let role = deployment.dashboard_role();
-    client.batch_execute(&format!("DROP ROLE IF EXISTS \"{role}\"")).await.unwrap();
 }
 
 impl Drop for Fresh {
