@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const PG: &str = "postgresql://postgres@127.0.0.1:5432/test";
+const PG: &str = hoctap_tests::PG_URL;
 const NATIONAL: &str = "token-national";
 const HANOI: &str = "token-hanoi";
 const BATCH: &str = "application/cloudevents-batch+json";
@@ -320,11 +320,7 @@ impl Drop for Stack {
 }
 
 async fn connect() -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(PG, tokio_postgres::NoTls)
-        .await
-        .expect("PostgreSQL at 127.0.0.1:5432 (database test) is needed: run scripts/services.sh");
-    tokio::spawn(connection);
-    client
+    hoctap_tests::pg_connect().await
 }
 
 /// Posts one batch to the gateway at `url`; it must be accepted (202); returns the per-event results.

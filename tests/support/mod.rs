@@ -2,9 +2,11 @@
 //! itself ([`scenario_world`]), and the real `hoctap` binary ([`hoctap`]) with NDJSON inputs for it.
 
 mod cli;
+mod pg;
 mod world;
 
 pub use cli::{Ran, hoctap, ingest, ndjson, review_json, run, source_line};
+pub use pg::{PG_URL, pg_connect};
 pub use world::{EARLY, REFORM, START, baseline, grant, reg, retraction, scenario_world, target, unit};
 
 use hoctap_domain::time::parse_instant;

@@ -9,23 +9,12 @@ use hoctap_domain::{Day, Engine, Event, Query};
 use hoctap_store::{Applied, Consumed, Projection, Schema, StoreError, migrate, offsets, place_counts, review};
 use std::collections::HashMap;
 use std::time::Instant;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
-const URL: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test";
 const PARTITIONS: i32 = 4;
 
 async fn connect() -> Client {
-    let (client, connection) = tokio_postgres::connect(URL, NoTls).await.unwrap_or_else(|e| {
-        panic!(
-            "PostgreSQL is not reachable at `{URL}` ({e}). These tests need it: start it with \
-             `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
-        )
-    });
-    tokio::spawn(async move {
-        // Ends when the client is dropped or the server closes the connection (a test may kill it).
-        let _ = connection.await;
-    });
-    client
+    hoctap_tests::pg_connect().await
 }
 
 /// A migrated schema with a random name. A test ends with [`Fresh::remove`]; when it panics before,

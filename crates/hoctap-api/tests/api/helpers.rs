@@ -14,19 +14,10 @@ use std::sync::{Arc, LazyLock, Mutex};
 use tokio::sync::oneshot;
 use tokio_postgres::{Client, NoTls};
 
-pub const PG: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test";
+pub const PG: &str = hoctap_tests::PG_URL;
 
 pub async fn connect() -> Client {
-    let (client, connection) = tokio_postgres::connect(PG, NoTls).await.unwrap_or_else(|e| {
-        panic!(
-            "PostgreSQL is not reachable at `{PG}` ({e}). These tests need it: start it with \
-             `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
-        )
-    });
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
+    hoctap_tests::pg_connect().await
 }
 
 /// A deployment with a random name, dropped (with its dashboard role) by [`Fresh::remove`] or, when a
