@@ -348,9 +348,8 @@ fn city(citizens: u64, seed: u64, size: usize) -> Vec<Vec<Value>> {
     let mut events = Vec::new();
     hoctap_gen::generate(&hoctap_gen::Config::new(citizens, seed), |e| events.push(e.clone()));
     let (reference, rest): (Vec<Event>, Vec<Event>) = events.into_iter().partition(|e| e.event_type().is_reference());
-    let json = |e: &Event| serde_json::from_str::<Value>(&hoctap_tests::source_line(e)).unwrap();
-    let mut batches: Vec<Vec<Value>> = reference.chunks(size).map(|c| c.iter().map(json).collect()).collect();
-    batches.extend(rest.chunks(size).map(|c| c.iter().map(json).collect()));
+    let mut batches: Vec<Vec<Value>> = reference.chunks(size).map(|c| c.iter().map(source_json).collect()).collect();
+    batches.extend(rest.chunks(size).map(|c| c.iter().map(source_json).collect()));
     batches
 }
 
@@ -548,21 +547,14 @@ fn copy(template: &Value, subject: &str, commune: Option<&str>, n: u128) -> Valu
     e
 }
 
+/// A unit established, as its source sends it.
 fn established(n: u128, code: &str, level: &str, parent: Option<&str>) -> Value {
-    let mut data = json!({ "code": code, "level": level, "name": format!("Đơn vị {code}") });
-    if let Some(p) = parent {
-        data["parent"] = json!(p);
-    }
-    json!({
-        "specversion": "1.0",
-        "id": uuid::Uuid::from_u128(0xa0_0000 + n).to_string(),
-        "source": "/national",
-        "type": "vn.hoctap.admin_unit.established.v1",
-        "time": "2021-01-01T00:00:00+07:00",
-        "subject": code,
-        "datacontenttype": "application/json",
-        "data": data
-    })
+    source_json(&hoctap_tests::unit(0xa0_0000 + n, code, level, &format!("Đơn vị {code}"), parent))
+}
+
+/// An event as its source sends it (no `recordedtime`), as JSON.
+fn source_json(e: &Event) -> Value {
+    serde_json::from_str(&hoctap_tests::source_line(e)).expect("canonical JSON")
 }
 
 #[test]

@@ -52,16 +52,9 @@ fn now_micros() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
-/// The generated city with increasing `recordedtime`s, as the log stamps them.
+/// The generated city with increasing `recordedtime`s from now, as the log stamps them.
 fn stamped_city(citizens: u64, seed: u64) -> Vec<Event> {
-    let mut events = Vec::new();
-    let base = now_micros();
-    hoctap_gen::generate(&hoctap_gen::Config::new(citizens, seed), |e| {
-        let mut e = e.clone();
-        e.recordedtime = Some(base + events.len() as i64);
-        events.push(e);
-    });
-    events
+    hoctap_gen::generate_stamped(&hoctap_gen::Config::new(citizens, seed), now_micros(), 1)
 }
 
 pub fn pipeline(args: &PipelineArgs) -> Result<ExitCode> {

@@ -106,6 +106,18 @@ pub struct Stats {
     pub by_type: BTreeMap<EventType, u64>,
 }
 
+/// Every event in arrival order, stamped as a log would stamp them: `recordedtime` = `first` for the
+/// first event and `step` microseconds more for each next one (strictly increasing).
+pub fn generate_stamped(config: &Config, first: i64, step: i64) -> Vec<Event> {
+    let mut events = Vec::new();
+    generate(config, |e| {
+        let mut e = e.clone();
+        e.recordedtime = Some(first + events.len() as i64 * step);
+        events.push(e);
+    });
+    events
+}
+
 /// Calls `sink` with every event in arrival order (see the crate docs). Deterministic for `config`.
 pub fn generate(config: &Config, mut sink: impl FnMut(&Event)) -> Stats {
     drive(config, &mut |item| match item {

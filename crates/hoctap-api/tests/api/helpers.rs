@@ -80,14 +80,11 @@ impl Drop for Fresh {
 /// The generated city (duplicates, retractions and late events included), stamped with strictly
 /// increasing `recordedtime`s in generation order, as the gateway would.
 pub fn city(citizens: u64, seed: u64) -> Vec<Event> {
-    let start = parse_instant("2026-01-01T00:00:00Z").unwrap();
-    let mut events = Vec::new();
-    hoctap_gen::generate(&hoctap_gen::Config::new(citizens, seed), |e| {
-        let mut e = e.clone();
-        e.recordedtime = Some(start + events.len() as i64 * 1_000);
-        events.push(e);
-    });
-    events
+    hoctap_gen::generate_stamped(
+        &hoctap_gen::Config::new(citizens, seed),
+        parse_instant("2026-01-01T00:00:00Z").unwrap(),
+        1_000,
+    )
 }
 
 pub fn engine_of(events: &[Event]) -> Engine {
