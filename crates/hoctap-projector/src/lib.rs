@@ -14,6 +14,7 @@
 mod metrics;
 mod projector;
 mod rebuild;
+mod record;
 
 pub use metrics::{Metrics, PartitionLabels};
 pub use projector::{ProjectorConfig, run};

@@ -12,15 +12,15 @@
 //! the dead-letter topic with its reason before the batch (and its offset) is committed.
 
 use crate::metrics::{Metrics, PartitionLabels};
+use crate::record::{Record, Refused, decode};
 use crate::{ProjectorError, pg_pool};
 use deadpool_postgres::Pool;
-use hoctap_domain::Event;
 use hoctap_kafka::{DeadLetter, Producer, Topics};
 use hoctap_store::{Applied, Consumed, Deployment, Position, Projection, Schema, StoreError};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaResult;
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -141,11 +141,11 @@ pub fn run(
         }
         let (batch, refused) = decode(records);
         if !refused.is_empty() {
-            let letters: Vec<DeadLetter> = refused.iter().map(|(_, l)| l.clone()).collect();
+            let letters: Vec<DeadLetter> = refused.iter().map(dead_letter).collect();
             retry(stop, "publishing dead letters", || Ok(handle.block_on(producer.publish_dead_letters(&letters))?))?;
             metrics.dead_letters.inc_by(letters.len() as u64);
         }
-        let positions: Vec<Position> = refused.into_iter().map(|(p, _)| p).collect();
+        let positions: Vec<Position> = refused.into_iter().map(|r| r.position).collect();
         match apply(&mut projection, &pool, &batch, &positions, config, &shared, handle, stop)? {
             Some(applied) => {
                 metrics.events_applied.inc_by(applied.events as u64);
@@ -246,25 +246,6 @@ impl ConsumerContext for Rebalancer {
     }
 }
 
-/// A record as polled (owned).
-struct Record {
-    topic: String,
-    partition: i32,
-    offset: i64,
-    payload: Vec<u8>,
-}
-
-impl Record {
-    fn of(m: &BorrowedMessage<'_>) -> Record {
-        Record {
-            topic: m.topic().to_owned(),
-            partition: m.partition(),
-            offset: m.offset(),
-            payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-        }
-    }
-}
-
 /// Polls until the batch is full, `batch_wait` passed since its first record, or nothing came.
 fn collect(consumer: &BaseConsumer<Rebalancer>, reference: &BaseConsumer, config: &ProjectorConfig) -> Vec<Record> {
     let mut records = Vec::new();
@@ -294,22 +275,11 @@ fn collect(consumer: &BaseConsumer<Rebalancer>, reference: &BaseConsumer, config
     records
 }
 
-/// Events, and the records that are not events with the dead letter to publish for each.
-fn decode(records: Vec<Record>) -> (Vec<Consumed>, Vec<(Position, DeadLetter)>) {
-    let mut batch = Vec::with_capacity(records.len());
-    let mut refused = Vec::new();
-    for r in records {
-        match Event::from_json_recorded(&r.payload) {
-            Ok(event) => batch.push(Consumed { topic: r.topic, partition: r.partition, offset: r.offset, event }),
-            Err(refusal) => {
-                tracing::warn!(topic = %r.topic, partition = r.partition, offset = r.offset, %refusal, "record refused");
-                let text = hoctap_domain::validate::mask_citizen_ids(&String::from_utf8_lossy(&r.payload));
-                let letter = DeadLetter::new(text.as_bytes(), &refusal).with_source("projector");
-                refused.push((Position { topic: r.topic, partition: r.partition, offset: r.offset }, letter));
-            }
-        }
-    }
-    (batch, refused)
+/// The dead letter of a record that is not an event: its text (a raw citizen-ID masked) and why.
+fn dead_letter(r: &Refused) -> DeadLetter {
+    tracing::warn!(topic = %r.position.topic, partition = r.position.partition, offset = r.position.offset, refusal = %r.refusal, "record refused");
+    let text = hoctap_domain::validate::mask_citizen_ids(&String::from_utf8_lossy(&r.payload));
+    DeadLetter::new(text.as_bytes(), &r.refusal).with_source("projector")
 }
 
 /// Applies one batch, retrying after PostgreSQL failures and moving to a new generation after a

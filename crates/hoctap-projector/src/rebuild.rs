@@ -10,12 +10,11 @@
 //!    at it, commit. The waiting projectors find their generation retired, load the new one and go on
 //!    from its offsets, which equal the old ones.
 
+use crate::record::{Record, decode};
 use crate::{ProjectorError, pg_pool};
-use hoctap_domain::Event;
 use hoctap_kafka::Topics;
-use hoctap_store::{Consumed, Deployment, Position, Projection, Schema};
+use hoctap_store::{Deployment, Position, Projection, Schema};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -164,24 +163,11 @@ async fn apply(
     client: &mut tokio_postgres::Client,
     records: Vec<Record>,
 ) -> Result<(), ProjectorError> {
-    let mut batch = Vec::with_capacity(records.len());
-    let mut refused = Vec::new();
-    for r in records {
-        match Event::from_json_recorded(&r.payload) {
-            Ok(event) => batch.push(Consumed { topic: r.topic, partition: r.partition, offset: r.offset, event }),
-            // Refused when first consumed (its dead letter exists): only its offset counts.
-            Err(_) => refused.push(Position { topic: r.topic, partition: r.partition, offset: r.offset }),
-        }
-    }
+    let (batch, refused) = decode(records);
+    // Refused when first consumed (their dead letters exist): only their offsets count.
+    let refused: Vec<Position> = refused.into_iter().map(|r| r.position).collect();
     projection.apply_batch_with_refused(client, &batch, &refused).await?;
     Ok(())
-}
-
-struct Record {
-    topic: String,
-    partition: i32,
-    offset: i64,
-    payload: Vec<u8>,
 }
 
 /// Reads every partition from its beginning, up to moving targets; records read past a target are
@@ -262,13 +248,8 @@ impl Reader {
                 Some(Err(e)) => tracing::warn!(error = %e, "reading for the rebuild"),
                 Some(Ok(m)) => {
                     last = Instant::now();
-                    let key = (m.topic().to_owned(), m.partition());
-                    let record = Record {
-                        topic: key.0.clone(),
-                        partition: key.1,
-                        offset: m.offset(),
-                        payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-                    };
+                    let record = Record::of(&m);
+                    let key = (record.topic.clone(), record.partition);
                     if record.offset < target(&key) {
                         self.next.insert(key.clone(), record.offset + 1);
                         batch.push(record);
