@@ -11,7 +11,7 @@ use hoctap_domain::{Day, Engine, Event, Query};
 use hoctap_kafka::test_broker::TestBroker;
 use hoctap_kafka::{DeadLetter, Topics, read_all};
 use hoctap_store::{Deployment, Schema};
-use hoctap_tests::hoctap;
+use hoctap_tests::{hoctap, source_json};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -550,11 +550,6 @@ fn copy(template: &Value, subject: &str, commune: Option<&str>, n: u128) -> Valu
 /// A unit established, as its source sends it.
 fn established(n: u128, code: &str, level: &str, parent: Option<&str>) -> Value {
     source_json(&hoctap_tests::unit(0xa0_0000 + n, code, level, &format!("Đơn vị {code}"), parent))
-}
-
-/// An event as its source sends it (no `recordedtime`), as JSON.
-fn source_json(e: &Event) -> Value {
-    serde_json::from_str(&hoctap_tests::source_line(e)).expect("canonical JSON")
 }
 
 #[test]

@@ -48,6 +48,11 @@ pub fn source_line(event: &Event) -> String {
     e.to_json()
 }
 
+/// [`source_line`] as a JSON value, for tests that post events over HTTP or change them first.
+pub fn source_json(event: &Event) -> serde_json::Value {
+    serde_json::from_str(&source_line(event)).expect("canonical JSON parses")
+}
+
 /// NDJSON text: one line each, every line ended by a newline.
 pub fn ndjson<S: AsRef<str>>(lines: impl IntoIterator<Item = S>) -> String {
     let mut out = String::new();

@@ -5,7 +5,7 @@ mod cli;
 mod pg;
 mod world;
 
-pub use cli::{Ran, hoctap, ingest, ndjson, review_json, run, source_line};
+pub use cli::{Ran, hoctap, ingest, ndjson, review_json, run, source_json, source_line};
 pub use pg::{PG_URL, pg_connect};
 pub use world::{EARLY, REFORM, START, baseline, grant, reg, retraction, scenario_world, target, unit};
 

@@ -9,7 +9,7 @@ use hoctap_domain::codes::{Level, Metric, Title};
 use hoctap_domain::review::Status;
 use hoctap_gateway::{GatewayConfig, Tokens, hash_token};
 use hoctap_kafka::test_broker::TestBroker;
-use hoctap_tests::scenario_world;
+use hoctap_tests::{scenario_world, source_json};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -103,28 +103,14 @@ impl Gateway {
     }
 }
 
-fn envelope(n: u32, ty: &str, subject: &str, data: Value) -> Value {
-    json!({"specversion": "1.0", "id": format!("00000000-0000-4000-8000-{n:012}"), "source": "test",
-           "type": format!("vn.hoctap.{ty}.v1"), "time": "2025-03-01T09:00:00+07:00", "subject": subject, "data": data})
+/// A unit established, as its source sends it (the shared fixture of `hoctap-tests`).
+fn unit(n: u128, code: &str, level: &str, parent: Option<&str>) -> Value {
+    source_json(&hoctap_tests::unit(n, code, level, &format!("Đơn vị {code}"), parent))
 }
 
-fn unit(n: u32, code: &str, level: &str, parent: Option<&str>) -> Value {
-    let mut data = json!({"code": code, "level": level, "name": format!("Đơn vị {code}")});
-    if let Some(p) = parent {
-        data["parent"] = p.into();
-    }
-    let mut e = envelope(n, "admin_unit.established", code, data);
-    e["time"] = "2020-01-01T00:00:00+07:00".into();
-    e
-}
-
-fn registration(n: u32, subject: &str, commune: &str) -> Value {
-    envelope(
-        n,
-        "registration.submitted",
-        subject,
-        json!({"subject_kind": "citizen", "commune": commune, "title": "learning_citizen", "cycle_year": 2025}),
-    )
+/// A citizen's registration for 2025 in `commune`, as its source sends it.
+fn registration(n: u128, subject: &str, commune: &str) -> Value {
+    source_json(&hoctap_tests::reg(n, "2025-03-01T09:00:00+07:00", subject, commune, 2025, "resident"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
