@@ -165,7 +165,7 @@ async fn reviews(
     let query = hoctap_domain::Query { scope, as_of, known_at, milestone };
     let mut client = api.connection().await?;
     let schema = api.serving(&client).await?;
-    let review = hoctap_store::review(&mut client, &schema, &query).await.map_err(Failure::store)?;
+    let review = hoctap_store::review(&mut client, &schema, &api.inner.cache, &query).await.map_err(Failure::store)?;
     Ok(([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], hoctap_report::json(&review)).into_response())
 }
 
@@ -230,7 +230,9 @@ async fn series(
     }
     let mut client = api.connection().await?;
     let schema = api.serving(&client).await?;
-    let points = match hoctap_store::series(&mut client, &schema, &unit, title, &dates, known_at).await {
+    let points = match hoctap_store::series(&mut client, &schema, &api.inner.cache, &unit, title, &dates, known_at)
+        .await
+    {
         Ok(points) => points,
         Err(StoreError::Query(QueryError::ScopeNotInForce { code, .. })) => {
             return Err(Failure::NotFound(format!("unit `{code}` is not in force on any date from {from} to {to}")));

@@ -72,6 +72,8 @@ struct Inner {
     pool: Pool,
     deployment: Deployment,
     metrics: Metrics,
+    /// The reference engine and count keys of the serving generation, kept between requests.
+    cache: hoctap_store::ReadCache,
 }
 
 impl std::fmt::Debug for Api {
@@ -97,7 +99,14 @@ impl Api {
             .create_timeout(Some(POOL_TIMEOUT))
             .recycle_timeout(Some(POOL_TIMEOUT))
             .build()?;
-        Ok(Api { inner: Arc::new(Inner { pool, deployment: config.deployment.clone(), metrics: Metrics::new() }) })
+        Ok(Api {
+            inner: Arc::new(Inner {
+                pool,
+                deployment: config.deployment.clone(),
+                metrics: Metrics::new(),
+                cache: hoctap_store::ReadCache::new(),
+            }),
+        })
     }
 }
 

@@ -16,9 +16,9 @@ pub enum BenchCommand {
     /// Kafka + PostgreSQL: produce a generated city once, then time raw rdkafka consumption, the
     /// projector into PostgreSQL and a naive one-transaction-per-event projector on the same records.
     Pipeline(crate::bench_pg::PipelineArgs),
-    /// Reviews of the city from the PostgreSQL read models at random dates (loads a generated city of
-    /// about 10 M events into the deployment first when it is empty).
-    Query(crate::bench_pg::QueryArgs),
+    /// The read side at one city size: load a generated city into PostgreSQL through the projector's
+    /// apply path, start a projector process on it, then time reviews and series; prints `key: value`.
+    ReadSide(crate::bench_read::ReadSideArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -38,7 +38,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
     match cmd {
         BenchCommand::Replay(args) => replay(&args),
         BenchCommand::Pipeline(args) => crate::bench_pg::pipeline(&args),
-        BenchCommand::Query(args) => crate::bench_pg::query(&args),
+        BenchCommand::ReadSide(args) => crate::bench_read::read_side(&args),
     }
 }
 

@@ -1,9 +1,8 @@
-//! `hoctap bench pipeline` and `hoctap bench query`: figures of the Kafka + PostgreSQL path.
+//! `hoctap bench pipeline`: figures of the Kafka + PostgreSQL path.
 
-use crate::pipeline::StoreArgs;
 use crate::progress;
 use anyhow::{Context, Result, bail};
-use hoctap_domain::{Day, Event, Query};
+use hoctap_domain::Event;
 use hoctap_kafka::{Producer, Route, Topics};
 use hoctap_store::{Consumed, Deployment, Projection};
 use std::collections::BTreeMap;
@@ -31,21 +30,6 @@ pub struct PipelineArgs {
     /// Events applied one transaction each by the naive projector (a sample: it is slow).
     #[arg(long, default_value_t = 3_000)]
     naive_events: usize,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct QueryArgs {
-    #[command(flatten)]
-    store: StoreArgs,
-    /// Citizens of the generated city loaded when the deployment is empty (250 000 ≈ 9.8 M events,
-    /// 260 000 ≈ 10.2 M).
-    #[arg(long, default_value_t = 260_000)]
-    citizens: u64,
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Reviews timed (random dates 2021–2030 of the city).
-    #[arg(long, default_value_t = 200)]
-    reviews: usize,
 }
 
 fn now_micros() -> i64 {
@@ -173,71 +157,4 @@ async fn connect(postgres: &str) -> Result<tokio_postgres::Client> {
         tokio_postgres::connect(postgres, tokio_postgres::NoTls).await.context("connecting to PostgreSQL")?;
     tokio::spawn(connection);
     Ok(client)
-}
-
-pub fn query(args: &QueryArgs) -> Result<ExitCode> {
-    let deployment = args.store.deployment()?;
-    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
-    runtime.block_on(async {
-        let mut client = connect(&args.store.postgres).await?;
-        let schema = deployment.ensure(&mut client).await?;
-        let stored: i64 = client.query_one(&format!("SELECT count(*) FROM \"{schema}\".events"), &[]).await?.get(0);
-        if stored == 0 {
-            // Load the generated city straight into the read models (the same transactional path as
-            // the projector, in batches, without Kafka).
-            let events = stamped_city(args.citizens, args.seed);
-            let bar = progress::items(events.len() as u64, "loaded");
-            let mut projection = Projection::load_serving(&mut client, &deployment).await?;
-            for (i, chunk) in events.chunks(20_000).enumerate() {
-                let batch: Vec<Consumed> = chunk
-                    .iter()
-                    .enumerate()
-                    .map(|(j, e)| Consumed {
-                        topic: "bench".into(),
-                        partition: 0,
-                        offset: (i * 20_000 + j) as i64,
-                        event: e.clone(),
-                    })
-                    .collect();
-                projection.apply_batch(&mut client, &batch).await?;
-                bar.inc(chunk.len() as u64);
-            }
-            bar.finish_and_clear();
-            // Fresh statistics, as autovacuum would gather them after such a load.
-            client.batch_execute(&format!("ANALYZE \"{schema}\".events, \"{schema}\".delta_day, \"{schema}\".delta_month, \"{schema}\".total_before_year, \"{schema}\".delta_log")).await?;
-        }
-        let (events, size): (i64, String) = client
-            .query_one(
-                &format!(
-                    "SELECT (SELECT count(*) FROM \"{schema}\".events),
-                            pg_size_pretty(sum(pg_total_relation_size(c.oid))::bigint)
-                     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                     WHERE n.nspname = $1 AND c.relkind = 'r'"
-                ),
-                &[&schema.as_str()],
-            )
-            .await
-            .map(|r| (r.get(0), r.get(1)))?;
-        println!("read models: {events} events in {schema} ({size} with indexes)");
-        let days = Day::parse("2030-12-31").expect("a date").0 - Day::parse("2021-01-01").expect("a date").0;
-        let mut took = Vec::with_capacity(args.reviews);
-        for _ in 0..args.reviews {
-            let as_of = Day(Day::parse("2021-01-01").expect("a date").0 + fastrand::i32(0..=days));
-            let query = Query { scope: "01".into(), as_of, known_at: None, milestone: None };
-            let started = Instant::now();
-            hoctap_store::review(&mut client, &schema, &query).await?;
-            took.push(started.elapsed());
-        }
-        took.sort();
-        let pct = |p: f64| took[((took.len() as f64 * p).ceil() as usize).clamp(1, took.len()) - 1];
-        println!(
-            "city reviews (01) at {} random dates 2021–2030, as known now: p50 {:.1?}  p99 {:.1?}  max {:.1?} (goal p99 ≤ 50 ms)",
-            took.len(),
-            pct(0.50),
-            pct(0.99),
-            took.last().copied().unwrap_or_default()
-        );
-        anyhow::Ok(())
-    })?;
-    Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_pg;
+mod bench_read;
 mod demo;
 mod ingest;
 mod pipeline;

@@ -77,6 +77,10 @@ pub struct ProjectArgs {
     /// Refresh the dashboard figures when idle, at most every this many seconds (0: never).
     #[arg(long, env = "HOCTAP_DASHBOARD_EVERY", default_value_t = 60)]
     dashboard_every: u64,
+    /// The bound, in MiB, of the cache of subject histories kept between batches (what the projector's
+    /// memory grows to; a subject not cached is read from PostgreSQL when a batch touches it).
+    #[arg(long, env = "HOCTAP_SUBJECT_CACHE_MIB", default_value_t = hoctap_store::DEFAULT_CACHE_BYTES >> 20)]
+    subject_cache_mib: usize,
 }
 
 pub fn project(args: &ProjectArgs) -> Result<ExitCode> {
@@ -92,6 +96,7 @@ pub fn project(args: &ProjectArgs) -> Result<ExitCode> {
     }
     config.batch_max = args.batch_max;
     config.dashboard_every = (args.dashboard_every > 0).then(|| Duration::from_secs(args.dashboard_every));
+    config.cache_bytes = args.subject_cache_mib << 20;
     config.consumer_overrides = args.kafka.overrides();
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async {

@@ -182,3 +182,9 @@ pub const METRICS: usize = 7;
 pub const GROUPS: usize = 4;
 /// First and last cycle year the campaign accepts.
 pub const CYCLE_YEARS: std::ops::RangeInclusive<i32> = 2021..=2030;
+
+/// Whether `id` has the shape of an administrative code of some level (2, 3 or 5 digits): only such a
+/// subject can be an administrative unit.
+pub fn may_be_unit_code(id: &str) -> bool {
+    Level::ALL.iter().any(|l| id.len() == l.code_digits()) && id.bytes().all(|b| b.is_ascii_digit())
+}

@@ -69,11 +69,10 @@ pub(crate) struct Meta {
     recorded: i64,
     fingerprint: u64,
     has_retractors: bool,
-    /// The subject whose records hold this event, for marking them when a retraction names it.
+    /// The event's subject (every event's, interned). A retraction counts only for an event of its own
+    /// subject (rule 1), and a subject event's records are found through it.
     subject: u32,
 }
-
-const NO_SUBJECT: u32 = u32::MAX;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -118,6 +117,8 @@ impl Rec {
 pub(crate) struct Subject {
     /// Sorted by (time, event id).
     recs: Vec<Rec>,
+    /// The retractions whose subject this is: their meta and the id each names, in the order folded.
+    retractions: Vec<(u32, Uuid)>,
 }
 
 #[derive(Clone, Debug)]
@@ -285,16 +286,8 @@ impl Engine {
         if self.ids.contains_key(&event.id) {
             return;
         }
-        let ev = self.metas.len() as u32;
-        let has_retractors = self.retractors.contains_key(&event.id);
-        self.metas.push(Meta {
-            id: event.id,
-            recorded: event.recordedtime.unwrap_or(i64::MIN),
-            fingerprint: event.fingerprint(),
-            has_retractors,
-            subject: NO_SUBJECT,
-        });
-        self.ids.insert(event.id, ev);
+        let ev = self.push_meta(event.id, event.recordedtime.unwrap_or(i64::MIN), event.fingerprint(), &event.subject);
+        let has_retractors = self.metas[ev as usize].has_retractors;
         let day = event.day();
         let instant = event.instant;
         let recorded = self.metas[ev as usize].recorded;
@@ -377,34 +370,56 @@ impl Engine {
                 None
             }
             EventData::EventRetracted(d) => {
-                self.retractors.entry(d.event_id).or_default().push(ev);
-                if let Some(&target) = self.ids.get(&d.event_id) {
-                    self.mark_retractable(target);
-                }
+                self.push_retraction(ev, d.event_id);
                 None
             }
         };
         if let Some(rec) = subject_rec {
-            let sid = match self.subject_ids.get(event.subject.as_str()) {
-                Some(&s) => s,
-                None => {
-                    let s = self.subjects.len() as u32;
-                    self.subjects.push(Subject::default());
-                    self.subject_ids.insert(event.subject.as_str().into(), s);
-                    s
-                }
-            };
-            self.metas[ev as usize].subject = sid;
-            insert_sorted(&self.metas, &mut self.subjects[sid as usize].recs, rec, |r| (r.instant, r.ev));
+            self.push_rec(rec);
+        }
+    }
+
+    /// The dense id of `subject`, added when new.
+    fn subject_ix(&mut self, subject: &str) -> u32 {
+        if let Some(&s) = self.subject_ids.get(subject) {
+            return s;
+        }
+        let s = self.subjects.len() as u32;
+        self.subjects.push(Subject::default());
+        self.subject_ids.insert(subject.into(), s);
+        s
+    }
+
+    /// Registers a new event id (not known yet) and returns its meta index.
+    fn push_meta(&mut self, id: Uuid, recorded: i64, fingerprint: u64, subject: &str) -> u32 {
+        let ev = self.metas.len() as u32;
+        let subject = self.subject_ix(subject);
+        let has_retractors = self.retractors.contains_key(&id);
+        self.metas.push(Meta { id, recorded, fingerprint, has_retractors, subject });
+        self.ids.insert(id, ev);
+        ev
+    }
+
+    /// Files a subject event's record under its meta's subject.
+    fn push_rec(&mut self, rec: Rec) {
+        let sid = self.metas[rec.ev as usize].subject;
+        insert_sorted(&self.metas, &mut self.subjects[sid as usize].recs, rec, |r| (r.instant, r.ev));
+    }
+
+    /// Files retraction `ev` as naming `named` (which may not be known yet).
+    fn push_retraction(&mut self, ev: u32, named: Uuid) {
+        self.retractors.entry(named).or_default().push(ev);
+        let sid = self.metas[ev as usize].subject;
+        self.subjects[sid as usize].retractions.push((ev, named));
+        if let Some(&target) = self.ids.get(&named) {
+            self.mark_retractable(target);
         }
     }
 
     fn mark_retractable(&mut self, target: u32) {
         let meta = &mut self.metas[target as usize];
         meta.has_retractors = true;
-        if meta.subject != NO_SUBJECT
-            && let Some(rec) = self.subjects[meta.subject as usize].recs.iter_mut().find(|r| r.ev == target)
-        {
+        if let Some(rec) = self.subjects[meta.subject as usize].recs.iter_mut().find(|r| r.ev == target) {
             rec.retractable = true;
         }
     }
@@ -428,7 +443,8 @@ impl Engine {
     }
 
     /// Whether event `ev` exists as known at `known_at` (rule 1): recorded by then and not retracted
-    /// by a retraction that itself exists then (retractions of retractions restore the event).
+    /// by a retraction of the same subject that itself exists then (retractions of retractions restore
+    /// the event).
     fn alive(&self, ev: u32, known_at: Option<i64>) -> bool {
         self.alive_on_path(ev, known_at, &mut Vec::new())
     }
@@ -444,8 +460,11 @@ impl Engine {
             return true;
         }
         path.push(ev);
-        let retracted =
-            self.retractors[&meta.id].iter().any(|&r| !path.contains(&r) && self.alive_on_path(r, known_at, path));
+        let retracted = self.retractors[&meta.id].iter().any(|&r| {
+            self.metas[r as usize].subject == meta.subject
+                && !path.contains(&r)
+                && self.alive_on_path(r, known_at, path)
+        });
         path.pop();
         !retracted
     }
@@ -471,6 +490,8 @@ impl Engine {
 }
 
 mod contributions;
+mod ledger;
 pub(crate) mod query;
 pub use contributions::{Contribution, Locator, Measure, Place};
+pub use ledger::{Deltas, HistoryError, Ledger};
 pub use query::{PlaceCounts, Query, QueryError};

@@ -51,6 +51,9 @@ pub struct ProjectorConfig {
     pub dashboard_every: Option<Duration>,
     /// librdkafka settings for the consumers (e.g. `session.timeout.ms`).
     pub consumer_overrides: BTreeMap<String, String>,
+    /// The bound of the cache of subject histories, in bytes (the projector's memory beyond it is small
+    /// and does not grow with the history).
+    pub cache_bytes: usize,
 }
 
 impl ProjectorConfig {
@@ -66,7 +69,13 @@ impl ProjectorConfig {
             batch_wait: Duration::from_millis(200),
             dashboard_every: Some(Duration::from_secs(60)),
             consumer_overrides: BTreeMap::new(),
+            cache_bytes: hoctap_store::DEFAULT_CACHE_BYTES,
         }
+    }
+
+    /// The projection as this configuration wants it: the reference topic named, the cache bounded.
+    fn prepare(&self, projection: Projection) -> Projection {
+        projection.with_reference_topic(&self.topics.reference).with_cache_bytes(self.cache_bytes)
     }
 }
 
@@ -90,7 +99,7 @@ pub fn run(
     let mut projection = retry(stop, "loading the read models", || {
         handle.block_on(async {
             let mut client = pool.get().await?;
-            Ok(Projection::load_serving(&mut client, &config.deployment).await?)
+            Ok(config.prepare(Projection::load_serving(&mut client, &config.deployment).await?))
         })
     })?;
     let shared = Arc::new(Shared {
@@ -311,7 +320,9 @@ fn apply(
                 tracing::info!(%active, "a rebuild switched generations: moving to the new one");
                 *projection = handle.block_on(async {
                     let mut client = pool.get().await?;
-                    Ok::<_, ProjectorError>(Projection::load_serving(&mut client, &config.deployment).await?)
+                    Ok::<_, ProjectorError>(
+                        config.prepare(Projection::load_serving(&mut client, &config.deployment).await?),
+                    )
                 })?;
                 *shared.schema.lock().expect("not poisoned") = projection.schema().clone();
             }

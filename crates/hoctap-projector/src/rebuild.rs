@@ -89,7 +89,8 @@ pub fn rebuild(
     let old = handle.block_on(config.deployment.ensure(&mut client))?;
     let new = handle.block_on(config.deployment.create_next_generation(&mut client))?;
     tracing::info!(%old, %new, "rebuilding");
-    let mut projection = handle.block_on(Projection::load(&mut client, &new))?;
+    let mut projection =
+        handle.block_on(Projection::load(&mut client, &new))?.with_reference_topic(&config.topics.reference);
 
     let mut reader = Reader::new(config)?;
     let targets = handle.block_on(hoctap_store::offsets(&**client, &old))?;
@@ -136,14 +137,9 @@ pub fn rebuild(
         ProjectorError::Store(hoctap_store::StoreError::Db { context: "committing the switch", source: e })
     })?;
     let locked_for = locked_at.elapsed();
-    let events: i64 = handle
-        .block_on(client.query_one(&format!("SELECT count(*) FROM \"{new}\".events"), &[]))
-        .map(|r| r.get(0))
-        .unwrap_or(-1);
+    let events = handle.block_on(hoctap_store::events_applied(&**client, &new)).unwrap_or(-1);
     if config.drop_old {
-        handle.block_on(client.batch_execute(&format!("DROP SCHEMA \"{old}\" CASCADE"))).map_err(|e| {
-            ProjectorError::Store(hoctap_store::StoreError::Db { context: "dropping the old generation", source: e })
-        })?;
+        handle.block_on(hoctap_store::drop_generation(&**client, &old))?;
     }
     tracing::info!(%old, %new, "switched");
     Ok(RebuildReport {

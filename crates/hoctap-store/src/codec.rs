@@ -40,26 +40,22 @@ pub fn measure_from_text(text: &str) -> Option<Measure> {
     }
 }
 
-/// `named` (the commune code a subject names) or `own` (the unit that is the subject); the code is the
-/// place's code as is.
-pub fn place_kind(place: &Place) -> &'static str {
+/// A place as the three text columns of `count_keys`: `named` with the commune code (and no commune),
+/// or `unit` with the subject's code and the commune it names (`''` when none).
+pub fn place_to_text(place: &Place) -> (&'static str, &str, &str) {
     match place {
-        Place::Named(_) => "named",
-        Place::Own(_) => "own",
+        Place::Named(code) => ("named", code, ""),
+        Place::Unit { code, commune } => ("unit", code, commune.as_deref().unwrap_or("")),
     }
 }
 
-pub(crate) fn place_code(place: &Place) -> &str {
-    match place {
-        Place::Named(code) | Place::Own(code) => code,
-    }
-}
-
-/// The inverse of [`place_kind`] and the code; `None` for an unknown kind.
-pub fn place_from_text(kind: &str, code: &str) -> Option<Place> {
+/// The inverse of [`place_to_text`]; `None` for an unknown kind.
+pub fn place_from_text(kind: &str, code: &str, commune: &str) -> Option<Place> {
     match kind {
         "named" => Some(Place::Named(code.to_owned())),
-        "own" => Some(Place::Own(code.to_owned())),
+        "unit" => {
+            Some(Place::Unit { code: code.to_owned(), commune: (!commune.is_empty()).then(|| commune.to_owned()) })
+        }
         _ => None,
     }
 }
@@ -92,9 +88,14 @@ mod tests {
 
     #[test]
     fn places_round_trip() {
-        for p in [Place::Named("00001".into()), Place::Own("001".into())] {
-            assert_eq!(place_from_text(place_kind(&p), place_code(&p)), Some(p));
+        for p in [
+            Place::Named("00001".into()),
+            Place::Unit { code: "001".into(), commune: None },
+            Place::Unit { code: "00004".into(), commune: Some("00004".into()) },
+        ] {
+            let (kind, code, commune) = place_to_text(&p);
+            assert_eq!(place_from_text(kind, code, commune), Some(p));
         }
-        assert_eq!(place_from_text("elsewhere", "01"), None);
+        assert_eq!(place_from_text("elsewhere", "01", ""), None);
     }
 }

@@ -8,7 +8,7 @@
 //! them is a new schema `_dashboard_v2`, installed beside v1.
 
 use crate::error::db;
-use crate::query::{place_counts, reference_engine};
+use crate::query::{ReadCache, place_counts};
 use crate::{Deployment, Schema, StoreError};
 use chrono::NaiveDate;
 use hoctap_domain::{Day, Query, Review};
@@ -96,12 +96,13 @@ pub async fn refresh_dashboard(client: &mut Client, schema: &Schema) -> Result<O
     if !locked {
         return Ok(None);
     }
-    let engine = reference_engine(&tx, schema, None).await?;
+    let cache = ReadCache::new();
+    let engine = cache.get(&tx, schema).await?.engine.clone();
     let provinces: Vec<String> = tx
         .query(
             &format!(
-                "SELECT DISTINCT body->'data'->>'code' FROM {s}.events
-                 WHERE type = 'admin_unit.established' AND body->'data'->>'level' = 'province' ORDER BY 1"
+                "SELECT DISTINCT body::jsonb->'data'->>'code' FROM {s}.reference_events
+                 WHERE type = 'admin_unit.established' AND body::jsonb->'data'->>'level' = 'province' ORDER BY 1"
             ),
             &[],
         )
@@ -112,7 +113,7 @@ pub async fn refresh_dashboard(client: &mut Client, schema: &Schema) -> Result<O
         .collect();
     let mut reviews: Vec<Review> = Vec::new();
     for day in dashboard_dates() {
-        let counts = place_counts(&tx, schema, day, None).await?;
+        let counts = place_counts(&tx, schema, &cache, day, None).await?;
         for scope in &provinces {
             let query = Query { scope: scope.clone(), as_of: day, known_at: None, milestone: None };
             // A province not in force at that date has no review then.
@@ -179,7 +180,7 @@ pub async fn refresh_dashboard(client: &mut Client, schema: &Schema) -> Result<O
     tx.execute(
         &format!(
             "INSERT INTO {s}.dashboard_refresh (refreshed_at, events, last_recorded)
-             SELECT now(), count(*), max(recorded) FROM {s}.events
+             SELECT now(), coalesce(sum(events), 0), max(last_recorded) FROM {s}.consumer_offsets
              ON CONFLICT (only_row) DO UPDATE
                  SET refreshed_at = EXCLUDED.refreshed_at, events = EXCLUDED.events,
                      last_recorded = EXCLUDED.last_recorded"

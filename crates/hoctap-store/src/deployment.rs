@@ -196,34 +196,65 @@ async fn lock(tx: &Transaction<'_>, deployment: &Deployment) -> Result<(), Store
     Ok(())
 }
 
+/// How many events generation `schema` applied (every partition's count).
+pub async fn events_applied(client: &impl GenericClient, schema: &Schema) -> Result<i64, StoreError> {
+    Ok(client
+        .query_one(&format!("SELECT coalesce(sum(events), 0)::int8 FROM {}.consumer_offsets", schema.ident()), &[])
+        .await
+        .map_err(db("counting the events applied"))?
+        .get(0))
+}
+
+/// Drops a generation that no longer serves (after a rebuild switched away from it).
+pub async fn drop_generation(client: &impl GenericClient, schema: &Schema) -> Result<(), StoreError> {
+    client
+        .batch_execute(&format!("DROP SCHEMA {} CASCADE", schema.ident()))
+        .await
+        .map_err(db("dropping an old generation"))
+}
+
 /// The rows in which two generations differ, per table (only tables with differences are listed):
-/// the events, the stored offsets and every read-model table, compared as multisets of rows (rows
-/// whose count is 0 are ignored, since a delta row may be left at 0 by later deltas).
+/// the stored offsets, the subject histories, the reference events and every count, compared as
+/// multisets of rows by what their keys stand for (count keys are numbered in the order each
+/// generation met them; all-zero counts and log sums are ignored, as later changes may cancel them).
 pub async fn differences(
     client: &impl GenericClient,
     a: &Schema,
     b: &Schema,
 ) -> Result<Vec<(&'static str, i64)>, StoreError> {
-    const TABLES: &[(&str, &str, &str)] = &[
-        ("events", "id, type, subject, topic, partition, \"offset\", recorded, body", ""),
-        ("consumer_offsets", "topic, partition, next_offset", "WHERE next_offset <> 0"),
-        ("delta_day", "place_kind, place_code, measure, day, n", "WHERE n <> 0"),
-        ("delta_month", "place_kind, place_code, measure, month, n", "WHERE n <> 0"),
-        ("total_before_year", "place_kind, place_code, measure, year, n", "WHERE n <> 0"),
-        ("delta_log", "place_kind, place_code, measure, day, recorded, n", "WHERE n <> 0"),
+    const TABLES: &[(&str, &str)] = &[
+        (
+            "consumer_offsets",
+            "SELECT topic, partition, next_offset, events, first_recorded, last_recorded
+             FROM {g}.consumer_offsets WHERE next_offset <> 0",
+        ),
+        ("subjects", "SELECT subject, history FROM {g}.subjects"),
+        ("reference_events", "SELECT id, type, recorded, body FROM {g}.reference_events"),
+        (
+            "counts_year",
+            "SELECT k.place_kind, k.place_code, k.commune, k.measure, c.year, c.before, c.months
+             FROM {g}.counts_year c JOIN {g}.count_keys k USING (key)
+             WHERE c.before <> 0 OR c.months <> array_fill(0, ARRAY[12])",
+        ),
+        (
+            "counts_month",
+            "SELECT k.place_kind, k.place_code, k.commune, k.measure, c.month, c.days
+             FROM {g}.counts_month c JOIN {g}.count_keys k USING (key)
+             WHERE c.days <> array_fill(0, ARRAY[cardinality(c.days)])",
+        ),
+        (
+            "delta_log",
+            "SELECT k.place_kind, k.place_code, k.commune, k.measure, l.day, l.recorded, sum(l.n)
+             FROM {g}.delta_log l JOIN {g}.count_keys k USING (key)
+             GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(l.n) <> 0",
+        ),
     ];
-    let (a, b) = (a.ident(), b.ident());
     let mut out = Vec::new();
-    for &(table, cols, filter) in TABLES {
+    for &(table, select) in TABLES {
+        let (sa, sb) = (select.replace("{g}", &a.ident()), select.replace("{g}", &b.ident()));
         let n: i64 = client
             .query_one(
-                &format!(
-                    "SELECT count(*) FROM (
-                         (SELECT {cols} FROM {a}.{table} {filter} EXCEPT ALL SELECT {cols} FROM {b}.{table} {filter})
-                         UNION ALL
-                         (SELECT {cols} FROM {b}.{table} {filter} EXCEPT ALL SELECT {cols} FROM {a}.{table} {filter})
-                     ) AS d"
-                ),
+                &format!("SELECT count(*) FROM (({sa} EXCEPT ALL {sb}) UNION ALL ({sb} EXCEPT ALL {sa})) AS d"),
                 &[],
             )
             .await

@@ -16,19 +16,22 @@ mod codec;
 mod dashboard;
 mod deployment;
 mod error;
+mod keys;
 mod migrate;
 mod projection;
 mod query;
 mod series;
+mod stats;
 
-pub use codec::{measure_from_text, measure_to_text, place_from_text, place_kind};
+pub use codec::{measure_from_text, measure_to_text, place_from_text, place_to_text};
 pub use dashboard::{Refreshed, dashboard_dates, refresh_dashboard};
-pub use deployment::{Deployment, differences};
+pub use deployment::{Deployment, differences, drop_generation, events_applied};
 pub use error::StoreError;
 pub use migrate::{MIGRATIONS, Migration, migrate};
-pub use projection::{Applied, Consumed, Position, Projection, offsets};
-pub use query::{place_counts, review};
+pub use projection::{Applied, Consumed, DEFAULT_CACHE_BYTES, Position, Projection, offsets};
+pub use query::{ReadCache, place_counts, review};
 pub use series::series;
+pub use stats::{analyze, recorded_span, size_bytes};
 
 use std::fmt;
 

@@ -1,19 +1,24 @@
 //! The projector's transactional core: a batch of consumed events becomes, in one PostgreSQL
-//! transaction, the events themselves, the changes of their subjects' contributions (deltas) and the
-//! next offset of every partition. A crash at any instant therefore loses nothing and counts nothing
-//! twice: either the whole batch and its offsets are stored, or none of it.
+//! transaction, the new histories of the subjects it touches, the changes of their counts (deltas),
+//! the reference events it carries and the next offset of every partition. A crash at any instant
+//! therefore loses nothing and counts nothing twice: either the whole batch and its offsets are
+//! stored, or none of it.
 //!
-//! Why the in-memory engine: the counting rules live in the domain crate, which computes a subject's
-//! contributions from all its events. The projection keeps every applied event in an
-//! [`hoctap_domain::Engine`], loaded from the `events` table at start.
+//! The counting is the domain's ([`hoctap_domain::Ledger`]): this module only fetches the histories of
+//! the subjects a batch touches (from a bounded cache, else from `subjects`), and writes what the
+//! ledger computed. Nothing is read at start but the offsets and the count keys, so starting and
+//! memory do not grow with the history.
 
-use crate::codec::{measure_to_text, place_code, place_kind};
 use crate::error::db;
+use crate::keys::{KeyOf, Keys};
 use crate::query::instant;
 use crate::{Deployment, Schema, StoreError};
-use chrono::{DateTime, NaiveDate, Utc};
-use hoctap_domain::{Contribution, Day, Engine, Event, EventData, Measure, Place};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use hoctap_domain::codes::{CYCLE_YEARS, may_be_unit_code};
+use hoctap_domain::{Deltas, Event, EventData, Ledger};
+use std::collections::{HashMap, HashSet};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, GenericClient, Transaction};
 use uuid::Uuid;
 
@@ -44,56 +49,121 @@ pub struct Applied {
     pub redelivered: usize,
     /// Events whose id was applied before (rule 3): their offsets advance, nothing else changes.
     pub duplicates: usize,
-    /// (place, measure, day) rows changed in `delta_day`.
+    /// (place, measure, day) changes written.
     pub deltas: usize,
 }
 
-/// The read models of one schema and the in-memory engine that feeds them.
+/// The first and last year with a `counts_year` row: the campaign's years and the one after.
+pub(crate) const FIRST_YEAR: i32 = *CYCLE_YEARS.start();
+pub(crate) const LAST_YEAR: i32 = *CYCLE_YEARS.end() + 1;
+
+/// The default bound of the subject cache (encoded histories, about 50 bytes per event).
+pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
+
+/// The read models of one schema as this projector writes them: the count keys, the offsets it has
+/// applied up to, and a bounded cache of subject histories.
 ///
-/// The engine never holds a batch that PostgreSQL does not hold: while a batch is in flight its state
-/// is taken out of the projection, and it is put back only after `COMMIT` succeeded. When anything
-/// fails, the state is read again from PostgreSQL (at once, or before the next batch if the
-/// connection is gone). Reloading, rather than applying to a copy, is also right when the connection
-/// breaks during `COMMIT`: then only PostgreSQL knows whether the batch was stored.
+/// Nothing here is ahead of PostgreSQL: the cache and the keys take a batch's changes only after its
+/// `COMMIT` succeeded; after any failure everything is read again (keys and offsets) and the cache
+/// starts empty, which is also right when the connection broke during `COMMIT` (then only PostgreSQL
+/// knows whether the batch was stored).
 #[derive(Debug)]
 pub struct Projection {
     schema: Schema,
     /// Set when the projection feeds the serving generation of a deployment: every batch then checks
     /// that `schema` still serves ([`StoreError::Retired`] after a rebuild switched).
     serving: Option<Deployment>,
+    /// Records of this topic are reference data only (its retractions name reference events): they
+    /// never touch a subject's history, which only the owner of the subject's partition writes.
+    reference_topic: Option<String>,
+    cache_bytes: usize,
     state: Option<State>,
 }
 
-/// One step of a subject's change: the recorded time it is logged at, and the known-at to read the
-/// subject at (`None` for the last step: as known now).
-type Step = (i64, Option<i64>);
-
-/// A subject index, or none.
-type SubjectIx = u32;
-const NO_SUBJECT: SubjectIx = u32::MAX;
-
 #[derive(Debug)]
 struct State {
-    engine: Engine,
-    subjects: Vec<Box<str>>,
-    subject_ixs: HashMap<Box<str>, SubjectIx>,
-    /// Per applied event id, the subject whose contributions it shapes (a subject event's subject, an
-    /// establishment's code), or none. Retractions follow it to the subjects they change.
-    touches: HashMap<Uuid, SubjectIx>,
-    /// Retraction id → the id it names.
-    retracts: HashMap<Uuid, Uuid>,
-    /// Codes that some `admin_unit.established` names (only such a subject can be a unit), with the
-    /// earliest `recordedtime` of such an establishment: from then on the subject counts as a unit.
-    unit_established: HashMap<Box<str>, i64>,
-    /// The next offset per (topic, partition) that this state includes.
+    keys: Keys,
+    /// The next offset per (topic, partition) that PostgreSQL held when this state last wrote or read
+    /// it: when the stored offset differs, another member applied that partition meanwhile.
     next: HashMap<(String, i32), i64>,
+    cache: Cache,
+}
+
+/// Subject histories as stored, the least recently used dropped beyond a bound in bytes.
+#[derive(Debug, Default)]
+struct Cache {
+    entries: HashMap<String, Cached>,
+    bytes: usize,
+    clock: u64,
+}
+
+#[derive(Debug)]
+struct Cached {
+    history: Vec<u8>,
+    /// The partition whose records wrote it: dropped when another member applied that partition.
+    partition: (String, i32),
+    used: u64,
+}
+
+impl Cache {
+    fn get(&mut self, subject: &str) -> Option<&[u8]> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.entries.get_mut(subject).map(|c| {
+            c.used = clock;
+            &c.history[..]
+        })
+    }
+
+    fn put(&mut self, subject: String, history: Vec<u8>, partition: (String, i32)) {
+        self.clock += 1;
+        self.bytes += history.len() + subject.len();
+        let old = self.entries.insert(subject, Cached { history, partition, used: self.clock });
+        if let Some(old) = old {
+            self.bytes -= old.history.len();
+        }
+    }
+
+    fn forget_partition(&mut self, partition: &(String, i32)) {
+        self.entries.retain(|subject, c| {
+            let keep = c.partition != *partition;
+            if !keep {
+                self.bytes -= c.history.len() + subject.len();
+            }
+            keep
+        });
+    }
+
+    /// Drops the least recently used entries until at most `limit` bytes are held (to 3/4 of it, so
+    /// that this runs rarely).
+    fn bound(&mut self, limit: usize) {
+        if self.bytes <= limit {
+            return;
+        }
+        let mut by_use: Vec<(u64, String)> = self.entries.iter().map(|(s, c)| (c.used, s.clone())).collect();
+        by_use.sort_unstable();
+        for (_, subject) in by_use {
+            if self.bytes <= limit / 4 * 3 {
+                break;
+            }
+            if let Some(c) = self.entries.remove(&subject) {
+                self.bytes -= c.history.len() + subject.len();
+            }
+        }
+    }
 }
 
 impl Projection {
-    /// Reads every event stored in `schema` into the engine, and the stored offsets.
+    /// Reads the stored offsets and count keys of `schema` (nothing else: the rest is fetched per batch).
     pub async fn load(client: &mut Client, schema: &Schema) -> Result<Projection, StoreError> {
         let state = State::load(client, schema).await?;
-        Ok(Projection { schema: schema.clone(), serving: None, state: Some(state) })
+        Ok(Projection {
+            schema: schema.clone(),
+            serving: None,
+            reference_topic: None,
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            state: Some(state),
+        })
     }
 
     /// Sets `deployment` up if needed ([`Deployment::ensure`]) and loads its serving generation; every
@@ -105,34 +175,41 @@ impl Projection {
         Ok(projection)
     }
 
+    /// Names the topic of reference data (see [`Projection`]'s field); without it every retraction is
+    /// also folded into its subject's history.
+    pub fn with_reference_topic(mut self, topic: &str) -> Projection {
+        self.reference_topic = Some(topic.to_owned());
+        self
+    }
+
+    /// Bounds the cache of subject histories (bytes of encoded histories held between batches).
+    pub fn with_cache_bytes(mut self, bytes: usize) -> Projection {
+        self.cache_bytes = bytes;
+        self
+    }
+
     pub fn schema(&self) -> &Schema {
         &self.schema
     }
 
-    /// The engine holding every event committed to the schema; `None` while it must be read again
-    /// after a failure (the next `apply_batch` does that first).
-    pub fn engine(&self) -> Option<&Engine> {
-        self.state.as_ref().map(|s| &s.engine)
-    }
-
-    /// The next offset per (topic, partition) that the loaded state includes; `None` while it must be
-    /// read again.
+    /// The next offset per (topic, partition) as last read from or written to PostgreSQL; `None` while
+    /// it must be read again after a failure.
     pub fn next_offsets(&self) -> Option<&HashMap<(String, i32), i64>> {
         self.state.as_ref().map(|s| &s.next)
+    }
+
+    /// Subjects and bytes held in the cache of histories (`None` while the state must be read again).
+    pub fn cached(&self) -> Option<(usize, usize)> {
+        self.state.as_ref().map(|s| (s.cache.entries.len(), s.cache.bytes))
     }
 
     /// Applies one batch in one transaction (see the module docs). Events below a partition's stored
     /// next offset and ids applied before are skipped; the offsets of the batch's partitions become
     /// their last offset + 1.
     ///
-    /// Another consumer-group member may have applied events of these partitions since this state was
-    /// read (a rebalance): the stored offsets are locked and compared with this state's, and the state
-    /// is read again under the lock when they differ. So a member that missed batches never writes
-    /// deltas computed from incomplete histories.
-    ///
-    /// Contributions as known at earlier times (`delta_log`) are exact when the events of one subject
-    /// arrive in `recordedtime` order, which holds when the subject is the partition key and the log
-    /// stamps in order per partition. The read models as known now are exact in any arrival order.
+    /// Another consumer-group member may have applied events of these partitions since this member
+    /// last did (a rebalance): the stored offsets are locked and compared, and the cached histories of
+    /// such a partition are dropped (they are read again from PostgreSQL, under the lock).
     pub async fn apply_batch(&mut self, client: &mut Client, batch: &[Consumed]) -> Result<Applied, StoreError> {
         self.apply_batch_with_refused(client, batch, &[]).await
     }
@@ -154,14 +231,12 @@ impl Projection {
         let result = self.try_apply(client, batch, refused).await;
         if let Err(e) = &result {
             tracing::warn!(schema = %self.schema, error = %e, events = batch.len(), "batch not applied");
-        }
-        if self.state.is_none() {
-            match State::load(client, &self.schema).await {
-                Ok(state) => self.state = Some(state),
-                Err(e) => {
+            self.state = State::load(client, &self.schema)
+                .await
+                .inspect_err(|e| {
                     tracing::warn!(schema = %self.schema, error = %e, "projection will be read again before the next batch")
-                }
-            }
+                })
+                .ok();
         }
         result
     }
@@ -194,55 +269,119 @@ impl Projection {
             let o = first.entry((topic.clone(), partition)).or_insert(offset);
             *o = (*o).min(offset);
         }
-        let mut keys: Vec<(String, i32)> = first.keys().cloned().collect();
-        keys.sort();
-        let stored = lock_offsets(&tx, schema, &keys).await?;
+        let mut partitions: Vec<(String, i32)> = first.keys().cloned().collect();
+        partitions.sort();
+        let stored = lock_offsets(&tx, schema, &partitions).await?;
         for (key, &offset) in &first {
             let expected = stored.get(key).copied().unwrap_or(0);
             if offset > expected {
                 return Err(StoreError::Gap { topic: key.0.clone(), partition: key.1, expected, got: offset });
             }
         }
-
-        // From here on the state may diverge from PostgreSQL until COMMIT: keep it out of `self`.
-        let mut state = self.state.take().expect("apply_batch loads the state first");
-        if keys.iter().any(|k| stored.get(k).copied().unwrap_or(0) != state.next.get(k).copied().unwrap_or(0)) {
-            tracing::info!(schema = %schema, "another member applied events of these partitions: reading the state again");
-            state = State::read(&tx, schema).await?;
+        // From here on `self.state` is only read; it takes the batch after COMMIT.
+        let state = self.state.as_mut().expect("apply_batch loads the state first");
+        for key in &partitions {
+            let now = stored.get(key).copied().unwrap_or(0);
+            if state.next.get(key).copied().unwrap_or(0) != now {
+                tracing::info!(schema = %schema, topic = key.0, partition = key.1, "another member applied this partition: its cached histories are read again");
+                state.cache.forget_partition(key);
+                state.next.insert(key.clone(), now);
+            }
         }
 
         let mut applied = Applied::default();
-        let mut next: HashMap<(String, i32), i64> = HashMap::new();
-        let mut fresh: Vec<&Consumed> = Vec::new();
         let mut in_batch = HashSet::new();
+        let mut subject_events: Vec<&Consumed> = Vec::new();
+        let mut reference: Vec<&Consumed> = Vec::new();
         for c in batch {
             if c.offset < stored.get(&(c.topic.clone(), c.partition)).copied().unwrap_or(0) {
                 applied.redelivered += 1;
                 continue;
             }
-            if state.touches.contains_key(&c.event.id) || !in_batch.insert(c.event.id) {
+            if !in_batch.insert(c.event.id) {
                 applied.duplicates += 1;
                 continue;
             }
-            fresh.push(c);
-        }
-        applied.events = fresh.len();
-        for (topic, partition, offset) in positions {
-            let key = (topic.clone(), partition);
-            if offset >= stored.get(&key).copied().unwrap_or(0) {
-                let n = next.entry(key).or_insert(offset + 1);
-                *n = (*n).max(offset + 1);
+            let retraction = matches!(c.event.data, EventData::EventRetracted(_));
+            if c.event.event_type().is_reference() || self.reference_topic.as_deref() == Some(c.topic.as_str()) {
+                reference.push(c);
+            } else {
+                subject_events.push(c);
+                if retraction && may_be_unit_code(&c.event.subject) {
+                    reference.push(c);
+                }
             }
         }
 
-        let deltas = state.fold(fresh.iter().map(|c| &c.event));
-        applied.deltas = write_deltas(&tx, schema, &deltas).await?;
-        insert_events(&tx, schema, &fresh).await?;
+        // The histories of the touched subjects: cached, else stored, else empty.
+        let mut ledger = Ledger::new();
+        let subjects: Vec<&str> = {
+            let mut s: Vec<&str> = subject_events.iter().map(|c| c.event.subject.as_str()).collect();
+            s.sort_unstable();
+            s.dedup();
+            s
+        };
+        let mut missing = Vec::new();
+        for &subject in &subjects {
+            match state.cache.get(subject) {
+                Some(history) => ledger.load(subject, history).map_err(|e| corrupt(schema, e))?,
+                None => missing.push(subject),
+            }
+        }
+        for (subject, history) in fetch_histories(&tx, schema, &missing).await? {
+            ledger.load(&subject, &history).map_err(|e| corrupt(schema, e))?;
+        }
+        let fresh: Vec<&Consumed> = subject_events.into_iter().filter(|c| !ledger.knows(&c.event.id)).collect();
+        let fresh_events: Vec<&Event> = fresh.iter().map(|c| &c.event).collect();
+        let deltas = ledger.fold(&fresh_events);
+
+        // The log may change a key on a day whose net change as known now is 0: both need keys.
+        let wanted =
+            deltas.by_day.keys().map(|(p, m, _)| (p, m)).chain(deltas.by_recorded.keys().map(|(p, m, ..)| (p, m)));
+        let added = state.keys.assign(&tx, schema, wanted).await?;
+        let mut keys = state.keys.clone();
+        keys.extend(added.clone());
+        applied.deltas = write_counts(&tx, schema, &keys, &deltas).await?;
+        let touched: Vec<(&Consumed, Vec<u8>)> = {
+            let mut last: HashMap<&str, &Consumed> = HashMap::new();
+            for c in &fresh {
+                last.insert(&c.event.subject, c);
+            }
+            let mut touched: Vec<(&Consumed, Vec<u8>)> =
+                last.into_values().map(|c| (c, ledger.history(&c.event.subject))).collect();
+            touched.sort_by(|a, b| a.0.event.subject.cmp(&b.0.event.subject));
+            touched
+        };
+        store_histories(&tx, schema, &touched).await?;
+        let reference_new = insert_reference(&tx, schema, &reference).await?;
+        let subject_new: HashSet<Uuid> = fresh.iter().map(|c| c.event.id).collect();
+        applied.events = subject_new.len() + reference_new.iter().filter(|id| !subject_new.contains(id)).count();
+        applied.duplicates += batch.len() - applied.redelivered - applied.duplicates - applied.events;
+
+        let mut next: HashMap<(String, i32), Progress> = HashMap::new();
+        for (topic, partition, offset) in positions {
+            let key = (topic.clone(), partition);
+            if offset >= stored.get(&key).copied().unwrap_or(0) {
+                let p = next.entry(key).or_insert(Progress { next: offset + 1, ..Progress::default() });
+                p.next = p.next.max(offset + 1);
+            }
+        }
+        // Each new event counts once, in the partition of its first copy in the batch.
+        let mut uncounted: HashSet<Uuid> = subject_new.iter().chain(&reference_new).copied().collect();
+        for c in batch.iter().filter(|c| uncounted.remove(&c.event.id)) {
+            if let Some(p) = next.get_mut(&(c.topic.clone(), c.partition)) {
+                p.count(c.event.recordedtime.expect("checked above"));
+            }
+        }
         store_offsets(&tx, schema, &next).await?;
         tx.commit().await.map_err(db("committing a batch"))?;
 
-        state.next.extend(next);
-        self.state = Some(state);
+        state.keys.extend(added);
+        for (c, history) in touched {
+            state.cache.put(c.event.subject.clone(), history, (c.topic.clone(), c.partition));
+        }
+        state.cache.bound(self.cache_bytes);
+        state.next.extend(next.into_iter().map(|(k, p)| (k, p.next)));
         tracing::debug!(
             schema = %self.schema,
             events = applied.events,
@@ -255,229 +394,37 @@ impl Projection {
     }
 }
 
-/// The deltas of one batch, summed in memory: per (place, measure, day), and per (place, measure,
-/// day, recorded) for the log of transaction times.
-#[derive(Debug, Default)]
-struct Deltas {
-    by_day: HashMap<(Place, Measure, Day), i64>,
-    by_recorded: HashMap<(Place, Measure, Day, i64), i64>,
+fn corrupt(schema: &Schema, e: hoctap_domain::HistoryError) -> StoreError {
+    StoreError::Corrupt { schema: schema.to_string(), detail: e.to_string() }
 }
 
-impl Deltas {
-    fn add(&mut self, c: &Contribution, sign: i64, recorded: i64) {
-        for (day, n) in [(c.from, sign), (c.until, -sign)] {
-            if day == Day::MAX {
-                continue;
-            }
-            *self.by_day.entry((c.place.clone(), c.measure, day)).or_default() += n;
-            *self.by_recorded.entry((c.place.clone(), c.measure, day, recorded)).or_default() += n;
-        }
-    }
+/// What a batch adds to one partition's offset row.
+#[derive(Debug, Default)]
+struct Progress {
+    next: i64,
+    events: i64,
+    first_recorded: Option<i64>,
+    last_recorded: Option<i64>,
+}
 
-    /// Records the change from `before` to `after` (both sorted multisets): a stretch that disappeared
-    /// is taken back, a new one is added.
-    fn diff(&mut self, before: &[Contribution], after: &[Contribution], recorded: i64) {
-        let (mut i, mut j) = (0, 0);
-        while i < before.len() || j < after.len() {
-            match (before.get(i), after.get(j)) {
-                (Some(b), Some(a)) if b == a => (i, j) = (i + 1, j + 1),
-                (Some(b), Some(a)) if b < a => {
-                    self.add(b, -1, recorded);
-                    i += 1;
-                }
-                (Some(_), Some(a)) | (None, Some(a)) => {
-                    self.add(a, 1, recorded);
-                    j += 1;
-                }
-                (Some(b), None) => {
-                    self.add(b, -1, recorded);
-                    i += 1;
-                }
-                (None, None) => unreachable!(),
-            }
-        }
+impl Progress {
+    fn count(&mut self, recorded: i64) {
+        self.events += 1;
+        self.first_recorded = Some(self.first_recorded.map_or(recorded, |r| r.min(recorded)));
+        self.last_recorded = Some(self.last_recorded.map_or(recorded, |r| r.max(recorded)));
     }
 }
 
 impl State {
-    fn empty() -> State {
-        State {
-            engine: Engine::new(),
-            subjects: Vec::new(),
-            subject_ixs: HashMap::new(),
-            touches: HashMap::new(),
-            retracts: HashMap::new(),
-            unit_established: HashMap::new(),
-            next: HashMap::new(),
-        }
-    }
-
-    /// Reads the state in one snapshot, so that events and offsets agree.
+    /// Reads the offsets and keys in one snapshot.
     async fn load(client: &mut Client, schema: &Schema) -> Result<State, StoreError> {
         let tx = crate::error::snapshot(client, "beginning to load the projection").await?;
-        let state = State::read(&tx, schema).await?;
+        let next = offsets(&tx, schema).await?;
+        let keys = Keys::load(&tx, schema).await?;
         tx.commit().await.map_err(db("ending the load of the projection"))?;
-        Ok(state)
+        tracing::info!(schema = %schema, partitions = next.len(), "projection loaded");
+        Ok(State { keys, next, cache: Cache::default() })
     }
-
-    async fn read(tx: &Transaction<'_>, schema: &Schema) -> Result<State, StoreError> {
-        let started = std::time::Instant::now();
-        let mut state = State::empty();
-        state.next = offsets(tx, schema).await?;
-        let s = schema.ident();
-        let statement =
-            tx.prepare(&format!("SELECT body::text FROM {s}.events")).await.map_err(db("reading the events"))?;
-        let portal = tx.bind(&statement, &[]).await.map_err(db("reading the events"))?;
-        loop {
-            let rows = tx.query_portal(&portal, 10_000).await.map_err(db("reading the events"))?;
-            if rows.is_empty() {
-                break;
-            }
-            for row in rows {
-                let event = decode(schema, row.get(0))?;
-                state.register(&event);
-                state.engine.apply(&event);
-            }
-        }
-        tracing::info!(schema = %schema, events = state.engine.len(), elapsed_ms = started.elapsed().as_millis() as u64, "projection loaded");
-        Ok(state)
-    }
-
-    fn subject_ix(&mut self, subject: &str) -> SubjectIx {
-        if let Some(&ix) = self.subject_ixs.get(subject) {
-            return ix;
-        }
-        let ix = self.subjects.len() as SubjectIx;
-        self.subjects.push(subject.into());
-        self.subject_ixs.insert(subject.into(), ix);
-        ix
-    }
-
-    /// Notes what `event` touches, before it is folded.
-    fn register(&mut self, event: &Event) {
-        let touches = match &event.data {
-            EventData::RegistrationSubmitted(_)
-            | EventData::RegistrationWithdrawn(_)
-            | EventData::DeclarationSubmitted(_)
-            | EventData::EvidenceUploaded(_)
-            | EventData::RecognitionGranted(_)
-            | EventData::RecognitionRevoked(_)
-            | EventData::SkillCertified(_)
-            | EventData::SubjectRelocated(_) => self.subject_ix(&event.subject),
-            // Whether a subject is a unit (its own place) depends on its code's establishment.
-            EventData::AdminUnitEstablished(d) => {
-                let recorded = event.recordedtime.unwrap_or(i64::MIN);
-                let at = self.unit_established.entry(d.code.as_str().into()).or_insert(recorded);
-                *at = (*at).min(recorded);
-                self.subject_ix(&d.code)
-            }
-            EventData::EventRetracted(d) => {
-                self.retracts.insert(event.id, d.event_id);
-                NO_SUBJECT
-            }
-            EventData::AdminUnitReparented(_)
-            | EventData::AdminUnitRenamed(_)
-            | EventData::AdminUnitDissolved(_)
-            | EventData::BaselineRecorded(_)
-            | EventData::TargetSet(_) => NO_SUBJECT,
-        };
-        self.touches.insert(event.id, touches);
-    }
-
-    /// The subjects whose contributions `event` can change: its own, or for a retraction those of the
-    /// events down the chain it names (retracting a retraction restores the event it named).
-    fn touched(&self, event: &Event) -> Vec<SubjectIx> {
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        let mut id = event.id;
-        while seen.insert(id) {
-            match self.touches.get(&id) {
-                Some(&s) if s != NO_SUBJECT => out.push(s),
-                Some(_) => {}
-                // Not known yet: its own arrival will touch its subject.
-                None => break,
-            }
-            match self.retracts.get(&id) {
-                Some(&named) => id = named,
-                None => break,
-            }
-        }
-        out
-    }
-
-    fn is_unit(&self, subject: &str, known_at: Option<i64>) -> bool {
-        // Building a locator walks every unit: ask only for subjects that can be one.
-        self.unit_established.contains_key(subject) && self.engine.locator(Day(0), known_at).is_unit(subject)
-    }
-
-    fn contributions(&self, subject: SubjectIx, known_at: Option<i64>) -> Vec<Contribution> {
-        let subject = &self.subjects[subject as usize];
-        self.engine.contributions(subject, self.is_unit(subject, known_at), known_at)
-    }
-
-    /// Folds `events` (new, each with `recordedtime`) and returns how the touched subjects'
-    /// contributions changed.
-    ///
-    /// For a touched subject, let D(K) be its contributions as known at K after the batch minus those
-    /// before it. D changes only at the subject's known times (its events' and their retractions'
-    /// `recordedtime`, and for a unit its establishment's) and is zero before the batch's earliest
-    /// time m for it. So the batch adds, at each known time t ≥ m, D(t) minus D at the previous known
-    /// time, and the deltas with `recorded ≤ K` add up to the subject as known at K, whatever order
-    /// the events arrived in. The last step reads the subject as known now, so the tables as known now
-    /// are exact too.
-    fn fold<'a>(&mut self, events: impl Iterator<Item = &'a Event> + Clone) -> Deltas {
-        for e in events.clone() {
-            self.register(e);
-        }
-        let mut times: HashMap<SubjectIx, BTreeSet<i64>> = HashMap::new();
-        for e in events.clone() {
-            let recorded = e.recordedtime.expect("checked by the caller");
-            let retractions = self.engine.retraction_times(&e.id);
-            for s in self.touched(e) {
-                let t = times.entry(s).or_default();
-                t.insert(recorded);
-                t.extend(retractions.iter().copied());
-            }
-        }
-        // The steps of each subject: its known times from the batch's earliest one on.
-        let steps: Vec<(SubjectIx, Vec<Step>)> = times
-            .into_iter()
-            .map(|(s, batch_times)| {
-                let m = *batch_times.first().expect("at least one time");
-                let mut all = batch_times;
-                all.extend(self.engine.known_times(&self.subjects[s as usize]));
-                if let Some(&t) = self.unit_established.get(&self.subjects[s as usize]) {
-                    all.insert(t);
-                }
-                let mut steps: Vec<Step> = all.range(m..).map(|&t| (t, Some(t))).collect();
-                steps.last_mut().expect("m is in the set").1 = None;
-                (s, steps)
-            })
-            .collect();
-        let before: Vec<Vec<Vec<Contribution>>> =
-            steps.iter().map(|(s, ts)| ts.iter().map(|&(_, k)| self.contributions(*s, k)).collect()).collect();
-        for e in events {
-            self.engine.apply(e);
-        }
-        let mut deltas = Deltas::default();
-        for ((s, ts), old) in steps.iter().zip(before) {
-            let new: Vec<Vec<Contribution>> = ts.iter().map(|&(_, k)| self.contributions(*s, k)).collect();
-            for (i, &(at, _)) in ts.iter().enumerate() {
-                if i == 0 {
-                    deltas.diff(&old[0], &new[0], at);
-                } else {
-                    deltas.diff(&new[i - 1], &new[i], at);
-                    deltas.diff(&old[i], &old[i - 1], at);
-                }
-            }
-        }
-        deltas
-    }
-}
-
-fn decode(schema: &Schema, body: &str) -> Result<Event, StoreError> {
-    Event::from_json_recorded(body.as_bytes())
-        .map_err(|r| StoreError::Corrupt { schema: schema.to_string(), detail: format!("a stored event: {r}") })
 }
 
 /// The next offset to consume per (topic, partition), where a consumer seeks on assignment. A
@@ -524,121 +471,243 @@ async fn lock_offsets(
     Ok(rows.iter().map(|r| ((r.get(0), r.get(1)), r.get(2))).collect())
 }
 
-fn date(day: Day) -> NaiveDate {
-    day.date()
-}
-
-/// Adds the batch's deltas to the day, month and year tables (one statement) and to the log of
-/// transaction times (one statement). Returns the number of day rows.
-async fn write_deltas(tx: &Transaction<'_>, schema: &Schema, deltas: &Deltas) -> Result<usize, StoreError> {
-    let s = schema.ident();
-    let rows: Vec<_> = deltas.by_day.iter().filter(|(_, n)| **n != 0).collect();
-    if !rows.is_empty() {
-        let kinds: Vec<&str> = rows.iter().map(|((p, _, _), _)| place_kind(p)).collect();
-        let codes: Vec<&str> = rows.iter().map(|((p, _, _), _)| place_code(p)).collect();
-        let measures: Vec<String> = rows.iter().map(|((_, m, _), _)| measure_to_text(*m)).collect();
-        let days: Vec<NaiveDate> = rows.iter().map(|((_, _, d), _)| date(*d)).collect();
-        let ns: Vec<i64> = rows.iter().map(|(_, n)| **n).collect();
-        // Years: every year Y in 2021..=2031 whose 1 January lies after the delta's day.
-        tx.execute(
-            &format!(
-                "WITH d AS (
-                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::date[], $5::int8[])
-                         AS t(place_kind, place_code, measure, day, n)
-                 ), days AS (
-                     INSERT INTO {s}.delta_day AS x (place_kind, place_code, measure, day, n)
-                     SELECT place_kind, place_code, measure, day, n FROM d
-                     ON CONFLICT (day, place_kind, place_code, measure) DO UPDATE SET n = x.n + EXCLUDED.n
-                 ), months AS (
-                     INSERT INTO {s}.delta_month AS x (place_kind, place_code, measure, month, n)
-                     SELECT place_kind, place_code, measure, date_trunc('month', day::timestamp)::date, sum(n)
-                     FROM d GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0
-                     ON CONFLICT (month, place_kind, place_code, measure) DO UPDATE SET n = x.n + EXCLUDED.n
-                 )
-                 INSERT INTO {s}.total_before_year AS x (place_kind, place_code, measure, year, n)
-                 SELECT place_kind, place_code, measure, y, sum(n)
-                 FROM d CROSS JOIN generate_series(2021, 2031) AS y
-                 WHERE make_date(y, 1, 1) > day
-                 GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0
-                 ON CONFLICT (year, place_kind, place_code, measure) DO UPDATE SET n = x.n + EXCLUDED.n"
-            ),
-            &[&kinds, &codes, &measures, &days, &ns],
+async fn fetch_histories(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    subjects: &[&str],
+) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    if subjects.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = tx
+        .query(
+            &format!("SELECT subject, history FROM {}.subjects WHERE subject = ANY($1)", schema.ident()),
+            &[&subjects],
         )
         .await
-        .map_err(db("adding deltas"))?;
+        .map_err(db("reading subject histories"))?;
+    Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Streams rows into a temporary table with binary COPY (created for the session on first use,
+/// emptied at every commit), so that one statement can then merge them.
+async fn stage(
+    tx: &Transaction<'_>,
+    table: &str,
+    columns: &str,
+    types: &[Type],
+    rows: impl Iterator<Item = Vec<Box<dyn ToSql + Sync + Send>>>,
+) -> Result<(), StoreError> {
+    tx.batch_execute(&format!("CREATE TEMP TABLE IF NOT EXISTS {table} ({columns}) ON COMMIT DELETE ROWS"))
+        .await
+        .map_err(db("creating a staging table"))?;
+    let sink = tx.copy_in(&format!("COPY {table} FROM STDIN BINARY")).await.map_err(db("staging rows"))?;
+    let writer = BinaryCopyInWriter::new(sink, types);
+    let mut writer = std::pin::pin!(writer);
+    for row in rows {
+        let refs: Vec<&(dyn ToSql + Sync)> = row.iter().map(|v| &**v as &(dyn ToSql + Sync)).collect();
+        writer.as_mut().write(&refs).await.map_err(db("staging rows"))?;
     }
-    let log: Vec<_> = deltas.by_recorded.iter().filter(|(_, n)| **n != 0).collect();
-    if !log.is_empty() {
-        let kinds: Vec<&str> = log.iter().map(|((p, ..), _)| place_kind(p)).collect();
-        let codes: Vec<&str> = log.iter().map(|((p, ..), _)| place_code(p)).collect();
-        let measures: Vec<String> = log.iter().map(|((_, m, ..), _)| measure_to_text(*m)).collect();
-        let days: Vec<NaiveDate> = log.iter().map(|((_, _, d, _), _)| date(*d)).collect();
-        let recorded: Vec<DateTime<Utc>> = log.iter().map(|((.., r), _)| instant(*r)).collect();
-        let ns: Vec<i64> = log.iter().map(|(_, n)| **n).collect();
-        tx.execute(
-            &format!(
-                "INSERT INTO {s}.delta_log AS x (place_kind, place_code, measure, day, recorded, n)
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::date[], $5::timestamptz[], $6::int8[])
-                 ON CONFLICT (day, recorded, place_kind, place_code, measure) DO UPDATE SET n = x.n + EXCLUDED.n"
-            ),
-            &[&kinds, &codes, &measures, &days, &recorded, &ns],
-        )
+    writer.finish().await.map_err(db("staging rows"))?;
+    Ok(())
+}
+
+/// Adds the batch's deltas to the counts as known now (`counts_year`, `counts_month`) and appends them
+/// to the transaction-time log. Returns the number of (key, day) changes.
+async fn write_counts(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    keys: &Keys,
+    deltas: &Deltas,
+) -> Result<usize, StoreError> {
+    let s = schema.ident();
+    let key = |of: KeyOf| keys.id(&of).expect("every key was assigned");
+    let mut months: HashMap<(NaiveDate, i32), Vec<i32>> = HashMap::new();
+    let mut years: HashMap<(i16, i32), (i64, [i32; 12])> = HashMap::new();
+    for ((place, measure, day), &n) in &deltas.by_day {
+        let k = key((place.clone(), *measure));
+        let date = day.date();
+        let first = date.with_day(1).expect("the first of a month exists");
+        let n32 = i32::try_from(n).expect("a batch changes a count by less than 2^31");
+        months.entry((first, k)).or_insert_with(|| vec![0; days_in_month(first)])[date.day0() as usize] += n32;
+        for year in FIRST_YEAR..=LAST_YEAR {
+            if year == date.year() {
+                years.entry((year as i16, k)).or_default().1[date.month0() as usize] += n32;
+            } else if year > date.year() {
+                years.entry((year as i16, k)).or_default().0 += n;
+            }
+        }
+    }
+    let mut month_rows: Vec<_> = months.into_iter().collect();
+    month_rows.sort_unstable_by_key(|(k, _)| *k);
+    stage(
+        tx,
+        "hoctap_stage_month",
+        "month date, key int4, days int4[]",
+        &[Type::DATE, Type::INT4, Type::INT4_ARRAY],
+        month_rows.into_iter().map(|((month, key), days)| boxed3(month, key, days)),
+    )
+    .await?;
+    tx.execute(
+        &format!(
+            "INSERT INTO {s}.counts_month AS x (month, key, days)
+             SELECT month, key, days FROM hoctap_stage_month ORDER BY month, key
+             ON CONFLICT (month, key) DO UPDATE SET days = {s}.add_counts(x.days, EXCLUDED.days)"
+        ),
+        &[],
+    )
+    .await
+    .map_err(db("adding to the month counts"))?;
+    let mut year_rows: Vec<_> = years.into_iter().collect();
+    year_rows.sort_unstable_by_key(|(k, _)| *k);
+    stage(
+        tx,
+        "hoctap_stage_year",
+        "year int2, key int4, before int8, months int4[]",
+        &[Type::INT2, Type::INT4, Type::INT8, Type::INT4_ARRAY],
+        year_rows.into_iter().map(|((year, key), (before, months))| {
+            let row: Vec<Box<dyn ToSql + Sync + Send>> =
+                vec![Box::new(year), Box::new(key), Box::new(before), Box::new(months.to_vec())];
+            row
+        }),
+    )
+    .await?;
+    tx.execute(
+        &format!(
+            "INSERT INTO {s}.counts_year AS x (year, key, before, months)
+             SELECT year, key, before, months FROM hoctap_stage_year ORDER BY year, key
+             ON CONFLICT (year, key) DO UPDATE
+                 SET before = x.before + EXCLUDED.before, months = {s}.add_counts(x.months, EXCLUDED.months)"
+        ),
+        &[],
+    )
+    .await
+    .map_err(db("adding to the year counts"))?;
+
+    // The log is insert-only: COPY straight into it.
+    let sink = tx
+        .copy_in(&format!("COPY {s}.delta_log (recorded, key, day, n) FROM STDIN BINARY"))
         .await
         .map_err(db("logging deltas"))?;
+    let writer = BinaryCopyInWriter::new(sink, &[Type::TIMESTAMPTZ, Type::INT4, Type::DATE, Type::INT4]);
+    let mut writer = std::pin::pin!(writer);
+    let mut log: Vec<(i64, i32, NaiveDate, i32)> = deltas
+        .by_recorded
+        .iter()
+        .map(|((place, measure, day, recorded), &n)| {
+            (*recorded, key((place.clone(), *measure)), day.date(), i32::try_from(n).expect("small"))
+        })
+        .collect();
+    log.sort_unstable();
+    for (recorded, k, day, n) in log {
+        let at: DateTime<Utc> = instant(recorded);
+        writer.as_mut().write(&[&at, &k, &day, &n]).await.map_err(db("logging deltas"))?;
     }
-    Ok(rows.len())
+    writer.finish().await.map_err(db("logging deltas"))?;
+    Ok(deltas.by_day.len())
 }
 
-async fn insert_events(tx: &Transaction<'_>, schema: &Schema, events: &[&Consumed]) -> Result<(), StoreError> {
-    if events.is_empty() {
+fn boxed3(month: NaiveDate, key: i32, days: Vec<i32>) -> Vec<Box<dyn ToSql + Sync + Send>> {
+    vec![Box::new(month), Box::new(key), Box::new(days)]
+}
+
+pub(crate) fn days_in_month(first: NaiveDate) -> usize {
+    let next = first.checked_add_months(chrono::Months::new(1)).expect("a next month exists");
+    (next - first).num_days() as usize
+}
+
+/// Replaces the histories of the touched subjects.
+async fn store_histories(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    touched: &[(&Consumed, Vec<u8>)],
+) -> Result<(), StoreError> {
+    if touched.is_empty() {
         return Ok(());
+    }
+    stage(
+        tx,
+        "hoctap_stage_subjects",
+        "subject text, history bytea",
+        &[Type::TEXT, Type::BYTEA],
+        touched.iter().map(|(c, history)| {
+            let row: Vec<Box<dyn ToSql + Sync + Send>> =
+                vec![Box::new(c.event.subject.clone()), Box::new(history.clone())];
+            row
+        }),
+    )
+    .await?;
+    tx.execute(
+        &format!(
+            "INSERT INTO {}.subjects AS x (subject, history)
+             SELECT subject, history FROM hoctap_stage_subjects ORDER BY subject
+             ON CONFLICT (subject) DO UPDATE SET history = EXCLUDED.history",
+            schema.ident()
+        ),
+        &[],
+    )
+    .await
+    .map_err(db("storing subject histories"))?;
+    Ok(())
+}
+
+/// Inserts the reference events not stored yet; returns the ids inserted.
+async fn insert_reference(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    events: &[&Consumed],
+) -> Result<Vec<Uuid>, StoreError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
     }
     let ids: Vec<Uuid> = events.iter().map(|c| c.event.id).collect();
     let types: Vec<&str> = events.iter().map(|c| c.event.event_type().stem()).collect();
-    let subjects: Vec<&str> = events.iter().map(|c| c.event.subject.as_str()).collect();
-    let topics: Vec<&str> = events.iter().map(|c| c.topic.as_str()).collect();
-    let partitions: Vec<i32> = events.iter().map(|c| c.partition).collect();
-    let offsets: Vec<i64> = events.iter().map(|c| c.offset).collect();
     let recorded: Vec<DateTime<Utc>> =
         events.iter().map(|c| instant(c.event.recordedtime.expect("checked by the caller"))).collect();
     let bodies: Vec<String> = events.iter().map(|c| c.event.to_json()).collect();
-    tx.execute(
-        &format!(
-            "INSERT INTO {}.events (id, type, subject, topic, partition, \"offset\", recorded, body)
-             SELECT id, type, subject, topic, partition, \"offset\", recorded, body::jsonb
-             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int4[], $6::int8[],
-                         $7::timestamptz[], $8::text[])
-                 AS t(id, type, subject, topic, partition, \"offset\", recorded, body)",
-            schema.ident()
-        ),
-        &[&ids, &types, &subjects, &topics, &partitions, &offsets, &recorded, &bodies],
-    )
-    .await
-    .map_err(db("storing events"))?;
-    Ok(())
+    let rows = tx
+        .query(
+            &format!(
+                "INSERT INTO {}.reference_events (id, type, recorded, body)
+                 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::text[])
+                 ON CONFLICT (id) DO NOTHING RETURNING id",
+                schema.ident()
+            ),
+            &[&ids, &types, &recorded, &bodies],
+        )
+        .await
+        .map_err(db("storing reference events"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 async fn store_offsets(
     tx: &Transaction<'_>,
     schema: &Schema,
-    next: &HashMap<(String, i32), i64>,
+    next: &HashMap<(String, i32), Progress>,
 ) -> Result<(), StoreError> {
     if next.is_empty() {
         return Ok(());
     }
     let topics: Vec<&str> = next.keys().map(|k| k.0.as_str()).collect();
     let partitions: Vec<i32> = next.keys().map(|k| k.1).collect();
-    let values: Vec<i64> = next.values().copied().collect();
+    let values: Vec<i64> = next.values().map(|p| p.next).collect();
+    let events: Vec<i64> = next.values().map(|p| p.events).collect();
+    let firsts: Vec<Option<DateTime<Utc>>> = next.values().map(|p| p.first_recorded.map(instant)).collect();
+    let lasts: Vec<Option<DateTime<Utc>>> = next.values().map(|p| p.last_recorded.map(instant)).collect();
     tx.execute(
         &format!(
-            "INSERT INTO {s}.consumer_offsets AS x (topic, partition, next_offset, updated_at)
-             SELECT topic, partition, next_offset, now()
-             FROM UNNEST($1::text[], $2::int4[], $3::int8[]) AS t(topic, partition, next_offset)
+            "INSERT INTO {s}.consumer_offsets AS x (topic, partition, next_offset, updated_at, events, first_recorded, last_recorded)
+             SELECT topic, partition, next_offset, now(), events, first_recorded, last_recorded
+             FROM UNNEST($1::text[], $2::int4[], $3::int8[], $4::int8[], $5::timestamptz[], $6::timestamptz[])
+                 AS t(topic, partition, next_offset, events, first_recorded, last_recorded)
              ON CONFLICT (topic, partition) DO UPDATE
-                 SET next_offset = GREATEST(x.next_offset, EXCLUDED.next_offset), updated_at = EXCLUDED.updated_at",
+                 SET next_offset = GREATEST(x.next_offset, EXCLUDED.next_offset), updated_at = EXCLUDED.updated_at,
+                     events = x.events + EXCLUDED.events,
+                     first_recorded = LEAST(x.first_recorded, EXCLUDED.first_recorded),
+                     last_recorded = GREATEST(x.last_recorded, EXCLUDED.last_recorded)",
             s = schema.ident()
         ),
-        &[&topics, &partitions, &values],
+        &[&topics, &partitions, &values, &events, &firsts, &lasts],
     )
     .await
     .map_err(db("storing offsets"))?;

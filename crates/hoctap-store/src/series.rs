@@ -1,19 +1,24 @@
 //! One unit's counts of one title on many dates (a time series for charts), answered from the read
-//! models like [`crate::review`]: the same counts, placed by the same reference engine.
+//! models like [`crate::review`]: the same counts, placed by the same reference engine. Only the keys
+//! of the title are read, and every date's rows in one statement per table, so the cost follows the
+//! number of dates and places, not the history.
 
 use crate::error::{db, snapshot};
-use crate::query::{place_counts, reference_engine};
+use crate::projection::{FIRST_YEAR, LAST_YEAR};
+use crate::query::{LogSide, ReadCache, by_place, counts_now, first_of_month, log_side, log_sums};
 use crate::{Schema, StoreError};
+use chrono::{Datelike, NaiveDate};
 use hoctap_domain::codes::Title;
 use hoctap_domain::review::TitleCounts;
-use hoctap_domain::{Day, Query, QueryError};
-use tokio_postgres::Client;
+use hoctap_domain::{Day, Measure, Query, QueryError};
+use std::collections::HashMap;
+use tokio_postgres::{Client, GenericClient};
 
-/// The counts of `title` in `unit` on each of `dates`, as known at `known_at` (None: now): for each
-/// date, exactly `units[0].titles[title]` of the review of `unit` on that date (zero when the title is
-/// not listed).
+/// The counts of `title` in `unit` on each of `dates` (ascending), as known at `known_at` (None: now):
+/// for each date, exactly `units[0].titles[title]` of the review of `unit` on that date (zero when the
+/// title is not listed).
 ///
-/// Every date is read in one snapshot, with the reference events loaded once.
+/// Every date is read in one snapshot.
 ///
 /// A date on which `unit` is not in force (before it was established, after it was dissolved, as known
 /// at `known_at`) has no point: it is left out, so the points of a district abolished mid-series stop
@@ -24,6 +29,7 @@ use tokio_postgres::Client;
 pub async fn series(
     client: &mut Client,
     schema: &Schema,
+    cache: &ReadCache,
     unit: &str,
     title: Title,
     dates: &[Day],
@@ -33,23 +39,105 @@ pub async fn series(
         return Ok(Vec::new());
     };
     let tx = snapshot(client, "beginning a series").await?;
-    let engine = reference_engine(&tx, schema, known_at).await?;
-    let mut points = Vec::with_capacity(dates.len());
-    for &day in dates {
-        let counts = place_counts(&tx, schema, day, known_at).await?;
-        let query = Query { scope: unit.to_owned(), as_of: day, known_at, milestone: None };
-        match engine.review_from_counts(&query, &counts) {
-            Ok(review) => {
-                let counts = review.units.first().and_then(|u| u.titles.get(&title)).copied().unwrap_or_default();
-                points.push((day, counts));
+    let reference = cache.get(&tx, schema).await?;
+    let keys = reference.keys.filter(|m| {
+        matches!(*m, Measure::Registered(t) | Measure::Declared(t) | Measure::Evidenced(t) | Measure::Recognised(t) if t == title)
+    });
+    let mut per_date = counts_now_on(&tx, schema, dates, &keys).await?;
+    if let Some(k) = known_at {
+        let side = log_side(&tx, schema, k).await?;
+        let last = *dates.iter().max().expect("not empty");
+        let mut sums = log_sums(&tx, schema, side, k, last, Some(&keys)).await?;
+        sums.sort_unstable_by_key(|(_, day, _)| *day);
+        if side == LogSide::Before {
+            per_date.iter_mut().for_each(HashMap::clear);
+        }
+        let sign = if side == LogSide::After { -1 } else { 1 };
+        // Dates ascending, the log's sums by day: one running total per key.
+        let mut order: Vec<usize> = (0..dates.len()).collect();
+        order.sort_by_key(|&i| dates[i]);
+        let mut running: HashMap<i32, i64> = HashMap::new();
+        let mut next = sums.iter().peekable();
+        for i in order {
+            while let Some((key, _, n)) = next.next_if(|(_, day, _)| *day <= dates[i].date()) {
+                *running.entry(*key).or_default() += n;
             }
+            for (key, n) in &running {
+                *per_date[i].entry(*key).or_default() += sign * n;
+            }
+        }
+    }
+    tx.commit().await.map_err(db("ending a series"))?;
+    let mut points = Vec::with_capacity(dates.len());
+    for (&day, counts) in dates.iter().zip(&per_date) {
+        let counts = by_place(schema, &reference.keys, counts, day)?;
+        let query = Query { scope: unit.to_owned(), as_of: day, known_at, milestone: None };
+        match reference.engine.title_counts_from(&query, title, &counts) {
+            Ok(c) => points.push((day, c)),
             Err(QueryError::ScopeNotInForce { .. }) => {}
             Err(e) => return Err(e.into()),
         }
     }
-    tx.commit().await.map_err(db("ending a series"))?;
     if points.is_empty() {
         return Err(QueryError::ScopeNotInForce { code: unit.to_owned(), as_of: first }.into());
     }
     Ok(points)
+}
+
+/// Counts as known now of `keys` on each of `dates`: the year and month rows of every date in two
+/// statements (dates outside the campaign's years, rare, are read one by one).
+async fn counts_now_on(
+    client: &impl GenericClient,
+    schema: &Schema,
+    dates: &[Day],
+    keys: &[i32],
+) -> Result<Vec<HashMap<i32, i64>>, StoreError> {
+    let s = schema.ident();
+    let in_years = |d: &Day| (FIRST_YEAR..=LAST_YEAR).contains(&d.year());
+    let mut years: Vec<i16> = dates.iter().filter(|d| in_years(d)).map(|d| d.year() as i16).collect();
+    years.sort_unstable();
+    years.dedup();
+    let mut months: Vec<NaiveDate> = dates.iter().filter(|d| in_years(d)).map(|d| first_of_month(d.date())).collect();
+    months.sort_unstable();
+    months.dedup();
+    let mut year_rows: HashMap<i16, Vec<(i32, i64, Vec<i32>)>> = HashMap::new();
+    for r in client
+        .query(
+            &format!("SELECT year, key, before, months FROM {s}.counts_year WHERE year = ANY($1) AND key = ANY($2)"),
+            &[&years, &keys],
+        )
+        .await
+        .map_err(db("reading the year counts"))?
+    {
+        year_rows.entry(r.get(0)).or_default().push((r.get(1), r.get(2), r.get(3)));
+    }
+    let mut month_rows: HashMap<NaiveDate, Vec<(i32, Vec<i32>)>> = HashMap::new();
+    for r in client
+        .query(
+            &format!("SELECT month, key, days FROM {s}.counts_month WHERE month = ANY($1) AND key = ANY($2)"),
+            &[&months, &keys],
+        )
+        .await
+        .map_err(db("reading the month counts"))?
+    {
+        month_rows.entry(r.get(0)).or_default().push((r.get(1), r.get(2)));
+    }
+    let mut out = Vec::with_capacity(dates.len());
+    for day in dates {
+        if !in_years(day) {
+            out.push(counts_now(client, schema, *day, Some(keys)).await?);
+            continue;
+        }
+        let d = day.date();
+        let mut counts: HashMap<i32, i64> = HashMap::new();
+        for (key, before, months) in year_rows.get(&(d.year() as i16)).into_iter().flatten() {
+            let n: i64 = before + months.iter().take(d.month0() as usize).map(|&n| i64::from(n)).sum::<i64>();
+            *counts.entry(*key).or_default() += n;
+        }
+        for (key, days) in month_rows.get(&first_of_month(d)).into_iter().flatten() {
+            *counts.entry(*key).or_default() += days.iter().take(d.day() as usize).map(|&n| i64::from(n)).sum::<i64>();
+        }
+        out.push(counts);
+    }
+    Ok(out)
 }

@@ -6,7 +6,10 @@
 use hoctap_domain::event::EventType;
 use hoctap_domain::time::parse_instant;
 use hoctap_domain::{Day, Engine, Event, Query};
-use hoctap_store::{Applied, Consumed, Projection, Schema, StoreError, migrate, offsets, place_counts, review};
+use hoctap_store::{
+    Applied, Consumed, Projection, ReadCache, Schema, StoreError, events_applied, migrate, offsets, place_counts,
+    review,
+};
 use std::collections::HashMap;
 use std::time::Instant;
 use tokio_postgres::Client;
@@ -148,10 +151,11 @@ async fn assert_same_reviews(
     known: &[Option<i64>],
 ) -> usize {
     let mut compared = 0;
+    let cache = ReadCache::new();
     for date in dates {
         for &known_at in known {
             let query = Query { scope: "01".into(), as_of: Day::parse(date).unwrap(), known_at, milestone: None };
-            match (engine.review(&query), review(client, schema, &query).await) {
+            match (engine.review(&query), review(client, schema, &cache, &query).await) {
                 (Ok(want), Ok(got)) => {
                     assert_eq!(got, want, "review of {date} as known at {known_at:?}");
                     compared += 1;
@@ -169,12 +173,19 @@ async fn dump(client: &Client, schema: &Schema) -> Vec<String> {
     let s = format!("\"{schema}\"");
     let mut out = Vec::new();
     for (table, select) in [
-        ("events", format!("SELECT id, type, subject, topic, partition, \"offset\", recorded, body FROM {s}.events")),
-        ("offsets", format!("SELECT topic, partition, next_offset FROM {s}.consumer_offsets WHERE next_offset > 0")),
-        ("day", format!("SELECT * FROM {s}.delta_day WHERE n <> 0")),
-        ("month", format!("SELECT * FROM {s}.delta_month WHERE n <> 0")),
-        ("year", format!("SELECT * FROM {s}.total_before_year WHERE n <> 0")),
-        ("log", format!("SELECT * FROM {s}.delta_log WHERE n <> 0")),
+        ("subjects", format!("SELECT subject, history FROM {s}.subjects")),
+        ("reference", format!("SELECT id, type, recorded, body FROM {s}.reference_events")),
+        (
+            "offsets",
+            format!(
+                "SELECT topic, partition, next_offset, events, first_recorded, last_recorded
+                 FROM {s}.consumer_offsets WHERE next_offset > 0"
+            ),
+        ),
+        ("keys", format!("SELECT key, place_kind, place_code, commune, measure FROM {s}.count_keys")),
+        ("year", format!("SELECT * FROM {s}.counts_year")),
+        ("month", format!("SELECT * FROM {s}.counts_month")),
+        ("log", format!("SELECT recorded, key, day, sum(n) FROM {s}.delta_log GROUP BY 1, 2, 3 HAVING sum(n) <> 0")),
     ] {
         let rows = client.query(&format!("SELECT x::text FROM ({select}) AS x ORDER BY 1"), &[]).await.unwrap();
         out.extend(rows.iter().map(|r| format!("{table} {}", r.get::<_, String>(0))));
@@ -221,7 +232,8 @@ async fn reviews_from_postgresql_equal_the_embedded_engine() {
     let compared = assert_same_reviews(&mut client, &fresh.schema, &engine, DATES, &[None, middle]).await;
     assert!(compared >= 8, "only {compared} reviews compared");
     let q = Query { scope: "01".into(), as_of: Day::parse("2025-12-31").unwrap(), known_at: None, milestone: None };
-    let city_review = review(&mut client, &fresh.schema, &q).await.unwrap();
+    let cache = ReadCache::new();
+    let city_review = review(&mut client, &fresh.schema, &cache, &q).await.unwrap();
     assert!(
         city_review.units[0].titles.values().any(|t| t.recognised > 0),
         "a city with nothing recognised proves little"
@@ -231,19 +243,26 @@ async fn reviews_from_postgresql_equal_the_embedded_engine() {
     let last = events.iter().filter_map(|e| e.recordedtime).max();
     for date in DATES {
         let day = Day::parse(date).unwrap();
-        let now = place_counts(&client, &fresh.schema, day, None).await.unwrap();
-        assert_eq!(place_counts(&client, &fresh.schema, day, last).await.unwrap(), now, "{date}");
+        let now = place_counts(&client, &fresh.schema, &cache, day, None).await.unwrap();
+        assert_eq!(place_counts(&client, &fresh.schema, &cache, day, last).await.unwrap(), now, "{date}");
     }
-    // Dates outside the years that have totals read the months instead.
-    for date in ["2019-03-01", "2033-02-10"] {
+    // Dates outside the years that have year rows read whole months instead; the log read forward from
+    // the first recorded time, and backward from now, agree with the counts as known now.
+    let first = events.iter().filter_map(|e| e.recordedtime).min().unwrap();
+    for date in ["2019-03-01", "2033-02-10", "2025-12-31"] {
         let day = Day::parse(date).unwrap();
-        let now = place_counts(&client, &fresh.schema, day, None).await.unwrap();
-        assert_eq!(place_counts(&client, &fresh.schema, day, last).await.unwrap(), now, "{date}");
+        let now = place_counts(&client, &fresh.schema, &cache, day, None).await.unwrap();
+        assert_eq!(place_counts(&client, &fresh.schema, &cache, day, last).await.unwrap(), now, "{date}");
+        let mut nothing_yet = place_counts(&client, &fresh.schema, &cache, day, Some(first - 1)).await.unwrap();
+        nothing_yet.retain(|_, n| *n != 0);
+        assert!(nothing_yet.is_empty(), "{date}: {nothing_yet:?}");
     }
 
-    // A projection loaded from PostgreSQL holds what was applied.
+    // A projection loaded from PostgreSQL reads the offsets and nothing of the history.
     let reloaded = Projection::load(&mut client, &fresh.schema).await.unwrap();
-    assert_eq!(reloaded.engine().unwrap().len(), engine.len());
+    assert_eq!(reloaded.next_offsets().unwrap(), &offsets(&client, &fresh.schema).await.unwrap());
+    assert_eq!(reloaded.cached(), Some((0, 0)));
+    assert_eq!(events_applied(&client, &fresh.schema).await.unwrap(), engine.len() as i64);
     fresh.remove(&client).await;
 }
 
@@ -301,7 +320,6 @@ async fn a_failed_transaction_leaves_postgresql_and_the_projection_as_before() {
     let mut projection = Projection::load(&mut client, &fresh.schema).await.unwrap();
     apply_all(&mut client, &mut projection, done).await;
     let before = dump(&client, &fresh.schema).await;
-    let known = projection.engine().unwrap().len();
     let stored = offsets(&client, &fresh.schema).await.unwrap();
 
     client
@@ -316,12 +334,12 @@ async fn a_failed_transaction_leaves_postgresql_and_the_projection_as_before() {
     // Failures after the deltas were written, and at COMMIT itself.
     for (trigger, context) in [
         (
-            format!("CREATE TRIGGER fail AFTER INSERT ON {s}.events FOR EACH STATEMENT EXECUTE FUNCTION {s}.fail()"),
-            "storing events",
+            format!("CREATE TRIGGER fail AFTER INSERT ON {s}.subjects FOR EACH STATEMENT EXECUTE FUNCTION {s}.fail()"),
+            "storing subject histories",
         ),
         (
             format!(
-                "CREATE CONSTRAINT TRIGGER fail AFTER INSERT ON {s}.events
+                "CREATE CONSTRAINT TRIGGER fail AFTER INSERT OR UPDATE ON {s}.subjects
                  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {s}.fail()"
             ),
             "committing a batch",
@@ -334,22 +352,23 @@ async fn a_failed_transaction_leaves_postgresql_and_the_projection_as_before() {
         }
         assert_eq!(dump(&client, &fresh.schema).await, before, "{context}: PostgreSQL kept part of the batch");
         assert_eq!(offsets(&client, &fresh.schema).await.unwrap(), stored);
-        assert_eq!(projection.engine().unwrap().len(), known, "{context}: the projection kept the batch");
-        client.batch_execute(&format!("DROP TRIGGER fail ON {s}.events")).await.unwrap();
+        assert_eq!(projection.next_offsets(), Some(&stored), "{context}: the projection kept the batch");
+        assert_eq!(projection.cached(), Some((0, 0)), "{context}: the projection kept histories");
+        client.batch_execute(&format!("DROP TRIGGER fail ON {s}.subjects")).await.unwrap();
     }
 
     // The connection dies halfway: the projection cannot read PostgreSQL back at once, so it holds no
     // state until the next batch, which reads it first (on a new connection).
     client
         .batch_execute(&format!(
-            "CREATE TRIGGER die AFTER INSERT ON {s}.events FOR EACH STATEMENT EXECUTE FUNCTION {s}.die()"
+            "CREATE TRIGGER die AFTER INSERT ON {s}.subjects FOR EACH STATEMENT EXECUTE FUNCTION {s}.die()"
         ))
         .await
         .unwrap();
     assert!(matches!(projection.apply_batch(&mut client, &rest[0]).await, Err(StoreError::Db { .. })));
-    assert!(projection.engine().is_none());
+    assert!(projection.next_offsets().is_none());
     let mut client = connect().await;
-    client.batch_execute(&format!("DROP TRIGGER die ON {s}.events")).await.unwrap();
+    client.batch_execute(&format!("DROP TRIGGER die ON {s}.subjects")).await.unwrap();
     assert_eq!(dump(&client, &fresh.schema).await, before, "a killed connection left part of the batch");
 
     // Everything after the failures is counted exactly once.
@@ -368,25 +387,14 @@ async fn offsets_are_stored_with_their_batch() {
     let all = batches(&consumed(&city(300, 4)), 50);
     let mut projection = Projection::load(&mut client, &fresh.schema).await.unwrap();
     assert!(offsets(&client, &fresh.schema).await.unwrap().is_empty());
+    let mut applied = 0;
     for n in 1..=4 {
-        projection.apply_batch(&mut client, &all[n - 1]).await.unwrap();
+        applied += projection.apply_batch(&mut client, &all[n - 1]).await.unwrap().events;
         let delivered: Vec<&[Consumed]> = all[..n].iter().map(|b| b.as_slice()).collect();
         assert_eq!(offsets(&client, &fresh.schema).await.unwrap(), expected_offsets(&delivered), "after batch {n}");
+        // The events counted per partition travel with the offsets.
+        assert_eq!(events_applied(&client, &fresh.schema).await.unwrap(), applied as i64, "after batch {n}");
     }
-    // Every stored event lies below its partition's next offset: offsets and rows were written together.
-    let s = format!("\"{}\"", fresh.schema);
-    let behind: i64 = client
-        .query_one(
-            &format!(
-                "SELECT count(*) FROM {s}.events e JOIN {s}.consumer_offsets o USING (topic, partition)
-                 WHERE e.\"offset\" >= o.next_offset"
-            ),
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(behind, 0);
     // A batch of nothing but redelivered events leaves the offsets alone.
     let stored = offsets(&client, &fresh.schema).await.unwrap();
     projection.apply_batch(&mut client, &all[1]).await.unwrap();

@@ -23,13 +23,18 @@ pub enum Measure {
     RecognisedInGroup(SubjectGroup),
 }
 
-/// Where a stretch counts: the commune code the subject is located by (successors and ancestors are
-/// applied for the date asked, from the geography), or the administrative unit that is the subject.
+/// Where a stretch counts. Successors and ancestors are applied for the date asked, from the
+/// geography, so that a reform or a late establishment never rewrites stored stretches.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Place {
+    /// The commune code the subject is located by.
     Named(String),
-    Own(String),
+    /// A subject whose id has the shape of an administrative code. If `code` is an established unit
+    /// as known at the time asked, the subject is that unit and counts in itself while it is in force
+    /// (rule 6); otherwise it counts like `Named(commune)` (nowhere without a commune). Deciding this
+    /// when a date is asked keeps a subject's stretches independent of the geography.
+    Unit { code: String, commune: Option<String> },
 }
 
 /// The subject counts for `measure` at `place` on every day in `from..until`.
@@ -53,7 +58,7 @@ impl Engine {
         for r in &self.subjects[sid as usize].recs {
             times.push(r.recorded);
             if r.retractable {
-                self.push_retraction_times(self.metas[r.ev as usize].id, &mut seen, &mut times);
+                self.push_retraction_times(sid, self.metas[r.ev as usize].id, &mut seen, &mut times);
             }
         }
         times.sort_unstable();
@@ -61,18 +66,27 @@ impl Engine {
         times
     }
 
-    /// The `recordedtime` of every known retraction naming event `id`, directly or down a chain
-    /// (the event itself may not be known yet).
-    pub fn retraction_times(&self, id: &uuid::Uuid) -> Vec<i64> {
+    /// The `recordedtime` of every known retraction of `subject` naming event `id`, directly or down a
+    /// chain (the event itself may not be known yet).
+    pub fn retraction_times(&self, subject: &str, id: &uuid::Uuid) -> Vec<i64> {
         let mut times = Vec::new();
-        self.push_retraction_times(*id, &mut std::collections::HashSet::new(), &mut times);
+        if let Some(&sid) = self.subject_ids.get(subject) {
+            self.push_retraction_times(sid, *id, &mut std::collections::HashSet::new(), &mut times);
+        }
         times
     }
 
-    fn push_retraction_times(&self, id: uuid::Uuid, seen: &mut std::collections::HashSet<u32>, times: &mut Vec<i64>) {
+    fn push_retraction_times(
+        &self,
+        sid: u32,
+        id: uuid::Uuid,
+        seen: &mut std::collections::HashSet<u32>,
+        times: &mut Vec<i64>,
+    ) {
         let mut stack = vec![id];
         while let Some(id) = stack.pop() {
-            for &r in self.retractors.get(&id).into_iter().flatten() {
+            for &r in self.retractors.get(&id).into_iter().flatten().filter(|&&r| self.metas[r as usize].subject == sid)
+            {
                 if seen.insert(r) {
                     let meta = &self.metas[r as usize];
                     times.push(meta.recorded);
@@ -82,13 +96,15 @@ impl Engine {
         }
     }
 
-    /// Every stretch of `subject` as known at `known_at`, sorted. `is_unit` says whether the subject is an
-    /// administrative unit (its id is the code of an established unit); it is then its own place.
+    /// Every stretch of `subject` as known at `known_at`, sorted. A subject whose id has the shape of an
+    /// administrative code is placed as [`Place::Unit`], whether or not that unit is established: the
+    /// geography decides when a date is asked.
     ///
     /// Evaluates the subject at each day where something about it can change (an event's day, the
     /// first and the day after the last day of a validity window, an effective date, each 1 January,
     /// when the cycle of D moves on) and joins equal neighbours.
-    pub fn contributions(&self, subject: &str, is_unit: bool, known_at: Option<i64>) -> Vec<Contribution> {
+    pub fn contributions(&self, subject: &str, known_at: Option<i64>) -> Vec<Contribution> {
+        let may_be_unit = crate::codes::may_be_unit_code(subject);
         let Some(&sid) = self.subject_ids.get(subject) else { return Vec::new() };
         let s = &self.subjects[sid as usize];
         let mut points: Vec<i32> = Vec::new();
@@ -111,12 +127,14 @@ impl Engine {
         for &p in &points {
             let day = Day(p);
             let at = self.subject_at(s, p, day.year() as i16, known_at);
-            let place = at.code.map(|c| {
-                let code = self.units.codes[c as usize].to_string();
-                if is_unit { Place::Own(subject.to_owned()) } else { Place::Named(code) }
-            });
+            let commune = at.code.map(|c| self.units.codes[c as usize].to_string());
+            let place = if may_be_unit {
+                Some(Place::Unit { code: subject.to_owned(), commune })
+            } else {
+                commune.map(Place::Named)
+            };
             let mut now: Vec<(Place, Measure)> = Vec::new();
-            if let Some(place) = place.or_else(|| is_unit.then(|| Place::Own(subject.to_owned()))) {
+            if let Some(place) = place {
                 for (t, &bits) in at.measures.iter().enumerate().take(TITLES) {
                     let title = Title::ALL[t];
                     let kinds = [
@@ -182,6 +200,21 @@ pub struct Locator<'a> {
 }
 
 impl Engine {
+    /// Where `place` counts in `geo` (rules 4 and 6): the unit in force, and whether it is the subject
+    /// itself (an administrative unit counted in itself). `None`: nowhere.
+    pub(crate) fn place_unit(&self, geo: &crate::geo::GeoAt<'_>, place: &Place) -> Option<(crate::geo::UnitId, bool)> {
+        let named = |code: &str| self.units.get(code).and_then(|u| geo.resolved[u as usize]).map(|u| (u, false));
+        match place {
+            Place::Named(code) => named(code),
+            Place::Unit { code, commune } => {
+                match self.units.get(code).filter(|u| geo.units[*u as usize].level.is_some()) {
+                    Some(unit) => geo.units[unit as usize].in_force.then_some((unit, true)),
+                    None => commune.as_deref().and_then(named),
+                }
+            }
+        }
+    }
+
     /// The geography in force on `day` as known at `known_at`, for placing contributions.
     pub fn locator(&self, day: Day, known_at: Option<i64>) -> Locator<'_> {
         Locator { engine: self, geo: self.geo_at(day, known_at) }
@@ -193,10 +226,7 @@ impl Locator<'_> {
     /// its own subject counts only while in force), then its ancestors, nearest first. Empty: nowhere.
     pub fn chain(&self, place: &Place) -> Vec<&str> {
         let units = &self.engine.units;
-        let unit = match place {
-            Place::Named(code) => units.get(code).and_then(|u| self.geo.resolved[u as usize]),
-            Place::Own(code) => units.get(code).filter(|u| self.geo.units[*u as usize].in_force),
-        };
+        let unit = self.engine.place_unit(&self.geo, place).map(|(u, _)| u);
         unit.map(|u| self.geo.ancestors(u).map(|a| &*units.codes[a as usize]).collect()).unwrap_or_default()
     }
 

@@ -99,11 +99,7 @@ impl Engine {
         let mut own = vec![Tally::default(); n];
         let mut holds = vec![0u8; n];
         for ((place, measure), &count) in counts {
-            let unit = match place {
-                Place::Named(code) => self.units.get(code).and_then(|u| geo.resolved[u as usize]),
-                Place::Own(code) => self.units.get(code).filter(|u| geo.units[*u as usize].in_force),
-            };
-            let Some(unit) = unit else { continue };
+            let Some((unit, own_place)) = self.place_unit(&geo, place) else { continue };
             let t = &mut own[unit as usize];
             match *measure {
                 Measure::Registered(title) => t.titles[title.index()][REGISTERED] += count,
@@ -111,7 +107,7 @@ impl Engine {
                 Measure::Evidenced(title) => t.titles[title.index()][EVIDENCED] += count,
                 Measure::Recognised(title) => {
                     t.titles[title.index()][RECOGNISED] += count;
-                    if matches!(place, Place::Own(_)) && count > 0 {
+                    if own_place && count > 0 {
                         holds[unit as usize] |= 1 << title.index();
                     }
                 }
@@ -122,6 +118,36 @@ impl Engine {
         }
         let tallies = roll_up(&geo, &own);
         Ok(self.assemble(query, &geo, scope, &tallies, &holds))
+    }
+
+    /// The counts of `title` in `query.scope` on `query.as_of` as known at `query.known_at`, from counts
+    /// per place: exactly `units[0].titles[title]` of [`Engine::review_from_counts`] (zero when not
+    /// listed), without the rest of the review, for time series.
+    pub fn title_counts_from(
+        &self,
+        query: &Query,
+        title: Title,
+        counts: &PlaceCounts,
+    ) -> Result<TitleCounts, QueryError> {
+        let geo = self.geo_at(query.as_of, query.known_at);
+        let scope = self.units.get(&query.scope).ok_or_else(|| QueryError::UnknownScope(query.scope.clone()))?;
+        if !geo.units[scope as usize].in_force {
+            return Err(QueryError::ScopeNotInForce { code: query.scope.clone(), as_of: query.as_of });
+        }
+        let mut out = TitleCounts::default();
+        for ((place, measure), &count) in counts {
+            let field = match *measure {
+                Measure::Registered(t) if t == title => &mut out.registered,
+                Measure::Declared(t) if t == title => &mut out.declared,
+                Measure::Evidenced(t) if t == title => &mut out.evidenced,
+                Measure::Recognised(t) if t == title => &mut out.recognised,
+                _ => continue,
+            };
+            if self.place_unit(&geo, place).is_some_and(|(unit, _)| geo.within(unit, scope)) {
+                *field += count;
+            }
+        }
+        Ok(out)
     }
 
     /// Everything of a review but the counting: units, denominators, targets, the geography used.

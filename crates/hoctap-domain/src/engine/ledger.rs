@@ -1,0 +1,296 @@
+//! The projector's pure core: how a batch of events changes the counts of the subjects it touches,
+//! computed from those subjects' histories alone.
+//!
+//! A read model stores each subject's contributions (stretches of valid time per place and measure)
+//! as deltas, and for "as known at K" the transaction time of each delta. Everything a subject
+//! contributes depends on its own events and on the retractions of its own subject (rule 1), never on
+//! another subject or on the geography (which [`Place`] leaves to the date asked). So a projector
+//! needs, per batch, only the histories of the subjects the batch touches: [`Ledger::load`] takes them
+//! as stored, [`Ledger::fold`] returns the [`Deltas`], [`Ledger::history`] gives what to store back.
+
+use super::{Contribution, Engine, Kind, Measure, Place, Rec};
+use crate::event::Event;
+use crate::time::Day;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use uuid::Uuid;
+
+/// How a batch changed the counts: +1/−1 per (place, measure, day) as known now, and the same per
+/// transaction time for "as known at K". A sum may be 0 when changes cancelled out.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Deltas {
+    pub by_day: HashMap<(Place, Measure, Day), i64>,
+    pub by_recorded: HashMap<(Place, Measure, Day, i64), i64>,
+}
+
+impl Deltas {
+    fn add(&mut self, c: &Contribution, sign: i64, recorded: i64) {
+        for (day, n) in [(c.from, sign), (c.until, -sign)] {
+            if day == Day::MAX {
+                continue;
+            }
+            *self.by_day.entry((c.place.clone(), c.measure, day)).or_default() += n;
+            *self.by_recorded.entry((c.place.clone(), c.measure, day, recorded)).or_default() += n;
+        }
+    }
+
+    /// Records the change from `before` to `after` (both sorted multisets): a stretch that disappeared
+    /// is taken back, a new one is added.
+    fn diff(&mut self, before: &[Contribution], after: &[Contribution], recorded: i64) {
+        let (mut i, mut j) = (0, 0);
+        while i < before.len() || j < after.len() {
+            match (before.get(i), after.get(j)) {
+                (Some(b), Some(a)) if b == a => (i, j) = (i + 1, j + 1),
+                (Some(b), Some(a)) if b < a => {
+                    self.add(b, -1, recorded);
+                    i += 1;
+                }
+                (Some(_), Some(a)) | (None, Some(a)) => {
+                    self.add(a, 1, recorded);
+                    j += 1;
+                }
+                (Some(b), None) => {
+                    self.add(b, -1, recorded);
+                    i += 1;
+                }
+                (None, None) => unreachable!(),
+            }
+        }
+    }
+
+    /// Drops the entries that summed to 0.
+    pub fn prune(&mut self) {
+        self.by_day.retain(|_, n| *n != 0);
+        self.by_recorded.retain(|_, n| *n != 0);
+    }
+}
+
+/// A stored history could not be read back.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the stored history of subject `{subject}` is unreadable: {detail}")]
+pub struct HistoryError {
+    pub subject: String,
+    pub detail: String,
+}
+
+/// The histories of the subjects one batch touches, and the fold of the batch into them.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    engine: Engine,
+}
+
+/// The version byte that opens every stored history.
+const HISTORY_FORMAT: u8 = 1;
+const TAG_RETRACTION: u8 = 0xFF;
+
+impl Ledger {
+    pub fn new() -> Ledger {
+        Ledger::default()
+    }
+
+    /// Events held (of every loaded subject, the folded batches included).
+    pub fn len(&self) -> usize {
+        self.engine.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.engine.is_empty()
+    }
+
+    /// Whether an event with `id` is folded already (a redelivered copy is a duplicate, rule 3).
+    pub fn knows(&self, id: &Uuid) -> bool {
+        self.engine.ids.contains_key(id)
+    }
+
+    /// Loads `subject`'s history as [`Ledger::history`] wrote it. Load every subject a batch touches
+    /// before folding it, and each at most once.
+    pub fn load(&mut self, subject: &str, history: &[u8]) -> Result<(), HistoryError> {
+        let corrupt = |detail: &str| HistoryError { subject: subject.to_owned(), detail: detail.to_owned() };
+        let mut r = Reader { bytes: history };
+        if r.u8().ok_or_else(|| corrupt("empty"))? != HISTORY_FORMAT {
+            return Err(corrupt("unknown format"));
+        }
+        while !r.bytes.is_empty() {
+            let tag = r.u8().ok_or_else(|| corrupt("truncated"))?;
+            let id = r.id().ok_or_else(|| corrupt("truncated id"))?;
+            let recorded = r.i64().ok_or_else(|| corrupt("truncated time"))?;
+            if self.engine.ids.contains_key(&id) {
+                return Err(corrupt("an event id twice"));
+            }
+            if tag == TAG_RETRACTION {
+                let named = r.id().ok_or_else(|| corrupt("truncated retraction"))?;
+                let ev = self.engine.push_meta(id, recorded, 0, subject);
+                self.engine.push_retraction(ev, named);
+                continue;
+            }
+            let kind = kind_of(tag).ok_or_else(|| corrupt("unknown record kind"))?;
+            let instant = r.i64().ok_or_else(|| corrupt("truncated record"))?;
+            // A commune is stored as its code: unit ids are this engine's own.
+            let a =
+                if has_commune(kind) { r.code().map(|code| self.engine.units.intern(code) as i32) } else { r.i32() };
+            let (a, b, cycle, title) =
+                (a, r.i32(), r.i16(), r.u8()).into_option().ok_or_else(|| corrupt("truncated record"))?;
+            let ev = self.engine.push_meta(id, recorded, 0, subject);
+            let retractable = self.engine.metas[ev as usize].has_retractors;
+            let day = Day::of_instant(instant).0;
+            self.engine.push_rec(Rec { instant, recorded, ev, day, a, b, cycle, kind, title, retractable });
+        }
+        Ok(())
+    }
+
+    /// `subject`'s history to store: its records in (time, id) order, then its retractions by id, so
+    /// that the same set of events always gives the same bytes.
+    pub fn history(&self, subject: &str) -> Vec<u8> {
+        let mut out = vec![HISTORY_FORMAT];
+        let Some(&sid) = self.engine.subject_ids.get(subject) else { return out };
+        let s = &self.engine.subjects[sid as usize];
+        let metas = &self.engine.metas;
+        for rec in &s.recs {
+            let meta = &metas[rec.ev as usize];
+            out.push(rec.kind as u8);
+            out.extend_from_slice(meta.id.as_bytes());
+            out.extend_from_slice(&meta.recorded.to_le_bytes());
+            out.extend_from_slice(&rec.instant.to_le_bytes());
+            if has_commune(rec.kind) {
+                let code = self.engine.units.codes[rec.a as usize].as_bytes();
+                out.push(code.len() as u8);
+                out.extend_from_slice(code);
+            } else {
+                out.extend_from_slice(&rec.a.to_le_bytes());
+            }
+            out.extend_from_slice(&rec.b.to_le_bytes());
+            out.extend_from_slice(&rec.cycle.to_le_bytes());
+            out.push(rec.title);
+        }
+        let mut retractions: Vec<(Uuid, i64, Uuid)> = s
+            .retractions
+            .iter()
+            .map(|&(ev, named)| (metas[ev as usize].id, metas[ev as usize].recorded, named))
+            .collect();
+        retractions.sort_unstable();
+        for (id, recorded, named) in retractions {
+            out.push(TAG_RETRACTION);
+            out.extend_from_slice(id.as_bytes());
+            out.extend_from_slice(&recorded.to_le_bytes());
+            out.extend_from_slice(named.as_bytes());
+        }
+        out
+    }
+
+    /// Folds `events` (new: not [`Ledger::knows`], distinct ids, subjects loaded) and returns how the
+    /// counts of their subjects changed. Reference events (geography, baselines, targets) change no
+    /// subject's stretches and are not given here.
+    ///
+    /// For a touched subject, let D(K) be its contributions as known at K after the batch minus those
+    /// before it. D changes only at the subject's known times (its events' and their retractions'
+    /// `recordedtime`) and is zero before the batch's earliest time m for it. So the batch adds, at each
+    /// known time t ≥ m, D(t) minus D at the previous known time, and the deltas with `recorded ≤ K`
+    /// add up to the subject as known at K, whatever order the events arrived in. The last step reads
+    /// the subject as known now, so the counts as known now are exact too.
+    pub fn fold(&mut self, events: &[&Event]) -> Deltas {
+        let recorded = |e: &Event| e.recordedtime.unwrap_or(i64::MIN);
+        let mut times: BTreeMap<&str, BTreeSet<i64>> = BTreeMap::new();
+        for e in events {
+            let t = times.entry(e.subject.as_str()).or_default();
+            t.insert(recorded(e));
+            t.extend(self.engine.retraction_times(&e.subject, &e.id));
+        }
+        // The steps of each subject: its known times from the batch's earliest one on; the last step
+        // reads the subject as known now.
+        let steps: Vec<(&str, Vec<(i64, Option<i64>)>)> = times
+            .into_iter()
+            .map(|(subject, batch_times)| {
+                let m = *batch_times.first().expect("at least one time");
+                let mut all = batch_times;
+                all.extend(self.engine.known_times(subject));
+                let mut steps: Vec<(i64, Option<i64>)> = all.range(m..).map(|&t| (t, Some(t))).collect();
+                steps.last_mut().expect("m is in the set").1 = None;
+                (subject, steps)
+            })
+            .collect();
+        let read = |engine: &Engine, subject: &str, steps: &[(i64, Option<i64>)]| -> Vec<Vec<Contribution>> {
+            steps.iter().map(|&(_, k)| engine.contributions(subject, k)).collect()
+        };
+        let before: Vec<Vec<Vec<Contribution>>> = steps.iter().map(|(s, ts)| read(&self.engine, s, ts)).collect();
+        for e in events {
+            self.engine.apply(e);
+        }
+        let mut deltas = Deltas::default();
+        for ((subject, ts), old) in steps.iter().zip(before) {
+            let new = read(&self.engine, subject, ts);
+            for (i, &(at, _)) in ts.iter().enumerate() {
+                if i == 0 {
+                    deltas.diff(&old[0], &new[0], at);
+                } else {
+                    deltas.diff(&new[i - 1], &new[i], at);
+                    deltas.diff(&old[i], &old[i - 1], at);
+                }
+            }
+        }
+        deltas.prune();
+        deltas
+    }
+}
+
+fn has_commune(kind: Kind) -> bool {
+    matches!(kind, Kind::Registered | Kind::Relocated | Kind::Skill)
+}
+
+fn kind_of(tag: u8) -> Option<Kind> {
+    [
+        Kind::Registered,
+        Kind::Withdrawn,
+        Kind::Declared,
+        Kind::Evidenced,
+        Kind::Granted,
+        Kind::Revoked,
+        Kind::Skill,
+        Kind::Relocated,
+    ]
+    .into_iter()
+    .find(|k| *k as u8 == tag)
+}
+
+/// Little-endian fields off the front of a byte slice; `None` when too short.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.bytes.split_first_chunk::<N>()?;
+        self.bytes = rest;
+        Some(*head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take::<1>().map(|b| b[0])
+    }
+    fn i16(&mut self) -> Option<i16> {
+        self.take().map(i16::from_le_bytes)
+    }
+    fn i32(&mut self) -> Option<i32> {
+        self.take().map(i32::from_le_bytes)
+    }
+    fn i64(&mut self) -> Option<i64> {
+        self.take().map(i64::from_le_bytes)
+    }
+    fn id(&mut self) -> Option<Uuid> {
+        self.take().map(Uuid::from_bytes)
+    }
+    fn code(&mut self) -> Option<&'a str> {
+        let len = self.u8()? as usize;
+        let (code, rest) = self.bytes.split_at_checked(len)?;
+        self.bytes = rest;
+        std::str::from_utf8(code).ok()
+    }
+}
+
+/// A tuple of options as an option of a tuple.
+trait IntoOption<T> {
+    fn into_option(self) -> Option<T>;
+}
+
+impl<A, B, C, D> IntoOption<(A, B, C, D)> for (Option<A>, Option<B>, Option<C>, Option<D>) {
+    fn into_option(self) -> Option<(A, B, C, D)> {
+        Some((self.0?, self.1?, self.2?, self.3?))
+    }
+}
