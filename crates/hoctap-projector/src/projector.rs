@@ -6,16 +6,20 @@
 //! PostgreSQL and assign the partitions at exactly those offsets, so Kafka's own committed offsets are
 //! never used (nothing is committed to Kafka).
 //!
-//! Failures: a PostgreSQL error keeps the batch and retries it after a pause (nothing was stored); a
-//! switch of generations (a rebuild) reloads the new generation and retries the batch there; a gap
-//! (records skipped) seeks back to the stored offsets. A record that is not an event is published to
-//! the dead-letter topic with its reason before the batch (and its offset) is committed.
+//! Failures: a failure of the system (PostgreSQL unreachable or restarting, a deadlock) keeps the
+//! batch and retries it after a pause (nothing was stored); a batch PostgreSQL refuses for what it
+//! holds is split until the records it refuses stand alone (`isolate`), so that no record stalls a
+//! partition; a switch of generations (a rebuild) reloads the new generation and retries the batch
+//! there; a gap (records skipped) seeks back to the stored offsets. A record that is not an event, or
+//! that PostgreSQL refuses alone, is published to the dead-letter topic with its reason before its
+//! offset is committed.
 
+use crate::isolate::{Sink, apply_isolating};
 use crate::metrics::{Metrics, PartitionLabels};
-use crate::record::{Record, Refused, decode};
+use crate::record::{Record, decode};
 use crate::{ProjectorError, pg_pool};
 use deadpool_postgres::Pool;
-use hoctap_kafka::{DeadLetter, Producer, Topics};
+use hoctap_kafka::{DeadLetter, Producer, Reason, Topics};
 use hoctap_store::{Applied, Consumed, Deployment, Position, Projection, Schema, StoreError};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -141,23 +145,31 @@ pub fn run(
         }
         let (batch, refused) = decode(records);
         if !refused.is_empty() {
-            let letters: Vec<DeadLetter> = refused.iter().map(dead_letter).collect();
-            retry(stop, "publishing dead letters", || Ok(handle.block_on(producer.publish_dead_letters(&letters))?))?;
+            let letters: Vec<DeadLetter> =
+                refused.iter().map(|r| dead_letter(&r.position, &r.payload, &r.refusal)).collect();
+            publish(&producer, &letters, handle, stop)?;
             metrics.dead_letters.inc_by(letters.len() as u64);
         }
         let positions: Vec<Position> = refused.into_iter().map(|r| r.position).collect();
-        match apply(&mut projection, &pool, &batch, &positions, config, &shared, handle, stop)? {
-            Some(applied) => {
-                metrics.events_applied.inc_by(applied.events as u64);
-                metrics.duplicates.inc_by(applied.duplicates as u64);
-                metrics.redelivered.inc_by(applied.redelivered as u64);
-                metrics.batches.inc();
-                applied_since_refresh |= applied.events > 0;
-            }
-            None => {
-                // Records were skipped: consume again from the stored offsets.
-                seek_to_stored(&consumer, &reference, config, &projection, &shared)?;
-            }
+        let mut sink = Live {
+            projection: &mut projection,
+            pool: &pool,
+            producer: &producer,
+            config,
+            shared: &shared,
+            handle,
+            stop,
+        };
+        let settled = apply_isolating(&mut sink, batch, positions)?;
+        let applied = settled.applied;
+        metrics.events_applied.inc_by(applied.events as u64);
+        metrics.duplicates.inc_by(applied.duplicates as u64);
+        metrics.redelivered.inc_by(applied.redelivered as u64);
+        metrics.batches.inc();
+        applied_since_refresh |= applied.events > 0;
+        if settled.gap {
+            // Records were skipped: consume again from the stored offsets.
+            seek_to_stored(&consumer, &reference, config, &projection, &shared)?;
         }
         if projection.schema().as_str() != shared.schema.lock().expect("not poisoned").as_str() {
             *shared.schema.lock().expect("not poisoned") = projection.schema().clone();
@@ -275,62 +287,123 @@ fn collect(consumer: &BaseConsumer<Rebalancer>, reference: &BaseConsumer, config
     records
 }
 
-/// The dead letter of a record that is not an event: its text (a raw citizen-ID masked) and why.
-fn dead_letter(r: &Refused) -> DeadLetter {
-    tracing::warn!(topic = %r.position.topic, partition = r.position.partition, offset = r.position.offset, refusal = %r.refusal, "record refused");
-    let text = hoctap_domain::validate::mask_citizen_ids(&String::from_utf8_lossy(&r.payload));
-    DeadLetter::new(text.as_bytes(), &r.refusal).with_source("projector")
+/// The rule of a dead letter whose record PostgreSQL refused to store.
+pub(crate) const STORE_RULE: &str = "store";
+
+/// The dead letter of a refused record: its text (a raw citizen-ID masked) and why.
+fn dead_letter(position: &Position, payload: &[u8], reason: impl Into<Reason>) -> DeadLetter {
+    let reason = reason.into();
+    tracing::warn!(topic = %position.topic, partition = position.partition, offset = position.offset, rule = %reason.rule, detail = %reason.detail, "record refused");
+    let text = hoctap_domain::validate::mask_citizen_ids(&String::from_utf8_lossy(payload));
+    DeadLetter::new(text.as_bytes(), reason).with_source("projector")
 }
 
-/// Applies one batch, retrying after PostgreSQL failures and moving to a new generation after a
-/// switch. `None`: the batch skipped records (a gap) and was not applied.
-#[allow(clippy::too_many_arguments)]
-fn apply(
-    projection: &mut Projection,
-    pool: &Pool,
-    batch: &[Consumed],
-    refused: &[Position],
-    config: &ProjectorConfig,
-    shared: &Shared,
+/// Why PostgreSQL refused `event` alone: the error with its causes (PostgreSQL's own message), which
+/// may quote the value, so a raw citizen-ID in it is masked too.
+fn store_refusal(event: &Consumed, why: &ProjectorError) -> Reason {
+    let mut detail = format!("PostgreSQL refused to store it (SQLSTATE {})", store_sqlstate(why).unwrap_or("?"));
+    let mut cause: Option<&dyn std::error::Error> = Some(why);
+    while let Some(e) = cause {
+        detail.push_str(&format!(": {e}"));
+        cause = e.source();
+    }
+    Reason {
+        event_id: Some(event.event.id.to_string()),
+        field: "(event)".to_owned(),
+        rule: STORE_RULE.to_owned(),
+        detail: hoctap_domain::validate::mask_citizen_ids(&detail),
+    }
+}
+
+fn store_sqlstate(e: &ProjectorError) -> Option<&str> {
+    match e {
+        ProjectorError::Store(e) => e.sqlstate(),
+        _ => None,
+    }
+}
+
+/// Publishes dead letters, retrying while Kafka is away.
+fn publish(
+    producer: &Producer,
+    letters: &[DeadLetter],
     handle: &Handle,
     stop: &AtomicBool,
-) -> Result<Option<Applied>, ProjectorError> {
-    let mut pause = Duration::from_millis(200);
-    loop {
-        let started = Instant::now();
-        let result: Result<Applied, ProjectorError> = handle.block_on(async {
-            let mut client = pool.get().await?;
-            Ok(projection.apply_batch_with_refused(&mut client, batch, refused).await?)
-        });
-        match result {
-            Ok(applied) => {
-                shared.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
-                return Ok(Some(applied));
-            }
-            Err(ProjectorError::Store(StoreError::Retired { active, .. })) => {
-                tracing::info!(%active, "a rebuild switched generations: moving to the new one");
-                *projection = handle.block_on(async {
-                    let mut client = pool.get().await?;
-                    Ok::<_, ProjectorError>(Projection::load_serving(&mut client, &config.deployment).await?)
-                })?;
-                *shared.schema.lock().expect("not poisoned") = projection.schema().clone();
-            }
-            Err(ProjectorError::Store(StoreError::Gap { topic, partition, expected, got })) => {
-                tracing::warn!(topic, partition, expected, got, "records were skipped: seeking back");
-                shared.metrics.batch_errors.inc();
-                return Ok(None);
-            }
-            Err(e) if e.is_transient() => {
-                shared.metrics.batch_errors.inc();
-                if stop.load(Ordering::Relaxed) {
+) -> Result<(), ProjectorError> {
+    retry(stop, "publishing dead letters", || Ok(handle.block_on(producer.publish_dead_letters(letters))?))
+}
+
+/// The serving read models as the consumer loop writes to them.
+struct Live<'a> {
+    projection: &'a mut Projection,
+    pool: &'a Pool,
+    producer: &'a Producer,
+    config: &'a ProjectorConfig,
+    shared: &'a Shared,
+    handle: &'a Handle,
+    stop: &'a AtomicBool,
+}
+
+impl Sink for Live<'_> {
+    type Error = ProjectorError;
+
+    /// Retries after failures of the system and moves to a new generation after a switch.
+    fn apply(&mut self, events: &[Consumed], refused: &[Position]) -> Result<Option<Applied>, ProjectorError> {
+        let metrics = &self.shared.metrics;
+        let mut pause = Duration::from_millis(200);
+        loop {
+            let started = Instant::now();
+            let result: Result<Applied, ProjectorError> = self.handle.block_on(async {
+                let mut client = self.pool.get().await?;
+                Ok(self.projection.apply_batch_with_refused(&mut client, events, refused).await?)
+            });
+            match result {
+                Ok(applied) => {
+                    metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
+                    return Ok(Some(applied));
+                }
+                Err(ProjectorError::Store(StoreError::Retired { active, .. })) => {
+                    tracing::info!(%active, "a rebuild switched generations: moving to the new one");
+                    *self.projection = self.handle.block_on(async {
+                        let mut client = self.pool.get().await?;
+                        Ok::<_, ProjectorError>(Projection::load_serving(&mut client, &self.config.deployment).await?)
+                    })?;
+                    *self.shared.schema.lock().expect("not poisoned") = self.projection.schema().clone();
+                }
+                Err(ProjectorError::Store(StoreError::Gap { topic, partition, expected, got })) => {
+                    tracing::warn!(topic, partition, expected, got, "records were skipped: seeking back");
+                    metrics.batch_errors.inc();
+                    return Ok(None);
+                }
+                Err(e) if e.is_transient() && !self.stop.load(Ordering::Relaxed) => {
+                    metrics.batch_errors.inc();
+                    tracing::warn!(error = %e, pause_ms = pause.as_millis() as u64, "batch not applied: retrying");
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(10));
+                }
+                Err(e) => {
+                    metrics.batch_errors.inc();
+                    if e.is_content_fault() {
+                        tracing::warn!(error = %e, events = events.len(), "PostgreSQL refused the batch's content: splitting it");
+                    }
                     return Err(e);
                 }
-                tracing::warn!(error = %e, pause_ms = pause.as_millis() as u64, "batch not applied: retrying");
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_secs(10));
             }
-            Err(e) => return Err(e),
         }
+    }
+
+    fn is_content_fault(error: &ProjectorError) -> bool {
+        error.is_content_fault()
+    }
+
+    fn refuse(&mut self, event: &Consumed, why: &ProjectorError) -> Result<(), ProjectorError> {
+        let position = Position { topic: event.topic.clone(), partition: event.partition, offset: event.offset };
+        // Its canonical form: the bytes as consumed are not kept past decoding.
+        let letter = dead_letter(&position, event.event.to_json().as_bytes(), store_refusal(event, why));
+        publish(self.producer, std::slice::from_ref(&letter), self.handle, self.stop)?;
+        let metrics = &self.shared.metrics;
+        metrics.dead_letters.inc();
+        metrics.records_refused.inc();
+        Ok(())
     }
 }
 
