@@ -109,6 +109,13 @@ impl Metrics {
         Metrics { registry: Arc::new(registry), ..m }
     }
 
+    /// Drops the lag series of `partitions` of `topic`, which this instance no longer reads.
+    pub fn forget_lag(&self, topic: &str, partitions: impl IntoIterator<Item = i32>) {
+        for partition in partitions {
+            self.lag.remove(&PartitionLabels { topic: topic.to_owned(), partition });
+        }
+    }
+
     /// Notes that the consumer loop turned.
     pub fn tick(&self) {
         self.last_tick.store(now_secs(), Ordering::Relaxed);

@@ -101,7 +101,7 @@ pub fn run(
         handle: handle.clone(),
         pool: pool.clone(),
         schema: Mutex::new(projection.schema().clone()),
-        assigned: Mutex::new(HashSet::new()),
+        assigned: Assignment::new(&config.topics.events, metrics),
         metrics: metrics.clone(),
     });
 
@@ -125,7 +125,7 @@ pub fn run(
         metrics.tick();
         let records = collect(&consumer, &reference, config);
         // Records of partitions revoked while the batch was collected belong to another member now.
-        let assigned = shared.assigned.lock().expect("not poisoned").clone();
+        let assigned = shared.assigned.get();
         let records: Vec<Record> = records
             .into_iter()
             .filter(|r| r.topic != config.topics.events || assigned.contains(&r.partition))
@@ -186,9 +186,34 @@ struct Shared {
     pool: Pool,
     /// The generation the loop writes to: assignments seek to its stored offsets.
     schema: Mutex<Schema>,
-    /// Partitions of the events topic assigned now.
-    assigned: Mutex<HashSet<i32>>,
+    assigned: Assignment,
     metrics: Metrics,
+}
+
+/// The partitions of the events topic assigned now, and the metrics that follow them.
+struct Assignment {
+    topic: String,
+    partitions: Mutex<HashSet<i32>>,
+    metrics: Metrics,
+}
+
+impl Assignment {
+    fn new(topic: &str, metrics: &Metrics) -> Assignment {
+        Assignment { topic: topic.to_owned(), partitions: Mutex::new(HashSet::new()), metrics: metrics.clone() }
+    }
+
+    fn get(&self) -> HashSet<i32> {
+        self.partitions.lock().expect("not poisoned").clone()
+    }
+
+    /// Replaces the assigned partitions. The lag of a partition lost goes: another member reports
+    /// it now, and a value frozen at the revocation would be read as this member's for minutes.
+    fn set(&self, now: HashSet<i32>) {
+        let mut partitions = self.partitions.lock().expect("not poisoned");
+        self.metrics.forget_lag(&self.topic, partitions.difference(&now).copied());
+        self.metrics.assigned_partitions.set(now.len() as i64);
+        *partitions = now;
+    }
 }
 
 impl Shared {
@@ -238,10 +263,9 @@ impl ConsumerContext for Rebalancer {
                 if let Err(e) = consumer.assign(tpl) {
                     tracing::error!(error = %e, "assigning partitions");
                 }
-                let mut assigned = self.shared.assigned.lock().expect("not poisoned");
-                *assigned = partitions.iter().map(|(_, p)| *p).collect();
-                self.shared.metrics.assigned_partitions.set(assigned.len() as i64);
+                let assigned: HashSet<i32> = partitions.iter().map(|(_, p)| *p).collect();
                 tracing::info!(partitions = ?assigned, "partitions assigned at their stored offsets");
+                self.shared.assigned.set(assigned);
             }
             other => {
                 if other != RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
@@ -250,8 +274,7 @@ impl ConsumerContext for Rebalancer {
                 if let Err(e) = consumer.unassign() {
                     tracing::error!(error = %e, "unassigning partitions");
                 }
-                self.shared.assigned.lock().expect("not poisoned").clear();
-                self.shared.metrics.assigned_partitions.set(0);
+                self.shared.assigned.set(HashSet::new());
                 tracing::info!("partitions revoked");
             }
         }
@@ -416,8 +439,7 @@ fn seek_to_stored(
     shared: &Shared,
 ) -> Result<(), ProjectorError> {
     let stored = shared.stored_offsets().unwrap_or_default();
-    let assigned: Vec<i32> = shared.assigned.lock().expect("not poisoned").iter().copied().collect();
-    for p in assigned {
+    for p in shared.assigned.get() {
         let offset = stored.get(&(config.topics.events.clone(), p)).map_or(Offset::Beginning, |&o| Offset::Offset(o));
         if let Err(e) = consumer.seek(&config.topics.events, p, offset, Duration::from_secs(10)) {
             tracing::warn!(error = %e, partition = p, "seeking back");
@@ -490,5 +512,51 @@ fn retry<T>(
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lag series exported, as (topic, partition).
+    fn lag_series(metrics: &Metrics) -> Vec<String> {
+        let mut series: Vec<String> = metrics
+            .encode()
+            .lines()
+            .filter(|l| l.starts_with("hoctap_projector_lag{"))
+            .map(|l| l.split_whitespace().next().unwrap_or_default().to_owned())
+            .collect();
+        series.sort();
+        series
+    }
+
+    #[test]
+    fn the_lag_of_a_partition_no_longer_assigned_is_no_longer_exported() {
+        let topics = Topics::default();
+        let metrics = Metrics::new();
+        let assignment = Assignment::new(&topics.events, &metrics);
+        assignment.set(HashSet::from([0, 1, 2]));
+        let partitions =
+            [0, 1, 2].map(|p| (topics.events.as_str(), p)).into_iter().chain([(topics.reference.as_str(), 0)]);
+        for (topic, partition) in partitions {
+            metrics.lag.get_or_create(&PartitionLabels { topic: topic.to_owned(), partition }).set(7);
+        }
+        let series = |topic: &str, partitions: &[i32]| -> Vec<String> {
+            partitions.iter().map(|p| format!("hoctap_projector_lag{{topic=\"{topic}\",partition=\"{p}\"}}")).collect()
+        };
+        let reference = series(&topics.reference, &[0]);
+
+        // A rebalance: 0 and 2 go to another member, 3 comes.
+        assignment.set(HashSet::from([1, 3]));
+        let mut expected = [series(&topics.events, &[1]), reference.clone()].concat();
+        expected.sort();
+        assert_eq!(lag_series(&metrics), expected);
+        assert_eq!(metrics.assigned_partitions.get(), 2);
+
+        // Revoked: only the reference topic, which every instance reads whole, is left.
+        assignment.set(HashSet::new());
+        assert_eq!(lag_series(&metrics), reference);
+        assert_eq!(metrics.assigned_partitions.get(), 0);
     }
 }
