@@ -311,7 +311,7 @@ fn collect(consumer: &BaseConsumer<Rebalancer>, reference: &BaseConsumer, config
 }
 
 /// The rule of a dead letter whose record PostgreSQL refused to store.
-pub(crate) const STORE_RULE: &str = "store";
+const STORE_RULE: &str = "store";
 
 /// The dead letter of a refused record: its text (a raw citizen-ID masked) and why.
 fn dead_letter(position: &Position, payload: &[u8], reason: impl Into<Reason>) -> DeadLetter {
@@ -406,7 +406,7 @@ impl Sink for Live<'_> {
                 Err(e) => {
                     metrics.batch_errors.inc();
                     if e.is_content_fault() {
-                        tracing::warn!(error = %e, events = events.len(), "PostgreSQL refused the batch's content: splitting it");
+                        tracing::warn!(error = %e, events = events.len(), "PostgreSQL refused what these records hold: isolating the one at fault");
                     }
                     return Err(e);
                 }
