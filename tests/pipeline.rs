@@ -1,5 +1,6 @@
 //! The product as a city runs it, for real: the `hoctap` binary's gateway, projector(s) and API as
-//! processes, a tansu broker (Kafka protocol, through rdkafka) and the machine's PostgreSQL.
+//! processes, a tansu broker (Kafka protocol, through rdkafka) and the machine's PostgreSQL (or a
+//! private one, for the test that restarts it).
 //!
 //! Every test compares with the embedded engine fed the very records on the topics (with the
 //! `recordedtime` the gateway stamped): the same reviews, byte for byte, from the HTTP API.
@@ -11,7 +12,7 @@ use hoctap_domain::{Day, Engine, Event, Query};
 use hoctap_kafka::test_broker::TestBroker;
 use hoctap_kafka::{DeadLetter, Topics, read_all};
 use hoctap_store::{Deployment, Schema};
-use hoctap_tests::{hoctap, source_json};
+use hoctap_tests::{PgCluster, hoctap, source_json};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -35,6 +36,8 @@ struct Service {
     name: String,
     child: Child,
     log: PathBuf,
+    /// A projector's `/metrics`.
+    metrics: Option<String>,
 }
 
 impl Service {
@@ -48,7 +51,7 @@ impl Service {
             .stderr(file)
             .spawn()
             .unwrap_or_else(|e| panic!("starting hoctap {name}: {e}"));
-        Service { name: name.to_owned(), child, log }
+        Service { name: name.to_owned(), child, log, metrics: None }
     }
 
     fn kill(&mut self) {
@@ -74,9 +77,11 @@ impl Drop for Service {
     }
 }
 
-/// A broker, a deployment in database `test`, a gateway, and whatever projectors the test starts.
+/// A broker, a deployment in database `test` (or the PostgreSQL at `postgres`), a gateway, and
+/// whatever projectors the test starts.
 struct Stack {
     broker: TestBroker,
+    postgres: String,
     deployment: Deployment,
     dir: tempfile::TempDir,
     runtime: tokio::runtime::Runtime,
@@ -91,6 +96,10 @@ fn free_port() -> u16 {
 
 impl Stack {
     fn start() -> Stack {
+        Stack::start_on(PG)
+    }
+
+    fn start_on(postgres: &str) -> Stack {
         let broker = TestBroker::start();
         let dir = tempfile::tempdir().expect("a temporary folder");
         let tokens = dir.path().join("tokens.toml");
@@ -127,6 +136,7 @@ impl Stack {
         let name = format!("t_{:016x}", fastrand::u64(..));
         let mut stack = Stack {
             broker,
+            postgres: postgres.to_owned(),
             deployment: Deployment::new(&name).expect("a deployment name"),
             dir,
             runtime: tokio::runtime::Runtime::new().expect("a runtime"),
@@ -155,12 +165,13 @@ impl Stack {
     }
 
     fn projector_in_group(&self, name: &str, group: &str, extra: &[&str]) -> Service {
+        let metrics = format!("127.0.0.1:{}", free_port());
         let mut args: Vec<String> = vec![
             "project".into(),
             "--brokers".into(),
             self.broker.brokers(),
             "--postgres".into(),
-            PG.into(),
+            self.postgres.clone(),
             "--deployment".into(),
             self.deployment.name().into(),
             "--group".into(),
@@ -168,7 +179,7 @@ impl Stack {
             "--partitions".into(),
             PARTITIONS.into(),
             "--metrics-listen".into(),
-            format!("127.0.0.1:{}", free_port()),
+            metrics.clone(),
             "--batch-max".into(),
             "500".into(),
             "--dashboard-every".into(),
@@ -184,7 +195,9 @@ impl Stack {
             "heartbeat.interval.ms=500".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        Service::start(name, self.dir.path(), &args)
+        let mut service = Service::start(name, self.dir.path(), &args);
+        service.metrics = Some(format!("http://{metrics}/metrics"));
+        service
     }
 
     fn api(&mut self) -> (Service, String) {
@@ -195,7 +208,7 @@ impl Stack {
             &[
                 "api".into(),
                 "--postgres".into(),
-                PG.into(),
+                self.postgres.clone(),
                 "--deployment".into(),
                 self.deployment.name().into(),
                 "--listen".into(),
@@ -250,7 +263,7 @@ impl Stack {
                 }
             }
             let stored = self.runtime.block_on(async {
-                let mut client = connect().await;
+                let mut client = self.connect().await;
                 let Ok(schema) = self.deployment.active(&client).await else { return HashMap::new() };
                 let _ = &mut client;
                 hoctap_store::offsets(&client, &schema).await.unwrap_or_default()
@@ -270,16 +283,26 @@ impl Stack {
         }
     }
 
+    async fn connect(&self) -> tokio_postgres::Client {
+        hoctap_tests::pg_connect_to(&self.postgres).await
+    }
+
     fn active(&self) -> Schema {
-        self.runtime.block_on(async { self.deployment.active(&connect().await).await.expect("a serving generation") })
+        self.runtime
+            .block_on(async { self.deployment.active(&self.connect().await).await.expect("a serving generation") })
     }
 
     /// The API's reviews equal the embedded engine's, fed the records on the topics, on every date
     /// (and as known at `known_at`, when given).
     fn assert_reviews_equal_engine(&self, api: &str, known_at: &[Option<i64>]) {
+        self.assert_reviews_equal_engine_without(api, known_at, &HashSet::new());
+    }
+
+    /// [`Stack::assert_reviews_equal_engine`], the events `refused` (by the projector) left out.
+    fn assert_reviews_equal_engine_without(&self, api: &str, known_at: &[Option<i64>], refused: &HashSet<uuid::Uuid>) {
         let mut engine = Engine::new();
-        for e in self.events_on_topics() {
-            engine.apply(&e);
+        for e in self.events_on_topics().iter().filter(|e| !refused.contains(&e.id)) {
+            engine.apply(e);
         }
         let mut compared = 0;
         for &k in known_at {
@@ -305,7 +328,7 @@ impl Stack {
 
     fn drop_deployment(&self) {
         self.runtime.block_on(async {
-            let mut client = connect().await;
+            let mut client = self.connect().await;
             self.deployment.drop_all(&mut client).await.expect("dropping the deployment");
         });
     }
@@ -317,10 +340,6 @@ impl Drop for Stack {
             self.drop_deployment();
         }
     }
-}
-
-async fn connect() -> tokio_postgres::Client {
-    hoctap_tests::pg_connect().await
 }
 
 /// Posts one batch to the gateway at `url`; it must be accepted (202); returns the per-event results.
@@ -373,7 +392,7 @@ fn end_to_end_reviews_through_the_api_equal_the_embedded_engine() {
 
     // The dashboards' surface: the views answer for the read-only role, and only the views do.
     stack.runtime.block_on(async {
-        let mut client = connect().await;
+        let mut client = stack.connect().await;
         hoctap_store::refresh_dashboard(&mut client, &stack.deployment.generation(1)).await.unwrap();
         let v = stack.deployment.dashboard_schema();
         let role = stack.deployment.dashboard_role();
@@ -430,7 +449,7 @@ fn a_projector_killed_twenty_times_while_events_stream_loses_and_doubles_nothing
     let ids: HashSet<uuid::Uuid> = stack.events_on_topics().iter().map(|e| e.id).collect();
     let active = stack.active();
     let stored: i64 = stack.runtime.block_on(async {
-        connect().await.query_one(&format!("SELECT count(*) FROM {active}.events"), &[]).await.unwrap().get(0)
+        stack.connect().await.query_one(&format!("SELECT count(*) FROM {active}.events"), &[]).await.unwrap().get(0)
     });
     assert_eq!(stored as usize, ids.len());
     let (_api, url) = stack.api();
@@ -493,14 +512,7 @@ fn refused_events_reach_the_dead_letter_topic_and_their_valid_neighbours_are_cou
     assert_eq!(answer["refused"].as_array().map(Vec::len), Some(2), "{answer}");
     // A record that is not an event, produced around the gateway: the projector dead-letters it and
     // goes on.
-    stack.runtime.block_on(async {
-        use rdkafka::producer::{FutureProducer, FutureRecord};
-        let producer: FutureProducer =
-            rdkafka::ClientConfig::new().set("bootstrap.servers", stack.broker.brokers()).create().expect("a producer");
-        let topic = Topics::default().events;
-        let record = FutureRecord::to(&topic).key("cd-junk").payload("{\"not\": \"an event\"}");
-        producer.send(record, Duration::from_secs(10)).await.expect("producing a junk record");
-    });
+    produce_raw(&stack, &[(0, json!({"not": "an event"}))]);
     stack.wait_caught_up(&mut [&mut projector]);
 
     let letters: Vec<DeadLetter> =
@@ -520,7 +532,8 @@ fn refused_events_reach_the_dead_letter_topic_and_their_valid_neighbours_are_cou
     // The valid neighbours are counted: stored in the read models, like every event on the topics.
     let active = stack.active();
     let stored: Vec<String> = stack.runtime.block_on(async {
-        connect()
+        stack
+            .connect()
             .await
             .query(&format!("SELECT subject FROM {active}.events WHERE subject LIKE 'cd-dlq-%'"), &[])
             .await
@@ -581,7 +594,7 @@ fn a_rebuild_while_events_stream_equals_the_live_read_models_and_switches() {
     // The old generation is kept and equals the new one up to the switch; the projector went on in
     // the new one only.
     let later: i64 = stack.runtime.block_on(async {
-        let client = connect().await;
+        let client = stack.connect().await;
         let g1: i64 = client
             .query_one(&format!("SELECT count(*) FROM {}.events", stack.deployment.generation(1)), &[])
             .await
@@ -595,4 +608,127 @@ fn a_rebuild_while_events_stream_equals_the_live_read_models_and_switches() {
         g2 - g1
     });
     assert!(later >= 0);
+}
+
+#[test]
+fn a_record_postgresql_refuses_is_dead_lettered_and_stalls_no_partition() {
+    let mut stack = Stack::start();
+    let batches = city(100, 9, 500);
+    for b in &batches {
+        stack.post(NATIONAL, b);
+    }
+    let mut projector = stack.projector("projector", &[]);
+    stack.wait_caught_up(&mut [&mut projector]);
+
+    // Around the gateway, as a misbehaving producer would: a registration whose subject holds a NUL
+    // character, which PostgreSQL stores in no text or JSON; behind it a valid one in the same
+    // partition and one in another, all three in one batch of the projector.
+    let template = batches
+        .iter()
+        .flatten()
+        .find(|e| e["type"] == "vn.hoctap.registration.submitted.v1" && e["data"]["subject_kind"] == "citizen")
+        .expect("a generated registration")
+        .clone();
+    let recorded = |subject: &str, n: u128| {
+        let mut e = copy(&template, subject, None, n);
+        e["recordedtime"] = json!(format_instant(now_micros()));
+        e
+    };
+    let nul = recorded("cit-\u{0}x", 100);
+    let records = [(1, nul.clone()), (1, recorded("cd-nul-next", 101)), (2, recorded("cd-nul-other", 102))];
+    produce_raw(&stack, &records);
+    stack.wait_caught_up(&mut [&mut projector]);
+
+    // The projector's lag returns to 0 on every partition it reads, with the record refused.
+    let metrics = projector.metrics.clone().expect("a projector's metrics");
+    let started = Instant::now();
+    loop {
+        let text = stack.http.get(&metrics).send().and_then(|r| r.text()).unwrap_or_default();
+        let lags: Vec<i64> = text
+            .lines()
+            .filter(|l| l.starts_with("hoctap_projector_lag{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect();
+        if lags.len() > 1
+            && lags.iter().all(|&lag| lag == 0)
+            && text.contains("hoctap_projector_records_refused_total 1")
+        {
+            break;
+        }
+        projector.assert_running();
+        assert!(started.elapsed() < Duration::from_secs(60), "the lag did not return to 0:\n{text}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let nul_id = nul["id"].as_str().unwrap().to_owned();
+    let letters: Vec<DeadLetter> =
+        read_all(&stack.broker.brokers(), &Topics::default().dead_letter, Duration::from_secs(20))
+            .unwrap()
+            .iter()
+            .map(|r| DeadLetter::from_json(&r.payload).expect("a dead letter"))
+            .collect();
+    let letter =
+        letters.iter().find(|l| l.reason.event_id.as_deref() == Some(&nul_id)).expect("the NUL record's dead letter");
+    assert_eq!(letter.reason.rule, "store", "{letter:?}");
+    assert_eq!(letter.source.as_deref(), Some("projector"));
+    let detail = &letter.reason.detail;
+    assert!(detail.contains("SQLSTATE 22") && (detail.contains("0x00") || detail.contains("\\u0000")), "{detail}");
+    assert!(letter.event.contains("cit-"), "{letter:?}");
+
+    // Its neighbours are counted, and nothing else is missing.
+    let active = stack.active();
+    let mut stored: Vec<String> = stack.runtime.block_on(async {
+        let client = stack.connect().await;
+        let sql = format!("SELECT subject FROM {active}.events WHERE subject LIKE 'cd-nul-%'");
+        client.query(&sql, &[]).await.unwrap().iter().map(|r| r.get(0)).collect()
+    });
+    stored.sort();
+    assert_eq!(stored, ["cd-nul-next", "cd-nul-other"]);
+    let (_api, url) = stack.api();
+    let refused = HashSet::from([nul_id.parse().unwrap()]);
+    stack.assert_reviews_equal_engine_without(&url, &[None], &refused);
+}
+
+/// Produces raw records to partitions of the events topic, around the gateway (keyed by their
+/// subject, if any).
+fn produce_raw(stack: &Stack, records: &[(i32, Value)]) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    stack.runtime.block_on(async {
+        let producer: FutureProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", stack.broker.brokers())
+            .set("batch.num.messages", "1")
+            .create()
+            .expect("a producer");
+        let topic = Topics::default().events;
+        for (partition, value) in records {
+            let (key, payload) = (value["subject"].as_str().unwrap_or_default(), value.to_string());
+            let record = FutureRecord::to(&topic).partition(*partition).key(key).payload(&payload);
+            producer.send(record, Duration::from_secs(10)).await.expect("producing a raw record");
+        }
+    });
+}
+
+#[test]
+fn postgresql_restarted_while_events_stream_loses_and_doubles_nothing() {
+    // A server of the test's own: the machine's is shared with the tests running beside this one.
+    let postgres = PgCluster::start();
+    let mut stack = Stack::start_on(&postgres.url());
+    let batches = city(80, 61, 150);
+    let (head, rest) = batches.split_at(2);
+    for b in head {
+        stack.post(NATIONAL, b);
+    }
+    let mut projector = stack.projector("projector", &[]);
+    let (_api, url) = stack.api();
+    let streamer = stack.stream(rest, Duration::from_millis(50));
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(!streamer.is_finished(), "the events were all sent before PostgreSQL restarted: send more");
+        postgres.restart(Duration::from_secs(2));
+    }
+    streamer.join().expect("the streamer");
+    stack.wait_caught_up(&mut [&mut projector]);
+    let log = projector.log();
+    assert!(log.contains("retrying"), "the projector never saw PostgreSQL go:\n{log}");
+    stack.assert_reviews_equal_engine(&url, &[None]);
 }

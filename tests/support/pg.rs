@@ -8,9 +8,14 @@ pub const PG_URL: &str = "postgresql://postgres@127.0.0.1:5432/test";
 /// A connection to [`PG_URL`]; panics with how to start PostgreSQL when it is not reachable (the tests
 /// that need it never skip). Call it inside a Tokio runtime.
 pub async fn pg_connect() -> Client {
-    let (client, connection) = tokio_postgres::connect(PG_URL, NoTls).await.unwrap_or_else(|e| {
+    pg_connect_to(PG_URL).await
+}
+
+/// A connection to the PostgreSQL at `url`, like [`pg_connect`].
+pub async fn pg_connect_to(url: &str) -> Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap_or_else(|e| {
         panic!(
-            "PostgreSQL is not reachable at `{PG_URL}` ({e}). These tests need it: run `scripts/services.sh` or \
+            "PostgreSQL is not reachable at `{url}` ({e}). These tests need it: run `scripts/services.sh` or \
              `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
         )
     });

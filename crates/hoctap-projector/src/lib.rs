@@ -11,6 +11,7 @@
 //!
 //! The counting rules are not here: the store asks the domain crate for each subject's contributions.
 
+mod isolate;
 mod metrics;
 mod projector;
 mod rebuild;
@@ -54,12 +55,17 @@ pub enum ProjectorError {
 impl ProjectorError {
     /// Worth retrying after a pause: PostgreSQL or Kafka unreachable for a while.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            ProjectorError::Store(hoctap_store::StoreError::Db { .. })
-                | ProjectorError::Pool(_)
-                | ProjectorError::Publish(_)
-        )
+        match self {
+            ProjectorError::Store(e @ hoctap_store::StoreError::Db { .. }) => !e.is_content_fault(),
+            ProjectorError::Pool(_) | ProjectorError::Publish(_) => true,
+            _ => false,
+        }
+    }
+
+    /// PostgreSQL refused what a batch holds: retrying the same batch cannot help, isolating the
+    /// record can ([`hoctap_store::StoreError::is_content_fault`]).
+    pub fn is_content_fault(&self) -> bool {
+        matches!(self, ProjectorError::Store(e) if e.is_content_fault())
     }
 }
 

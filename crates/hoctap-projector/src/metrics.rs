@@ -30,9 +30,12 @@ pub struct Metrics {
     pub duplicates: Counter,
     pub redelivered: Counter,
     pub batches: Counter,
+    /// Transactions that failed: retried, or split to isolate a record PostgreSQL refuses.
     pub batch_errors: Counter,
     /// Records this instance refused and published to the dead-letter topic.
     pub dead_letters: Counter,
+    /// Of those, the events PostgreSQL refused to store (alone, for their content).
+    pub records_refused: Counter,
     /// Records on the dead-letter topic (its high watermark), whoever refused them.
     pub dead_letter_topic_records: Gauge,
     /// High watermark minus the next offset stored in PostgreSQL, per partition this instance reads.
@@ -60,6 +63,7 @@ impl Metrics {
             batches: Counter::default(),
             batch_errors: Counter::default(),
             dead_letters: Counter::default(),
+            records_refused: Counter::default(),
             dead_letter_topic_records: Gauge::default(),
             lag: Family::default(),
             assigned_partitions: Gauge::default(),
@@ -75,11 +79,20 @@ impl Metrics {
             m.redelivered.clone(),
         );
         registry.register("batches", "Batches committed to PostgreSQL", m.batches.clone());
-        registry.register("batch_errors", "Batches that failed and were retried", m.batch_errors.clone());
+        registry.register(
+            "batch_errors",
+            "Transactions that failed: retried, or split to isolate a record PostgreSQL refuses",
+            m.batch_errors.clone(),
+        );
         registry.register(
             "dead_letters",
             "Records this instance refused and published to the dead-letter topic",
             m.dead_letters.clone(),
+        );
+        registry.register(
+            "records_refused",
+            "Events PostgreSQL refused to store, published to the dead-letter topic (counted in dead_letters too)",
+            m.records_refused.clone(),
         );
         registry.register(
             "dead_letter_topic_records",
@@ -94,6 +107,13 @@ impl Metrics {
         );
         registry.register("batch_seconds", "Time to apply one batch in PostgreSQL", m.batch_seconds.clone());
         Metrics { registry: Arc::new(registry), ..m }
+    }
+
+    /// Drops the lag series of `partitions` of `topic`, which this instance no longer reads.
+    pub fn forget_lag(&self, topic: &str, partitions: impl IntoIterator<Item = i32>) {
+        for partition in partitions {
+            self.lag.remove(&PartitionLabels { topic: topic.to_owned(), partition });
+        }
     }
 
     /// Notes that the consumer loop turned.

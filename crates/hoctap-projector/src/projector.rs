@@ -6,16 +6,20 @@
 //! PostgreSQL and assign the partitions at exactly those offsets, so Kafka's own committed offsets are
 //! never used (nothing is committed to Kafka).
 //!
-//! Failures: a PostgreSQL error keeps the batch and retries it after a pause (nothing was stored); a
-//! switch of generations (a rebuild) reloads the new generation and retries the batch there; a gap
-//! (records skipped) seeks back to the stored offsets. A record that is not an event is published to
-//! the dead-letter topic with its reason before the batch (and its offset) is committed.
+//! Failures: a failure of the system (PostgreSQL unreachable or restarting, a deadlock) keeps the
+//! batch and retries it after a pause (nothing was stored); a batch PostgreSQL refuses for what it
+//! holds is split until the records it refuses stand alone (`isolate`), so that no record stalls a
+//! partition; a switch of generations (a rebuild) reloads the new generation and retries the batch
+//! there; a gap (records skipped) seeks back to the stored offsets. A record that is not an event, or
+//! that PostgreSQL refuses alone, is published to the dead-letter topic with its reason before its
+//! offset is committed.
 
+use crate::isolate::{Sink, apply_isolating};
 use crate::metrics::{Metrics, PartitionLabels};
-use crate::record::{Record, Refused, decode};
+use crate::record::{Record, decode};
 use crate::{ProjectorError, pg_pool};
 use deadpool_postgres::Pool;
-use hoctap_kafka::{DeadLetter, Producer, Topics};
+use hoctap_kafka::{DeadLetter, Producer, Reason, Topics};
 use hoctap_store::{Applied, Consumed, Deployment, Position, Projection, Schema, StoreError};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -106,7 +110,7 @@ pub fn run(
         handle: handle.clone(),
         pool: pool.clone(),
         schema: Mutex::new(projection.schema().clone()),
-        assigned: Mutex::new(HashSet::new()),
+        assigned: Assignment::new(&config.topics.events, metrics),
         metrics: metrics.clone(),
     });
 
@@ -130,7 +134,7 @@ pub fn run(
         metrics.tick();
         let records = collect(&consumer, &reference, config);
         // Records of partitions revoked while the batch was collected belong to another member now.
-        let assigned = shared.assigned.lock().expect("not poisoned").clone();
+        let assigned = shared.assigned.get();
         let records: Vec<Record> = records
             .into_iter()
             .filter(|r| r.topic != config.topics.events || assigned.contains(&r.partition))
@@ -150,23 +154,31 @@ pub fn run(
         }
         let (batch, refused) = decode(records);
         if !refused.is_empty() {
-            let letters: Vec<DeadLetter> = refused.iter().map(dead_letter).collect();
-            retry(stop, "publishing dead letters", || Ok(handle.block_on(producer.publish_dead_letters(&letters))?))?;
+            let letters: Vec<DeadLetter> =
+                refused.iter().map(|r| dead_letter(&r.position, &r.payload, &r.refusal)).collect();
+            publish(&producer, &letters, handle, stop)?;
             metrics.dead_letters.inc_by(letters.len() as u64);
         }
         let positions: Vec<Position> = refused.into_iter().map(|r| r.position).collect();
-        match apply(&mut projection, &pool, &batch, &positions, config, &shared, handle, stop)? {
-            Some(applied) => {
-                metrics.events_applied.inc_by(applied.events as u64);
-                metrics.duplicates.inc_by(applied.duplicates as u64);
-                metrics.redelivered.inc_by(applied.redelivered as u64);
-                metrics.batches.inc();
-                applied_since_refresh |= applied.events > 0;
-            }
-            None => {
-                // Records were skipped: consume again from the stored offsets.
-                seek_to_stored(&consumer, &reference, config, &projection, &shared)?;
-            }
+        let mut sink = Live {
+            projection: &mut projection,
+            pool: &pool,
+            producer: &producer,
+            config,
+            shared: &shared,
+            handle,
+            stop,
+        };
+        let settled = apply_isolating(&mut sink, batch, positions)?;
+        let applied = settled.applied;
+        metrics.events_applied.inc_by(applied.events as u64);
+        metrics.duplicates.inc_by(applied.duplicates as u64);
+        metrics.redelivered.inc_by(applied.redelivered as u64);
+        metrics.batches.inc();
+        applied_since_refresh |= applied.events > 0;
+        if settled.gap {
+            // Records were skipped: consume again from the stored offsets.
+            seek_to_stored(&consumer, &reference, config, &projection, &shared)?;
         }
         if projection.schema().as_str() != shared.schema.lock().expect("not poisoned").as_str() {
             *shared.schema.lock().expect("not poisoned") = projection.schema().clone();
@@ -183,9 +195,34 @@ struct Shared {
     pool: Pool,
     /// The generation the loop writes to: assignments seek to its stored offsets.
     schema: Mutex<Schema>,
-    /// Partitions of the events topic assigned now.
-    assigned: Mutex<HashSet<i32>>,
+    assigned: Assignment,
     metrics: Metrics,
+}
+
+/// The partitions of the events topic assigned now, and the metrics that follow them.
+struct Assignment {
+    topic: String,
+    partitions: Mutex<HashSet<i32>>,
+    metrics: Metrics,
+}
+
+impl Assignment {
+    fn new(topic: &str, metrics: &Metrics) -> Assignment {
+        Assignment { topic: topic.to_owned(), partitions: Mutex::new(HashSet::new()), metrics: metrics.clone() }
+    }
+
+    fn get(&self) -> HashSet<i32> {
+        self.partitions.lock().expect("not poisoned").clone()
+    }
+
+    /// Replaces the assigned partitions. The lag of a partition lost goes: another member reports
+    /// it now, and a value frozen at the revocation would be read as this member's for minutes.
+    fn set(&self, now: HashSet<i32>) {
+        let mut partitions = self.partitions.lock().expect("not poisoned");
+        self.metrics.forget_lag(&self.topic, partitions.difference(&now).copied());
+        self.metrics.assigned_partitions.set(now.len() as i64);
+        *partitions = now;
+    }
 }
 
 impl Shared {
@@ -235,10 +272,9 @@ impl ConsumerContext for Rebalancer {
                 if let Err(e) = consumer.assign(tpl) {
                     tracing::error!(error = %e, "assigning partitions");
                 }
-                let mut assigned = self.shared.assigned.lock().expect("not poisoned");
-                *assigned = partitions.iter().map(|(_, p)| *p).collect();
-                self.shared.metrics.assigned_partitions.set(assigned.len() as i64);
+                let assigned: HashSet<i32> = partitions.iter().map(|(_, p)| *p).collect();
                 tracing::info!(partitions = ?assigned, "partitions assigned at their stored offsets");
+                self.shared.assigned.set(assigned);
             }
             other => {
                 if other != RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
@@ -247,8 +283,7 @@ impl ConsumerContext for Rebalancer {
                 if let Err(e) = consumer.unassign() {
                     tracing::error!(error = %e, "unassigning partitions");
                 }
-                self.shared.assigned.lock().expect("not poisoned").clear();
-                self.shared.metrics.assigned_partitions.set(0);
+                self.shared.assigned.set(HashSet::new());
                 tracing::info!("partitions revoked");
             }
         }
@@ -284,64 +319,125 @@ fn collect(consumer: &BaseConsumer<Rebalancer>, reference: &BaseConsumer, config
     records
 }
 
-/// The dead letter of a record that is not an event: its text (a raw citizen-ID masked) and why.
-fn dead_letter(r: &Refused) -> DeadLetter {
-    tracing::warn!(topic = %r.position.topic, partition = r.position.partition, offset = r.position.offset, refusal = %r.refusal, "record refused");
-    let text = hoctap_domain::validate::mask_citizen_ids(&String::from_utf8_lossy(&r.payload));
-    DeadLetter::new(text.as_bytes(), &r.refusal).with_source("projector")
+/// The rule of a dead letter whose record PostgreSQL refused to store.
+const STORE_RULE: &str = "store";
+
+/// The dead letter of a refused record: its text (a raw citizen-ID masked) and why.
+fn dead_letter(position: &Position, payload: &[u8], reason: impl Into<Reason>) -> DeadLetter {
+    let reason = reason.into();
+    tracing::warn!(topic = %position.topic, partition = position.partition, offset = position.offset, rule = %reason.rule, detail = %reason.detail, "record refused");
+    let text = hoctap_domain::validate::mask_citizen_ids(&String::from_utf8_lossy(payload));
+    DeadLetter::new(text.as_bytes(), reason).with_source("projector")
 }
 
-/// Applies one batch, retrying after PostgreSQL failures and moving to a new generation after a
-/// switch. `None`: the batch skipped records (a gap) and was not applied.
-#[allow(clippy::too_many_arguments)]
-fn apply(
-    projection: &mut Projection,
-    pool: &Pool,
-    batch: &[Consumed],
-    refused: &[Position],
-    config: &ProjectorConfig,
-    shared: &Shared,
+/// Why PostgreSQL refused `event` alone: the error with its causes (PostgreSQL's own message), which
+/// may quote the value, so a raw citizen-ID in it is masked too.
+fn store_refusal(event: &Consumed, why: &ProjectorError) -> Reason {
+    let mut detail = format!("PostgreSQL refused to store it (SQLSTATE {})", store_sqlstate(why).unwrap_or("?"));
+    let mut cause: Option<&dyn std::error::Error> = Some(why);
+    while let Some(e) = cause {
+        detail.push_str(&format!(": {e}"));
+        cause = e.source();
+    }
+    Reason {
+        event_id: Some(event.event.id.to_string()),
+        field: "(event)".to_owned(),
+        rule: STORE_RULE.to_owned(),
+        detail: hoctap_domain::validate::mask_citizen_ids(&detail),
+    }
+}
+
+fn store_sqlstate(e: &ProjectorError) -> Option<&str> {
+    match e {
+        ProjectorError::Store(e) => e.sqlstate(),
+        _ => None,
+    }
+}
+
+/// Publishes dead letters, retrying while Kafka is away.
+fn publish(
+    producer: &Producer,
+    letters: &[DeadLetter],
     handle: &Handle,
     stop: &AtomicBool,
-) -> Result<Option<Applied>, ProjectorError> {
-    let mut pause = Duration::from_millis(200);
-    loop {
-        let started = Instant::now();
-        let result: Result<Applied, ProjectorError> = handle.block_on(async {
-            let mut client = pool.get().await?;
-            Ok(projection.apply_batch_with_refused(&mut client, batch, refused).await?)
-        });
-        match result {
-            Ok(applied) => {
-                shared.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
-                return Ok(Some(applied));
-            }
-            Err(ProjectorError::Store(StoreError::Retired { active, .. })) => {
-                tracing::info!(%active, "a rebuild switched generations: moving to the new one");
-                *projection = handle.block_on(async {
-                    let mut client = pool.get().await?;
-                    Ok::<_, ProjectorError>(
-                        config.prepare(Projection::load_serving(&mut client, &config.deployment).await?),
-                    )
-                })?;
-                *shared.schema.lock().expect("not poisoned") = projection.schema().clone();
-            }
-            Err(ProjectorError::Store(StoreError::Gap { topic, partition, expected, got })) => {
-                tracing::warn!(topic, partition, expected, got, "records were skipped: seeking back");
-                shared.metrics.batch_errors.inc();
-                return Ok(None);
-            }
-            Err(e) if e.is_transient() => {
-                shared.metrics.batch_errors.inc();
-                if stop.load(Ordering::Relaxed) {
+) -> Result<(), ProjectorError> {
+    retry(stop, "publishing dead letters", || Ok(handle.block_on(producer.publish_dead_letters(letters))?))
+}
+
+/// The serving read models as the consumer loop writes to them.
+struct Live<'a> {
+    projection: &'a mut Projection,
+    pool: &'a Pool,
+    producer: &'a Producer,
+    config: &'a ProjectorConfig,
+    shared: &'a Shared,
+    handle: &'a Handle,
+    stop: &'a AtomicBool,
+}
+
+impl Sink for Live<'_> {
+    type Error = ProjectorError;
+
+    /// Retries after failures of the system and moves to a new generation after a switch.
+    fn apply(&mut self, events: &[Consumed], refused: &[Position]) -> Result<Option<Applied>, ProjectorError> {
+        let metrics = &self.shared.metrics;
+        let mut pause = Duration::from_millis(200);
+        loop {
+            let started = Instant::now();
+            let result: Result<Applied, ProjectorError> = self.handle.block_on(async {
+                let mut client = self.pool.get().await?;
+                Ok(self.projection.apply_batch_with_refused(&mut client, events, refused).await?)
+            });
+            match result {
+                Ok(applied) => {
+                    metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
+                    return Ok(Some(applied));
+                }
+                Err(ProjectorError::Store(StoreError::Retired { active, .. })) => {
+                    tracing::info!(%active, "a rebuild switched generations: moving to the new one");
+                    *self.projection = self.handle.block_on(async {
+                        let mut client = self.pool.get().await?;
+                        Ok::<_, ProjectorError>(
+                            self.config.prepare(Projection::load_serving(&mut client, &self.config.deployment).await?),
+                        )
+                    })?;
+                    *self.shared.schema.lock().expect("not poisoned") = self.projection.schema().clone();
+                }
+                Err(ProjectorError::Store(StoreError::Gap { topic, partition, expected, got })) => {
+                    tracing::warn!(topic, partition, expected, got, "records were skipped: seeking back");
+                    metrics.batch_errors.inc();
+                    return Ok(None);
+                }
+                Err(e) if e.is_transient() && !self.stop.load(Ordering::Relaxed) => {
+                    metrics.batch_errors.inc();
+                    tracing::warn!(error = %e, pause_ms = pause.as_millis() as u64, "batch not applied: retrying");
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(10));
+                }
+                Err(e) => {
+                    metrics.batch_errors.inc();
+                    if e.is_content_fault() {
+                        tracing::warn!(error = %e, events = events.len(), "PostgreSQL refused what these records hold: isolating the one at fault");
+                    }
                     return Err(e);
                 }
-                tracing::warn!(error = %e, pause_ms = pause.as_millis() as u64, "batch not applied: retrying");
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_secs(10));
             }
-            Err(e) => return Err(e),
         }
+    }
+
+    fn is_content_fault(error: &ProjectorError) -> bool {
+        error.is_content_fault()
+    }
+
+    fn refuse(&mut self, event: &Consumed, why: &ProjectorError) -> Result<(), ProjectorError> {
+        let position = Position { topic: event.topic.clone(), partition: event.partition, offset: event.offset };
+        // Its canonical form: the bytes as consumed are not kept past decoding.
+        let letter = dead_letter(&position, event.event.to_json().as_bytes(), store_refusal(event, why));
+        publish(self.producer, std::slice::from_ref(&letter), self.handle, self.stop)?;
+        let metrics = &self.shared.metrics;
+        metrics.dead_letters.inc();
+        metrics.records_refused.inc();
+        Ok(())
     }
 }
 
@@ -354,8 +450,7 @@ fn seek_to_stored(
     shared: &Shared,
 ) -> Result<(), ProjectorError> {
     let stored = shared.stored_offsets().unwrap_or_default();
-    let assigned: Vec<i32> = shared.assigned.lock().expect("not poisoned").iter().copied().collect();
-    for p in assigned {
+    for p in shared.assigned.get() {
         let offset = stored.get(&(config.topics.events.clone(), p)).map_or(Offset::Beginning, |&o| Offset::Offset(o));
         if let Err(e) = consumer.seek(&config.topics.events, p, offset, Duration::from_secs(10)) {
             tracing::warn!(error = %e, partition = p, "seeking back");
@@ -428,5 +523,51 @@ fn retry<T>(
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lag series exported, as (topic, partition).
+    fn lag_series(metrics: &Metrics) -> Vec<String> {
+        let mut series: Vec<String> = metrics
+            .encode()
+            .lines()
+            .filter(|l| l.starts_with("hoctap_projector_lag{"))
+            .map(|l| l.split_whitespace().next().unwrap_or_default().to_owned())
+            .collect();
+        series.sort();
+        series
+    }
+
+    #[test]
+    fn the_lag_of_a_partition_no_longer_assigned_is_no_longer_exported() {
+        let topics = Topics::default();
+        let metrics = Metrics::new();
+        let assignment = Assignment::new(&topics.events, &metrics);
+        assignment.set(HashSet::from([0, 1, 2]));
+        let partitions =
+            [0, 1, 2].map(|p| (topics.events.as_str(), p)).into_iter().chain([(topics.reference.as_str(), 0)]);
+        for (topic, partition) in partitions {
+            metrics.lag.get_or_create(&PartitionLabels { topic: topic.to_owned(), partition }).set(7);
+        }
+        let series = |topic: &str, partitions: &[i32]| -> Vec<String> {
+            partitions.iter().map(|p| format!("hoctap_projector_lag{{topic=\"{topic}\",partition=\"{p}\"}}")).collect()
+        };
+        let reference = series(&topics.reference, &[0]);
+
+        // A rebalance: 0 and 2 go to another member, 3 comes.
+        assignment.set(HashSet::from([1, 3]));
+        let mut expected = [series(&topics.events, &[1]), reference.clone()].concat();
+        expected.sort();
+        assert_eq!(lag_series(&metrics), expected);
+        assert_eq!(metrics.assigned_partitions.get(), 2);
+
+        // Revoked: only the reference topic, which every instance reads whole, is left.
+        assignment.set(HashSet::new());
+        assert_eq!(lag_series(&metrics), reference);
+        assert_eq!(metrics.assigned_partitions.get(), 0);
     }
 }

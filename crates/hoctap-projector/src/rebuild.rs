@@ -10,10 +10,11 @@
 //!    at it, commit. The waiting projectors find their generation retired, load the new one and go on
 //!    from its offsets, which equal the old ones.
 
+use crate::isolate::{Sink, apply_isolating};
 use crate::record::{Record, decode};
 use crate::{ProjectorError, pg_pool};
 use hoctap_kafka::Topics;
-use hoctap_store::{Deployment, Position, Projection, Schema};
+use hoctap_store::{Applied, Consumed, Deployment, Position, Projection, Schema};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -99,7 +100,14 @@ pub fn rebuild(
         let total: u64 = targets.values().map(|&o| o.max(0) as u64).sum();
         reader.read_up_to(targets, config, |records| {
             *read += records.len() as u64;
-            handle.block_on(apply(&mut projection, &mut client, records))?;
+            let (batch, refused) = decode(records);
+            // Refused when first consumed (their dead letters exist): only their offsets count.
+            let refused: Vec<Position> = refused.into_iter().map(|r| r.position).collect();
+            apply_isolating(
+                &mut Rebuilding { projection: &mut projection, client: &mut client, handle },
+                batch,
+                refused,
+            )?;
             progress(RebuildProgress { read: *read, total });
             Ok(())
         })
@@ -154,16 +162,30 @@ pub fn rebuild(
     })
 }
 
-async fn apply(
-    projection: &mut Projection,
-    client: &mut tokio_postgres::Client,
-    records: Vec<Record>,
-) -> Result<(), ProjectorError> {
-    let (batch, refused) = decode(records);
-    // Refused when first consumed (their dead letters exist): only their offsets count.
-    let refused: Vec<Position> = refused.into_iter().map(|r| r.position).collect();
-    projection.apply_batch_with_refused(client, &batch, &refused).await?;
-    Ok(())
+/// The new generation as the rebuild fills it: no retries (a rebuild that fails is run again).
+struct Rebuilding<'a> {
+    projection: &'a mut Projection,
+    client: &'a mut tokio_postgres::Client,
+    handle: &'a Handle,
+}
+
+impl Sink for Rebuilding<'_> {
+    type Error = ProjectorError;
+
+    fn apply(&mut self, events: &[Consumed], refused: &[Position]) -> Result<Option<Applied>, ProjectorError> {
+        Ok(Some(self.handle.block_on(self.projection.apply_batch_with_refused(self.client, events, refused))?))
+    }
+
+    fn is_content_fault(error: &ProjectorError) -> bool {
+        error.is_content_fault()
+    }
+
+    /// The serving generation refused it too (the rebuild only reads what it consumed), and its
+    /// dead letter was published then; were it stored there, the comparison refuses the switch.
+    fn refuse(&mut self, event: &Consumed, why: &ProjectorError) -> Result<(), ProjectorError> {
+        tracing::warn!(topic = %event.topic, partition = event.partition, offset = event.offset, error = %why, "PostgreSQL refused a record again");
+        Ok(())
+    }
 }
 
 /// Reads every partition from its beginning, up to moving targets; records read past a target are

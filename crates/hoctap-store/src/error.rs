@@ -8,7 +8,8 @@ pub enum StoreError {
     /// PostgreSQL refused a statement or the connection broke. Nothing of the batch is kept (the
     /// transaction rolled back, and the projection reloads what PostgreSQL holds).
     /// **Retry**: reconnect after a pause and hand the same batch (or whatever the consumer redelivers
-    /// from [`crate::offsets`]) to `apply_batch` again; for a review, HTTP 503.
+    /// from [`crate::offsets`]) to `apply_batch` again; for a review, HTTP 503. **Isolate** instead
+    /// when [`StoreError::is_content_fault`]: the batch holds a record PostgreSQL will never take.
     #[error("PostgreSQL failed while {context}")]
     Db {
         context: &'static str,
@@ -54,6 +55,44 @@ pub enum StoreError {
     Query(#[from] QueryError),
 }
 
+impl StoreError {
+    /// Whether PostgreSQL refused what the batch holds rather than failed: a value it cannot store
+    /// (SQLSTATE class 22, e.g. a NUL character in text or JSON), a broken constraint (class 23, but
+    /// for unique and exclusion violations, which here come from another member racing for the same
+    /// rows) or a limit exceeded (class 54, e.g. a key too long to index).
+    ///
+    /// **Isolate**: applying the same batch again fails again. Split it; records that fail alone for
+    /// their content are refused (dead-lettered) and their offsets advance with the next batch.
+    /// Every other error of PostgreSQL (connection lost, server restarting, out of resources,
+    /// serialization failure or deadlock, and codes this list does not name) is a failure of the
+    /// system: retry the same batch after a pause, since refusing records for a failure that is not
+    /// theirs would lose them.
+    pub fn is_content_fault(&self) -> bool {
+        match self {
+            StoreError::Db { source, .. } => source.code().is_some_and(|code| is_content_state(code.code())),
+            _ => false,
+        }
+    }
+
+    /// The SQLSTATE PostgreSQL answered with, for logs and dead letters.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            StoreError::Db { source, .. } => source.code().map(|code| code.code()),
+            _ => None,
+        }
+    }
+}
+
+/// Whether an SQLSTATE says the statement's data was refused (see [`StoreError::is_content_fault`]).
+fn is_content_state(code: &str) -> bool {
+    match code.get(..2) {
+        Some("22" | "54") => true,
+        // 23505 unique_violation, 23P01 exclusion_violation.
+        Some("23") => !matches!(code, "23505" | "23P01"),
+        _ => false,
+    }
+}
+
 /// Wraps a PostgreSQL error with what the store was doing.
 pub(crate) fn db(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
     move |source| StoreError::Db { context, source }
@@ -75,4 +114,21 @@ pub(crate) async fn snapshot<'a>(
     // plans) takes longer than running them.
     tx.batch_execute("SET LOCAL jit = off").await.map_err(db(context))?;
     Ok(tx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_content_state;
+
+    #[test]
+    fn data_and_constraints_are_content_and_the_server_s_troubles_are_not() {
+        // NUL in text (22021) or in JSON (22P05), out of range, not null, check, index row too big.
+        for code in ["22021", "22P05", "22003", "23502", "23514", "54000"] {
+            assert!(is_content_state(code), "{code}");
+        }
+        // Connection, shutdown, resources, serialization/deadlock, races, bugs of ours.
+        for code in ["08006", "57P01", "57P02", "57P03", "53300", "40001", "40P01", "23505", "42P01", "XX000"] {
+            assert!(!is_content_state(code), "{code}");
+        }
+    }
 }

@@ -347,7 +347,11 @@ async fn a_failed_transaction_leaves_postgresql_and_the_projection_as_before() {
     ] {
         client.batch_execute(&trigger).await.unwrap();
         match projection.apply_batch(&mut client, &rest[0]).await {
-            Err(StoreError::Db { context: c, .. }) => assert_eq!(c, context),
+            Err(e @ StoreError::Db { context: c, .. }) => {
+                assert_eq!(c, context);
+                // Not the record's fault: the projector retries rather than refuse it.
+                assert!(!e.is_content_fault(), "{e:?}");
+            }
             other => panic!("expected the injected failure, got {other:?}"),
         }
         assert_eq!(dump(&client, &fresh.schema).await, before, "{context}: PostgreSQL kept part of the batch");
@@ -365,7 +369,10 @@ async fn a_failed_transaction_leaves_postgresql_and_the_projection_as_before() {
         ))
         .await
         .unwrap();
-    assert!(matches!(projection.apply_batch(&mut client, &rest[0]).await, Err(StoreError::Db { .. })));
+    match projection.apply_batch(&mut client, &rest[0]).await {
+        Err(e @ StoreError::Db { .. }) => assert!(!e.is_content_fault(), "{e:?}"),
+        other => panic!("expected the connection to die, got {other:?}"),
+    }
     assert!(projection.next_offsets().is_none());
     let mut client = connect().await;
     client.batch_execute(&format!("DROP TRIGGER die ON {s}.subjects")).await.unwrap();
@@ -377,6 +384,38 @@ async fn a_failed_transaction_leaves_postgresql_and_the_projection_as_before() {
     apply_all(&mut client, &mut projection, &rest[1..]).await;
     let middle = events[events.len() / 2].recordedtime;
     assert_same_reviews(&mut client, &fresh.schema, &engine, &["2025-06-30", "2025-12-31"], &[None, middle]).await;
+    fresh.remove(&client).await;
+}
+
+#[tokio::test]
+async fn a_record_postgresql_refuses_is_a_content_fault_and_its_offset_advances_without_it() {
+    let mut client = connect().await;
+    let fresh = Fresh::new(&mut client).await;
+    let events = city(60, 8);
+    let all = consumed(&events);
+    let mut projection = Projection::load(&mut client, &fresh.schema).await.unwrap();
+    apply_all(&mut client, &mut projection, &batches(&all, 50)).await;
+    // A registration with a NUL in its subject, as a producer around the gateway could write it, at
+    // the end of its partition.
+    let template = all.iter().rev().find(|c| c.event.event_type() == EventType::RegistrationSubmitted).unwrap();
+    let mut bad = template.clone();
+    bad.event.id = uuid::Uuid::from_u128(0x0bad);
+    bad.event.subject = "cit-\u{0}x".into();
+    bad.offset = all.iter().filter(|c| c.partition == bad.partition).count() as i64;
+    let before = dump(&client, &fresh.schema).await;
+
+    let refused = projection.apply_batch(&mut client, std::slice::from_ref(&bad)).await.unwrap_err();
+    assert!(refused.is_content_fault(), "{refused:?}");
+    assert!(refused.sqlstate().is_some_and(|code| code.starts_with("22")), "{refused:?}");
+    assert_eq!(dump(&client, &fresh.schema).await, before);
+
+    // Refused, its offset advances alone; nothing else changes.
+    let position = hoctap_store::Position { topic: bad.topic.clone(), partition: bad.partition, offset: bad.offset };
+    let applied = projection.apply_batch_with_refused(&mut client, &[], &[position]).await.unwrap();
+    assert_eq!(applied, Applied::default());
+    let stored = offsets(&client, &fresh.schema).await.unwrap();
+    assert_eq!(stored[&(bad.topic.clone(), bad.partition)], bad.offset + 1);
+    assert_same_reviews(&mut client, &fresh.schema, &engine_of(&events), &["2025-12-31"], &[None]).await;
     fresh.remove(&client).await;
 }
 
