@@ -11,8 +11,7 @@
 -- - The transaction-time log keeps its deltas with integer keys, insert-only, BRIN-indexed by time.
 --
 -- Upgrading a generation from 0002 drops its old tables and offsets: the projector then projects it
--- again from offset 0. Run `hoctap rebuild` to upgrade without a gap (the new generation is built
--- while the old one serves).
+-- again from offset 0 (Kafka keeps every event; the read models are disposable).
 
 DROP TABLE events, delta_day, delta_month, total_before_year, delta_log;
 DELETE FROM consumer_offsets;

@@ -294,3 +294,112 @@ impl<A, B, C, D> IntoOption<(A, B, C, D)> for (Option<A>, Option<B>, Option<C>, 
         Some((self.0?, self.1?, self.2?, self.3?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codes::{SubjectKind, Title};
+    use crate::event::{EventData, EventRetracted, RegistrationSubmitted};
+
+    fn at(n: u128, subject: &str, recorded: i64, data: EventData) -> Event {
+        let mut e = Event::new(Uuid::from_u128(n), "test", "2025-02-01T09:00:00+07:00", subject, data).unwrap();
+        e.recordedtime = Some(recorded);
+        e
+    }
+
+    fn registration(n: u128, subject: &str, recorded: i64) -> Event {
+        let data = EventData::RegistrationSubmitted(RegistrationSubmitted {
+            subject_kind: SubjectKind::Citizen,
+            commune: "00001".into(),
+            title: Title::LearningCitizen,
+            cycle_year: 2025,
+            subject_group: None,
+        });
+        at(n, subject, recorded, data)
+    }
+
+    fn retraction(n: u128, subject: &str, recorded: i64, named: u128) -> Event {
+        let data = EventData::EventRetracted(EventRetracted { event_id: Uuid::from_u128(named), reason: "error".into() });
+        at(n, subject, recorded, data)
+    }
+
+    /// Folds `batches` one after the other, each into a ledger loaded from the histories the previous
+    /// batches stored, as a projector does; returns the summed deltas and the stored histories.
+    fn fold_in(batches: &[Vec<Event>]) -> (Deltas, HashMap<String, Vec<u8>>) {
+        let mut stored: HashMap<String, Vec<u8>> = HashMap::new();
+        let mut total = Deltas::default();
+        for batch in batches {
+            let mut ledger = Ledger::new();
+            let subjects: BTreeSet<&str> = batch.iter().map(|e| e.subject.as_str()).collect();
+            for s in &subjects {
+                if let Some(h) = stored.get(*s) {
+                    ledger.load(s, h).unwrap();
+                }
+            }
+            let fresh: Vec<&Event> = batch.iter().filter(|e| !ledger.knows(&e.id)).collect();
+            let deltas = ledger.fold(&fresh);
+            for (k, n) in deltas.by_recorded {
+                *total.by_recorded.entry(k).or_default() += n;
+            }
+            for (k, n) in deltas.by_day {
+                *total.by_day.entry(k).or_default() += n;
+            }
+            for s in subjects {
+                stored.insert(s.to_owned(), ledger.history(s));
+            }
+        }
+        total.prune();
+        (total, stored)
+    }
+
+    #[test]
+    fn a_history_loads_back_to_the_same_bytes() {
+        let (_, stored) = fold_in(&[vec![registration(1, "cit-a", 10), retraction(2, "cit-a", 20, 1)]]);
+        let mut ledger = Ledger::new();
+        ledger.load("cit-a", &stored["cit-a"]).unwrap();
+        assert_eq!(ledger.history("cit-a"), stored["cit-a"]);
+        assert!(ledger.knows(&Uuid::from_u128(1)) && ledger.knows(&Uuid::from_u128(2)));
+        for bad in [&b""[..], &[9u8][..], &stored["cit-a"][..stored["cit-a"].len() - 3]] {
+            assert!(Ledger::new().load("cit-a", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_early_retraction_takes_effect_when_its_event_arrives() {
+        // Retracted at 20 before the registration (recorded 30) arrived: it never counts, as known at
+        // any time, whether both come in one batch or in two.
+        let together = fold_in(&[vec![retraction(2, "cit-a", 20, 1), registration(1, "cit-a", 30)]]).0;
+        let apart = fold_in(&[vec![retraction(2, "cit-a", 20, 1)], vec![registration(1, "cit-a", 30)]]).0;
+        assert_eq!(together, Deltas::default());
+        assert_eq!(apart, Deltas::default());
+    }
+
+    #[test]
+    fn a_retraction_of_another_subject_changes_nothing() {
+        let alone = fold_in(&[vec![registration(1, "cit-a", 10)]]).0;
+        assert!(!alone.by_day.is_empty());
+        // "cit-b" names cit-a's registration: rule 1 ignores it, in the engine as in the ledger.
+        let (deltas, _) = fold_in(&[vec![registration(1, "cit-a", 10)], vec![retraction(2, "cit-b", 20, 1)]]);
+        assert_eq!(deltas, alone);
+        let mut engine = Engine::new();
+        engine.apply(&registration(1, "cit-a", 10));
+        let before = engine.contributions("cit-a", None);
+        engine.apply(&retraction(2, "cit-b", 20, 1));
+        assert_eq!(engine.contributions("cit-a", None), before);
+        engine.apply(&retraction(3, "cit-a", 30, 1));
+        assert!(engine.contributions("cit-a", None).is_empty());
+    }
+
+    #[test]
+    fn a_subject_shaped_like_a_code_is_placed_for_the_geography_to_decide() {
+        let (deltas, _) = fold_in(&[vec![registration(1, "00002", 10), registration(2, "cit-a", 10)]]);
+        let places: BTreeSet<Place> = deltas.by_day.keys().map(|(p, ..)| p.clone()).collect();
+        assert_eq!(
+            places,
+            BTreeSet::from([
+                Place::Named("00001".into()),
+                Place::Unit { code: "00002".into(), commune: Some("00001".into()) }
+            ])
+        );
+    }
+}
