@@ -11,7 +11,7 @@ use hoctap_domain::time::format_instant;
 use hoctap_domain::{Day, Engine, Event, Query};
 use hoctap_kafka::test_broker::TestBroker;
 use hoctap_kafka::{DeadLetter, Topics, read_all};
-use hoctap_store::{Deployment, Schema};
+use hoctap_store::{Deployment, Schema, events_applied};
 use hoctap_tests::{PgCluster, hoctap, source_json};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::{Value, json};
@@ -413,7 +413,7 @@ fn end_to_end_reviews_through_the_api_equal_the_embedded_engine() {
         let targets: i64 = tx.query_one(&format!("SELECT count(*) FROM {v}.targets"), &[]).await.unwrap().get(0);
         assert!(targets > 0);
         let denied =
-            tx.query_one(&format!("SELECT count(*) FROM {}.events", stack.deployment.generation(1)), &[]).await;
+            tx.query_one(&format!("SELECT count(*) FROM {}.subjects", stack.deployment.generation(1)), &[]).await;
         assert!(denied.is_err(), "the dashboard role must not read the tables");
     });
 }
@@ -448,9 +448,7 @@ fn a_projector_killed_twenty_times_while_events_stream_loses_and_doubles_nothing
     // Every event on the topics is stored once.
     let ids: HashSet<uuid::Uuid> = stack.events_on_topics().iter().map(|e| e.id).collect();
     let active = stack.active();
-    let stored: i64 = stack.runtime.block_on(async {
-        stack.connect().await.query_one(&format!("SELECT count(*) FROM {active}.events"), &[]).await.unwrap().get(0)
-    });
+    let stored = stack.runtime.block_on(async { events_applied(&stack.connect().await, &active).await.unwrap() });
     assert_eq!(stored as usize, ids.len());
     let (_api, url) = stack.api();
     stack.assert_reviews_equal_engine(&url, &[None]);
@@ -535,7 +533,7 @@ fn refused_events_reach_the_dead_letter_topic_and_their_valid_neighbours_are_cou
         stack
             .connect()
             .await
-            .query(&format!("SELECT subject FROM {active}.events WHERE subject LIKE 'cd-dlq-%'"), &[])
+            .query(&format!("SELECT subject FROM {active}.subjects WHERE subject LIKE 'cd-dlq-%'"), &[])
             .await
             .unwrap()
             .iter()
@@ -595,16 +593,8 @@ fn a_rebuild_while_events_stream_equals_the_live_read_models_and_switches() {
     // the new one only.
     let later: i64 = stack.runtime.block_on(async {
         let client = stack.connect().await;
-        let g1: i64 = client
-            .query_one(&format!("SELECT count(*) FROM {}.events", stack.deployment.generation(1)), &[])
-            .await
-            .unwrap()
-            .get(0);
-        let g2: i64 = client
-            .query_one(&format!("SELECT count(*) FROM {}.events", stack.deployment.generation(2)), &[])
-            .await
-            .unwrap()
-            .get(0);
+        let g1 = events_applied(&client, &stack.deployment.generation(1)).await.unwrap();
+        let g2 = events_applied(&client, &stack.deployment.generation(2)).await.unwrap();
         g2 - g1
     });
     assert!(later >= 0);
@@ -679,7 +669,7 @@ fn a_record_postgresql_refuses_is_dead_lettered_and_stalls_no_partition() {
     let active = stack.active();
     let mut stored: Vec<String> = stack.runtime.block_on(async {
         let client = stack.connect().await;
-        let sql = format!("SELECT subject FROM {active}.events WHERE subject LIKE 'cd-nul-%'");
+        let sql = format!("SELECT subject FROM {active}.subjects WHERE subject LIKE 'cd-nul-%'");
         client.query(&sql, &[]).await.unwrap().iter().map(|r| r.get(0)).collect()
     });
     stored.sort();

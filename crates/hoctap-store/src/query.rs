@@ -164,16 +164,7 @@ pub(crate) async fn log_side(
     schema: &Schema,
     known_at: i64,
 ) -> Result<LogSide, StoreError> {
-    let row = client
-        .query_one(
-            &format!("SELECT min(first_recorded), max(last_recorded) FROM {}.consumer_offsets", schema.ident()),
-            &[],
-        )
-        .await
-        .map_err(db("reading the span of recorded times"))?;
-    let (first, last): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = (row.get(0), row.get(1));
-    let (Some(first), Some(last)) = (first, last) else { return Ok(LogSide::Now) };
-    let (first, last) = (first.timestamp_micros(), last.timestamp_micros());
+    let Some((first, last)) = crate::recorded_span(client, schema).await? else { return Ok(LogSide::Now) };
     Ok(if known_at >= last {
         LogSide::Now
     } else if known_at - first < last - known_at {

@@ -319,7 +319,8 @@ mod tests {
     }
 
     fn retraction(n: u128, subject: &str, recorded: i64, named: u128) -> Event {
-        let data = EventData::EventRetracted(EventRetracted { event_id: Uuid::from_u128(named), reason: "error".into() });
+        let data =
+            EventData::EventRetracted(EventRetracted { event_id: Uuid::from_u128(named), reason: "error".into() });
         at(n, subject, recorded, data)
     }
 
