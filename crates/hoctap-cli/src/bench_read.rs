@@ -137,6 +137,7 @@ pub fn read_side(args: &ReadSideArgs) -> Result<ExitCode> {
             }
             anyhow::Ok(())
         })?;
+        println!("{}: {:.1}", name.replace("p99", "p50"), percentile(&mut took, 0.5));
         println!("{name}: {:.1}", percentile(&mut took, 0.99));
     }
     let month_ends: Vec<Day> = hoctap_store::dashboard_dates();

@@ -116,8 +116,9 @@ pub(crate) async fn counts_now(
             )
             .await
             .map_err(db("reading the year counts"))?;
-        // In the last year row's year or after it, every month of that year counts.
-        let months_before = if d.year() > LAST_YEAR { 12 } else { d.month0() as usize };
+        // In the last year row's year or after it, every month of that year counts; on a month's
+        // last day, that month counts whole from its year row.
+        let months_before = if d.year() > LAST_YEAR { 12 } else { months_counted(d) };
         for row in rows {
             let (key, before, months): (i32, i64, Vec<i32>) = (row.get(0), row.get(1), row.get(2));
             *counts.entry(key).or_default() +=
@@ -136,6 +137,9 @@ pub(crate) async fn counts_now(
             let (key, days): (i32, Vec<i32>) = (row.get(0), row.get(1));
             *counts.entry(key).or_default() += days.iter().map(|&n| i64::from(n)).sum::<i64>();
         }
+    }
+    if is_month_end(d) && (FIRST_YEAR..=LAST_YEAR).contains(&d.year()) {
+        return Ok(counts);
     }
     let rows = client
         .query(&format!("SELECT key, days FROM {s}.counts_month WHERE month = $1 {filter}"), &[&month, &keys_param])
@@ -158,16 +162,43 @@ pub(crate) enum LogSide {
     After,
 }
 
-/// Which side of K to read, from the span of recorded times the offsets keep.
+/// Which side of K to read. Each partition's offset row keeps how many events it applied and the
+/// span of their recorded times (stamped in order per partition): the events before K are estimated
+/// per partition as if spread evenly over its span.
 pub(crate) async fn log_side(
     client: &impl GenericClient,
     schema: &Schema,
     known_at: i64,
 ) -> Result<LogSide, StoreError> {
-    let Some((first, last)) = crate::recorded_span(client, schema).await? else { return Ok(LogSide::Now) };
-    Ok(if known_at >= last {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT events, first_recorded, last_recorded FROM {}.consumer_offsets WHERE events > 0",
+                schema.ident()
+            ),
+            &[],
+        )
+        .await
+        .map_err(db("reading the span of recorded times"))?;
+    let (mut before, mut after) = (0.0, 0.0);
+    for row in rows {
+        let (events, first, last): (i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
+            (row.get(0), row.get(1), row.get(2));
+        let (Some(first), Some(last)) = (first, last) else { continue };
+        let (first, last) = (first.timestamp_micros(), last.timestamp_micros());
+        let share = if known_at >= last {
+            1.0
+        } else if known_at < first {
+            0.0
+        } else {
+            (known_at - first) as f64 / (last - first).max(1) as f64
+        };
+        before += share * events as f64;
+        after += (1.0 - share) * events as f64;
+    }
+    Ok(if after == 0.0 {
         LogSide::Now
-    } else if known_at - first < last - known_at {
+    } else if before < after {
         LogSide::Before
     } else {
         LogSide::After
@@ -272,6 +303,17 @@ pub async fn review(
     tx.commit().await.map_err(db("ending a review"))?;
     let counts = by_place(schema, &reference.keys, &counts, query.as_of)?;
     Ok(reference.engine.review_from_counts(query, &counts)?)
+}
+
+/// Whether `d` is the last day of its month.
+pub(crate) fn is_month_end(d: NaiveDate) -> bool {
+    d.succ_opt().is_none_or(|next| next.month() != d.month())
+}
+
+/// How many months of `d`'s year a year row contributes whole on `d`: those before its month, and its
+/// month too on its last day (the month row is then not needed).
+pub(crate) fn months_counted(d: NaiveDate) -> usize {
+    d.month0() as usize + usize::from(is_month_end(d))
 }
 
 pub(crate) fn first_of_month(d: NaiveDate) -> NaiveDate {

@@ -5,7 +5,9 @@
 
 use crate::error::{db, snapshot};
 use crate::projection::{FIRST_YEAR, LAST_YEAR};
-use crate::query::{LogSide, ReadCache, by_place, counts_now, first_of_month, log_side, log_sums};
+use crate::query::{
+    LogSide, ReadCache, by_place, counts_now, first_of_month, is_month_end, log_side, log_sums, months_counted,
+};
 use crate::{Schema, StoreError};
 use chrono::{Datelike, NaiveDate};
 use hoctap_domain::codes::Title;
@@ -97,7 +99,9 @@ async fn counts_now_on(
     let mut years: Vec<i16> = dates.iter().filter(|d| in_years(d)).map(|d| d.year() as i16).collect();
     years.sort_unstable();
     years.dedup();
-    let mut months: Vec<NaiveDate> = dates.iter().filter(|d| in_years(d)).map(|d| first_of_month(d.date())).collect();
+    // A month's last day needs no month row: its year row holds the whole month.
+    let mut months: Vec<NaiveDate> =
+        dates.iter().filter(|d| in_years(d) && !is_month_end(d.date())).map(|d| first_of_month(d.date())).collect();
     months.sort_unstable();
     months.dedup();
     let mut year_rows: HashMap<i16, Vec<(i32, i64, Vec<i32>)>> = HashMap::new();
@@ -131,10 +135,10 @@ async fn counts_now_on(
         let d = day.date();
         let mut counts: HashMap<i32, i64> = HashMap::new();
         for (key, before, months) in year_rows.get(&(d.year() as i16)).into_iter().flatten() {
-            let n: i64 = before + months.iter().take(d.month0() as usize).map(|&n| i64::from(n)).sum::<i64>();
+            let n: i64 = before + months.iter().take(months_counted(d)).map(|&n| i64::from(n)).sum::<i64>();
             *counts.entry(*key).or_default() += n;
         }
-        for (key, days) in month_rows.get(&first_of_month(d)).into_iter().flatten() {
+        for (key, days) in month_rows.get(&first_of_month(d)).into_iter().flatten().filter(|_| !is_month_end(d)) {
             *counts.entry(*key).or_default() += days.iter().take(d.day() as usize).map(|&n| i64::from(n)).sum::<i64>();
         }
         out.push(counts);
