@@ -9,6 +9,7 @@ use crate::refusal::{Refusal, Rule};
 use crate::time::Day;
 use crate::validate;
 use foldhash::{HashMap, HashSet};
+use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use uuid::Uuid;
 
@@ -63,7 +64,7 @@ impl Batch {
 }
 
 /// Per accepted event: its id, transaction time and whether some retraction names it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Meta {
     id: Uuid,
     recorded: i64,
@@ -75,7 +76,7 @@ pub(crate) struct Meta {
 
 const NO_SUBJECT: u32 = u32::MAX;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[repr(u8)]
 pub(crate) enum Kind {
     Registered,
@@ -90,7 +91,7 @@ pub(crate) enum Kind {
 
 /// One subject event, compact. `a`/`b` depend on the kind: the commune and group of a registration,
 /// the commune of a relocation or skill, valid_from/valid_until of a grant, the effective day of a revocation.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub(crate) struct Rec {
     instant: i64,
     /// Copied from the event's meta so that a review reads one cache line per record.
@@ -114,13 +115,13 @@ impl Rec {
     }
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Subject {
     /// Sorted by (time, event id).
     recs: Vec<Rec>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Stamped<T> {
     instant: i64,
     day: Day,
@@ -128,7 +129,7 @@ pub(crate) struct Stamped<T> {
     value: T,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct TargetRec {
     plan: Plan,
     scope: UnitId,
@@ -470,7 +471,9 @@ impl Engine {
     }
 }
 
+mod checkpoint;
 mod contributions;
 pub(crate) mod query;
+pub use checkpoint::{CHECKPOINT_VERSION, CheckpointError};
 pub use contributions::{Contribution, Locator, Measure, Place};
 pub use query::{PlaceCounts, Query, QueryError};
