@@ -50,9 +50,12 @@ struct State<'a> {
     unit_codes: Cow<'a, [Box<str>]>,
     geo: Cow<'a, [UnitHistory]>,
     /// Sorted by key, like `retractors`.
-    baselines: Vec<((UnitId, Metric), Cow<'a, [Stamped<u64>]>)>,
+    baselines: Vec<(Baseline, Cow<'a, [Stamped<u64>]>)>,
     targets: Cow<'a, [Stamped<TargetRec>]>,
 }
+
+/// What baselines are kept by: the unit and the metric.
+type Baseline = (UnitId, Metric);
 
 /// A fixed event whose fingerprint tells whether two builds fingerprint alike.
 const PROBE: &str = r#"{"specversion":"1.0","id":"6f1d2c3b-8a9e-4f00-b1c2-d3e4f5a6b7c8","source":"checkpoint.probe","type":"vn.hoctap.registration.submitted.v1","time":"2025-01-15T08:30:00+07:00","subject":"cit-probe","datacontenttype":"application/json","data":{"subject_kind":"citizen","commune":"00004","title":"learning_citizen","cycle_year":2025,"subject_group":"resident"}}"#;
