@@ -90,10 +90,14 @@ fn replay(args: &ReplayArgs) -> Result<ExitCode> {
     // where the time of (a) goes.
     let t = Instant::now();
     let mut m = 0u64;
-    log.replay(|event| {
-        std::hint::black_box(&event);
-        m += 1;
-    })?;
+    log.replay_digested(
+        &hoctap_log::Position::START,
+        |event| event,
+        |event| {
+            std::hint::black_box(event);
+            m += 1;
+        },
+    )?;
     let decode_only_rate = m as f64 / t.elapsed().as_secs_f64();
 
     // (a) The full replay: read, check, decode and fold into the engine.
@@ -202,7 +206,7 @@ fn replay(args: &ReplayArgs) -> Result<ExitCode> {
 fn replay_into_engine(log: &Log) -> Result<Engine> {
     let mut engine = Engine::new();
     engine.reserve(log.len() as usize);
-    log.replay(|event| engine.apply(&event))?;
+    crate::tracker::fold(&mut engine, log, &hoctap_log::Position::START, drop)?;
     engine.pack();
     Ok(engine)
 }

@@ -3,7 +3,7 @@
 
 use crate::progress;
 use anyhow::{Context, Result};
-use hoctap_domain::{CHECKPOINT_VERSION, Engine};
+use hoctap_domain::{CHECKPOINT_VERSION, Digest, Engine};
 use hoctap_log::checkpoint::{self, Unusable};
 use hoctap_log::{Log, LogError, Position, Resume};
 use std::path::Path;
@@ -111,15 +111,7 @@ impl Tracker {
         let tail = log.len() - start.records;
         engine.reserve(tail as usize);
         let bar = progress::items(tail, "replay");
-        let mut n = 0u64;
-        log.replay_from(&start, |event| {
-            engine.apply(&event);
-            n += 1;
-            if n.is_multiple_of(65_536) {
-                bar.set_position(n);
-            }
-        })
-        .context("replaying the log")?;
+        fold(&mut engine, &log, &start, |n| bar.set_position(n)).context("replaying the log")?;
         // A loaded state is packed already; a few events folded onto it do not scatter it.
         if worth_writing(from.map(|at| at.records), log.len()) {
             engine.pack();
@@ -145,6 +137,26 @@ impl Tracker {
             Err(e) => eprintln!("note: could not write a checkpoint ({e}); the next command replays the log again"),
         }
     }
+}
+
+/// Folds the records of `log` after `from` into `engine`, telling `progress` the count now and then.
+pub fn fold(engine: &mut Engine, log: &Log, from: &Position, mut progress: impl FnMut(u64)) -> Result<(), LogError> {
+    let mut n = 0u64;
+    log.replay_digested(
+        from,
+        |event| {
+            let digest = Digest::of(&event);
+            (event, digest)
+        },
+        |(event, digest)| {
+            engine.apply_digested(event, digest);
+            n += 1;
+            if n.is_multiple_of(65_536) {
+                progress(n);
+            }
+        },
+    )?;
+    Ok(())
 }
 
 /// Whether a checkpoint of `records` events is worth writing over one of `on_disk` events.

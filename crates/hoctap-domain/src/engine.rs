@@ -11,6 +11,7 @@ use crate::validate;
 use foldhash::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
+use std::collections::hash_map::Entry;
 use uuid::Uuid;
 
 /// What admitting an event decided.
@@ -179,7 +180,7 @@ pub struct Engine {
     metas: Vec<Meta>,
     /// Retractions by the id they name; the named event may not be known yet.
     retractors: HashMap<Uuid, Vec<u32>>,
-    subject_ids: HashMap<Box<str>, u32>,
+    subject_ids: HashMap<Name, u32>,
     subjects: Vec<Subject>,
     units: Interner,
     geo: Vec<UnitHistory>,
@@ -283,19 +284,25 @@ impl Engine {
     /// Folds one accepted event. An event without `recordedtime` counts as known at every time.
     /// A second copy of a known id changes nothing (the copy folded first stays).
     pub fn apply(&mut self, event: &Event) {
-        if self.ids.contains_key(&event.id) {
-            return;
-        }
+        self.apply_digested(event, &Digest::of(event));
+    }
+
+    /// [`Engine::apply`] with the event's [`Digest`] computed beforehand (on a replay's decoding threads).
+    pub fn apply_digested(&mut self, event: &Event, digest: &Digest) {
         let ev = self.metas.len() as u32;
+        // One probe of the id index for both the check and the insert: it is the largest table.
+        match self.ids.entry(event.id) {
+            Entry::Occupied(_) => return,
+            Entry::Vacant(slot) => slot.insert(ev),
+        };
         let has_retractors = self.retractors.contains_key(&event.id);
         self.metas.push(Meta {
             id: event.id,
             recorded: event.recordedtime.unwrap_or(i64::MIN),
-            fingerprint: event.fingerprint(),
+            fingerprint: digest.fingerprint,
             has_retractors,
             subject: NO_SUBJECT,
         });
-        self.ids.insert(event.id, ev);
         let day = event.day();
         let instant = event.instant;
         let recorded = self.metas[ev as usize].recorded;
@@ -459,7 +466,7 @@ impl Engine {
             + self.ids.capacity() * (size_of::<(Uuid, u32)>() + 1)
             + self.subjects.capacity() * size_of::<Subject>()
             + recs * size_of::<Rec>()
-            + self.subject_ids.capacity() * (size_of::<(Box<str>, u32)>() + 1)
+            + self.subject_ids.capacity() * (size_of::<(Name, u32)>() + 1)
             + self.subject_ids.keys().map(|k| k.len()).sum::<usize>()
             + self.retractors.capacity() * (size_of::<(Uuid, Vec<u32>)>() + 1);
         MemoryStats {
@@ -473,7 +480,11 @@ impl Engine {
 
 mod checkpoint;
 mod contributions;
+mod digest;
+mod name;
 pub(crate) mod query;
 pub use checkpoint::{CHECKPOINT_VERSION, CheckpointError};
 pub use contributions::{Contribution, Locator, Measure, Place};
+pub use digest::Digest;
+use name::Name;
 pub use query::{PlaceCounts, Query, QueryError};

@@ -14,8 +14,8 @@ pub mod time;
 pub mod validate;
 
 pub use engine::{
-    Admission, Batch, CHECKPOINT_VERSION, CheckpointError, Contribution, Engine, Locator, Measure, MemoryStats, Place,
-    PlaceCounts, Query, QueryError,
+    Admission, Batch, CHECKPOINT_VERSION, CheckpointError, Contribution, Digest, Engine, Locator, Measure, MemoryStats,
+    Place, PlaceCounts, Query, QueryError,
 };
 pub use event::{Event, EventData, EventType};
 pub use refusal::{Refusal, Rule};

@@ -399,8 +399,24 @@ impl Log {
 
     /// [`Log::replay`] of the records after `from`, a position of this log ([`Log::position`], or one
     /// that [`Log::open_resuming`] found the log holds).
-    pub fn replay_from(&self, from: &Position, f: impl FnMut(Event)) -> Result<ReplayStats, LogError> {
-        let records = replay::run(self.framer(from.offset)?, &self.path, f)?;
+    pub fn replay_from(&self, from: &Position, mut f: impl FnMut(Event)) -> Result<ReplayStats, LogError> {
+        let records = replay::run(self.framer(from.offset)?, &self.path, &|event| event, |events| {
+            events.drain(..).for_each(&mut f);
+        })?;
+        Ok(ReplayStats { records, bytes: self.end.offset })
+    }
+
+    /// [`Log::replay_from`] for a caller that only reads each event: `digest` runs on the decoding
+    /// threads (whatever it computes is off the calling thread), `f` gets each digest in log order on
+    /// the calling thread, and the digests are dropped on the decoding threads.
+    pub fn replay_digested<T: Send>(
+        &self,
+        from: &Position,
+        digest: impl Fn(Event) -> T + Sync,
+        mut f: impl FnMut(&T),
+    ) -> Result<ReplayStats, LogError> {
+        let records =
+            replay::run(self.framer(from.offset)?, &self.path, &digest, |items| items.iter().for_each(&mut f))?;
         Ok(ReplayStats { records, bytes: self.end.offset })
     }
 

@@ -6,7 +6,7 @@
 //! fields (event id → meta, subject name → subject, code → unit) are not stored but rebuilt on load:
 //! the file is smaller and cannot hold an index that disagrees with its records.
 
-use super::{Engine, Interner, Meta, NO_SUBJECT, Stamped, Subject, TargetRec};
+use super::{Engine, Interner, Meta, NO_SUBJECT, Name, Stamped, Subject, TargetRec};
 use crate::codes::Metric;
 use crate::event::Event;
 use crate::geo::{UnitHistory, UnitId};
@@ -40,12 +40,12 @@ pub enum CheckpointError {
 struct State<'a> {
     /// The fingerprint of [`PROBE`] as the writing build computed it.
     probe: u64,
-    metas: Cow<'a, [Meta]>,
+    metas: Records<'a, Meta>,
     /// Sorted by the id named, so that the same state always gives the same bytes.
     retractors: Vec<(Uuid, Cow<'a, [u32]>)>,
     /// Subject names by dense id.
     subject_names: Vec<Cow<'a, str>>,
-    subjects: Cow<'a, [Subject]>,
+    subjects: Records<'a, Subject>,
     /// Unit codes by dense id.
     unit_codes: Cow<'a, [Box<str>]>,
     geo: Cow<'a, [UnitHistory]>,
@@ -80,16 +80,19 @@ impl Engine {
         baselines.sort_unstable_by_key(|(key, _)| *key);
         let state = State {
             probe: probe(),
-            metas: Cow::Borrowed(metas),
+            metas: Records(Cow::Borrowed(metas)),
             retractors,
             subject_names,
-            subjects: Cow::Borrowed(subjects),
+            subjects: Records(Cow::Borrowed(subjects)),
             unit_codes: Cow::Borrowed(codes),
             geo: Cow::Borrowed(geo),
             baselines,
             targets: Cow::Borrowed(targets),
         };
-        postcard::to_allocvec(&state).expect("serialising into memory cannot fail")
+        // No record encodes to more bytes than it takes in memory: one allocation holds the whole
+        // state, where growing by doubling would copy (and fault in) a gigabyte several times.
+        let room = size_of_val(&**metas) + subjects.iter().map(|s| size_of_val(&*s.recs)).sum::<usize>() + (1 << 20);
+        postcard::to_extend(&state, Vec::with_capacity(room)).expect("serialising into memory cannot fail")
     }
 
     /// The state [`Engine::to_checkpoint`] encoded, with its indexes rebuilt: it answers every question
@@ -103,22 +106,25 @@ impl Engine {
         if state.probe != probe() {
             return Err(CheckpointError::Fingerprints);
         }
-        let metas = state.metas.into_owned();
-        let subjects = state.subjects.into_owned();
+        let metas = state.metas.0.into_owned();
+        let subjects = state.subjects.0.into_owned();
         if state.subject_names.len() != subjects.len() {
             return Err(CheckpointError::Inconsistent("subject names and subjects differ in number"));
         }
         let events = metas.len();
-        if metas.iter().any(|m| m.subject != NO_SUBJECT && m.subject as usize >= subjects.len())
-            || subjects.iter().flat_map(|s| &s.recs).any(|r| r.ev as usize >= events)
-        {
+        // The id index is the largest part of a load: it is built on another core meanwhile.
+        let (ids, metas_fit) = std::thread::scope(|s| {
+            let ids = s.spawn(|| index(metas.iter().map(|m| m.id), events));
+            let fit = metas.iter().all(|m| m.subject == NO_SUBJECT || (m.subject as usize) < subjects.len())
+                && subjects.iter().flat_map(|s| &s.recs).all(|r| (r.ev as usize) < events);
+            (ids.join().expect("building the id index does not panic"), fit)
+        });
+        if !metas_fit {
             return Err(CheckpointError::Inconsistent("a record names an event or subject that is not there"));
         }
-        let ids =
-            index(metas.iter().map(|m| m.id), events).ok_or(CheckpointError::Inconsistent("an event id twice"))?;
-        let subject_ids =
-            index(state.subject_names.into_iter().map(|n| n.into_owned().into_boxed_str()), subjects.len())
-                .ok_or(CheckpointError::Inconsistent("a subject name twice"))?;
+        let ids = ids.ok_or(CheckpointError::Inconsistent("an event id twice"))?;
+        let subject_ids = index(state.subject_names.iter().map(|n| Name::from(&**n)), subjects.len())
+            .ok_or(CheckpointError::Inconsistent("a subject name twice"))?;
         let codes = state.unit_codes.into_owned();
         let unit_ids =
             index(codes.iter().cloned(), codes.len()).ok_or(CheckpointError::Inconsistent("a unit code twice"))?;
@@ -137,6 +143,43 @@ impl Engine {
             baselines: state.baselines.into_iter().map(|(key, list)| (key, list.into_owned())).collect(),
             targets: state.targets.into_owned(),
         })
+    }
+}
+
+/// The engine's largest slices, stored as postcard sequences. Decoded into a vector allocated once at
+/// the sequence's length: serde's own `Vec` starts from a guess capped at 1 MiB and grows by doubling,
+/// which for ten million records copies (and faults in) the vector several times over.
+struct Records<'a, T: Clone>(Cow<'a, [T]>);
+
+/// The most records allocated ahead of decoding them: a length read from a damaged file must not ask
+/// for all the memory there is (past it the vector grows as usual).
+const MAX_AHEAD: usize = 1 << 26;
+
+impl<T: Clone + Serialize> Serialize for Records<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de, T: Clone + Deserialize<'de>> Deserialize<'de> for Records<'_, T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Seq<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Seq<T> {
+            type Value = Vec<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a sequence of records")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(MAX_AHEAD));
+                while let Some(item) = seq.next_element()? {
+                    out.push(item);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(Seq(std::marker::PhantomData)).map(|v| Records(Cow::Owned(v)))
     }
 }
 
