@@ -54,7 +54,7 @@ pub enum Unusable {
     Layout,
     #[error("it holds state of version {found}; this build reads version {expected}")]
     Version { found: u32, expected: u32 },
-    #[error("it is damaged ({0})")]
+    #[error("it is damaged: {0}")]
     Damaged(&'static str),
     #[error("it cannot be read: {0}")]
     Io(#[source] io::Error),

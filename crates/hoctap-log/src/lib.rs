@@ -5,7 +5,9 @@
 //! - `events.log`: the accepted events, one checksummed record each (format in [`frame`]);
 //! - `dead-letter.ndjson`: refused input lines with the reason, one JSON object per line;
 //! - `LOCK`: the advisory lock a writer holds, so that two `hoctap ingest` cannot interleave;
-//! - `torn-tail-<offset>-<micros>.bin`: bytes a writer cut off at open, kept for inspection.
+//! - `torn-tail-<offset>-<micros>.bin`: bytes a writer cut off at open, kept for inspection;
+//! - `checkpoint.bin` (with `checkpoint.bin.tmp` and `checkpoint.lock` while one is written): a
+//!   caller's state as of a position of the log, see [`checkpoint`].
 //!
 //! Durability contract: when [`Log::append`] returns `Ok`, the events are on disk (`fdatasync`). A crash
 //! in the middle of an append leaves at most a partial record at the end of the file; the next
