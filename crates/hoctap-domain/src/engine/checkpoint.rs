@@ -155,6 +155,11 @@ struct Records<'a, T: Clone>(Cow<'a, [T]>);
 /// for all the memory there is (past it the vector grows as usual).
 const MAX_AHEAD: usize = 1 << 26;
 
+/// Room left in the largest vectors and indexes of a loaded state, as a fraction of their length, for
+/// the events folded after the load: growing a full vector of ten million records copies all of it.
+/// The CLI writes a new checkpoint before one lacks much more than a sixteenth of its events.
+const ROOM: usize = 16;
+
 impl<T: Clone + Serialize> Serialize for Records<'_, T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.0.serialize(s)
@@ -172,7 +177,8 @@ impl<'de, T: Clone + Deserialize<'de>> Deserialize<'de> for Records<'_, T> {
             }
 
             fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
-                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(MAX_AHEAD));
+                let len = seq.size_hint().unwrap_or(0).min(MAX_AHEAD);
+                let mut out = Vec::with_capacity(len + len / ROOM);
                 while let Some(item) = seq.next_element()? {
                     out.push(item);
                 }
@@ -185,7 +191,7 @@ impl<'de, T: Clone + Deserialize<'de>> Deserialize<'de> for Records<'_, T> {
 
 /// Maps each key to its position; `None` when a key repeats.
 fn index<K: std::hash::Hash + Eq>(keys: impl Iterator<Item = K>, len: usize) -> Option<HashMap<K, u32>> {
-    let mut map = HashMap::with_capacity(len);
+    let mut map = HashMap::with_capacity(len + len / ROOM);
     for (i, key) in keys.enumerate() {
         if map.insert(key, i as u32).is_some() {
             return None;
