@@ -1,5 +1,6 @@
 //! The command-line contract of `hoctap`: help for every command, exit statuses, idempotent ingest from
-//! files and standard input, the review's JSON shape, CSV and table output, and deterministic generation.
+//! files and standard input, the review's JSON shape, CSV and table output, deterministic generation,
+//! and the checkpoint beside the log (used when it matches the log, ignored with a note when not).
 
 use hoctap_domain::Event;
 use hoctap_tests::{Ran, hoctap, ingest, ndjson, review_json, run, scenario_world, source_line};
@@ -323,4 +324,166 @@ fn generate_is_deterministic() {
         Event::from_json(line.as_bytes()).unwrap_or_else(|r| panic!("a generated line is a valid source event: {r}"));
     }
     assert!(a.stderr.contains(&format!("generated {} events", lines.len())), "{}", a.stderr);
+}
+
+// The checkpoint beside the log: a shortcut that never changes an answer.
+
+const CHECKPOINT: &str = "checkpoint.bin";
+
+/// A generated city split in two NDJSON files: most of it, then the last `tail` lines.
+fn city_in_two(dir: &Path, tail: usize) -> (PathBuf, PathBuf) {
+    let ran = run(hoctap().args(["generate", "--citizens", "200", "--seed", "5"]));
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    let lines: Vec<&str> = ran.stdout.lines().collect();
+    let (head, rest) = lines.split_at(lines.len() - tail);
+    (write(dir, "head.ndjson", &ndjson(head)), write(dir, "tail.ndjson", &ndjson(rest)))
+}
+
+/// The `recordedtime` of the log's record `n`, for "as known at" questions.
+fn recorded_at(data: &Path, n: usize) -> String {
+    let log = hoctap_log::Log::open_read(data).expect("the log");
+    let mut payloads = Vec::new();
+    log.replay_raw(|p| payloads.push(p.to_vec())).expect("reading the log");
+    let event = Event::from_json_recorded(&payloads[n]).expect("a logged event");
+    hoctap_domain::time::format_instant(event.recordedtime.expect("stamped"))
+}
+
+/// Every review the tests compare, as JSON text, with the first run's standard error (where notes go).
+fn answers(data: &Path, known_at: &str) -> (Vec<String>, String) {
+    let mut out = Vec::new();
+    let mut first_stderr = None;
+    for as_of in ["2025-06-30", "2025-12-31", "2030-12-31"] {
+        for k in [None, Some(known_at)] {
+            let mut command = hoctap();
+            command.arg("--data-dir").arg(data).args(["review", "--scope", "01", "--as-of", as_of, "--format", "json"]);
+            if let Some(k) = k {
+                command.args(["--known-at", k]);
+            }
+            let ran = run(&mut command);
+            assert_eq!(ran.code, Some(0), "review as of {as_of} known at {k:?}: {ran:?}");
+            first_stderr.get_or_insert(ran.stderr);
+            out.push(ran.stdout);
+        }
+    }
+    (out, first_stderr.unwrap_or_default())
+}
+
+fn checkpoint_bytes(data: &Path) -> Vec<u8> {
+    std::fs::read(data.join(CHECKPOINT)).expect("a checkpoint beside the log")
+}
+
+#[test]
+fn reviews_from_the_checkpoint_are_those_of_a_full_replay() {
+    let dir = temp();
+    let (head, tail) = city_in_two(dir.path(), 0);
+    let data = dir.path().join("data");
+    assert_eq!(ingest(&data, &[&head, &tail]).code, Some(0));
+    let from_ingest = checkpoint_bytes(&data);
+    let known_at = recorded_at(&data, 4000);
+
+    let (resumed, stderr) = answers(&data, &known_at);
+    assert!(!stderr.contains("note:"), "the checkpoint of the ingest is used as it is: {stderr}");
+    assert_eq!(checkpoint_bytes(&data), from_ingest, "nothing new, nothing rewritten");
+
+    std::fs::remove_file(data.join(CHECKPOINT)).unwrap();
+    let (replayed, stderr) = answers(&data, &known_at);
+    assert!(stderr.contains("note: no checkpoint"), "{stderr}");
+    assert_eq!(resumed, replayed);
+    assert_eq!(checkpoint_bytes(&data), from_ingest, "folding at ingest and replaying keep the same state");
+}
+
+#[test]
+fn a_checkpoint_that_lacks_the_last_events_replays_only_them() {
+    let dir = temp();
+    let (head, tail) = city_in_two(dir.path(), 200);
+    let data = dir.path().join("data");
+    assert_eq!(ingest(&data, &[&head]).code, Some(0));
+    let before_tail = checkpoint_bytes(&data);
+    let end_of_head = hoctap_log::Log::open_read(&data).unwrap().last_recorded().unwrap();
+    let known_at = hoctap_domain::time::format_instant(end_of_head);
+    let (head_only, _) = answers(&data, &known_at);
+
+    // Too few events to be worth a new checkpoint: every later command replays them.
+    let ran = ingest(&data, &[&tail]);
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    assert_eq!(checkpoint_bytes(&data), before_tail);
+    let (resumed, stderr) = answers(&data, &known_at);
+    assert!(!stderr.contains("note:"), "{stderr}");
+    assert_eq!(checkpoint_bytes(&data), before_tail);
+    // As known at the end of the head nothing changed; as known now the tail counts.
+    let (now, then): (Vec<_>, Vec<_>) = resumed.iter().zip(&head_only).enumerate().partition(|(i, _)| i % 2 == 0);
+    assert!(then.iter().all(|(_, (a, b))| a == b), "as known at the end of the head");
+    assert!(now.iter().any(|(_, (a, b))| a != b), "the tail changes some answer as known now");
+
+    std::fs::remove_file(data.join(CHECKPOINT)).unwrap();
+    let (replayed, _) = answers(&data, &known_at);
+    assert_eq!(resumed, replayed, "the checkpoint plus the tail answer as the whole log");
+}
+
+#[test]
+fn a_checkpoint_that_does_not_match_is_ignored_with_a_note() {
+    let dir = temp();
+    let (head, tail) = city_in_two(dir.path(), 300);
+    let data = dir.path().join("data");
+    assert_eq!(ingest(&data, &[&head, &tail]).code, Some(0));
+    let log = data.join("events.log");
+    let known_at = recorded_at(&data, 4000);
+    let (want, _) = answers(&data, &known_at);
+    let good = checkpoint_bytes(&data);
+    let restore = || std::fs::write(data.join(CHECKPOINT), &good).unwrap();
+    let check = |what: &str, note: &str| {
+        let (got, stderr) = answers(&data, &known_at);
+        assert_eq!(got, want, "{what}");
+        assert!(
+            stderr.lines().any(|l| l.starts_with("note: ignoring the checkpoint") && l.contains(note)),
+            "{what}: {stderr}"
+        );
+        assert_eq!(checkpoint_bytes(&data), good, "{what}: a full replay writes the checkpoint again");
+    };
+
+    let mut damaged = good.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x40;
+    std::fs::write(data.join(CHECKPOINT), &damaged).unwrap();
+    check("a damaged checkpoint", "damaged");
+
+    let read = hoctap_log::checkpoint::read(&data, hoctap_domain::CHECKPOINT_VERSION).unwrap();
+    let older = hoctap_domain::CHECKPOINT_VERSION - 1;
+    hoctap_log::checkpoint::write(&data, &read.position, older, read.payload()).unwrap();
+    check("a checkpoint of an older version", "version");
+
+    // A torn tail after the checkpoint's position: readers ignore it and writers cut it.
+    restore();
+    std::fs::OpenOptions::new().append(true).open(&log).unwrap().write_all(b"\x07\x00\x00\x00torn").unwrap();
+    let (got, stderr) = answers(&data, &known_at);
+    assert_eq!((got, stderr), (want.clone(), String::new()), "the checkpoint still holds");
+    let ran = ingest(&data, &[&tail]);
+    assert!(ran.stderr.contains("cut a torn tail") && !ran.stderr.contains("ignoring"), "{ran:?}");
+    assert_eq!(answers(&data, &known_at), (want.clone(), String::new()));
+
+    // The log cut before the checkpoint's position, then written again past it: another log now.
+    let events = std::fs::read(&log).unwrap();
+    std::fs::write(&log, &events[..events.len() / 2]).unwrap();
+    let ran = ingest(&data, &[&tail]);
+    assert!(ran.stderr.contains("does not match the log"), "{ran:?}");
+    let rewritten = dir.path().join("rewritten");
+    std::fs::create_dir(&rewritten).unwrap();
+    std::fs::copy(&log, rewritten.join("events.log")).unwrap();
+    std::fs::write(data.join(CHECKPOINT), &good).unwrap();
+    let (got, stderr) = answers(&data, &known_at);
+    assert!(stderr.contains("does not match the log"), "{stderr}");
+    assert_eq!(got, answers(&rewritten, &known_at).0, "the answers are the new log's");
+}
+
+#[test]
+fn a_checkpoint_that_cannot_be_written_does_not_fail_the_command() {
+    let dir = temp();
+    let data = scenario_data(dir.path());
+    std::fs::remove_file(data.join(CHECKPOINT)).unwrap();
+    // A folder where the temporary file must go: the write fails, the review does not.
+    std::fs::create_dir(data.join("checkpoint.bin.tmp")).unwrap();
+    let ran = review(&data, &["--format", "json"]);
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    assert!(ran.stderr.contains("note: could not write a checkpoint"), "{}", ran.stderr);
+    assert!(!data.join(CHECKPOINT).exists());
 }

@@ -1,6 +1,7 @@
 //! Arrival order does not matter (counting rules 1–3): folding the same set of events in any order, with
-//! exact copies sent again anywhere, gives the same review for every valid date and transaction time;
-//! and a late event changes the answers for its past dates exactly from when it is known.
+//! exact copies sent again anywhere, gives the same review for every valid date and transaction time,
+//! also when the fold stops at a checkpoint and goes on from it; and a late event changes the answers
+//! for its past dates exactly from when it is known.
 
 use hoctap_domain::codes::Title;
 use hoctap_domain::review::TitleCounts;
@@ -183,6 +184,31 @@ proptest! {
         events.extend(copies.iter().map(|i| i.get(&city.events).clone()));
         permute(&mut events, order);
         assert_city_reviews(city, &events, &format!("seed {seed}, order {order}"))?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// Property C: a checkpoint taken anywhere in any order, loaded, then folded on with the rest, is the
+    /// same state as folding everything (the embedded mode's checkpoint changes no answer).
+    #[test]
+    fn a_checkpoint_anywhere_in_any_order_changes_no_review(
+        seed in prop::sample::select(CITY_SEEDS.to_vec()),
+        order in any::<u64>(),
+        split in any::<Index>(),
+    ) {
+        let city = city(seed);
+        let mut events = city.events.clone();
+        permute(&mut events, order);
+        let at = split.index(events.len() + 1);
+        let bytes = fold(&events[..at]).to_checkpoint();
+        let mut resumed = Engine::from_checkpoint(&bytes).expect("its own checkpoint loads");
+        events[at..].iter().for_each(|e| resumed.apply(e));
+        for ((q, got), want) in city.queries.iter().zip(reviews(&resumed, &city.queries)).zip(&city.reference) {
+            prop_assert!(&got == want, "seed {seed}, order {order}, checkpoint after {at}: as of {} known at {:?}", q.as_of, q.known_at);
+        }
+        prop_assert_eq!(resumed.to_checkpoint(), fold(&events).to_checkpoint());
     }
 }
 

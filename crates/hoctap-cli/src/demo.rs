@@ -55,6 +55,8 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         summary.duplicates,
         summary.refused
     );
+    // So that the reviews the demo suggests at the end start from here instead of replaying.
+    tracker.save_checkpoint();
 
     let mut written = Vec::new();
     let mut reviews = Vec::new();
@@ -102,7 +104,15 @@ fn write(path: &Path, text: &str) -> Result<PathBuf> {
 
 /// Removes the demo's previous log, but only the files a log consists of: never a folder of the user's.
 fn fresh_log_dir(dir: &Path) -> Result<()> {
-    for name in [hoctap_log::EVENTS_FILE, hoctap_log::DEAD_LETTER_FILE, hoctap_log::LOCK_FILE] {
+    use hoctap_log::checkpoint::{CHECKPOINT_FILE, CHECKPOINT_LOCK_FILE, CHECKPOINT_TEMP_FILE};
+    for name in [
+        hoctap_log::EVENTS_FILE,
+        hoctap_log::DEAD_LETTER_FILE,
+        hoctap_log::LOCK_FILE,
+        CHECKPOINT_FILE,
+        CHECKPOINT_TEMP_FILE,
+        CHECKPOINT_LOCK_FILE,
+    ] {
         let path = dir.join(name);
         if path.exists() {
             std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;

@@ -69,6 +69,7 @@ pub fn run(data_dir: &Path, files: &[PathBuf]) -> Result<ExitCode> {
         total.duplicates += s.duplicates;
         total.refused += s.refused;
     }
+    tracker.save_checkpoint();
     if total.refused > 0 {
         println!(
             "{} refused events were kept with their reasons in {}",

@@ -157,14 +157,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ingest { files } => ingest::run(&cli.data_dir, &files),
         Command::Review(args) => {
             let query = args.query()?;
-            let tracker = tracker::Tracker::load(&cli.data_dir)?;
+            let mut tracker = tracker::Tracker::load(&cli.data_dir)?;
             let review = tracker.engine.review(&query)?;
             let text = match args.format {
                 Format::Table => hoctap_report::table(&review),
                 Format::Json => hoctap_report::json(&review),
                 Format::Csv => hoctap_report::csv(&review),
             };
-            print_out(text.trim_end())
+            let printed = print_out(text.trim_end());
+            // After the answer is out: the next command starts from here instead of replaying.
+            tracker.save_checkpoint();
+            printed
         }
         Command::Generate { citizens, seed, out } => {
             let config = hoctap_gen::Config::new(citizens, seed);

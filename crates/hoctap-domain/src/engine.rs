@@ -9,7 +9,9 @@ use crate::refusal::{Refusal, Rule};
 use crate::time::Day;
 use crate::validate;
 use foldhash::{HashMap, HashSet};
+use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
+use std::collections::hash_map::Entry;
 use uuid::Uuid;
 
 /// What admitting an event decided.
@@ -63,7 +65,7 @@ impl Batch {
 }
 
 /// Per accepted event: its id, transaction time and whether some retraction names it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Meta {
     id: Uuid,
     recorded: i64,
@@ -74,7 +76,7 @@ pub(crate) struct Meta {
     subject: u32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[repr(u8)]
 pub(crate) enum Kind {
     Registered,
@@ -89,7 +91,7 @@ pub(crate) enum Kind {
 
 /// One subject event, compact. `a`/`b` depend on the kind: the commune and group of a registration,
 /// the commune of a relocation or skill, valid_from/valid_until of a grant, the effective day of a revocation.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub(crate) struct Rec {
     instant: i64,
     /// Copied from the event's meta so that a review reads one cache line per record.
@@ -113,7 +115,7 @@ impl Rec {
     }
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Subject {
     /// Sorted by (time, event id).
     recs: Vec<Rec>,
@@ -121,7 +123,7 @@ pub(crate) struct Subject {
     retractions: Vec<(u32, Uuid)>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Stamped<T> {
     instant: i64,
     day: Day,
@@ -129,7 +131,7 @@ pub(crate) struct Stamped<T> {
     value: T,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct TargetRec {
     plan: Plan,
     scope: UnitId,
@@ -179,7 +181,7 @@ pub struct Engine {
     metas: Vec<Meta>,
     /// Retractions by the id they name; the named event may not be known yet.
     retractors: HashMap<Uuid, Vec<u32>>,
-    subject_ids: HashMap<Box<str>, u32>,
+    subject_ids: HashMap<Name, u32>,
     subjects: Vec<Subject>,
     units: Interner,
     geo: Vec<UnitHistory>,
@@ -283,10 +285,13 @@ impl Engine {
     /// Folds one accepted event. An event without `recordedtime` counts as known at every time.
     /// A second copy of a known id changes nothing (the copy folded first stays).
     pub fn apply(&mut self, event: &Event) {
-        if self.ids.contains_key(&event.id) {
-            return;
-        }
-        let ev = self.push_meta(event.id, event.recordedtime.unwrap_or(i64::MIN), event.fingerprint(), &event.subject);
+        self.apply_digested(event, &Digest::of(event));
+    }
+
+    /// [`Engine::apply`] with the event's [`Digest`] computed beforehand (on a replay's decoding threads).
+    pub fn apply_digested(&mut self, event: &Event, digest: &Digest) {
+        let recorded = event.recordedtime.unwrap_or(i64::MIN);
+        let Some(ev) = self.push_meta(event.id, recorded, digest.fingerprint, &event.subject) else { return };
         let has_retractors = self.metas[ev as usize].has_retractors;
         let day = event.day();
         let instant = event.instant;
@@ -390,14 +395,18 @@ impl Engine {
         s
     }
 
-    /// Registers a new event id (not known yet) and returns its meta index.
-    fn push_meta(&mut self, id: Uuid, recorded: i64, fingerprint: u64, subject: &str) -> u32 {
+    /// Registers a new event id and returns its meta index; `None` when the id is known (rule 3).
+    fn push_meta(&mut self, id: Uuid, recorded: i64, fingerprint: u64, subject: &str) -> Option<u32> {
         let ev = self.metas.len() as u32;
+        // One probe of the id index for both the check and the insert: it is the largest table.
+        match self.ids.entry(id) {
+            Entry::Occupied(_) => return None,
+            Entry::Vacant(slot) => slot.insert(ev),
+        };
         let subject = self.subject_ix(subject);
         let has_retractors = self.retractors.contains_key(&id);
         self.metas.push(Meta { id, recorded, fingerprint, has_retractors, subject });
-        self.ids.insert(id, ev);
-        ev
+        Some(ev)
     }
 
     /// Files a subject event's record under its meta's subject.
@@ -477,7 +486,7 @@ impl Engine {
             + self.ids.capacity() * (size_of::<(Uuid, u32)>() + 1)
             + self.subjects.capacity() * size_of::<Subject>()
             + recs * size_of::<Rec>()
-            + self.subject_ids.capacity() * (size_of::<(Box<str>, u32)>() + 1)
+            + self.subject_ids.capacity() * (size_of::<(Name, u32)>() + 1)
             + self.subject_ids.keys().map(|k| k.len()).sum::<usize>()
             + self.retractors.capacity() * (size_of::<(Uuid, Vec<u32>)>() + 1);
         MemoryStats {
@@ -489,9 +498,15 @@ impl Engine {
     }
 }
 
+mod checkpoint;
 mod contributions;
+mod digest;
 mod ledger;
+mod name;
 pub(crate) mod query;
+pub use checkpoint::{CHECKPOINT_VERSION, CheckpointError};
 pub use contributions::{Contribution, Locator, Measure, Place};
+pub use digest::Digest;
 pub use ledger::{Deltas, HistoryError, Ledger};
+use name::Name;
 pub use query::{PlaceCounts, Query, QueryError};

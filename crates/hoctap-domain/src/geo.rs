@@ -3,12 +3,13 @@
 
 use crate::codes::Level;
 use crate::time::Day;
+use serde::{Deserialize, Serialize};
 
 /// Dense id of an administrative code (also used for codes not yet established).
 pub type UnitId = u32;
 
 /// One change to a unit, as folded from an `admin_unit.*` event.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct GeoRec {
     pub instant: i64,
     pub day: Day,
@@ -17,7 +18,7 @@ pub(crate) struct GeoRec {
     pub change: Change,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) enum Change {
     Established { level: Level, parent: Option<UnitId>, name: Box<str> },
     Reparented { parent: UnitId },
@@ -26,7 +27,7 @@ pub(crate) enum Change {
 }
 
 /// Every change to one unit, sorted by (time, event id) so that the fold does not depend on arrival order.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct UnitHistory {
     pub recs: Vec<GeoRec>,
 }

@@ -1,10 +1,11 @@
 //! Indicators a target can name (rule 8), parsed from their written form.
 
 use crate::codes::{Level, Metric, SubjectGroup, Title};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// What a target measures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Indicator {
     /// `<title>/<metric>` or `<title>:<group>/<metric>`: subjects recognised for the title (one citizen
     /// group only, when given) over the baseline metric.

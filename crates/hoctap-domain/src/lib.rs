@@ -14,8 +14,8 @@ pub mod time;
 pub mod validate;
 
 pub use engine::{
-    Admission, Batch, Contribution, Deltas, Engine, HistoryError, Ledger, Locator, Measure, MemoryStats, Place,
-    PlaceCounts, Query, QueryError,
+    Admission, Batch, CHECKPOINT_VERSION, CheckpointError, Contribution, Deltas, Digest, Engine, HistoryError, Ledger,
+    Locator, Measure, MemoryStats, Place, PlaceCounts, Query, QueryError,
 };
 pub use event::{Event, EventData, EventType};
 pub use refusal::{Refusal, Rule};

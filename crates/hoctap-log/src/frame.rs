@@ -24,11 +24,13 @@ pub const MAX_RECORD: usize = 16 << 20;
 /// How much one `read` asks for: large enough that system calls cost nothing next to decoding.
 pub(crate) const CHUNK: usize = 16 << 20;
 
-/// Appends one framed record to `out`.
-pub fn encode(out: &mut Vec<u8>, payload: &[u8]) {
+/// Appends one framed record to `out`; returns its CRC.
+pub fn encode(out: &mut Vec<u8>, payload: &[u8]) -> u32 {
+    let crc = crc32fast::hash(payload);
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(&crc.to_le_bytes());
     out.extend_from_slice(payload);
+    crc
 }
 
 /// Why reading stopped before the end of the range.

@@ -5,7 +5,9 @@
 //! - `events.log`: the accepted events, one checksummed record each (format in [`frame`]);
 //! - `dead-letter.ndjson`: refused input lines with the reason, one JSON object per line;
 //! - `LOCK`: the advisory lock a writer holds, so that two `hoctap ingest` cannot interleave;
-//! - `torn-tail-<offset>-<micros>.bin`: bytes a writer cut off at open, kept for inspection.
+//! - `torn-tail-<offset>-<micros>.bin`: bytes a writer cut off at open, kept for inspection;
+//! - `checkpoint.bin` (with `checkpoint.bin.tmp` and `checkpoint.lock` while one is written): a
+//!   caller's state as of a position of the log, see [`checkpoint`].
 //!
 //! Durability contract: when [`Log::append`] returns `Ok`, the events are on disk (`fdatasync`). A crash
 //! in the middle of an append leaves at most a partial record at the end of the file; the next
@@ -13,11 +15,16 @@
 //! there (the "torn tail"), so every acknowledged event survives and nothing half-written is read.
 //!
 //! Replay decodes on a pool of worker threads and hands events to the caller in log order.
+//!
+//! A [`Position`] names a point in the log in a way a later process can check; the [`checkpoint`]
+//! file keeps a caller's state as of such a point, so that a later process opens the log with
+//! [`Log::open_resuming`] and replays only the records after it ([`Log::replay_from`]).
 
+pub mod checkpoint;
 pub mod frame;
 mod replay;
 
-use frame::{Framer, MAGIC};
+use frame::{Framer, MAGIC, RECORD_HEADER};
 use hoctap_domain::event::Event;
 use hoctap_domain::refusal::Refusal;
 use hoctap_domain::time;
@@ -84,7 +91,8 @@ fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> LogError {
 /// What opening found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OpenReport {
-    /// Whole, checked records.
+    /// Whole, checked records (those before the position the log was resumed from were checked when
+    /// that position was taken).
     pub records: u64,
     /// Bytes after the last good record: cut off by [`Log::open`], left alone by [`Log::open_read`].
     pub torn_bytes: u64,
@@ -92,11 +100,41 @@ pub struct OpenReport {
     pub torn_copy: Option<PathBuf>,
 }
 
+/// A point in the log, between two records: the records before it, and enough of the last one to tell
+/// later whether a log file still holds the same records up to here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    /// Records before this point.
+    pub records: u64,
+    /// File offset of this point: the end of the last record before it (or of the header).
+    pub offset: u64,
+    /// Payload length and CRC of the last record before it (both 0 at the start of the log). The CRC
+    /// covers its id and `recordedtime` (strictly increasing), so another log, or this one cut and
+    /// written again, does not end a record with the same CRC at the same offset.
+    pub last_len: u32,
+    pub last_crc: u32,
+}
+
+impl Position {
+    /// Before the first record.
+    pub const START: Position = Position { records: 0, offset: MAGIC.len() as u64, last_len: 0, last_crc: 0 };
+}
+
+/// Whether a log still holds the records up to a [`Position`], as [`Log::open_resuming`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resume {
+    /// It does: only the records after the position were scanned.
+    Holds,
+    /// It does not (it was cut before the position, or replaced); the whole log was scanned.
+    Differs(&'static str),
+}
+
 /// Counts from one replay.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReplayStats {
     pub records: u64,
-    /// Bytes of the file read, header included.
+    /// Where reading ended: the file offset after the last record (the bytes of the whole replay,
+    /// header included).
     pub bytes: u64,
 }
 
@@ -108,9 +146,8 @@ pub struct Log {
     /// Held for the life of a writer; `None` for readers.
     lock: Option<File>,
     dead: Option<DeadLetters>,
-    /// End of the last good record: everything before it is checked, everything after is not ours.
-    end: u64,
-    records: u64,
+    /// After the last good record: everything before it is checked, everything after is not ours.
+    end: Position,
     last_recorded: Option<i64>,
     opened: OpenReport,
     poisoned: bool,
@@ -128,6 +165,18 @@ impl Log {
     /// Checks every record; the first incomplete or corrupt one and everything after it is cut off
     /// (a copy is kept beside the log, see [`OpenReport::torn_copy`]) and the cut is made durable.
     pub fn open(dir: &Path) -> Result<Log, LogError> {
+        Log::open_with(dir, None).map(|(log, _)| log)
+    }
+
+    /// [`Log::open`], taking the records up to `at` as checked when the log still holds them (`at` came
+    /// from [`Log::position`] of this log, e.g. through a checkpoint): only the last of them and the
+    /// records after it are read, and a torn tail after them is cut as usual. Otherwise the whole log
+    /// is checked, as by [`Log::open`].
+    pub fn open_resuming(dir: &Path, at: &Position) -> Result<(Log, Resume), LogError> {
+        Log::open_with(dir, Some(at)).map(|(log, resume)| (log, resume.expect("asked to resume")))
+    }
+
+    fn open_with(dir: &Path, at: Option<&Position>) -> Result<(Log, Option<Resume>), LogError> {
         fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
         let lock_path = dir.join(LOCK_FILE);
         let lock = OpenOptions::new()
@@ -163,45 +212,56 @@ impl Log {
             sync_dir(dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))?;
         }
 
-        let scan = scan(&path, &file)?;
-        let mut opened = OpenReport { records: scan.records, torn_bytes: scan.file_len - scan.end, torn_copy: None };
+        let scan = scan(&path, &file, at, u64::MAX)?;
+        let mut opened = scan.report();
         if opened.torn_bytes > 0 {
-            opened.torn_copy = Some(keep_torn_tail(dir, &path, scan.end)?);
-            file.set_len(scan.end).map_err(io_err("cutting the torn tail of", &path))?;
+            opened.torn_copy = Some(keep_torn_tail(dir, &path, scan.end.offset)?);
+            file.set_len(scan.end.offset).map_err(io_err("cutting the torn tail of", &path))?;
             file.sync_all().map_err(io_err("syncing", &path))?;
         }
-        Ok(Log {
+        let resume = scan.resume;
+        Ok((Log::new(dir, path, file, Some(lock), scan, opened), resume))
+    }
+
+    fn new(dir: &Path, path: PathBuf, file: File, lock: Option<File>, scan: Scan, opened: OpenReport) -> Log {
+        Log {
             dir: dir.to_owned(),
             path,
             file,
-            lock: Some(lock),
+            lock,
             dead: None,
             end: scan.end,
-            records: scan.records,
             last_recorded: scan.last_recorded,
             opened,
             poisoned: false,
-        })
+        }
     }
 
     /// Opens an existing log for reading only: no lock, nothing created or cut. A torn tail is
     /// ignored, and so is anything a writer appends after this call; reopen to see it.
     pub fn open_read(dir: &Path) -> Result<Log, LogError> {
+        Log::open_read_with(dir, None, u64::MAX).map(|(log, _)| log)
+    }
+
+    /// [`Log::open_read`] as [`Log::open_resuming`] does it: the records up to `at` are taken as
+    /// checked when the log still holds them.
+    pub fn open_read_resuming(dir: &Path, at: &Position) -> Result<(Log, Resume), LogError> {
+        Log::open_read_with(dir, Some(at), u64::MAX).map(|(log, resume)| (log, resume.expect("asked to resume")))
+    }
+
+    /// [`Log::open_read`] of the first `records` records only: the log as it stood when it held that
+    /// many (all of them when it holds fewer). For benchmarks and tests of resuming.
+    pub fn open_read_prefix(dir: &Path, records: u64) -> Result<Log, LogError> {
+        Log::open_read_with(dir, None, records).map(|(log, _)| log)
+    }
+
+    fn open_read_with(dir: &Path, at: Option<&Position>, limit: u64) -> Result<(Log, Option<Resume>), LogError> {
         let path = dir.join(EVENTS_FILE);
         let file = File::open(&path).map_err(io_err("opening", &path))?;
-        let scan = scan(&path, &file)?;
-        Ok(Log {
-            dir: dir.to_owned(),
-            path,
-            file,
-            lock: None,
-            dead: None,
-            end: scan.end,
-            records: scan.records,
-            last_recorded: scan.last_recorded,
-            opened: OpenReport { records: scan.records, torn_bytes: scan.file_len - scan.end, torn_copy: None },
-            poisoned: false,
-        })
+        let scan = scan(&path, &file, at, limit)?;
+        let opened = scan.report();
+        let resume = scan.resume;
+        Ok((Log::new(dir, path, file, None, scan, opened), resume))
     }
 
     /// The log directory.
@@ -216,20 +276,25 @@ impl Log {
 
     /// Records in the log, including those appended through this `Log`.
     pub fn records(&self) -> u64 {
-        self.records
+        self.end.records
     }
 
     /// Same as [`Log::records`].
     pub fn len(&self) -> u64 {
-        self.records
+        self.end.records
     }
 
     pub fn is_empty(&self) -> bool {
-        self.records == 0
+        self.end.records == 0
     }
 
     /// Bytes of `events.log` that hold checked records (header included).
     pub fn byte_len(&self) -> u64 {
+        self.end.offset
+    }
+
+    /// The point after the last record, including those appended through this `Log`.
+    pub fn position(&self) -> Position {
         self.end
     }
 
@@ -251,6 +316,7 @@ impl Log {
         let before: Vec<Option<i64>> = events.iter().map(|e| e.recordedtime).collect();
         let now = now_micros();
         let mut last = self.last_recorded;
+        let mut end = self.end;
         let mut buf = Vec::with_capacity(events.len() * 512);
         for event in events.iter_mut() {
             let stamp = last.map_or(now, |l| now.max(l + 1));
@@ -263,8 +329,11 @@ impl Log {
                 }
                 return Err(LogError::TooLarge { bytes: json.len() });
             }
-            frame::encode(&mut buf, json.as_bytes());
+            end.last_crc = frame::encode(&mut buf, json.as_bytes());
+            end.last_len = json.len() as u32;
         }
+        end.records += events.len() as u64;
+        end.offset += buf.len() as u64;
         // One write, then one fdatasync: the batch costs one disk flush however many events it has.
         let written = self.file.write_all(&buf).and_then(|()| self.file.sync_data());
         if let Err(e) = written {
@@ -275,11 +344,10 @@ impl Log {
             // landing behind garbage, but after a failed write or fsync the state of the file is not
             // trustworthy, so the next append must go through a fresh open and its scan.
             self.poisoned = true;
-            let _ = self.file.set_len(self.end).and_then(|()| self.file.sync_all());
+            let _ = self.file.set_len(self.end.offset).and_then(|()| self.file.sync_all());
             return Err(io_err("appending to", &self.path)(e));
         }
-        self.end += buf.len() as u64;
-        self.records += events.len() as u64;
+        self.end = end;
         self.last_recorded = last;
         Ok(())
     }
@@ -328,14 +396,36 @@ impl Log {
     /// `f` runs on the calling thread. Stops at the first record that is damaged or does not decode
     /// (every event before it has been passed to `f`).
     pub fn replay(&self, f: impl FnMut(Event)) -> Result<ReplayStats, LogError> {
-        let records = replay::run(self.framer()?, &self.path, f)?;
-        Ok(ReplayStats { records, bytes: self.end })
+        self.replay_from(&Position::START, f)
+    }
+
+    /// [`Log::replay`] of the records after `from`, a position of this log ([`Log::position`], or one
+    /// that [`Log::open_resuming`] found the log holds).
+    pub fn replay_from(&self, from: &Position, mut f: impl FnMut(Event)) -> Result<ReplayStats, LogError> {
+        let records = replay::run(self.framer(from.offset)?, &self.path, &|event| event, |events| {
+            events.drain(..).for_each(&mut f);
+        })?;
+        Ok(ReplayStats { records, bytes: self.end.offset })
+    }
+
+    /// [`Log::replay_from`] for a caller that only reads each event: `digest` runs on the decoding
+    /// threads (whatever it computes is off the calling thread), `f` gets each digest in log order on
+    /// the calling thread, and the digests are dropped on the decoding threads.
+    pub fn replay_digested<T: Send>(
+        &self,
+        from: &Position,
+        digest: impl Fn(Event) -> T + Sync,
+        mut f: impl FnMut(&T),
+    ) -> Result<ReplayStats, LogError> {
+        let records =
+            replay::run(self.framer(from.offset)?, &self.path, &digest, |items| items.iter().for_each(&mut f))?;
+        Ok(ReplayStats { records, bytes: self.end.offset })
     }
 
     /// Calls `f` with every record's payload (the event's JSON) in log order, on this thread, with
     /// framing and checksums checked but nothing decoded. For tools and benchmarks.
     pub fn replay_raw(&self, mut f: impl FnMut(&[u8])) -> Result<ReplayStats, LogError> {
-        let mut framer = self.framer()?;
+        let mut framer = self.framer(MAGIC.len() as u64)?;
         let mut records = 0;
         while let Some(chunk) = framer.next_chunk().map_err(io_err("reading", &self.path))? {
             for payload in &chunk.payloads {
@@ -351,17 +441,16 @@ impl Log {
                 detail: stop.damage.describe(),
             });
         }
-        Ok(ReplayStats { records, bytes: self.end })
+        Ok(ReplayStats { records, bytes: self.end.offset })
     }
 
-    /// A framer over the records this `Log` knows to be good, on its own file handle so that reading
-    /// never moves the writer's position.
-    fn framer(&self) -> Result<Framer, LogError> {
+    /// A framer over the records this `Log` knows to be good from `start`, on its own file handle so
+    /// that reading never moves the writer's position.
+    fn framer(&self, start: u64) -> Result<Framer, LogError> {
         let mut file = File::open(&self.path).map_err(io_err("opening", &self.path))?;
-        let start = MAGIC.len() as u64;
         file.seek(SeekFrom::Start(start)).map_err(io_err("seeking in", &self.path))?;
         // A file shorter than `end` shows up as an incomplete record: reported, not silently short.
-        Ok(Framer::new(file, start, self.end))
+        Ok(Framer::new(file, start, self.end.offset))
     }
 
     fn writable(&self) -> Result<(), LogError> {
@@ -378,14 +467,22 @@ impl Log {
 /// What a scan of `events.log` at open found.
 struct Scan {
     file_len: u64,
-    /// End of the last good record.
-    end: u64,
-    records: u64,
+    /// After the last good record.
+    end: Position,
     last_recorded: Option<i64>,
+    /// Whether the log held the position the scan was asked to resume from.
+    resume: Option<Resume>,
 }
 
-/// Checks the header and every record of an open log file.
-fn scan(path: &Path, file: &File) -> Result<Scan, LogError> {
+impl Scan {
+    fn report(&self) -> OpenReport {
+        OpenReport { records: self.end.records, torn_bytes: self.file_len - self.end.offset, torn_copy: None }
+    }
+}
+
+/// Checks the header and the records of an open log file: every record, or only the last one before
+/// `at` and those after it when the file still holds `at`. Stops after `limit` records.
+fn scan(path: &Path, file: &File, at: Option<&Position>, limit: u64) -> Result<Scan, LogError> {
     let file_len = file.metadata().map_err(io_err("reading the size of", path))?.len();
     let mut reader = File::open(path).map_err(io_err("opening", path))?;
     let mut head = Vec::with_capacity(MAGIC.len());
@@ -393,16 +490,35 @@ fn scan(path: &Path, file: &File) -> Result<Scan, LogError> {
     if head != MAGIC {
         return Err(LogError::NotALog { path: path.to_owned(), found: head });
     }
-    let mut framer = Framer::new(reader, MAGIC.len() as u64, file_len);
-    let mut records = 0;
-    let mut end = MAGIC.len() as u64;
+    let mut end = Position::START;
     // The last payload seen, copied out because its chunk's buffer is reused.
     let mut last: Option<(u64, Vec<u8>)> = None;
-    while let Some(chunk) = framer.next_chunk().map_err(io_err("reading", path))? {
-        records += chunk.payloads.len() as u64;
-        let tail = chunk.payloads.last().expect("chunks are never empty");
+    let resume = match at {
+        None => None,
+        Some(at) => Some(match holds(&mut reader, at, file_len).map_err(io_err("reading", path))? {
+            Ok(payload) => {
+                end = *at;
+                last = payload.map(|p| (at.offset - (RECORD_HEADER + p.len()) as u64, p));
+                Resume::Holds
+            }
+            Err(why) => Resume::Differs(why),
+        }),
+    };
+    reader.seek(SeekFrom::Start(end.offset)).map_err(io_err("seeking in", path))?;
+    let mut framer = Framer::new(reader, end.offset, file_len);
+    while end.records < limit
+        && let Some(chunk) = framer.next_chunk().map_err(io_err("reading", path))?
+    {
+        let take = chunk.payloads.len().min(usize::try_from(limit - end.records).unwrap_or(usize::MAX));
+        let tail = &chunk.payloads[take - 1];
+        let header = &chunk.bytes[tail.start - RECORD_HEADER..tail.start];
+        end = Position {
+            records: end.records + take as u64,
+            offset: chunk.base + tail.end as u64,
+            last_len: tail.len() as u32,
+            last_crc: u32::from_le_bytes(header[4..].try_into().expect("4 bytes")),
+        };
         last = Some((chunk.record_offset(tail), chunk.bytes[tail.clone()].to_vec()));
-        end = chunk.base + chunk.bytes.len() as u64;
         framer.recycle(chunk.bytes);
     }
     let last_recorded = match last {
@@ -416,7 +532,34 @@ fn scan(path: &Path, file: &File) -> Result<Scan, LogError> {
             event.recordedtime
         }
     };
-    Ok(Scan { file_len, end, records, last_recorded })
+    Ok(Scan { file_len, end, last_recorded, resume })
+}
+
+/// Whether the file still holds the records up to `at`, judged by the last of them: `Ok` with its
+/// payload (`None` at the start of the log), or why not.
+fn holds(file: &mut File, at: &Position, file_len: u64) -> io::Result<Result<Option<Vec<u8>>, &'static str>> {
+    if at.records == 0 {
+        return Ok(if *at == Position::START { Ok(None) } else { Err("the position is not one of a log") });
+    }
+    let record = RECORD_HEADER as u64 + u64::from(at.last_len);
+    if at.offset > file_len {
+        return Ok(Err("the log is shorter than the position (it was cut or replaced)"));
+    }
+    if at.offset < MAGIC.len() as u64 + record || at.last_len as usize > frame::MAX_RECORD {
+        return Ok(Err("the position is not one of a log"));
+    }
+    let mut header = [0; RECORD_HEADER];
+    let mut payload = vec![0; at.last_len as usize];
+    file.seek(SeekFrom::Start(at.offset - record))?;
+    file.read_exact(&mut header)?;
+    file.read_exact(&mut payload)?;
+    let same = header[..4] == at.last_len.to_le_bytes()
+        && header[4..] == at.last_crc.to_le_bytes()
+        && crc32fast::hash(&payload) == at.last_crc;
+    if !same {
+        return Ok(Err("the record before the position is not the one it was taken after (the log was replaced)"));
+    }
+    Ok(Ok(Some(payload)))
 }
 
 /// Copies the bytes from `from` to the end of `path` into a new file beside it, durably, before they

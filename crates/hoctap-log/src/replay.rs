@@ -5,6 +5,10 @@
 //! batches in the order it got them, and the caller takes answers round-robin from the workers.
 //! Bounded channels keep at most a few batches per worker in flight, so memory stays flat however
 //! long the log is.
+//!
+//! The fold is the one serial step, so work moves off its thread where it can: each worker applies the
+//! caller's `digest` to the events it decoded, and gets its batches back to drop them, freeing their
+//! memory on the thread that allocated it (a cross-thread free costs the fold several times more).
 
 use crate::LogError;
 use crate::frame::{Chunk, Framer};
@@ -12,7 +16,7 @@ use hoctap_domain::event::Event;
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
 use std::thread;
 
 /// Records per batch: enough to make a channel hop negligible, few enough to keep every worker busy.
@@ -26,35 +30,48 @@ enum Job {
     Fail(LogError),
 }
 
-/// A decoded batch. `error`, when set, ends the replay after `events` are delivered.
-struct Decoded {
-    events: Vec<Event>,
+/// A decoded batch. `error`, when set, ends the replay after `items` are delivered.
+struct Decoded<T> {
+    items: Vec<T>,
     error: Option<LogError>,
 }
 
-/// Replays every record of `framer` into `f` in log order; returns how many were delivered.
-pub(crate) fn run(framer: Framer, path: &Path, mut f: impl FnMut(Event)) -> Result<u64, LogError> {
+/// Replays every record of `framer` in log order: `digest` runs on the workers, `f` on this thread
+/// with each batch of digests, which it may empty. Returns how many were delivered.
+pub(crate) fn run<T: Send>(
+    framer: Framer,
+    path: &Path,
+    digest: &(dyn Fn(Event) -> T + Sync),
+    mut f: impl FnMut(&mut Vec<T>),
+) -> Result<u64, LogError> {
     let workers = thread::available_parallelism().map_or(1, |n| n.get());
     thread::scope(|s| {
         let mut jobs = Vec::with_capacity(workers);
         let mut answers = Vec::with_capacity(workers);
+        let mut spent = Vec::with_capacity(workers);
         for _ in 0..workers {
             let (job_tx, job_rx) = sync_channel(DEPTH);
             let (answer_tx, answer_rx) = sync_channel(DEPTH);
-            spawn(s, "hoctap-replay-decode", path, move || decode(job_rx, answer_tx, path))?;
+            // Unbounded: a batch handed back must never block the fold. At most DEPTH + 1 per worker
+            // are in flight, since a worker takes one back for every batch it sends.
+            let (spent_tx, spent_rx) = channel();
+            spawn(s, "hoctap-replay-decode", path, move || decode(job_rx, answer_tx, spent_rx, digest, path))?;
             jobs.push(job_tx);
             answers.push(answer_rx);
+            spent.push(spent_tx);
         }
         spawn(s, "hoctap-replay-read", path, move || read(framer, jobs, path))?;
 
         // When the caller's closure panics or an error returns early, `answers` is dropped, every
         // worker's next send fails, they stop, the reader's next send fails, and the scope joins.
         let mut delivered = 0;
-        for answer in answers.iter().cycle() {
+        for (answer, spent) in answers.iter().zip(&spent).cycle() {
             // A closed channel before an error means the reader finished: every batch was delivered.
-            let Ok(Decoded { events, error }) = answer.recv() else { break };
-            delivered += events.len() as u64;
-            events.into_iter().for_each(&mut f);
+            let Ok(Decoded { mut items, error }) = answer.recv() else { break };
+            delivered += items.len() as u64;
+            f(&mut items);
+            // The worker may have finished already; then the batch is dropped here.
+            let _ = spent.send(items);
             if let Some(e) = error {
                 return Err(e);
             }
@@ -123,17 +140,26 @@ fn read(mut framer: Framer, jobs: Vec<SyncSender<Job>>, path: &Path) {
     }
 }
 
-/// A worker: decodes its batches in the order it receives them.
-fn decode(jobs: Receiver<Job>, answers: SyncSender<Decoded>, path: &Path) {
+/// A worker: decodes and digests its batches in the order it receives them, and drops the batches the
+/// fold hands back.
+fn decode<T>(
+    jobs: Receiver<Job>,
+    answers: SyncSender<Decoded<T>>,
+    spent: Receiver<Vec<T>>,
+    digest: &(dyn Fn(Event) -> T + Sync),
+    path: &Path,
+) {
     for job in jobs {
+        let mut items = spent.try_recv().unwrap_or_default();
+        items.clear();
         let answer = match job {
-            Job::Fail(error) => Decoded { events: Vec::new(), error: Some(error) },
+            Job::Fail(error) => Decoded { items, error: Some(error) },
             Job::Batch { chunk, first, last } => {
-                let mut events = Vec::with_capacity(last - first);
+                items.reserve(last - first);
                 let mut error = None;
                 for payload in &chunk.payloads[first..last] {
                     match Event::from_json_recorded(&chunk.bytes[payload.clone()]) {
-                        Ok(event) => events.push(event),
+                        Ok(event) => items.push(digest(event)),
                         Err(source) => {
                             let offset = chunk.record_offset(payload);
                             error = Some(LogError::Undecodable { path: path.to_owned(), offset, source });
@@ -141,7 +167,7 @@ fn decode(jobs: Receiver<Job>, answers: SyncSender<Decoded>, path: &Path) {
                         }
                     }
                 }
-                Decoded { events, error }
+                Decoded { items, error }
             }
         };
         let last = answer.error.is_some();

@@ -4,7 +4,7 @@ use hoctap_domain::event::{Event, EventData, SubjectRelocated};
 use hoctap_domain::refusal::{Refusal, Rule};
 use hoctap_domain::time;
 use hoctap_log::frame::{self, MAGIC};
-use hoctap_log::{DEAD_LETTER_FILE, EVENTS_FILE, Log, LogError};
+use hoctap_log::{DEAD_LETTER_FILE, EVENTS_FILE, Log, LogError, Position};
 use std::fs;
 use std::path::Path;
 use uuid::Uuid;
@@ -342,6 +342,13 @@ fn parallel_replay_keeps_log_order_over_many_records() {
     assert_eq!(stats.records, 50_000);
     assert_eq!(replayed, raw);
     assert_eq!(replayed, written);
+
+    // Digests computed on the decoding threads arrive in log order too.
+    let mut digests = Vec::new();
+    let digest = |e: Event| (e.id, e.fingerprint());
+    let stats = log.replay_digested(&Position::START, digest, |d| digests.push(*d)).unwrap();
+    assert_eq!(stats, raw_stats);
+    assert_eq!(digests, written.into_iter().map(digest).collect::<Vec<_>>());
 }
 
 #[test]

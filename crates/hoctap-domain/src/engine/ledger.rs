@@ -113,12 +113,10 @@ impl Ledger {
             let tag = r.u8().ok_or_else(|| corrupt("truncated"))?;
             let id = r.id().ok_or_else(|| corrupt("truncated id"))?;
             let recorded = r.i64().ok_or_else(|| corrupt("truncated time"))?;
-            if self.engine.ids.contains_key(&id) {
-                return Err(corrupt("an event id twice"));
-            }
+            let twice = || corrupt("an event id twice");
             if tag == TAG_RETRACTION {
                 let named = r.id().ok_or_else(|| corrupt("truncated retraction"))?;
-                let ev = self.engine.push_meta(id, recorded, 0, subject);
+                let ev = self.engine.push_meta(id, recorded, 0, subject).ok_or_else(twice)?;
                 self.engine.push_retraction(ev, named);
                 continue;
             }
@@ -129,7 +127,7 @@ impl Ledger {
                 if has_commune(kind) { r.code().map(|code| self.engine.units.intern(code) as i32) } else { r.i32() };
             let (a, b, cycle, title) =
                 (a, r.i32(), r.i16(), r.u8()).into_option().ok_or_else(|| corrupt("truncated record"))?;
-            let ev = self.engine.push_meta(id, recorded, 0, subject);
+            let ev = self.engine.push_meta(id, recorded, 0, subject).ok_or_else(twice)?;
             let retractable = self.engine.metas[ev as usize].has_retractors;
             let day = Day::of_instant(instant).0;
             self.engine.push_rec(Rec { instant, recorded, ev, day, a, b, cycle, kind, title, retractable });
