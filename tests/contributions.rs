@@ -206,9 +206,13 @@ fn the_ledger_in_batches_adds_up_to_the_contributions() {
     for date in ["2021-06-30", "2024-02-29", "2025-07-01", "2025-12-31", "2029-01-01"] {
         let day = Day::parse(date).unwrap();
         for known_at in known_times {
-            let sums = summed(deltas.by_recorded.iter().filter_map(|((place, measure, d, recorded), n)| {
-                (*d <= day && known_at.is_none_or(|k| *recorded <= k)).then(|| ((place.clone(), *measure), *n))
-            }));
+            let sums = summed(
+                deltas
+                    .by_recorded
+                    .iter()
+                    .filter(|((.., d, recorded), _)| *d <= day && known_at.is_none_or(|k| *recorded <= k))
+                    .map(|((place, measure, ..), n)| ((place.clone(), *measure), *n)),
+            );
             let want = counts_by_place(&engine, day, known_at);
             assert_eq!(sums, want, "{date} as known at {known_at:?}");
             compared += want.len();

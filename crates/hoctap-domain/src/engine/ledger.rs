@@ -78,6 +78,10 @@ pub struct Ledger {
     engine: Engine,
 }
 
+/// One step of a subject's change: the recorded time its deltas are logged at, and the known-at to
+/// read the subject at (`None` for the last step: as known now).
+type Step = (i64, Option<i64>);
+
 /// The version byte that opens every stored history.
 const HISTORY_FORMAT: u8 = 1;
 const TAG_RETRACTION: u8 = 0xFF;
@@ -194,18 +198,18 @@ impl Ledger {
         }
         // The steps of each subject: its known times from the batch's earliest one on; the last step
         // reads the subject as known now.
-        let steps: Vec<(&str, Vec<(i64, Option<i64>)>)> = times
+        let steps: Vec<(&str, Vec<Step>)> = times
             .into_iter()
             .map(|(subject, batch_times)| {
                 let m = *batch_times.first().expect("at least one time");
                 let mut all = batch_times;
                 all.extend(self.engine.known_times(subject));
-                let mut steps: Vec<(i64, Option<i64>)> = all.range(m..).map(|&t| (t, Some(t))).collect();
+                let mut steps: Vec<Step> = all.range(m..).map(|&t| (t, Some(t))).collect();
                 steps.last_mut().expect("m is in the set").1 = None;
                 (subject, steps)
             })
             .collect();
-        let read = |engine: &Engine, subject: &str, steps: &[(i64, Option<i64>)]| -> Vec<Vec<Contribution>> {
+        let read = |engine: &Engine, subject: &str, steps: &[Step]| -> Vec<Vec<Contribution>> {
             steps.iter().map(|&(_, k)| engine.contributions(subject, k)).collect()
         };
         let before: Vec<Vec<Vec<Contribution>>> = steps.iter().map(|(s, ts)| read(&self.engine, s, ts)).collect();
