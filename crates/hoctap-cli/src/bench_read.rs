@@ -40,6 +40,10 @@ pub struct ReadSideArgs {
     /// Skip the projector process figures (they need tansu on PATH).
     #[arg(long)]
     no_projector: bool,
+    /// Keep the deployment a previous run loaded and time only reviews and series (no load, no
+    /// projector process).
+    #[arg(long)]
+    reuse: bool,
 }
 
 /// Partitions the load spreads subjects over, as the events topic would.
@@ -86,34 +90,23 @@ pub fn read_side(args: &ReadSideArgs) -> Result<ExitCode> {
         .context("connecting to PostgreSQL")?;
     runtime.spawn(connection);
 
-    // 1. Load.
-    let events = hoctap_gen::generate_stamped(&hoctap_gen::Config::new(args.citizens, args.seed), now_micros(), 1);
-    let total = events.len();
-    let batch = consumed(events, &topics);
-    let schema = runtime.block_on(async {
-        deployment.drop_all(&mut client).await?;
-        let mut projection =
-            Projection::load_serving(&mut client, &deployment).await?.with_reference_topic(&topics.reference);
-        let bar = progress::items(total as u64, "loaded");
-        let started = Instant::now();
-        for chunk in batch.chunks(args.batch) {
-            projection.apply_batch(&mut client, chunk).await?;
-            bar.inc(chunk.len() as u64);
+    // 1. Load (or reuse an earlier run's load).
+    let loaded = runtime.block_on(async {
+        let schema = deployment.active(&client).await.ok()?;
+        hoctap_store::events_applied(&client, &schema).await.ok().filter(|n| *n > 0).map(|n| (schema, n))
+    });
+    let schema = match loaded.filter(|_| args.reuse) {
+        Some((schema, events)) => {
+            println!("events: {events} (loaded by an earlier run)");
+            schema
         }
-        bar.finish_and_clear();
-        let elapsed = started.elapsed();
-        hoctap_store::analyze(&client, projection.schema()).await?;
-        println!("events: {total}");
-        println!("apply_events_per_s: {:.0}", total as f64 / elapsed.as_secs_f64());
-        let bytes = hoctap_store::size_bytes(&client, projection.schema()).await?;
-        println!("bytes_per_event: {:.0}", bytes as f64 / total as f64);
-        anyhow::Ok(projection.schema().clone())
-    })?;
+        None => load(args, &runtime, &mut client, &deployment, &topics)?,
+    };
     let (first, last) =
         runtime.block_on(hoctap_store::recorded_span(&client, &schema))?.context("the load recorded nothing")?;
 
     // 2. A fresh projector process.
-    if !args.no_projector {
+    if !args.no_projector && !args.reuse {
         projector(args, &runtime, &deployment)?;
     }
 
@@ -162,6 +155,39 @@ pub fn read_side(args: &ReadSideArgs) -> Result<ExitCode> {
         println!("{name}: {:.1}", percentile(&mut took, 0.5));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the generated city into a fresh `deployment` through the projector's apply path; prints
+/// `events`, `apply_events_per_s` and `bytes_per_event`.
+fn load(
+    args: &ReadSideArgs,
+    runtime: &tokio::runtime::Runtime,
+    client: &mut tokio_postgres::Client,
+    deployment: &Deployment,
+    topics: &Topics,
+) -> Result<hoctap_store::Schema> {
+    let events = hoctap_gen::generate_stamped(&hoctap_gen::Config::new(args.citizens, args.seed), now_micros(), 1);
+    let total = events.len();
+    let batch = consumed(events, topics);
+    runtime.block_on(async {
+        deployment.drop_all(client).await?;
+        let mut projection =
+            Projection::load_serving(client, deployment).await?.with_reference_topic(&topics.reference);
+        let bar = progress::items(total as u64, "loaded");
+        let started = Instant::now();
+        for chunk in batch.chunks(args.batch) {
+            projection.apply_batch(client, chunk).await?;
+            bar.inc(chunk.len() as u64);
+        }
+        bar.finish_and_clear();
+        let elapsed = started.elapsed();
+        hoctap_store::analyze(&*client, projection.schema()).await?;
+        println!("events: {total}");
+        println!("apply_events_per_s: {:.0}", total as f64 / elapsed.as_secs_f64());
+        let bytes = hoctap_store::size_bytes(&*client, projection.schema()).await?;
+        println!("bytes_per_event: {:.0}", bytes as f64 / total as f64);
+        anyhow::Ok(projection.schema().clone())
+    })
 }
 
 /// Starts `hoctap project` on `deployment` against a throwaway tansu, times its start, feeds it
