@@ -108,48 +108,47 @@ pub(crate) async fn counts_now(
     } else {
         NaiveDate::from_ymd_opt(LAST_YEAR + 1, 1, 1).expect("a date")
     };
-    // Array prefixes are summed by PostgreSQL: one (key, count) pair a row comes back.
-    let sum =
-        |array: &str, upto: &str| format!("(SELECT coalesce(sum(x), 0) FROM unnest({array}[1:{upto}]) AS x)::int8");
-    let mut add = |rows: Vec<tokio_postgres::Row>| {
-        for row in rows {
-            *counts.entry(row.get(0)).or_default() += row.get::<_, i64>(1);
-        }
-    };
     if d.year() >= FIRST_YEAR {
-        // In the last year row's year or after it, every month of that year counts; on a month's
-        // last day, that month counts whole from its year row.
-        let months = if d.year() > LAST_YEAR { 12 } else { months_counted(d) } as i32;
-        add(client
+        let rows = client
             .query(
-                &format!("SELECT key, before + {} FROM {s}.counts_year WHERE year = $1 {filter}", sum("months", "$3")),
-                &[&(year_row as i16), &keys_param, &months],
+                &format!("SELECT key, before, months FROM {s}.counts_year WHERE year = $1 {filter}"),
+                &[&(year_row as i16), &keys_param],
             )
             .await
-            .map_err(db("reading the year counts"))?);
+            .map_err(db("reading the year counts"))?;
+        // In the last year row's year or after it, every month of that year counts; on a month's
+        // last day, that month counts whole from its year row.
+        let months_before = if d.year() > LAST_YEAR { 12 } else { months_counted(d) };
+        for row in rows {
+            let (key, before, months): (i32, i64, Vec<i32>) = (row.get(0), row.get(1), row.get(2));
+            *counts.entry(key).or_default() +=
+                before + months.iter().take(months_before).map(|&n| i64::from(n)).sum::<i64>();
+        }
     }
     if whole_from < month {
-        add(client
+        let rows = client
             .query(
-                &format!(
-                    "SELECT key, {} FROM {s}.counts_month WHERE month >= $1 AND month < $3 {filter}",
-                    sum("days", "31")
-                ),
+                &format!("SELECT key, days FROM {s}.counts_month WHERE month >= $1 AND month < $3 {filter}"),
                 &[&whole_from, &keys_param, &month],
             )
             .await
-            .map_err(db("reading the month counts"))?);
+            .map_err(db("reading the month counts"))?;
+        for row in rows {
+            let (key, days): (i32, Vec<i32>) = (row.get(0), row.get(1));
+            *counts.entry(key).or_default() += days.iter().map(|&n| i64::from(n)).sum::<i64>();
+        }
     }
     if is_month_end(d) && (FIRST_YEAR..=LAST_YEAR).contains(&d.year()) {
         return Ok(counts);
     }
-    add(client
-        .query(
-            &format!("SELECT key, {} FROM {s}.counts_month WHERE month = $1 {filter}", sum("days", "$3")),
-            &[&month, &keys_param, &(d.day() as i32)],
-        )
+    let rows = client
+        .query(&format!("SELECT key, days FROM {s}.counts_month WHERE month = $1 {filter}"), &[&month, &keys_param])
         .await
-        .map_err(db("reading the day counts"))?);
+        .map_err(db("reading the day counts"))?;
+    for row in rows {
+        let (key, days): (i32, Vec<i32>) = (row.get(0), row.get(1));
+        *counts.entry(key).or_default() += days.iter().take(d.day() as usize).map(|&n| i64::from(n)).sum::<i64>();
+    }
     Ok(counts)
 }
 
