@@ -15,7 +15,7 @@
 //! then renamed over the old one, so a reader sees the old checkpoint or the new one, whole.
 
 use crate::{LogError, Position, io_err, sync_dir};
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -98,18 +98,7 @@ pub fn read(dir: &Path, version: u32) -> Result<Checkpoint, Unusable> {
 /// atomically and durably. Returns the bytes written, or `None` when another process is writing one
 /// at this moment (its checkpoint will do).
 pub fn write(dir: &Path, position: &Position, version: u32, payload: &[u8]) -> Result<Option<u64>, LogError> {
-    let lock_path = dir.join(CHECKPOINT_LOCK_FILE);
-    let lock = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path)
-        .map_err(io_err("opening", &lock_path))?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => return Ok(None),
-        Err(TryLockError::Error(e)) => return Err(io_err("locking", &lock_path)(e)),
-    }
+    let Some(_lock) = crate::try_lock(&dir.join(CHECKPOINT_LOCK_FILE))? else { return Ok(None) };
     let mut header = Vec::with_capacity(HEADER);
     header.extend_from_slice(MAGIC);
     header.extend_from_slice(&version.to_le_bytes());

@@ -84,6 +84,23 @@ pub enum LogError {
     Poisoned,
 }
 
+/// Opens (creating it) the lock file at `path` and takes its exclusive lock without waiting; `None`
+/// when another process holds it. The lock lasts as long as the returned file is open.
+pub(crate) fn try_lock(path: &Path) -> Result<Option<File>, LogError> {
+    let lock = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(io_err("opening", path))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(Some(lock)),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(e)) => Err(io_err("locking", path)(e)),
+    }
+}
+
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> LogError {
     move |source| LogError::Io { op, path: path.to_owned(), source }
 }
@@ -178,19 +195,7 @@ impl Log {
 
     fn open_with(dir: &Path, at: Option<&Position>) -> Result<(Log, Option<Resume>), LogError> {
         fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
-        let lock_path = dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(io_err("opening", &lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(LogError::Locked { dir: dir.to_owned() }),
-            Err(TryLockError::Error(e)) => return Err(io_err("locking", &lock_path)(e)),
-        }
+        let lock = try_lock(&dir.join(LOCK_FILE))?.ok_or_else(|| LogError::Locked { dir: dir.to_owned() })?;
 
         let path = dir.join(EVENTS_FILE);
         let mut file =
