@@ -200,6 +200,11 @@ fn the_ledger_in_batches_adds_up_to_the_contributions() {
     let (stored, deltas) = fold(97);
     let (stored_one_by_one, _) = fold(1);
     assert_eq!(stored, stored_one_by_one, "the stored histories depend on the batches");
+    // Large batches fold their subjects on every core: the same histories and the same net changes.
+    let (stored_large, deltas_large) = fold(4000);
+    assert_eq!(stored_large, stored, "the stored histories depend on the batches");
+    let net = |d: &Deltas| summed(d.by_recorded.iter().map(|((p, m, ..), n)| ((p.clone(), *m), *n)));
+    assert_eq!(net(&deltas_large), net(&deltas));
     let times: Vec<i64> = events.iter().filter_map(|e| e.recordedtime).collect();
     let known_times = [None, Some(times[times.len() / 3]), Some(times[times.len() * 2 / 3])];
     let mut compared = 0;

@@ -209,16 +209,17 @@ impl Ledger {
                 (subject, steps)
             })
             .collect();
-        let read = |engine: &Engine, subject: &str, steps: &[Step]| -> Vec<Vec<Contribution>> {
-            steps.iter().map(|&(_, k)| engine.contributions(subject, k)).collect()
+        // Each subject's stretches at each step, read on every core (reading shares the engine).
+        let read = |engine: &Engine| -> Vec<Vec<Vec<Contribution>>> {
+            par_map(&steps, |(subject, ts)| ts.iter().map(|&(_, k)| engine.contributions(subject, k)).collect())
         };
-        let before: Vec<Vec<Vec<Contribution>>> = steps.iter().map(|(s, ts)| read(&self.engine, s, ts)).collect();
+        let before = read(&self.engine);
         for e in events {
             self.engine.apply(e);
         }
+        let after = read(&self.engine);
         let mut deltas = Deltas::default();
-        for ((subject, ts), old) in steps.iter().zip(before) {
-            let new = read(&self.engine, subject, ts);
+        for (((_, ts), old), new) in steps.iter().zip(before).zip(after) {
             for (i, &(at, _)) in ts.iter().enumerate() {
                 if i == 0 {
                     deltas.diff(&old[0], &new[0], at);
@@ -231,6 +232,21 @@ impl Ledger {
         deltas.prune();
         deltas
     }
+}
+
+/// `f` of every item, in order, computed on up to as many threads as there are cores (plain scoped
+/// threads: computation, not I/O), or on this one for few items.
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(8);
+    if threads < 2 || items.len() < 64 {
+        return items.iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            items.chunks(chunk).map(|part| scope.spawn(|| part.iter().map(&f).collect::<Vec<R>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().expect("a fold thread")).collect()
+    })
 }
 
 fn has_commune(kind: Kind) -> bool {
