@@ -339,9 +339,8 @@ impl Projection {
         let wanted =
             deltas.by_day.keys().map(|(p, m, _)| (p, m)).chain(deltas.by_recorded.keys().map(|(p, m, ..)| (p, m)));
         let added = state.keys.assign(&tx, schema, wanted).await?;
-        let mut keys = state.keys.clone();
-        keys.extend(added.clone());
-        applied.deltas = write_counts(&tx, schema, &keys, &deltas).await?;
+        let key = |of: &KeyOf| state.keys.id(of).or_else(|| added.id(of)).expect("every key was assigned");
+        applied.deltas = write_counts(&tx, schema, key, &deltas).await?;
         let touched: Vec<(&Consumed, Vec<u8>)> = {
             let mut last: HashMap<&str, &Consumed> = HashMap::new();
             for c in &fresh {
@@ -489,27 +488,37 @@ async fn fetch_histories(
     Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-/// Streams rows into a temporary table with binary COPY (created for the session on first use,
-/// emptied at every commit), so that one statement can then merge them.
-async fn stage(
+/// Streams `rows` with binary COPY (`statement` is a `COPY … FROM STDIN BINARY`).
+async fn copy_rows<'a>(
+    tx: &Transaction<'_>,
+    statement: &str,
+    types: &[Type],
+    rows: impl Iterator<Item = Vec<&'a (dyn ToSql + Sync)>>,
+    context: &'static str,
+) -> Result<(), StoreError> {
+    let sink = tx.copy_in(statement).await.map_err(db(context))?;
+    let writer = BinaryCopyInWriter::new(sink, types);
+    let mut writer = std::pin::pin!(writer);
+    for row in rows {
+        writer.as_mut().write(&row).await.map_err(db(context))?;
+    }
+    writer.finish().await.map_err(db(context))?;
+    Ok(())
+}
+
+/// Streams rows into a temporary table (created for the session on first use, emptied at every
+/// commit), so that one statement can then merge them.
+async fn stage<'a>(
     tx: &Transaction<'_>,
     table: &str,
     columns: &str,
     types: &[Type],
-    rows: impl Iterator<Item = Vec<Box<dyn ToSql + Sync + Send>>>,
+    rows: impl Iterator<Item = Vec<&'a (dyn ToSql + Sync)>>,
 ) -> Result<(), StoreError> {
     tx.batch_execute(&format!("CREATE TEMP TABLE IF NOT EXISTS {table} ({columns}) ON COMMIT DELETE ROWS"))
         .await
         .map_err(db("creating a staging table"))?;
-    let sink = tx.copy_in(&format!("COPY {table} FROM STDIN BINARY")).await.map_err(db("staging rows"))?;
-    let writer = BinaryCopyInWriter::new(sink, types);
-    let mut writer = std::pin::pin!(writer);
-    for row in rows {
-        let refs: Vec<&(dyn ToSql + Sync)> = row.iter().map(|v| &**v as &(dyn ToSql + Sync)).collect();
-        writer.as_mut().write(&refs).await.map_err(db("staging rows"))?;
-    }
-    writer.finish().await.map_err(db("staging rows"))?;
-    Ok(())
+    copy_rows(tx, &format!("COPY {table} FROM STDIN BINARY"), types, rows, "staging rows").await
 }
 
 /// Adds the batch's deltas to the counts as known now (`counts_year`, `counts_month`) and appends them
@@ -517,15 +526,14 @@ async fn stage(
 async fn write_counts(
     tx: &Transaction<'_>,
     schema: &Schema,
-    keys: &Keys,
+    key: impl Fn(&KeyOf) -> i32,
     deltas: &Deltas,
 ) -> Result<usize, StoreError> {
     let s = schema.ident();
-    let key = |of: KeyOf| keys.id(&of).expect("every key was assigned");
     let mut months: HashMap<(NaiveDate, i32), Vec<i32>> = HashMap::new();
     let mut years: HashMap<(i16, i32), (i64, [i32; 12])> = HashMap::new();
     for ((place, measure, day), &n) in &deltas.by_day {
-        let k = key((place.clone(), *measure));
+        let k = key(&(place.clone(), *measure));
         let date = day.date();
         let first = date.with_day(1).expect("the first of a month exists");
         let n32 = i32::try_from(n).expect("a batch changes a count by less than 2^31");
@@ -545,7 +553,7 @@ async fn write_counts(
         "hoctap_stage_month",
         "month date, key int4, days int4[]",
         &[Type::DATE, Type::INT4, Type::INT4_ARRAY],
-        month_rows.into_iter().map(|((month, key), days)| boxed3(month, key, days)),
+        month_rows.iter().map(|((month, key), days)| vec![month as &(dyn ToSql + Sync), key, days]),
     )
     .await?;
     tx.execute(
@@ -558,18 +566,14 @@ async fn write_counts(
     )
     .await
     .map_err(db("adding to the month counts"))?;
-    let mut year_rows: Vec<_> = years.into_iter().collect();
-    year_rows.sort_unstable_by_key(|(k, _)| *k);
+    let mut year_rows: Vec<_> = years.into_iter().map(|(k, (before, months))| (k, before, months.to_vec())).collect();
+    year_rows.sort_unstable_by_key(|(k, ..)| *k);
     stage(
         tx,
         "hoctap_stage_year",
         "year int2, key int4, before int8, months int4[]",
         &[Type::INT2, Type::INT4, Type::INT8, Type::INT4_ARRAY],
-        year_rows.into_iter().map(|((year, key), (before, months))| {
-            let row: Vec<Box<dyn ToSql + Sync + Send>> =
-                vec![Box::new(year), Box::new(key), Box::new(before), Box::new(months.to_vec())];
-            row
-        }),
+        year_rows.iter().map(|((year, key), before, months)| vec![year as &(dyn ToSql + Sync), key, before, months]),
     )
     .await?;
     tx.execute(
@@ -585,30 +589,23 @@ async fn write_counts(
     .map_err(db("adding to the year counts"))?;
 
     // The log is insert-only: COPY straight into it.
-    let sink = tx
-        .copy_in(&format!("COPY {s}.delta_log (recorded, key, day, n) FROM STDIN BINARY"))
-        .await
-        .map_err(db("logging deltas"))?;
-    let writer = BinaryCopyInWriter::new(sink, &[Type::TIMESTAMPTZ, Type::INT4, Type::DATE, Type::INT4]);
-    let mut writer = std::pin::pin!(writer);
-    let mut log: Vec<(i64, i32, NaiveDate, i32)> = deltas
+    let mut log: Vec<(DateTime<Utc>, i32, NaiveDate, i32)> = deltas
         .by_recorded
         .iter()
         .map(|((place, measure, day, recorded), &n)| {
-            (*recorded, key((place.clone(), *measure)), day.date(), i32::try_from(n).expect("small"))
+            (instant(*recorded), key(&(place.clone(), *measure)), day.date(), i32::try_from(n).expect("small"))
         })
         .collect();
     log.sort_unstable();
-    for (recorded, k, day, n) in log {
-        let at: DateTime<Utc> = instant(recorded);
-        writer.as_mut().write(&[&at, &k, &day, &n]).await.map_err(db("logging deltas"))?;
-    }
-    writer.finish().await.map_err(db("logging deltas"))?;
+    copy_rows(
+        tx,
+        &format!("COPY {s}.delta_log (recorded, key, day, n) FROM STDIN BINARY"),
+        &[Type::TIMESTAMPTZ, Type::INT4, Type::DATE, Type::INT4],
+        log.iter().map(|(at, k, day, n)| vec![at as &(dyn ToSql + Sync), k, day, n]),
+        "logging deltas",
+    )
+    .await?;
     Ok(deltas.by_day.len())
-}
-
-fn boxed3(month: NaiveDate, key: i32, days: Vec<i32>) -> Vec<Box<dyn ToSql + Sync + Send>> {
-    vec![Box::new(month), Box::new(key), Box::new(days)]
 }
 
 pub(crate) fn days_in_month(first: NaiveDate) -> usize {
@@ -630,11 +627,7 @@ async fn store_histories(
         "hoctap_stage_subjects",
         "subject text, history bytea",
         &[Type::TEXT, Type::BYTEA],
-        touched.iter().map(|(c, history)| {
-            let row: Vec<Box<dyn ToSql + Sync + Send>> =
-                vec![Box::new(c.event.subject.clone()), Box::new(history.clone())];
-            row
-        }),
+        touched.iter().map(|(c, history)| vec![&c.event.subject as &(dyn ToSql + Sync), history]),
     )
     .await?;
     tx.execute(
