@@ -9,6 +9,7 @@
 //! ledger computed. Nothing is read at start but the offsets and the count keys, so starting and
 //! memory do not grow with the history.
 
+use crate::delta_log::{self, Change};
 use crate::error::db;
 use crate::keys::{KeyOf, Keys};
 use crate::query::instant;
@@ -314,6 +315,7 @@ impl Projection {
         }
 
         // The histories of the touched subjects: cached, else stored, else empty.
+        let started = std::time::Instant::now();
         let mut ledger = Ledger::new();
         let subjects: Vec<&str> = {
             let mut s: Vec<&str> = subject_events.iter().map(|c| c.event.subject.as_str()).collect();
@@ -333,7 +335,9 @@ impl Projection {
         }
         let fresh: Vec<&Consumed> = subject_events.into_iter().filter(|c| !ledger.knows(&c.event.id)).collect();
         let fresh_events: Vec<&Event> = fresh.iter().map(|c| &c.event).collect();
+        let fetched = started.elapsed();
         let deltas = ledger.fold(&fresh_events);
+        let folded = started.elapsed();
 
         // The log may change a key on a day whose net change as known now is 0: both need keys.
         let wanted =
@@ -341,6 +345,7 @@ impl Projection {
         let added = state.keys.assign(&tx, schema, wanted).await?;
         let key = |of: &KeyOf| state.keys.id(of).or_else(|| added.id(of)).expect("every key was assigned");
         applied.deltas = write_counts(&tx, schema, key, &deltas).await?;
+        let counted = started.elapsed();
         let touched: Vec<(&Consumed, Vec<u8>)> = {
             let mut last: HashMap<&str, &Consumed> = HashMap::new();
             for c in &fresh {
@@ -352,6 +357,7 @@ impl Projection {
             touched
         };
         store_histories(&tx, schema, &touched).await?;
+        let histories_stored = started.elapsed();
         let reference_new = insert_reference(&tx, schema, &reference).await?;
         let subject_new: HashSet<Uuid> = fresh.iter().map(|c| c.event.id).collect();
         applied.events = subject_new.len() + reference_new.iter().filter(|id| !subject_new.contains(id)).count();
@@ -387,6 +393,13 @@ impl Projection {
             redelivered = applied.redelivered,
             duplicates = applied.duplicates,
             deltas = applied.deltas,
+            subjects = subjects.len(),
+            fetched_from_postgres = missing.len(),
+            fetch_ms = fetched.as_millis() as u64,
+            fold_ms = (folded - fetched).as_millis() as u64,
+            counts_ms = (counted - folded).as_millis() as u64,
+            histories_ms = (histories_stored - counted).as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
             "batch applied"
         );
         Ok(applied)
@@ -588,23 +601,18 @@ async fn write_counts(
     .await
     .map_err(db("adding to the year counts"))?;
 
-    // The log is insert-only: COPY straight into it.
-    let mut log: Vec<(DateTime<Utc>, i32, NaiveDate, i32)> = deltas
+    // The log is insert-only: one block for the batch.
+    let changes = deltas
         .by_recorded
         .iter()
-        .map(|((place, measure, day, recorded), &n)| {
-            (instant(*recorded), key(&(place.clone(), *measure)), day.date(), i32::try_from(n).expect("small"))
+        .map(|((place, measure, day, recorded), &n)| Change {
+            recorded: *recorded,
+            key: key(&(place.clone(), *measure)),
+            day: day.0,
+            n: i32::try_from(n).expect("a batch changes a count by less than 2^31"),
         })
         .collect();
-    log.sort_unstable();
-    copy_rows(
-        tx,
-        &format!("COPY {s}.delta_log (recorded, key, day, n) FROM STDIN BINARY"),
-        &[Type::TIMESTAMPTZ, Type::INT4, Type::DATE, Type::INT4],
-        log.iter().map(|(at, k, day, n)| vec![at as &(dyn ToSql + Sync), k, day, n]),
-        "logging deltas",
-    )
-    .await?;
+    delta_log::append(tx, schema, changes).await?;
     Ok(deltas.by_day.len())
 }
 

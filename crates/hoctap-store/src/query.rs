@@ -6,13 +6,14 @@
 //! generation they read, checked against one index lookup per question and read again only when
 //! they changed.
 
+use crate::delta_log::{self, Part};
 use crate::error::db;
 use crate::keys::Keys;
 use crate::projection::{FIRST_YEAR, LAST_YEAR};
 use crate::{Schema, StoreError};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use hoctap_domain::{Day, Engine, Event, PlaceCounts, Query, Review};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio_postgres::{Client, GenericClient};
 
@@ -205,34 +206,61 @@ pub(crate) async fn log_side(
     })
 }
 
-/// Sums of the log per key and day on days ≤ `until`, on `side` of `known_at` (`keys` restricts).
+/// The part of the log that `side` of `known_at` reads (`None`: none, the counts as known now answer).
+fn part(side: LogSide, known_at: i64) -> Option<Part> {
+    match side {
+        LogSide::Now => None,
+        LogSide::Before => Some(Part::UpTo(known_at)),
+        LogSide::After => Some(Part::After(known_at)),
+    }
+}
+
+/// Sums of the log per key and day on days ≤ `until`, on `side` of `known_at`, for the `keys` given,
+/// sorted by day.
 pub(crate) async fn log_sums(
     client: &impl GenericClient,
     schema: &Schema,
     side: LogSide,
     known_at: i64,
     until: Day,
-    keys: Option<&[i32]>,
-) -> Result<Vec<(i32, NaiveDate, i64)>, StoreError> {
-    let op = match side {
-        LogSide::Now => return Ok(Vec::new()),
-        LogSide::Before => "<=",
-        LogSide::After => ">",
-    };
-    let filter = if keys.is_some() { "AND key = ANY($3)" } else { "AND $3::int4[] IS NULL" };
-    let keys_param: Option<Vec<i32>> = keys.map(<[i32]>::to_vec);
-    let rows = client
-        .query(
-            &format!(
-                "SELECT key, day, sum(n)::int8 FROM {}.delta_log WHERE recorded {op} $1 AND day <= $2 {filter}
-                 GROUP BY key, day",
-                schema.ident()
-            ),
-            &[&instant(known_at), &until.date(), &keys_param],
-        )
-        .await
-        .map_err(db("reading the log of changes"))?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+    keys: &[i32],
+) -> Result<Vec<(i32, Day, i64)>, StoreError> {
+    let Some(part) = part(side, known_at) else { return Ok(Vec::new()) };
+    let wanted: HashSet<i32> = keys.iter().copied().collect();
+    let mut sums: HashMap<(i32, i32), i64> = HashMap::new();
+    delta_log::scan(client, schema, part, |c| {
+        if c.day <= until.0 && wanted.contains(&c.key) {
+            *sums.entry((c.day, c.key)).or_default() += i64::from(c.n);
+        }
+    })
+    .await?;
+    let mut out: Vec<(i32, Day, i64)> = sums.into_iter().map(|((day, key), n)| (key, Day(day), n)).collect();
+    out.sort_unstable_by_key(|&(key, day, _)| (day, key));
+    Ok(out)
+}
+
+/// Sums of the log per key on days ≤ `until`, on `side` of `known_at` (every key).
+async fn log_totals(
+    client: &impl GenericClient,
+    schema: &Schema,
+    side: LogSide,
+    known_at: i64,
+    until: Day,
+) -> Result<Vec<(i32, i64)>, StoreError> {
+    let Some(part) = part(side, known_at) else { return Ok(Vec::new()) };
+    // Keys are small positive integers: one slot each.
+    let mut sums: Vec<i64> = Vec::new();
+    delta_log::scan(client, schema, part, |c| {
+        if c.day <= until.0 {
+            let at = c.key.max(0) as usize;
+            if at >= sums.len() {
+                sums.resize(at + 1, 0);
+            }
+            sums[at] += i64::from(c.n);
+        }
+    })
+    .await?;
+    Ok(sums.into_iter().enumerate().filter(|(_, n)| *n != 0).map(|(key, n)| (key as i32, n)).collect())
 }
 
 /// Counts per key on `day` as known at `known_at` (None: now).
@@ -244,13 +272,13 @@ async fn counts_by_key(
 ) -> Result<HashMap<i32, i64>, StoreError> {
     let Some(k) = known_at else { return counts_now(client, schema, day, None).await };
     let side = log_side(client, schema, k).await?;
-    let sums = log_sums(client, schema, side, k, day, None).await?;
+    let sums = log_totals(client, schema, side, k, day).await?;
     let mut counts = match side {
         LogSide::Before => HashMap::new(),
         LogSide::Now | LogSide::After => counts_now(client, schema, day, None).await?,
     };
     let sign = if side == LogSide::After { -1 } else { 1 };
-    for (key, _, n) in sums {
+    for (key, n) in sums {
         *counts.entry(key).or_default() += sign * n;
     }
     Ok(counts)

@@ -49,8 +49,7 @@ pub async fn series(
     if let Some(k) = known_at {
         let side = log_side(&tx, schema, k).await?;
         let last = *dates.iter().max().expect("not empty");
-        let mut sums = log_sums(&tx, schema, side, k, last, Some(&keys)).await?;
-        sums.sort_unstable_by_key(|(_, day, _)| *day);
+        let sums = log_sums(&tx, schema, side, k, last, &keys).await?;
         if side == LogSide::Before {
             per_date.iter_mut().for_each(HashMap::clear);
         }
@@ -61,7 +60,7 @@ pub async fn series(
         let mut running: HashMap<i32, i64> = HashMap::new();
         let mut next = sums.iter().peekable();
         for i in order {
-            while let Some((key, _, n)) = next.next_if(|(_, day, _)| *day <= dates[i].date()) {
+            while let Some((key, _, n)) = next.next_if(|(_, day, _)| *day <= dates[i]) {
                 *running.entry(*key).or_default() += n;
             }
             for (key, n) in &running {

@@ -1,0 +1,291 @@
+//! The transaction-time log in blocks: each batch appends one row to `delta_log`, its changes packed
+//! in columns (`migrations/0004_delta_blocks.sql`). A question as known at K reads the blocks on one
+//! side of K and sums their changes here, which is several times less to store, send and add up than
+//! one row per change.
+//!
+//! Block format (little-endian), version [`FORMAT`]:
+//! ```text
+//! u8  format
+//! u32 times        distinct recorded times, ascending
+//! u32 changes      changes in all
+//! times   × (i64 recorded, u32 how many of the changes that follow carry it)
+//! changes × i32 key      ┐ in (recorded, key, day) order, one column each
+//! changes × i32 day      │ (days since 1970-01-01, as `Day`)
+//! changes × i32 n        ┘
+//! ```
+
+use crate::error::db;
+use crate::keys::Keys;
+use crate::{Schema, StoreError};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::pin::pin;
+use tokio_postgres::GenericClient;
+use tokio_postgres::types::ToSql;
+
+/// The version byte that opens every block.
+const FORMAT: u8 = 1;
+
+/// One change of a count: key `key` changed by `n` on day `day`, by an event recorded at `recorded`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Change {
+    pub recorded: i64,
+    pub key: i32,
+    pub day: i32,
+    pub n: i32,
+}
+
+/// A block ready to insert: the span of its recorded times, its size and its bytes.
+#[derive(Debug)]
+pub(crate) struct Block {
+    pub first_recorded: i64,
+    pub last_recorded: i64,
+    pub changes: i32,
+    pub bytes: Vec<u8>,
+}
+
+/// Packs `changes` (sorted here). `None` when there are none.
+pub(crate) fn encode(mut changes: Vec<Change>) -> Option<Block> {
+    changes.sort_unstable();
+    let (first, last) = (changes.first()?.recorded, changes.last()?.recorded);
+    let mut times: Vec<(i64, u32)> = Vec::new();
+    for c in &changes {
+        match times.last_mut() {
+            Some((t, n)) if *t == c.recorded => *n += 1,
+            _ => times.push((c.recorded, 1)),
+        }
+    }
+    let mut bytes = Vec::with_capacity(9 + times.len() * 12 + changes.len() * 12);
+    bytes.push(FORMAT);
+    bytes.extend_from_slice(&(times.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&(changes.len() as u32).to_le_bytes());
+    for (t, n) in &times {
+        bytes.extend_from_slice(&t.to_le_bytes());
+        bytes.extend_from_slice(&n.to_le_bytes());
+    }
+    for column in [|c: &Change| c.key, |c: &Change| c.day, |c: &Change| c.n] {
+        for c in &changes {
+            bytes.extend_from_slice(&column(c).to_le_bytes());
+        }
+    }
+    Some(Block { first_recorded: first, last_recorded: last, changes: changes.len() as i32, bytes })
+}
+
+/// A block that is not in a format this binary wrote.
+#[derive(Debug)]
+pub(crate) struct Unreadable(pub &'static str);
+
+/// Calls `f` with every change of a block, in (recorded, key, day) order.
+pub(crate) fn decode(bytes: &[u8], mut f: impl FnMut(Change)) -> Result<(), Unreadable> {
+    let u32_at = |at: usize| -> Option<u32> { Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?)) };
+    if bytes.first() != Some(&FORMAT) {
+        return Err(Unreadable("unknown block format"));
+    }
+    let header = |at: usize| u32_at(at).map(|n| n as usize).ok_or(Unreadable("truncated block header"));
+    let (times, changes) = (header(1)?, header(5)?);
+    let columns = 9 + times * 12;
+    if bytes.len() != columns + changes * 12 {
+        return Err(Unreadable("block length does not match its header"));
+    }
+    let column = |i: usize| &bytes[columns + i * changes * 4..columns + (i + 1) * changes * 4];
+    let int = |col: &[u8], j: usize| i32::from_le_bytes(col[j * 4..j * 4 + 4].try_into().expect("4 bytes"));
+    let (keys, days, ns) = (column(0), column(1), column(2));
+    let mut j = 0;
+    for t in 0..times {
+        let at = 9 + t * 12;
+        let recorded = i64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        let count = u32_at(at + 8).expect("inside the header") as usize;
+        if j + count > changes {
+            return Err(Unreadable("block times claim more changes than it holds"));
+        }
+        for k in j..j + count {
+            f(Change { recorded, key: int(keys, k), day: int(days, k), n: int(ns, k) });
+        }
+        j += count;
+    }
+    if j != changes {
+        return Err(Unreadable("block times do not cover its changes"));
+    }
+    Ok(())
+}
+
+/// Which part of the log a question reads: the changes recorded up to K, or after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Part {
+    All,
+    UpTo(i64),
+    After(i64),
+}
+
+impl Part {
+    fn holds(self, recorded: i64) -> bool {
+        match self {
+            Part::All => true,
+            Part::UpTo(k) => recorded <= k,
+            Part::After(k) => recorded > k,
+        }
+    }
+}
+
+/// Calls `f` with every change of `part` of the log, block by block as PostgreSQL sends them (only
+/// the blocks whose span of recorded times meets `part` are read).
+pub(crate) async fn scan(
+    client: &impl GenericClient,
+    schema: &Schema,
+    part: Part,
+    mut f: impl FnMut(Change),
+) -> Result<(), StoreError> {
+    let (condition, k) = match part {
+        Part::All => ("$1::timestamptz IS NULL", None),
+        Part::UpTo(k) => ("first_recorded <= $1", Some(k)),
+        Part::After(k) => ("last_recorded > $1", Some(k)),
+    };
+    let k: Option<DateTime<Utc>> = k.map(crate::query::instant);
+    let params: [&(dyn ToSql + Sync); 1] = [&k];
+    let rows = client
+        .query_raw(&format!("SELECT deltas FROM {}.delta_log WHERE {condition}", schema.ident()), params)
+        .await
+        .map_err(db("reading the log of changes"))?;
+    let mut rows = pin!(rows);
+    while let Some(row) =
+        futures_util::TryStreamExt::try_next(&mut rows).await.map_err(db("reading the log of changes"))?
+    {
+        decode(row.get::<_, &[u8]>(0), |c| {
+            if part.holds(c.recorded) {
+                f(c)
+            }
+        })
+        .map_err(|Unreadable(detail)| StoreError::Corrupt {
+            schema: schema.to_string(),
+            detail: format!("a block of the log of changes: {detail}"),
+        })?;
+    }
+    Ok(())
+}
+
+/// Appends one block (nothing when there are no changes).
+pub(crate) async fn append(
+    client: &impl GenericClient,
+    schema: &Schema,
+    changes: Vec<Change>,
+) -> Result<(), StoreError> {
+    let Some(block) = encode(changes) else { return Ok(()) };
+    let (first, last): (DateTime<Utc>, DateTime<Utc>) =
+        (crate::query::instant(block.first_recorded), crate::query::instant(block.last_recorded));
+    client
+        .execute(
+            &format!(
+                "INSERT INTO {}.delta_log (first_recorded, last_recorded, changes, deltas) VALUES ($1, $2, $3, $4)",
+                schema.ident()
+            ),
+            &[&first, &last, &block.changes, &block.bytes],
+        )
+        .await
+        .map_err(db("logging deltas"))?;
+    Ok(())
+}
+
+/// Every change of the log as (recorded, key, day, n), equal ones summed, those summing to 0 left out,
+/// sorted: for tests and inspection (it holds the whole log in memory).
+pub async fn log_changes(
+    client: &impl GenericClient,
+    schema: &Schema,
+) -> Result<Vec<(i64, i32, i32, i64)>, StoreError> {
+    let mut sums: HashMap<(i64, i32, i32), i64> = HashMap::new();
+    scan(client, schema, Part::All, |c| *sums.entry((c.recorded, c.key, c.day)).or_default() += i64::from(c.n)).await?;
+    let mut out: Vec<(i64, i32, i32, i64)> =
+        sums.into_iter().filter(|(_, n)| *n != 0).map(|((r, k, d), n)| (r, k, d, n)).collect();
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// A fingerprint of the whole log as a multiset of (what the key stands for, day, recorded time, n),
+/// equal changes summed: two generations with the same changes have the same fingerprint, whatever
+/// their batches and key numbers. It is a sum of n × a 128-bit hash of the rest, so splitting or
+/// merging changes, or changes that cancel out, do not alter it.
+pub(crate) async fn fingerprint(client: &impl GenericClient, schema: &Schema) -> Result<u128, StoreError> {
+    use std::hash::{Hash, Hasher};
+    let keys = Keys::load(client, schema).await?;
+    let mut key_hashes: HashMap<i32, u64> = HashMap::new();
+    let mut missing = None;
+    let mut sum: u128 = 0;
+    scan(client, schema, Part::All, |c| {
+        let key_hash = *key_hashes.entry(c.key).or_insert_with(|| {
+            let mut h = std::hash::DefaultHasher::new();
+            match keys.of(c.key) {
+                Some(of) => of.hash(&mut h),
+                None => missing = Some(c.key),
+            }
+            h.finish()
+        });
+        let h = (u128::from(mix(key_hash ^ mix(c.day as u64))) << 64) | u128::from(mix(key_hash ^ c.recorded as u64));
+        sum = sum.wrapping_add(h.wrapping_mul(c.n as i128 as u128));
+    })
+    .await?;
+    match missing {
+        Some(key) => Err(StoreError::Corrupt {
+            schema: schema.to_string(),
+            detail: format!("count key {key} of the log is not in count_keys"),
+        }),
+        None => Ok(sum),
+    }
+}
+
+/// SplitMix64's finaliser: a cheap, well-spread 64-bit mix.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn changes(seed: u64, n: usize) -> Vec<Change> {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        (0..n)
+            .map(|_| Change {
+                recorded: 1_700_000_000_000_000 + rng.i64(0..50),
+                key: rng.i32(1..40),
+                day: rng.i32(18_000..22_000),
+                n: rng.i32(-3..4),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_block_gives_back_its_changes_in_order() {
+        for (seed, n) in [(1, 1), (2, 7), (3, 1000)] {
+            let mut sorted = changes(seed, n);
+            let block = encode(sorted.clone()).expect("changes");
+            sorted.sort_unstable();
+            let mut back = Vec::new();
+            decode(&block.bytes, |c| back.push(c)).expect("readable");
+            assert_eq!(back, sorted);
+            assert_eq!(block.changes as usize, n);
+            assert_eq!((block.first_recorded, block.last_recorded), (sorted[0].recorded, sorted[n - 1].recorded));
+        }
+        assert!(encode(Vec::new()).is_none());
+    }
+
+    #[test]
+    fn damaged_blocks_are_refused() {
+        let block = encode(changes(4, 50)).expect("changes").bytes;
+        let mut wrong_format = block.clone();
+        wrong_format[0] = 9;
+        let mut wrong_count = block.clone();
+        wrong_count[9 + 8] ^= 1; // the first time's count
+        for (bytes, why) in [
+            (&block[..block.len() - 1], "length"),
+            (&block[..5], "header"),
+            (&wrong_format[..], "format"),
+            (&wrong_count[..], "times"),
+            (&[][..], "format"),
+        ] {
+            let err = decode(bytes, |_| {}).expect_err(why);
+            assert!(err.0.contains(why), "{why}: {}", err.0);
+        }
+    }
+}
