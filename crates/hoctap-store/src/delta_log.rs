@@ -1,5 +1,5 @@
 //! The transaction-time log in blocks: each batch appends one row to `delta_log`, its changes packed
-//! in columns (`migrations/0004_delta_blocks.sql`). A question as known at K reads the blocks on one
+//! in columns (`migrations/0004_columns_and_blocks.sql`). A question as known at K reads the blocks on one
 //! side of K and sums their changes here, which is several times less to store, send and add up than
 //! one row per change.
 //!

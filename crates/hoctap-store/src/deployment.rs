@@ -11,6 +11,7 @@
 //!
 //! Design: `docs/design/2026-11-23-generations-and-rebuild.md`.
 
+use crate::counts;
 use crate::error::db;
 use crate::{Schema, StoreError, migrate};
 use tokio_postgres::{Client, GenericClient, Transaction};
@@ -233,19 +234,24 @@ pub async fn differences(
         ("reference_events", "SELECT id, type, recorded, body FROM {g}.reference_events"),
         (
             "counts_year",
-            "SELECT k.place_kind, k.place_code, k.commune, k.measure, c.year, c.before, c.months
+            "SELECT k.place_kind, k.place_code, k.commune, k.measure, c.year, c.before, {months}
              FROM {g}.counts_year c JOIN {g}.count_keys k USING (key)
-             WHERE c.before <> 0 OR c.months <> array_fill(0, ARRAY[12])",
+             WHERE {months_nonzero}",
         ),
         (
             "counts_month",
-            "SELECT k.place_kind, k.place_code, k.commune, k.measure, c.month, c.days
+            "SELECT k.place_kind, k.place_code, k.commune, k.measure, c.month, {days}
              FROM {g}.counts_month c JOIN {g}.count_keys k USING (key)
-             WHERE c.days <> array_fill(0, ARRAY[cardinality(c.days)])",
+             WHERE {days_nonzero}",
         ),
     ];
     let mut out = Vec::new();
     for &(table, select) in TABLES {
+        let select = select
+            .replace("{months_nonzero}", &counts::any_nonzero(&format!("before, {}", counts::month_columns())))
+            .replace("{months}", &counts::month_columns())
+            .replace("{days_nonzero}", &counts::any_nonzero(&counts::day_columns()))
+            .replace("{days}", &counts::day_columns());
         let (sa, sb) = (select.replace("{g}", &a.ident()), select.replace("{g}", &b.ident()));
         let n: i64 = client
             .query_one(

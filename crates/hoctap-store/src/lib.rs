@@ -13,6 +13,7 @@
 //! `migrations/`. This crate is the only one that knows SQL.
 
 mod codec;
+mod counts;
 mod dashboard;
 mod delta_log;
 mod deployment;

@@ -19,7 +19,11 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "read_models", sql: include_str!("../migrations/0001_read_models.sql") },
     Migration { version: 2, name: "dashboard", sql: include_str!("../migrations/0002_dashboard.sql") },
     Migration { version: 3, name: "compact", sql: include_str!("../migrations/0003_compact.sql") },
-    Migration { version: 4, name: "delta_blocks", sql: include_str!("../migrations/0004_delta_blocks.sql") },
+    Migration {
+        version: 4,
+        name: "columns_and_blocks",
+        sql: include_str!("../migrations/0004_columns_and_blocks.sql"),
+    },
 ];
 
 /// Creates `schema` if needed and applies the migrations it lacks, in order, in one transaction.

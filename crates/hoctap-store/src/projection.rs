@@ -9,6 +9,7 @@
 //! ledger computed. Nothing is read at start but the offsets and the count keys, so starting and
 //! memory do not grow with the history.
 
+use crate::counts::{self, DAYS, MONTHS};
 use crate::delta_log::{self, Change};
 use crate::error::db;
 use crate::keys::{KeyOf, Keys};
@@ -543,14 +544,14 @@ async fn write_counts(
     deltas: &Deltas,
 ) -> Result<usize, StoreError> {
     let s = schema.ident();
-    let mut months: HashMap<(NaiveDate, i32), Vec<i32>> = HashMap::new();
-    let mut years: HashMap<(i16, i32), (i64, [i32; 12])> = HashMap::new();
+    let mut months: HashMap<(NaiveDate, i32), [i32; DAYS]> = HashMap::new();
+    let mut years: HashMap<(i16, i32), (i64, [i32; MONTHS])> = HashMap::new();
     for ((place, measure, day), &n) in &deltas.by_day {
         let k = key(&(place.clone(), *measure));
         let date = day.date();
         let first = date.with_day(1).expect("the first of a month exists");
         let n32 = i32::try_from(n).expect("a batch changes a count by less than 2^31");
-        months.entry((first, k)).or_insert_with(|| vec![0; days_in_month(first)])[date.day0() as usize] += n32;
+        months.entry((first, k)).or_insert([0; DAYS])[date.day0() as usize] += n32;
         for year in FIRST_YEAR..=LAST_YEAR {
             if year == date.year() {
                 years.entry((year as i16, k)).or_default().1[date.month0() as usize] += n32;
@@ -561,40 +562,55 @@ async fn write_counts(
     }
     let mut month_rows: Vec<_> = months.into_iter().collect();
     month_rows.sort_unstable_by_key(|(k, _)| *k);
+    let mut types = vec![Type::DATE, Type::INT4];
+    types.extend([Type::INT4; DAYS]);
     stage(
         tx,
         "hoctap_stage_month",
-        "month date, key int4, days int4[]",
-        &[Type::DATE, Type::INT4, Type::INT4_ARRAY],
-        month_rows.iter().map(|((month, key), days)| vec![month as &(dyn ToSql + Sync), key, days]),
+        &counts::month_stage_columns(),
+        &types,
+        month_rows.iter().map(|((month, key), days)| {
+            let mut row: Vec<&(dyn ToSql + Sync)> = vec![month, key];
+            row.extend(days.iter().map(|d| d as &(dyn ToSql + Sync)));
+            row
+        }),
     )
     .await?;
+    let days = counts::day_columns();
     tx.execute(
         &format!(
-            "INSERT INTO {s}.counts_month AS x (month, key, days)
-             SELECT month, key, days FROM hoctap_stage_month ORDER BY month, key
-             ON CONFLICT (month, key) DO UPDATE SET days = {s}.add_counts(x.days, EXCLUDED.days)"
+            "INSERT INTO {s}.counts_month AS x (month, key, {days})
+             SELECT month, key, {days} FROM hoctap_stage_month ORDER BY month, key
+             ON CONFLICT (month, key) DO UPDATE SET {}",
+            counts::add_excluded(&days)
         ),
         &[],
     )
     .await
     .map_err(db("adding to the month counts"))?;
-    let mut year_rows: Vec<_> = years.into_iter().map(|(k, (before, months))| (k, before, months.to_vec())).collect();
-    year_rows.sort_unstable_by_key(|(k, ..)| *k);
+    let mut year_rows: Vec<_> = years.into_iter().collect();
+    year_rows.sort_unstable_by_key(|(k, _)| *k);
+    let mut types = vec![Type::INT2, Type::INT4, Type::INT8];
+    types.extend([Type::INT4; MONTHS]);
     stage(
         tx,
         "hoctap_stage_year",
-        "year int2, key int4, before int8, months int4[]",
-        &[Type::INT2, Type::INT4, Type::INT8, Type::INT4_ARRAY],
-        year_rows.iter().map(|((year, key), before, months)| vec![year as &(dyn ToSql + Sync), key, before, months]),
+        &counts::year_stage_columns(),
+        &types,
+        year_rows.iter().map(|((year, key), (before, months))| {
+            let mut row: Vec<&(dyn ToSql + Sync)> = vec![year, key, before];
+            row.extend(months.iter().map(|m| m as &(dyn ToSql + Sync)));
+            row
+        }),
     )
     .await?;
+    let months = counts::month_columns();
     tx.execute(
         &format!(
-            "INSERT INTO {s}.counts_year AS x (year, key, before, months)
-             SELECT year, key, before, months FROM hoctap_stage_year ORDER BY year, key
-             ON CONFLICT (year, key) DO UPDATE
-                 SET before = x.before + EXCLUDED.before, months = {s}.add_counts(x.months, EXCLUDED.months)"
+            "INSERT INTO {s}.counts_year AS x (year, key, before, {months})
+             SELECT year, key, before, {months} FROM hoctap_stage_year ORDER BY year, key
+             ON CONFLICT (year, key) DO UPDATE SET {}",
+            counts::add_excluded(&format!("before, {months}"))
         ),
         &[],
     )
@@ -614,11 +630,6 @@ async fn write_counts(
         .collect();
     delta_log::append(tx, schema, changes).await?;
     Ok(deltas.by_day.len())
-}
-
-pub(crate) fn days_in_month(first: NaiveDate) -> usize {
-    let next = first.checked_add_months(chrono::Months::new(1)).expect("a next month exists");
-    (next - first).num_days() as usize
 }
 
 /// Replaces the histories of the touched subjects.

@@ -6,6 +6,7 @@
 //! generation they read, checked against one index lookup per question and read again only when
 //! they changed.
 
+use crate::counts::{self, DAYS, MONTHS};
 use crate::delta_log::{self, Part};
 use crate::error::db;
 use crate::keys::Keys;
@@ -110,45 +111,53 @@ pub(crate) async fn counts_now(
         NaiveDate::from_ymd_opt(LAST_YEAR + 1, 1, 1).expect("a date")
     };
     if d.year() >= FIRST_YEAR {
+        // In the last year row's year or after it, every month of that year counts; on a month's
+        // last day, that month counts whole from its year row.
+        let months_before = if d.year() > LAST_YEAR { MONTHS } else { months_counted(d) };
         let rows = client
             .query(
-                &format!("SELECT key, before, months FROM {s}.counts_year WHERE year = $1 {filter}"),
+                &format!(
+                    "SELECT key, {} FROM {s}.counts_year WHERE year = $1 {filter}",
+                    counts::sum_year(months_before)
+                ),
                 &[&(year_row as i16), &keys_param],
             )
             .await
             .map_err(db("reading the year counts"))?;
-        // In the last year row's year or after it, every month of that year counts; on a month's
-        // last day, that month counts whole from its year row.
-        let months_before = if d.year() > LAST_YEAR { 12 } else { months_counted(d) };
         for row in rows {
-            let (key, before, months): (i32, i64, Vec<i32>) = (row.get(0), row.get(1), row.get(2));
-            *counts.entry(key).or_default() +=
-                before + months.iter().take(months_before).map(|&n| i64::from(n)).sum::<i64>();
+            *counts.entry(row.get(0)).or_default() += row.get::<_, i64>(1);
         }
     }
     if whole_from < month {
         let rows = client
             .query(
-                &format!("SELECT key, days FROM {s}.counts_month WHERE month >= $1 AND month < $3 {filter}"),
+                &format!(
+                    "SELECT key, {} FROM {s}.counts_month WHERE month >= $1 AND month < $3 {filter}",
+                    counts::sum_month(DAYS)
+                ),
                 &[&whole_from, &keys_param, &month],
             )
             .await
             .map_err(db("reading the month counts"))?;
         for row in rows {
-            let (key, days): (i32, Vec<i32>) = (row.get(0), row.get(1));
-            *counts.entry(key).or_default() += days.iter().map(|&n| i64::from(n)).sum::<i64>();
+            *counts.entry(row.get(0)).or_default() += row.get::<_, i64>(1);
         }
     }
     if is_month_end(d) && (FIRST_YEAR..=LAST_YEAR).contains(&d.year()) {
         return Ok(counts);
     }
     let rows = client
-        .query(&format!("SELECT key, days FROM {s}.counts_month WHERE month = $1 {filter}"), &[&month, &keys_param])
+        .query(
+            &format!(
+                "SELECT key, {} FROM {s}.counts_month WHERE month = $1 {filter}",
+                counts::sum_month(d.day() as usize)
+            ),
+            &[&month, &keys_param],
+        )
         .await
         .map_err(db("reading the day counts"))?;
     for row in rows {
-        let (key, days): (i32, Vec<i32>) = (row.get(0), row.get(1));
-        *counts.entry(key).or_default() += days.iter().take(d.day() as usize).map(|&n| i64::from(n)).sum::<i64>();
+        *counts.entry(row.get(0)).or_default() += row.get::<_, i64>(1);
     }
     Ok(counts)
 }

@@ -3,6 +3,7 @@
 //! of the title are read, and every date's rows in one statement per table, so the cost follows the
 //! number of dates and places, not the history.
 
+use crate::counts::{self, DAYS, MONTHS};
 use crate::error::{db, snapshot};
 use crate::projection::{FIRST_YEAR, LAST_YEAR};
 use crate::query::{
@@ -103,27 +104,36 @@ async fn counts_now_on(
         dates.iter().filter(|d| in_years(d) && !is_month_end(d.date())).map(|d| first_of_month(d.date())).collect();
     months.sort_unstable();
     months.dedup();
-    let mut year_rows: HashMap<i16, Vec<(i32, i64, Vec<i32>)>> = HashMap::new();
+    // Whole rows: each date sums its own prefix of them.
+    let mut year_rows: HashMap<i16, Vec<(i32, i64, [i32; MONTHS])>> = HashMap::new();
     for r in client
         .query(
-            &format!("SELECT year, key, before, months FROM {s}.counts_year WHERE year = ANY($1) AND key = ANY($2)"),
+            &format!(
+                "SELECT year, key, before, {} FROM {s}.counts_year WHERE year = ANY($1) AND key = ANY($2)",
+                counts::month_columns()
+            ),
             &[&years, &keys],
         )
         .await
         .map_err(db("reading the year counts"))?
     {
-        year_rows.entry(r.get(0)).or_default().push((r.get(1), r.get(2), r.get(3)));
+        let months = std::array::from_fn(|i| r.get(3 + i));
+        year_rows.entry(r.get(0)).or_default().push((r.get(1), r.get(2), months));
     }
-    let mut month_rows: HashMap<NaiveDate, Vec<(i32, Vec<i32>)>> = HashMap::new();
+    let mut month_rows: HashMap<NaiveDate, Vec<(i32, [i32; DAYS])>> = HashMap::new();
     for r in client
         .query(
-            &format!("SELECT month, key, days FROM {s}.counts_month WHERE month = ANY($1) AND key = ANY($2)"),
+            &format!(
+                "SELECT month, key, {} FROM {s}.counts_month WHERE month = ANY($1) AND key = ANY($2)",
+                counts::day_columns()
+            ),
             &[&months, &keys],
         )
         .await
         .map_err(db("reading the month counts"))?
     {
-        month_rows.entry(r.get(0)).or_default().push((r.get(1), r.get(2)));
+        let days = std::array::from_fn(|i| r.get(2 + i));
+        month_rows.entry(r.get(0)).or_default().push((r.get(1), days));
     }
     let mut out = Vec::with_capacity(dates.len());
     for day in dates {
