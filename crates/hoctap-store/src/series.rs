@@ -41,6 +41,7 @@ pub async fn series(
     let Some(&first) = dates.first() else {
         return Ok(Vec::new());
     };
+    let started = std::time::Instant::now();
     let tx = snapshot(client, "beginning a series").await?;
     let reference = cache.get(&tx, schema).await?;
     let keys = reference.keys.filter(|m| {
@@ -70,6 +71,7 @@ pub async fn series(
         }
     }
     tx.commit().await.map_err(db("ending a series"))?;
+    let read = started.elapsed();
     let mut points = Vec::with_capacity(dates.len());
     for (&day, counts) in dates.iter().zip(&per_date) {
         let counts = by_place(schema, &reference.keys, counts, day)?;
@@ -80,6 +82,15 @@ pub async fn series(
             Err(e) => return Err(e.into()),
         }
     }
+    tracing::debug!(
+        %schema,
+        unit,
+        dates = dates.len(),
+        keys = keys.len(),
+        read_ms = read.as_millis() as u64,
+        placed_ms = (started.elapsed() - read).as_millis() as u64,
+        "series"
+    );
     if points.is_empty() {
         return Err(QueryError::ScopeNotInForce { code: unit.to_owned(), as_of: first }.into());
     }
