@@ -66,3 +66,6 @@ CREATE TABLE delta_log (
 ALTER TABLE delta_log ALTER COLUMN deltas SET STORAGE EXTERNAL;
 CREATE INDEX delta_log_first_recorded ON delta_log (first_recorded);
 CREATE INDEX delta_log_last_recorded ON delta_log (last_recorded);
+-- Small blocks (a projector applying a few events at a time) are merged now and then, oldest first
+-- (`SMALL_BLOCK` in crates/hoctap-store/src/delta_log.rs is the same number).
+CREATE INDEX delta_log_small ON delta_log (first_recorded) WHERE changes < 4096;

@@ -20,8 +20,8 @@ use crate::{Schema, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::pin::pin;
-use tokio_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, GenericClient};
 
 /// The version byte that opens every block.
 const FORMAT: u8 = 1;
@@ -44,9 +44,18 @@ pub(crate) struct Block {
     pub bytes: Vec<u8>,
 }
 
-/// Packs `changes` (sorted here). `None` when there are none.
+/// Packs `changes` (sorted here, equal ones summed, those summing to 0 left out). `None` when none is
+/// left.
 pub(crate) fn encode(mut changes: Vec<Change>) -> Option<Block> {
     changes.sort_unstable();
+    changes.dedup_by(|later, kept| {
+        let same = (later.recorded, later.key, later.day) == (kept.recorded, kept.key, kept.day);
+        if same {
+            kept.n += later.n;
+        }
+        same
+    });
+    changes.retain(|c| c.n != 0);
     let (first, last) = (changes.first()?.recorded, changes.last()?.recorded);
     let mut times: Vec<(i64, u32)> = Vec::new();
     for c in &changes {
@@ -163,13 +172,14 @@ pub(crate) async fn scan(
     Ok(())
 }
 
-/// Appends one block (nothing when there are no changes).
+/// Appends one block (nothing when no change is left, see [`encode`]); returns how many changes it
+/// holds.
 pub(crate) async fn append(
     client: &impl GenericClient,
     schema: &Schema,
     changes: Vec<Change>,
-) -> Result<(), StoreError> {
-    let Some(block) = encode(changes) else { return Ok(()) };
+) -> Result<Option<i32>, StoreError> {
+    let Some(block) = encode(changes) else { return Ok(None) };
     let (first, last): (DateTime<Utc>, DateTime<Utc>) =
         (crate::query::instant(block.first_recorded), crate::query::instant(block.last_recorded));
     client
@@ -182,7 +192,61 @@ pub(crate) async fn append(
         )
         .await
         .map_err(db("logging deltas"))?;
-    Ok(())
+    Ok(Some(block.changes))
+}
+
+/// A block with fewer changes than this is small: a projector that applies a few events at a time
+/// appends many, which [`compact_log`] merges (the partial index of migration 0004 names the same
+/// number).
+pub(crate) const SMALL_BLOCK: i32 = 4096;
+/// Small blocks a member appends before it merges the small blocks of the log.
+pub(crate) const COMPACT_EVERY: usize = 64;
+/// Small blocks merged at most in one go.
+const COMPACT_AT_MOST: i64 = 1024;
+
+/// Merges the oldest small blocks of the log into one, in one transaction, so that the log keeps a
+/// few large blocks however small the batches were. Merging never changes an answer: a block is
+/// only a set of changes, each with its own recorded time. Returns the number of blocks merged (0
+/// when fewer than two are small, or when another member is merging).
+pub async fn compact_log(client: &mut Client, schema: &Schema) -> Result<usize, StoreError> {
+    let s = schema.ident();
+    let tx = client.transaction().await.map_err(db("beginning to merge log blocks"))?;
+    let locked: bool = tx
+        .query_one("SELECT pg_try_advisory_xact_lock(hashtext('hoctap-compact:' || $1))", &[&schema.as_str()])
+        .await
+        .map_err(db("locking the log for merging"))?
+        .get(0);
+    if !locked {
+        return Ok(0);
+    }
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT block, deltas FROM {s}.delta_log WHERE changes < {SMALL_BLOCK}
+                 ORDER BY first_recorded, block LIMIT {COMPACT_AT_MOST}"
+            ),
+            &[],
+        )
+        .await
+        .map_err(db("reading small log blocks"))?;
+    if rows.len() < 2 {
+        return Ok(0);
+    }
+    let mut changes = Vec::new();
+    let mut blocks = Vec::with_capacity(rows.len());
+    for row in &rows {
+        blocks.push(row.get::<_, i64>(0));
+        decode(row.get(1), |c| changes.push(c)).map_err(|Unreadable(detail)| StoreError::Corrupt {
+            schema: schema.to_string(),
+            detail: format!("a block of the log of changes: {detail}"),
+        })?;
+    }
+    tx.execute(&format!("DELETE FROM {s}.delta_log WHERE block = ANY($1)"), &[&blocks])
+        .await
+        .map_err(db("removing merged log blocks"))?;
+    append(&tx, schema, changes).await?;
+    tx.commit().await.map_err(db("committing merged log blocks"))?;
+    Ok(blocks.len())
 }
 
 /// Every change of the log as (recorded, key, day, n), equal ones summed, those summing to 0 left out,
@@ -255,19 +319,49 @@ mod tests {
             .collect()
     }
 
+    /// The changes as a block holds them: sorted, equal ones summed, zeros left out.
+    fn summed(mut changes: Vec<Change>) -> Vec<Change> {
+        let mut sums = std::collections::BTreeMap::new();
+        for c in changes.drain(..) {
+            *sums.entry((c.recorded, c.key, c.day)).or_insert(0) += c.n;
+        }
+        sums.into_iter()
+            .filter(|(_, n)| *n != 0)
+            .map(|((recorded, key, day), n)| Change { recorded, key, day, n })
+            .collect()
+    }
+
     #[test]
-    fn a_block_gives_back_its_changes_in_order() {
+    fn a_block_gives_back_its_changes_sorted_and_summed() {
         for (seed, n) in [(1, 1), (2, 7), (3, 1000)] {
-            let mut sorted = changes(seed, n);
-            let block = encode(sorted.clone()).expect("changes");
-            sorted.sort_unstable();
+            let raw = changes(seed, n);
+            let expected = summed(raw.clone());
+            let Some(block) = encode(raw) else {
+                assert!(expected.is_empty());
+                continue;
+            };
             let mut back = Vec::new();
             decode(&block.bytes, |c| back.push(c)).expect("readable");
-            assert_eq!(back, sorted);
-            assert_eq!(block.changes as usize, n);
-            assert_eq!((block.first_recorded, block.last_recorded), (sorted[0].recorded, sorted[n - 1].recorded));
+            assert_eq!(back, expected);
+            assert_eq!(block.changes as usize, expected.len());
+            let (first, last) = (expected[0].recorded, expected[expected.len() - 1].recorded);
+            assert_eq!((block.first_recorded, block.last_recorded), (first, last));
+            // Split, with one half twice: merged into one block, the same changes with that half doubled.
+            let (a, b) = expected.split_at(expected.len() / 2);
+            let mut merged = Vec::new();
+            decode(&encode([a, b, a].concat()).expect("changes").bytes, |c| merged.push(c)).expect("readable");
+            let doubled: Vec<Change> = a.iter().map(|c| Change { n: 2 * c.n, ..*c }).chain(b.iter().copied()).collect();
+            assert_eq!(merged, summed(doubled));
         }
         assert!(encode(Vec::new()).is_none());
+        let cancelling = Change { recorded: 1, key: 2, day: 3, n: 1 };
+        assert!(encode(vec![cancelling, Change { n: -1, ..cancelling }]).is_none());
+    }
+
+    #[test]
+    fn the_partial_index_names_the_small_block_size() {
+        let sql = include_str!("../migrations/0004_columns_and_blocks.sql");
+        assert!(sql.contains(&format!("WHERE changes < {SMALL_BLOCK};")), "migration 0004 and SMALL_BLOCK disagree");
     }
 
     #[test]

@@ -27,7 +27,7 @@ mod stats;
 
 pub use codec::{measure_from_text, measure_to_text, place_from_text, place_to_text};
 pub use dashboard::{Refreshed, dashboard_dates, refresh_dashboard};
-pub use delta_log::log_changes;
+pub use delta_log::{compact_log, log_changes};
 pub use deployment::{Deployment, differences, drop_generation, events_applied};
 pub use error::StoreError;
 pub use migrate::{MIGRATIONS, Migration, migrate};

@@ -80,6 +80,8 @@ pub struct Projection {
     reference_topic: Option<String>,
     cache_bytes: usize,
     state: Option<State>,
+    /// Small blocks this member appended to the log since it last merged them.
+    small_blocks: usize,
 }
 
 #[derive(Debug)]
@@ -165,6 +167,7 @@ impl Projection {
             reference_topic: None,
             cache_bytes: DEFAULT_CACHE_BYTES,
             state: Some(state),
+            small_blocks: 0,
         })
     }
 
@@ -231,6 +234,14 @@ impl Projection {
             self.state = Some(State::load(client, &self.schema).await?);
         }
         let result = self.try_apply(client, batch, refused).await;
+        if result.is_ok() && self.small_blocks >= delta_log::COMPACT_EVERY {
+            // Outside the batch's transaction; a failure leaves small blocks, which is only slower.
+            match delta_log::compact_log(client, &self.schema).await {
+                Ok(merged) => tracing::debug!(schema = %self.schema, merged, "small log blocks merged"),
+                Err(e) => tracing::warn!(schema = %self.schema, error = %e, "small log blocks not merged"),
+            }
+            self.small_blocks = 0;
+        }
         if let Err(e) = &result {
             tracing::warn!(schema = %self.schema, error = %e, events = batch.len(), "batch not applied");
             self.state = State::load(client, &self.schema)
@@ -345,7 +356,8 @@ impl Projection {
             deltas.by_day.keys().map(|(p, m, _)| (p, m)).chain(deltas.by_recorded.keys().map(|(p, m, ..)| (p, m)));
         let added = state.keys.assign(&tx, schema, wanted).await?;
         let key = |of: &KeyOf| state.keys.id(of).or_else(|| added.id(of)).expect("every key was assigned");
-        applied.deltas = write_counts(&tx, schema, key, &deltas).await?;
+        let (changed, block) = write_counts(&tx, schema, key, &deltas).await?;
+        applied.deltas = changed;
         let counted = started.elapsed();
         let touched: Vec<(&Consumed, Vec<u8>)> = {
             let mut last: HashMap<&str, &Consumed> = HashMap::new();
@@ -381,6 +393,9 @@ impl Projection {
         }
         store_offsets(&tx, schema, &next).await?;
         tx.commit().await.map_err(db("committing a batch"))?;
+        if block.is_some_and(|changes| changes < delta_log::SMALL_BLOCK) {
+            self.small_blocks += 1;
+        }
 
         state.keys.extend(added);
         for (c, history) in touched {
@@ -536,13 +551,14 @@ async fn stage<'a>(
 }
 
 /// Adds the batch's deltas to the counts as known now (`counts_year`, `counts_month`) and appends them
-/// to the transaction-time log. Returns the number of (key, day) changes.
+/// to the transaction-time log. Returns the number of (key, day) changes and of changes in the log's
+/// new block.
 async fn write_counts(
     tx: &Transaction<'_>,
     schema: &Schema,
     key: impl Fn(&KeyOf) -> i32,
     deltas: &Deltas,
-) -> Result<usize, StoreError> {
+) -> Result<(usize, Option<i32>), StoreError> {
     let s = schema.ident();
     let mut months: HashMap<(NaiveDate, i32), [i32; DAYS]> = HashMap::new();
     let mut years: HashMap<(i16, i32), (i64, [i32; MONTHS])> = HashMap::new();
@@ -628,8 +644,8 @@ async fn write_counts(
             n: i32::try_from(n).expect("a batch changes a count by less than 2^31"),
         })
         .collect();
-    delta_log::append(tx, schema, changes).await?;
-    Ok(deltas.by_day.len())
+    let block = delta_log::append(tx, schema, changes).await?;
+    Ok((deltas.by_day.len(), block))
 }
 
 /// Replaces the histories of the touched subjects.

@@ -512,6 +512,13 @@ async fn the_hand_checked_world_as_known_at_every_recorded_time() {
         let mut projection = Projection::load(&mut client, &fresh.schema).await.unwrap();
         apply_all(&mut client, &mut projection, &batches(&consumed(&world), per_partition)).await;
         assert_same_reviews(&mut client, &fresh.schema, &engine, &dates, &known).await;
+        // The small blocks of many small batches merged into one: the same answers at every K.
+        let merged = hoctap_store::compact_log(&mut client, &fresh.schema).await.unwrap();
+        if per_partition < 1000 {
+            assert!(merged > 1, "{per_partition} events a partition per batch: {merged} blocks merged");
+        }
+        assert_eq!(hoctap_store::compact_log(&mut client, &fresh.schema).await.unwrap(), 0);
+        assert_same_reviews(&mut client, &fresh.schema, &engine, &dates, &known).await;
         fresh.remove(&client).await;
     }
 }
