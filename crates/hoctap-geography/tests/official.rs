@@ -1,0 +1,229 @@
+//! The official geography against the dataset's own counts, and as events the tracker accepts and
+//! reviews: Hà Nội's 30 districts and 526 communes on 30 June 2025, none and 126 on 1 July.
+
+use hoctap_domain::event::EventData;
+use hoctap_domain::{Admission, Batch, Day, Engine, Event, Query, QueryError};
+use hoctap_geography::{GeographyError, Official, PROVENANCE, Scope, reform_day};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+fn day(text: &str) -> Day {
+    Day::parse(text).unwrap()
+}
+
+fn start() -> Day {
+    day("2021-01-01")
+}
+
+/// Admits `events` as one batch (as `hoctap ingest` does with one file) and folds them.
+fn engine_of(events: &[Event]) -> Engine {
+    let mut engine = Engine::new();
+    let mut batch = Batch::default();
+    batch.add_units(&engine, events);
+    for e in events {
+        match engine.admit(&mut batch, e) {
+            Ok(Admission::New) => engine.apply(e),
+            other => panic!("{} {:?} refused: {other:?}", e.id, e.data),
+        }
+    }
+    engine
+}
+
+fn review(engine: &Engine, scope: &str, as_of: &str) -> Result<hoctap_domain::Review, QueryError> {
+    engine.review(&Query { scope: scope.into(), as_of: day(as_of), known_at: None, milestone: None })
+}
+
+#[test]
+fn the_data_has_the_datasets_counts() {
+    let o = Official::load().unwrap();
+    assert_eq!(o.old_provinces.len(), 63);
+    assert_eq!(o.old_districts.len(), 696);
+    assert_eq!(o.old_communes.len(), 10_035);
+    // The dataset's 10 040 old rows: the communes and the 5 island districts that had none.
+    let islands: Vec<_> = o.old_districts.iter().filter(|d| !d.successors.is_empty()).collect();
+    assert_eq!(islands.len(), 5);
+    assert_eq!(o.old_communes.len() + islands.len(), 10_040);
+    assert_eq!(o.new_provinces.len(), 34);
+    assert_eq!(o.new_communes.len(), 3_321);
+    let divided = o.old_communes.iter().filter(|c| c.is_divided()).count()
+        + islands.iter().filter(|d| d.successors.len() > 1).count();
+    assert_eq!(divided, 471);
+
+    let districts_01: HashSet<&str> =
+        o.old_districts.iter().filter(|d| d.province == "01").map(|d| d.code.as_str()).collect();
+    assert_eq!(districts_01.len(), 30);
+    let communes_01: Vec<_> = o.old_communes.iter().filter(|c| districts_01.contains(c.district.as_str())).collect();
+    assert_eq!(communes_01.len(), 526);
+    assert_eq!(communes_01.iter().filter(|c| c.is_divided()).count(), 199);
+    assert_eq!(o.new_communes.iter().filter(|c| c.province == "01").count(), 126);
+
+    // The counts the derivation script recorded agree with what the crate reads.
+    let provenance: serde_json::Value = serde_json::from_str(PROVENANCE).unwrap();
+    let counts = &provenance["counts"];
+    assert_eq!(counts["old_communes"], 10_035);
+    assert_eq!(counts["new_communes"], 3_321);
+    assert_eq!(counts["divided_old_units"], 471);
+    assert_eq!(provenance["source"]["licence"], "MIT");
+    assert_eq!(o.source.package, "vietnamadminunits");
+}
+
+#[test]
+fn names_are_official_with_their_types_and_units_keep_coordinates() {
+    let o = Official::load().unwrap();
+    let old = |code: &str| o.old_communes.iter().find(|c| c.code == code).unwrap();
+    assert_eq!(old("00001").name, "Phường Phúc Xá");
+    assert_eq!(o.old_districts.iter().find(|d| d.code == "001").unwrap().name, "Quận Ba Đình");
+    assert_eq!(o.old_provinces.iter().find(|p| p.code == "01").unwrap().name, "Thành phố Hà Nội");
+    let new = o.new_communes.iter().find(|c| c.code == "00004").unwrap();
+    assert_eq!(new.name, "Phường Ba Đình");
+    let c = new.coords.unwrap();
+    assert!((21.0..21.1).contains(&c.lat) && (105.8..105.9).contains(&c.lon), "{c:?}");
+
+    let types = |names: &mut dyn Iterator<Item = &str>, allowed: &[&str]| {
+        for name in names {
+            assert!(allowed.iter().any(|t| name.starts_with(&format!("{t} "))), "{name}");
+        }
+    };
+    types(&mut o.old_provinces.iter().map(|p| p.name.as_str()), &["Thành phố", "Tỉnh"]);
+    types(&mut o.old_districts.iter().map(|d| d.name.as_str()), &["Quận", "Huyện", "Thị xã", "Thành phố"]);
+    types(&mut o.old_communes.iter().map(|c| c.name.as_str()), &["Phường", "Xã", "Thị trấn"]);
+    types(&mut o.new_communes.iter().map(|c| c.name.as_str()), &["Phường", "Xã", "Đặc khu"]);
+    // Every commune has coordinates; only the five island districts' rows may lack some.
+    assert!(o.old_communes.iter().all(|c| c.coords.is_some()));
+    assert!(o.new_communes.iter().all(|c| c.coords.is_some()));
+}
+
+#[test]
+fn hanoi_has_30_districts_and_526_communes_until_the_reform_then_126_units() {
+    let o = Official::load().unwrap();
+    let events = o.events(&Scope::Province("01".into()), start()).unwrap();
+    let engine = engine_of(&events);
+
+    let before = review(&engine, "01", "2025-06-30").unwrap();
+    assert_eq!((before.geography.districts, before.geography.communes), (30, 526));
+    assert_eq!(before.units.len(), 1 + 30, "the city, then its districts");
+    assert_eq!(before.units[0].name, "Thành phố Hà Nội");
+
+    let after = review(&engine, "01", "2025-07-01").unwrap();
+    assert_eq!((after.geography.districts, after.geography.communes), (0, 126));
+    assert_eq!(after.units.len(), 1 + 126, "the city, then its communes");
+    let names: HashMap<&str, &str> = after.units.iter().map(|u| (u.code.as_str(), u.name.as_str())).collect();
+    assert_eq!(names["00004"], "Phường Ba Đình", "00004 kept its code and took the new name");
+    let official: BTreeMap<&str, &str> =
+        o.new_communes.iter().filter(|c| c.province == "01").map(|c| (c.code.as_str(), c.name.as_str())).collect();
+    assert_eq!(names.into_iter().filter(|(c, _)| *c != "01").collect::<BTreeMap<_, _>>(), official);
+
+    // A district is gone after the reform; it could be reviewed the day before.
+    assert!(review(&engine, "001", "2025-06-30").is_ok());
+    assert!(matches!(review(&engine, "001", "2025-07-01"), Err(QueryError::ScopeNotInForce { .. })));
+}
+
+#[test]
+fn the_whole_country_has_63_provinces_then_34_and_3321_communes() {
+    let o = Official::load().unwrap();
+    let events = o.events(&Scope::All, start()).unwrap();
+    let engine = engine_of(&events);
+
+    let (mut districts, mut communes) = (0, 0);
+    for p in &o.old_provinces {
+        let r = review(&engine, &p.code, "2025-06-30").unwrap();
+        districts += r.geography.districts;
+        communes += r.geography.communes;
+    }
+    assert_eq!((districts, communes), (696, 10_035));
+
+    let mut communes = 0;
+    for p in &o.new_provinces {
+        let r = review(&engine, &p.code, "2025-07-01").unwrap();
+        assert_eq!(r.geography.districts, 0, "{}", p.code);
+        assert_eq!(r.units[0].name, p.name);
+        let want = o.new_communes.iter().filter(|c| c.province == p.code).count() as u64;
+        assert_eq!(r.geography.communes, want, "{}", p.code);
+        communes += r.geography.communes;
+    }
+    assert_eq!(communes, 3_321);
+    // The 29 provinces merged into others are not in force after the reform.
+    let merged: Vec<_> = o.old_provinces.iter().filter(|p| p.merged_into != p.code).collect();
+    assert_eq!(merged.len(), 63 - 34);
+    for p in merged {
+        assert!(matches!(review(&engine, &p.code, "2025-07-01"), Err(QueryError::ScopeNotInForce { .. })));
+    }
+    // Hải Dương (30) joined Hải Phòng (31).
+    assert_eq!(o.new_province_of("30"), Some("31"));
+}
+
+#[test]
+fn a_province_brings_the_provinces_merged_into_it() {
+    let o = Official::load().unwrap();
+    let events = o.events(&Scope::Province("79".into()), start()).unwrap();
+    let established: HashSet<&str> = events
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::AdminUnitEstablished(d) if d.parent.is_none() => Some(d.code.as_str()),
+            _ => None,
+        })
+        .collect();
+    // Hồ Chí Minh City took in Bình Dương (74) and Bà Rịa–Vũng Tàu (77).
+    assert_eq!(established, HashSet::from(["74", "77", "79"]));
+    let engine = engine_of(&events);
+    let after = review(&engine, "79", "2025-07-01").unwrap();
+    assert_eq!(after.geography.communes, o.new_communes.iter().filter(|c| c.province == "79").count() as u64);
+    assert!(after.units.iter().any(|u| u.name == "Đặc khu Côn Đảo"), "the island district became a special zone");
+}
+
+#[test]
+fn a_subject_of_a_dissolved_commune_is_counted_in_its_successor() {
+    let o = Official::load().unwrap();
+    let mut events = o.events(&Scope::Province("01".into()), start()).unwrap();
+    let phuc_xa = o.old_communes.iter().find(|c| c.code == "00001").unwrap();
+    assert!(!phuc_xa.is_divided());
+    let successor = phuc_xa.default_successor().to_owned();
+    let registration = r#"{"specversion":"1.0","id":"6a0e2f8c-1b1d-4c3e-9f51-0d7d3a6b2c11","source":"test","type":"vn.hoctap.registration.submitted.v1","time":"2024-03-01T09:00:00+07:00","subject":"cit-1","data":{"subject_kind":"citizen","commune":"00001","title":"learning_citizen","cycle_year":2025}}"#;
+    events.push(Event::from_json(registration.as_bytes()).unwrap());
+    let engine = engine_of(&events);
+    let counted = |as_of: &str| -> Vec<String> {
+        review(&engine, "01", as_of)
+            .unwrap()
+            .units
+            .iter()
+            .skip(1)
+            .filter(|u| !u.titles.is_empty())
+            .map(|u| u.code.clone())
+            .collect()
+    };
+    assert_eq!(counted("2025-06-30"), ["001"], "in its district before the reform");
+    assert_eq!(counted("2025-12-31"), [successor], "in the ward Phúc Xá passed into after it");
+}
+
+#[test]
+fn writing_twice_gives_the_same_events_so_ingesting_again_changes_nothing() {
+    let o = Official::load().unwrap();
+    let a = o.events(&Scope::Province("01".into()), start()).unwrap();
+    let b = o.events(&Scope::Province("01".into()), start()).unwrap();
+    assert_eq!(a, b);
+    let ids: HashSet<_> = a.iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), a.len(), "ids are unique");
+    let engine = engine_of(&a);
+    let mut batch = Batch::default();
+    for e in &b {
+        assert_eq!(engine.admit(&mut batch, e), Ok(Admission::Duplicate));
+    }
+    // Another establishment date is another set of events, not a conflict.
+    let c = o.events(&Scope::Province("01".into()), day("2020-01-01")).unwrap();
+    assert!(c.iter().filter(|e| e.day() < reform_day()).all(|e| !ids.contains(&e.id)));
+}
+
+#[test]
+fn requests_the_data_cannot_answer_are_refused_with_what_to_ask_instead() {
+    let o = Official::load().unwrap();
+    let err = o.events(&Scope::Province("30".into()), start()).unwrap_err();
+    assert!(matches!(err, GeographyError::Request(_)));
+    let text = err.to_string();
+    assert!(text.contains("Hải Dương") && text.contains("--province 31"), "{text}");
+    let err = o.events(&Scope::Province("99".into()), start()).unwrap_err().to_string();
+    assert!(err.contains("no province has the code 99"), "{err}");
+    let err = o.events(&Scope::Province("01".into()), reform_day()).unwrap_err().to_string();
+    assert!(err.contains("before the reform of 2025-07-01"), "{err}");
+    assert!("1".parse::<Scope>().is_err() && "ALL".parse::<Scope>().is_err() && "001".parse::<Scope>().is_err());
+    assert_eq!("all".parse::<Scope>(), Ok(Scope::All));
+    assert_eq!("01".parse::<Scope>(), Ok(Scope::Province("01".into())));
+}
