@@ -66,8 +66,8 @@ enum Command {
     /// Write Vietnam's official administrative units as NDJSON events: the units before 1 July 2025,
     /// then the reform (districts abolished, provinces merged, communes merged or divided).
     ///
-    /// Established on --established, then on 2025-07-01: old communes dissolved into their default
-    /// successor, communes that kept their code reparented under the province (and renamed), new
+    /// Established on --established, then on 2025-07-01: old communes dissolved into their successors
+    /// (all of them when divided, one the default), communes that kept their code reparented under the province (and renamed), new
     /// communes established, districts and merged provinces dissolved. Official names with their
     /// types, national statistics codes. Derived from the PyPI package vietnamadminunits (MIT;
     /// provenance in data/geography/provenance.json); nothing is downloaded. Writing it twice gives

@@ -29,6 +29,11 @@ pub struct UnitReview {
     pub name: String,
     /// Every title with a non-zero count, keyed by its identifier.
     pub titles: BTreeMap<Title, TitleCounts>,
+    /// The part of `titles` whose subjects are counted here only because a unit they named was
+    /// divided and this is (within) its default successor: no event of theirs says where they live
+    /// now. Titles with none are left out; absent when there are none at all.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub placed_by_default: BTreeMap<Title, TitleCounts>,
     /// Citizens located in the unit at D holding a certified digital skill.
     pub digital_skill: u64,
     /// Every metric with a denominator at D (recorded, or summed from the children: rule 7).

@@ -136,8 +136,25 @@ pub fn check_content(event: &Event) -> Result<(), Refusal> {
         EventData::AdminUnitRenamed(d) => same_subject(&d.code)?,
         EventData::AdminUnitDissolved(d) => {
             same_subject(&d.code)?;
-            if d.successor == d.code {
-                return refuse("data.successor", Rule::Schema, "a unit cannot succeed itself".into());
+            if d.successors.is_empty() {
+                return refuse("data.successors", Rule::Schema, "a dissolved unit needs at least one successor".into());
+            }
+            let defaults = d.successors.iter().filter(|s| s.default).count();
+            if defaults != 1 {
+                return refuse(
+                    "data.successors",
+                    Rule::Schema,
+                    format!("exactly one successor is the default (`\"default\": true`), not {defaults}"),
+                );
+            }
+            for (i, successor) in d.successors.iter().enumerate() {
+                let field = format!("data.successors[{i}].code");
+                if successor.code == d.code {
+                    return refuse(&field, Rule::Schema, "a unit cannot succeed itself".into());
+                }
+                if d.successors[..i].iter().any(|s| s.code == successor.code) {
+                    return refuse(&field, Rule::Schema, format!("successor `{}` is named twice", successor.code));
+                }
             }
         }
     }

@@ -144,10 +144,7 @@ fn geography(world: &World, put: &mut impl FnMut(Local, &str, EventData)) {
         put(
             reform,
             &unit.code,
-            EventData::AdminUnitDissolved(AdminUnitDissolved {
-                code: unit.code.clone(),
-                successor: geo.code(successor).to_owned(),
-            }),
+            EventData::AdminUnitDissolved(AdminUnitDissolved::into_one(&unit.code, geo.code(successor))),
         );
     }
 }

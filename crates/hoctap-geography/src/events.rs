@@ -1,11 +1,10 @@
 //! The official units as `admin_unit.*` events: establishment, then the reform of 1 July 2025.
 
-use crate::data::default_of;
 use crate::{GeographyError, Official};
 use hoctap_domain::Day;
 use hoctap_domain::codes::Level;
 use hoctap_domain::event::{
-    AdminUnitDissolved, AdminUnitEstablished, AdminUnitRenamed, AdminUnitReparented, Event, EventData,
+    AdminUnitDissolved, AdminUnitEstablished, AdminUnitRenamed, AdminUnitReparented, Event, EventData, Successor,
 };
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashSet};
@@ -102,9 +101,13 @@ impl Official {
                 parent: parent.map(str::to_owned),
             })
         };
-        let dissolved = |code: &str, successor: &str| {
-            EventData::AdminUnitDissolved(AdminUnitDissolved { code: code.to_owned(), successor: successor.to_owned() })
+        let dissolved = |code: &str, successors: &[crate::Successor]| {
+            let successors =
+                successors.iter().map(|s| Successor { code: s.code.clone(), default: s.default }).collect();
+            EventData::AdminUnitDissolved(AdminUnitDissolved { code: code.to_owned(), successors })
         };
+        let dissolved_into_one =
+            |code: &str, successor: &str| EventData::AdminUnitDissolved(AdminUnitDissolved::into_one(code, successor));
 
         for p in &old_provinces {
             put(established, &p.code, established_event(&p.code, Level::Province, &p.name, None));
@@ -143,15 +146,19 @@ impl Official {
             }
         }
         for c in communes.iter().filter(|c| !new_codes.contains(c.code.as_str())) {
-            put(reform, &c.code, dissolved(&c.code, c.default_successor()));
+            put(reform, &c.code, dissolved(&c.code, &c.successors));
         }
         for d in &districts {
-            let successor = if d.successors.is_empty() { province_of(&d.province) } else { default_of(&d.successors) };
-            put(reform, &d.code, dissolved(&d.code, successor));
+            let event = if d.successors.is_empty() {
+                dissolved_into_one(&d.code, province_of(&d.province))
+            } else {
+                dissolved(&d.code, &d.successors)
+            };
+            put(reform, &d.code, event);
         }
         for p in &old_provinces {
             if p.merged_into != p.code {
-                put(reform, &p.code, dissolved(&p.code, &p.merged_into));
+                put(reform, &p.code, dissolved_into_one(&p.code, &p.merged_into));
             } else if let Some(new) = self.new_provinces.iter().find(|n| n.code == p.code)
                 && new.name != p.name
             {

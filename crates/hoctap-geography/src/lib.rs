@@ -10,8 +10,8 @@
 //! - every old province, district and commune is established on a given date;
 //! - on 1 July 2025 a new commune that kept the national code of an old one *is* that old commune,
 //!   reparented under its (new) province and renamed when its name changed; a new commune with a code
-//!   of its own is established; every other old commune is dissolved into its successors (the
-//!   default one first), every district into its new province (a district without communes, an
+//!   of its own is established; every other old commune is dissolved into its successors (all of them
+//!   when it was divided, one marked the default), every district into its new province (a district without communes, an
 //!   island, into the special zone it became), every province merged into another into that one.
 
 mod data;

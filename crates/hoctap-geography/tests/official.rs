@@ -227,3 +227,84 @@ fn requests_the_data_cannot_answer_are_refused_with_what_to_ask_instead() {
     assert_eq!("all".parse::<Scope>(), Ok(Scope::All));
     assert_eq!("01".parse::<Scope>(), Ok(Scope::Province("01".into())));
 }
+
+/// The issue's "done means": a subject registered in a divided commune in 2024 is counted in the
+/// default successor on 2025-12-31 and marked placed by default; after a relocation names its new ward
+/// it is counted there and no longer marked.
+#[test]
+fn a_subject_of_a_divided_commune_is_placed_by_default_until_a_relocation_names_its_ward() {
+    let o = Official::load().unwrap();
+    let districts_01: HashSet<&str> =
+        o.old_districts.iter().filter(|d| d.province == "01").map(|d| d.code.as_str()).collect();
+    let kept: HashSet<&str> = o.new_communes.iter().map(|c| c.code.as_str()).collect();
+    // A divided Hà Nội commune whose code no new unit kept: it is dissolved into its successors.
+    let divided = o
+        .old_communes
+        .iter()
+        .find(|c| districts_01.contains(c.district.as_str()) && c.is_divided() && !kept.contains(c.code.as_str()))
+        .expect("Hà Nội has divided communes");
+    let default = divided.default_successor().to_owned();
+    let other = divided.successors.iter().find(|s| !s.default).unwrap().code.clone();
+
+    let mut events = o.events(&Scope::Province("01".into()), start()).unwrap();
+    let dissolution = events
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::AdminUnitDissolved(d) if d.code == divided.code => Some(d.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(dissolution.successors.len(), divided.successors.len(), "every successor is named");
+    assert_eq!(dissolution.default_successor(), Some(default.as_str()));
+
+    let line = |id: &str, ty: &str, time: &str, data: &str| {
+        let json = format!(
+            r#"{{"specversion":"1.0","id":"{id}","source":"test","type":"vn.hoctap.{ty}.v1","time":"{time}","subject":"cit-1","data":{data}}}"#
+        );
+        Event::from_json(json.as_bytes()).unwrap()
+    };
+    let commune = &divided.code;
+    events.push(line(
+        "6a0e2f8c-1b1d-4c3e-9f51-0d7d3a6b2c11",
+        "registration.submitted",
+        "2024-03-01T09:00:00+07:00",
+        &format!(r#"{{"subject_kind":"citizen","commune":"{commune}","title":"learning_citizen","cycle_year":2024}}"#),
+    ));
+    events.push(line(
+        "6a0e2f8c-1b1d-4c3e-9f51-0d7d3a6b2c12",
+        "recognition.granted",
+        "2024-11-20T09:00:00+07:00",
+        r#"{"title":"learning_citizen","cycle_year":2024,"decision":{"number":"1/QD-UBND","issuer":"UBND-01","date":"2024-11-20"},"valid_from":"2024-01-01","valid_until":"2025-12-31"}"#,
+    ));
+    let engine = engine_of(&events);
+    let unit = |review: &hoctap_domain::Review, code: &str| {
+        review.units.iter().find(|u| u.code == code).cloned().unwrap_or_else(|| panic!("{code} in the review"))
+    };
+    let lc = hoctap_domain::codes::Title::LearningCitizen;
+
+    let r = review(&engine, "01", "2025-12-31").unwrap();
+    let d = unit(&r, &default);
+    assert_eq!(d.titles[&lc].recognised, 1, "counted in the default successor");
+    assert_eq!(d.placed_by_default[&lc].recognised, 1, "and marked placed by default");
+    assert!(unit(&r, &other).titles.is_empty());
+    assert_eq!(r.units[0].placed_by_default[&lc].recognised, 1, "the city's figure rests on it too");
+    // Before the reform the commune was whole: nothing is placed by default.
+    let before = review(&engine, "01", "2025-06-30").unwrap();
+    assert!(before.units.iter().all(|u| u.placed_by_default.is_empty()));
+
+    // The source learns the citizen lives on the other side of the new border.
+    events.push(line(
+        "6a0e2f8c-1b1d-4c3e-9f51-0d7d3a6b2c13",
+        "subject.relocated",
+        "2025-09-01T09:00:00+07:00",
+        &format!(r#"{{"commune":"{other}"}}"#),
+    ));
+    let engine = engine_of(&events);
+    let r = review(&engine, "01", "2025-12-31").unwrap();
+    assert_eq!(unit(&r, &other).titles[&lc].recognised, 1, "counted in the ward its relocation names");
+    assert!(r.units.iter().all(|u| u.placed_by_default.is_empty()), "and no longer placed by default");
+    assert!(unit(&r, &default).titles.is_empty());
+    // Before the relocation's date it was still placed by default.
+    let r = review(&engine, "01", "2025-08-31").unwrap();
+    assert_eq!(unit(&r, &default).placed_by_default[&lc].recognised, 1);
+}
