@@ -356,7 +356,12 @@ impl Engine {
                     instant,
                     day,
                     ev,
-                    Change::Established { level: d.level, parent, name: d.name.as_str().into() },
+                    Change::Established {
+                        level: d.level,
+                        parent,
+                        name: d.name.as_str().into(),
+                        coords: d.coordinates.map(|c| (c.lat.0, c.lon.0)),
+                    },
                 );
                 None
             }

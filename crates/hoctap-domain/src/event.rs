@@ -124,6 +124,8 @@ impl EventType {
         match self {
             // v2 names every successor of a divided unit (2026-11-30).
             EventType::AdminUnitDissolved => 2,
+            // v2 may carry the unit's coordinates (2026-11-30).
+            EventType::AdminUnitEstablished => 2,
             _ => CURRENT_VERSION,
         }
     }
@@ -290,6 +292,17 @@ pub struct AdminUnitEstablished {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
+    /// The unit's centre, for maps (version 2; optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinates: Option<Coordinates>,
+}
+
+/// A point in WGS 84 degrees: latitude −90…90, longitude −180…180.
+#[derive(Clone, Copy, Debug, PartialEq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Coordinates {
+    pub lat: Num,
+    pub lon: Num,
 }
 
 #[derive(Clone, Debug, PartialEq, Hash, Serialize, Deserialize)]
@@ -710,7 +723,19 @@ pub mod upcast {
     }
 
     /// Every step, in order.
-    pub const STEPS: &[Step] = &[Step { event_type: EventType::AdminUnitDissolved, from: 1, apply: dissolved_v1 }];
+    pub const STEPS: &[Step] = &[
+        Step { event_type: EventType::AdminUnitDissolved, from: 1, apply: dissolved_v1 },
+        Step { event_type: EventType::AdminUnitEstablished, from: 1, apply: established_v1 },
+    ];
+
+    /// `admin_unit.established` v2 only adds the optional `coordinates`: a v1 event is a v2 without them.
+    /// A v1 event that carries them is refused, naming the field (v1 never had it).
+    fn established_v1(value: Value) -> Result<Value, String> {
+        if value.get("coordinates").is_some() {
+            return Err("field `coordinates` is version 2: send it as vn.hoctap.admin_unit.established.v2".to_owned());
+        }
+        Ok(value)
+    }
 
     /// Whether `version` of `event_type` can be brought to the current version.
     pub fn readable(event_type: EventType, version: u32) -> bool {

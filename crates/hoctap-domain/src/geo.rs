@@ -24,6 +24,8 @@ pub(crate) enum Change {
         level: Level,
         parent: Option<UnitId>,
         name: Box<str>,
+        /// (latitude, longitude) in degrees, when the event gives them.
+        coords: Option<(f64, f64)>,
     },
     Reparented {
         parent: UnitId,
@@ -56,10 +58,12 @@ pub struct UnitAt<'a> {
     pub successor: Option<UnitId>,
     /// The other successors of a unit dissolved by D that was divided between several (else empty).
     pub others: &'a [UnitId],
+    /// (latitude, longitude) of its latest establishment, when given.
+    pub coords: Option<(f64, f64)>,
 }
 
 pub(crate) const EMPTY: UnitAt<'static> =
-    UnitAt { in_force: false, level: None, parent: None, name: "", successor: None, others: &[] };
+    UnitAt { in_force: false, level: None, parent: None, name: "", successor: None, others: &[], coords: None };
 
 /// The geography in force at one date, as known at one time: every unit's state, its children, and
 /// where each code leads after following successors.
@@ -80,11 +84,12 @@ impl UnitHistory {
         let mut at = EMPTY;
         for rec in self.recs.iter().filter(|r| r.day <= day && alive(r.ev)) {
             match &rec.change {
-                Change::Established { level, parent, name } => {
+                Change::Established { level, parent, name, coords } => {
                     at.in_force = true;
                     at.level = Some(*level);
                     at.parent = *parent;
                     at.name = name;
+                    at.coords = *coords;
                     at.successor = None;
                     at.others = &[];
                 }

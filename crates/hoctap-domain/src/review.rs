@@ -27,6 +27,9 @@ pub struct UnitReview {
     pub level: Level,
     /// The name in force at D.
     pub name: String,
+    /// The unit's centre, when its establishment gave one (for maps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coordinates: Option<UnitCoordinates>,
     /// Every title with a non-zero count, keyed by its identifier.
     pub titles: BTreeMap<Title, TitleCounts>,
     /// The part of `titles` whose subjects are counted here only because a unit they named was
@@ -38,6 +41,13 @@ pub struct UnitReview {
     pub digital_skill: u64,
     /// Every metric with a denominator at D (recorded, or summed from the children: rule 7).
     pub baselines: BTreeMap<Metric, u64>,
+}
+
+/// A unit's centre in a review, WGS 84 degrees.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct UnitCoordinates {
+    pub lat: f64,
+    pub lon: f64,
 }
 
 /// How a target stands at D (rule 9).

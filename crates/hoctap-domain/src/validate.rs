@@ -120,6 +120,14 @@ pub fn check_content(event: &Event) -> Result<(), Refusal> {
         }
         EventData::AdminUnitEstablished(d) => {
             same_subject(&d.code)?;
+            if let Some(c) = d.coordinates {
+                if !(-90.0..=90.0).contains(&c.lat.0) {
+                    return refuse("data.coordinates.lat", Rule::Range, format!("{} is outside −90…90", c.lat.0));
+                }
+                if !(-180.0..=180.0).contains(&c.lon.0) {
+                    return refuse("data.coordinates.lon", Rule::Range, format!("{} is outside −180…180", c.lon.0));
+                }
+            }
             check_code("data.code", &d.code, d.level)
                 .or_else(|detail| refuse("data.code", Rule::CodeFormat, detail))?;
             match (d.level, &d.parent) {

@@ -108,6 +108,7 @@ fn geography(world: &World, put: &mut impl FnMut(Local, &str, EventData)) {
             level: unit.level,
             name: unit.name.clone(),
             parent,
+            coordinates: None,
         })
     };
     let before_reform = geo.new_communes.start as usize;

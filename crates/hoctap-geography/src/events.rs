@@ -4,7 +4,8 @@ use crate::{GeographyError, Official};
 use hoctap_domain::Day;
 use hoctap_domain::codes::Level;
 use hoctap_domain::event::{
-    AdminUnitDissolved, AdminUnitEstablished, AdminUnitRenamed, AdminUnitReparented, Event, EventData, Successor,
+    AdminUnitDissolved, AdminUnitEstablished, AdminUnitRenamed, AdminUnitReparented, Coordinates, Event, EventData,
+    Num, Successor,
 };
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashSet};
@@ -93,12 +94,13 @@ impl Official {
             let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
             out.push(Event::new(id, source, &time, code, data).expect("an RFC 3339 time"));
         };
-        let established_event = |code: &str, level, name: &str, parent: Option<&str>| {
+        let established_event = |code: &str, level, name: &str, parent: Option<&str>, at: Option<crate::Coords>| {
             EventData::AdminUnitEstablished(AdminUnitEstablished {
                 code: code.to_owned(),
                 level,
                 name: name.to_owned(),
                 parent: parent.map(str::to_owned),
+                coordinates: at.map(|c| Coordinates { lat: Num(c.lat), lon: Num(c.lon) }),
             })
         };
         let dissolved = |code: &str, successors: &[crate::Successor]| {
@@ -110,19 +112,27 @@ impl Official {
             |code: &str, successor: &str| EventData::AdminUnitDissolved(AdminUnitDissolved::into_one(code, successor));
 
         for p in &old_provinces {
-            put(established, &p.code, established_event(&p.code, Level::Province, &p.name, None));
+            put(established, &p.code, established_event(&p.code, Level::Province, &p.name, None, p.coords));
         }
         for d in &districts {
-            put(established, &d.code, established_event(&d.code, Level::District, &d.name, Some(&d.province)));
+            put(
+                established,
+                &d.code,
+                established_event(&d.code, Level::District, &d.name, Some(&d.province), d.coords),
+            );
         }
         for c in &communes {
-            put(established, &c.code, established_event(&c.code, Level::Commune, &c.name, Some(&c.district)));
+            put(established, &c.code, established_event(&c.code, Level::Commune, &c.name, Some(&c.district), c.coords));
         }
 
         // The reform. New communes first (with a code of their own, or an old commune's code kept).
         for n in &new_communes {
             match old_commune_names.get(n.code.as_str()) {
-                None => put(reform, &n.code, established_event(&n.code, Level::Commune, &n.name, Some(&n.province))),
+                None => put(
+                    reform,
+                    &n.code,
+                    established_event(&n.code, Level::Commune, &n.name, Some(&n.province), n.coords),
+                ),
                 Some(old_name) => {
                     put(
                         reform,

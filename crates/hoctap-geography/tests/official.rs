@@ -308,3 +308,23 @@ fn a_subject_of_a_divided_commune_is_placed_by_default_until_a_relocation_names_
     let r = review(&engine, "01", "2025-08-31").unwrap();
     assert_eq!(unit(&r, &default).placed_by_default[&lc].recognised, 1);
 }
+
+#[test]
+fn reviews_carry_the_units_coordinates() {
+    let o = Official::load().unwrap();
+    let engine = engine_of(&o.events(&Scope::Province("79".into()), start()).unwrap());
+    let near = |got: Option<hoctap_domain::review::UnitCoordinates>, want: Option<hoctap_geography::Coords>| {
+        let (got, want) = (got.expect("coordinates in the review"), want.expect("coordinates in the data"));
+        assert!((got.lat - want.lat).abs() < 1e-9 && (got.lon - want.lon).abs() < 1e-9, "{got:?} {want:?}");
+    };
+    let before = review(&engine, "79", "2025-06-30").unwrap();
+    let district = &before.units[1];
+    near(district.coordinates, o.old_districts.iter().find(|d| d.code == district.code).unwrap().coords);
+    let after = review(&engine, "79", "2025-07-01").unwrap();
+    // A commune established by the reform has the new unit's centre; one that kept its code, its own.
+    let con_dao = after.units.iter().find(|u| u.name == "Đặc khu Côn Đảo").unwrap();
+    near(con_dao.coordinates, o.new_communes.iter().find(|c| c.code == con_dao.code).unwrap().coords);
+    assert!(after.units.iter().all(|u| u.coordinates.is_some()), "every unit of the official map has a centre");
+    let json = serde_json::to_value(&after).unwrap();
+    assert!(json["units"][1]["coordinates"]["lat"].is_f64());
+}

@@ -208,6 +208,7 @@ impl Engine {
                     code: self.units.codes[u as usize].to_string(),
                     level: at.level.unwrap_or(Level::Commune),
                     name: at.name.to_owned(),
+                    coordinates: at.coords.map(|(lat, lon)| crate::review::UnitCoordinates { lat, lon }),
                     titles,
                     placed_by_default,
                     digital_skill: tally.skill,
@@ -597,6 +598,7 @@ mod tests {
                 level,
                 name: code.into(),
                 parent: parent.map(Into::into),
+                coordinates: None,
             })
         };
         engine.apply(&event(1, "01", unit("01", Level::Province, None)));
