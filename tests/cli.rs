@@ -51,10 +51,12 @@ fn help_for_every_command() {
     let ran = run(hoctap().arg("--help"));
     assert_eq!(ran.code, Some(0), "{ran:?}");
     assert!(ran.stdout.contains("Usage: hoctap"), "{}", ran.stdout);
-    for command in ["ingest", "review", "generate", "demo", "bench"] {
+    for command in ["ingest", "review", "generate", "geography", "demo", "bench"] {
         assert!(ran.stdout.contains(&format!("\n  {command} ")), "--help lists `{command}`:\n{}", ran.stdout);
     }
-    for command in [&["ingest"][..], &["review"], &["generate"], &["demo"], &["bench"], &["bench", "replay"]] {
+    for command in
+        [&["ingest"][..], &["review"], &["generate"], &["geography"], &["demo"], &["bench"], &["bench", "replay"]]
+    {
         let ran = run(hoctap().args(command).arg("--help"));
         assert_eq!(ran.code, Some(0), "hoctap {command:?} --help: {ran:?}");
         let usage = format!("Usage: hoctap {}", command.join(" "));
@@ -153,6 +155,42 @@ fn ingest_reads_standard_input() {
     let other = temp();
     let from_file = scenario_data(other.path());
     assert_eq!(review_json(&data, "2025-12-31"), review_json(&from_file, "2025-12-31"));
+}
+
+#[test]
+fn the_official_geography_of_hanoi_loads_as_30_districts_and_526_communes_then_126() {
+    let dir = temp();
+    let units = dir.path().join("hanoi.ndjson");
+    let ran = run(hoctap().args(["geography", "--province", "01", "--out"]).arg(&units));
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    assert!(ran.stderr.contains("vietnamadminunits") && ran.stderr.contains("MIT"), "{}", ran.stderr);
+    let data = dir.path().join("data");
+    let ingested = ingest(&data, &[&units]);
+    assert_eq!(ingested.code, Some(0), "every official event is accepted: {ingested:?}");
+    let geography = |as_of: &str| {
+        let review = review_json(&data, as_of);
+        let g = &review["geography"];
+        (g["districts"].as_u64().unwrap(), g["communes"].as_u64().unwrap(), review["units"].as_array().unwrap().len())
+    };
+    assert_eq!(geography("2025-06-30"), (30, 526, 1 + 30));
+    assert_eq!(geography("2025-07-01"), (0, 126, 1 + 126));
+    let after = review_json(&data, "2025-07-01");
+    assert_eq!(after["units"][0]["name"], "Thành phố Hà Nội");
+    assert!(after["units"].as_array().unwrap().iter().any(|u| u["code"] == "00004" && u["name"] == "Phường Ba Đình"));
+
+    // Standard output gives the same events; ingesting them again changes nothing.
+    let again = run(hoctap().args(["geography", "--province", "01"]));
+    assert_eq!(again.stdout, std::fs::read_to_string(&units).unwrap());
+    let twice = ingest(&data, &[&units]);
+    assert!(twice.stdout.contains(" 0 accepted,"), "{}", twice.stdout);
+
+    // A province merged into another names the one to ask for; nothing is written.
+    let ran = run(hoctap().args(["geography", "--province", "30"]));
+    assert_eq!(ran.code, Some(2), "{ran:?}");
+    assert!(ran.stderr.contains("--province 31") && ran.stdout.is_empty(), "{}", ran.stderr);
+    let ran = run(hoctap().args(["geography", "--province", "1"]));
+    assert_eq!(ran.code, Some(2), "{ran:?}");
+    assert!(ran.stderr.contains("2-digit province code"), "{}", ran.stderr);
 }
 
 #[test]

@@ -124,6 +124,29 @@ fn contributions_add_up_to_the_review_on_every_date() {
     }
 }
 
+/// What a read model stores for a world with a divided commune gives back the embedded review, its
+/// "placed by default" figures included (the projector's reviews go through `review_from_counts`).
+#[test]
+fn a_divided_commune_reviews_the_same_from_counts_per_place() {
+    let mut engine = Engine::new();
+    for e in &hoctap_tests::divided_world() {
+        engine.apply(e);
+    }
+    let mut placed_by_default = 0;
+    for date in ["2025-06-30", "2025-07-01", "2025-09-30", "2025-12-31", "2030-12-31"] {
+        let day = Day::parse(date).unwrap();
+        for known_at in [None, Some(hoctap_tests::instant("2026-02-01T00:00:00Z"))] {
+            let query = Query { scope: "01".into(), as_of: day, known_at, milestone: None };
+            let review = engine.review(&query).unwrap();
+            check(&review, &counts_from_contributions(&engine, day, known_at));
+            let by_place = counts_by_place(&engine, day, known_at);
+            assert_eq!(engine.review_from_counts(&query, &by_place).unwrap(), review, "{date} {known_at:?}");
+            placed_by_default += review.units.iter().filter(|u| !u.placed_by_default.is_empty()).count();
+        }
+    }
+    assert!(placed_by_default > 0, "the world places someone by default");
+}
+
 #[test]
 fn a_late_grant_changes_only_its_stretches() {
     use hoctap_tests::{grant, recorded, reg, unit};

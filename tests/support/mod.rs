@@ -9,7 +9,7 @@ mod world;
 pub use cli::{Ran, hoctap, ingest, ndjson, review_json, run, source_json, source_line};
 pub use pg::{PG_URL, pg_connect, pg_connect_to};
 pub use pg_cluster::PgCluster;
-pub use world::{EARLY, REFORM, START, baseline, grant, reg, retraction, scenario_world, target, unit};
+pub use world::{EARLY, REFORM, START, baseline, divided_world, grant, reg, retraction, scenario_world, target, unit};
 
 use hoctap_domain::time::parse_instant;
 use hoctap_domain::{Day, Event};

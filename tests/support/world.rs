@@ -186,3 +186,25 @@ pub fn scenario_world() -> Vec<Event> {
     all.push(recorded(retraction(92, "2026-03-25T09:00:00+07:00", "cit-c6", 91), "2026-04-01T00:00:00Z"));
     all
 }
+
+/// The hand-checked world with commune 00004 **divided** on 1 July 2025 (version 2 of
+/// `admin_unit.dissolved`): between 00005, the default, and 00002. Its subjects c4 and c5 are then
+/// placed by default in 00005, until c4's relocation of 1 October 2025 names 00002.
+pub fn divided_world() -> Vec<Event> {
+    use hoctap_domain::EventData;
+    use hoctap_domain::event::{AdminUnitDissolved, Successor};
+    let mut world = scenario_world();
+    let dissolution = world.iter_mut().find(|e| e.id.to_string() == id(13)).expect("event 13 dissolves 00004");
+    dissolution.data = EventData::AdminUnitDissolved(AdminUnitDissolved {
+        code: "00004".into(),
+        successors: vec![
+            Successor { code: "00005".into(), default: true },
+            Successor { code: "00002".into(), default: false },
+        ],
+    });
+    world.push(recorded(
+        event(500, "subject.relocated", "2025-10-01T09:00:00+07:00", "cit-c4", json!({"commune": "00002"})),
+        EARLY,
+    ));
+    world
+}

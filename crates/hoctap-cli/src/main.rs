@@ -63,6 +63,27 @@ enum Command {
         #[arg(long, short)]
         out: Option<PathBuf>,
     },
+    /// Write Vietnam's official administrative units as NDJSON events: the units before 1 July 2025,
+    /// then the reform (districts abolished, provinces merged, communes merged or divided).
+    ///
+    /// Established on --established, then on 2025-07-01: old communes dissolved into their successors
+    /// (all of them when divided, one the default), communes that kept their code reparented under the province (and renamed), new
+    /// communes established, districts and merged provinces dissolved. Official names with their
+    /// types, national statistics codes. Derived from the PyPI package vietnamadminunits (MIT;
+    /// provenance in data/geography/provenance.json); nothing is downloaded. Writing it twice gives
+    /// the same events, so ingesting it again changes nothing.
+    Geography {
+        /// A province as it stands from 1 July 2025 (01 Hà Nội, 31 Hải Phòng with Hải Dương, …), with
+        /// every old province merged into it; or `all` for the whole country.
+        #[arg(long)]
+        province: hoctap_geography::Scope,
+        /// The day the old units are established (YYYY-MM-DD, before 2025-07-01).
+        #[arg(long, default_value = "2021-01-01")]
+        established: String,
+        /// Output file; standard output when absent.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
     /// One command from events to reviews: generate a city, ingest it, print the phase review
     /// (2025-12-31) and the final review (2030-12-31), and write them as HTML and CSV.
     Demo(demo::DemoArgs),
@@ -184,6 +205,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             eprintln!("generated {} events for {} subjects (seed {seed})", stats.events, stats.subjects);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Geography { province, established, out } => geography(&province, &established, out.as_deref()),
         Command::Demo(args) => demo::run(&args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Gateway(args) => services::gateway(&args),
@@ -191,6 +213,41 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Project(args) => pipeline::project(&args),
         Command::Rebuild(args) => pipeline::rebuild(&args),
     }
+}
+
+/// `hoctap geography`: the official units as NDJSON.
+fn geography(province: &hoctap_geography::Scope, established: &str, out: Option<&std::path::Path>) -> Result<ExitCode> {
+    use std::io::Write;
+    let day =
+        Day::parse(established).with_context(|| format!("--established `{established}` is not a date YYYY-MM-DD"))?;
+    let official = hoctap_geography::Official::load()?;
+    let events = official.events(province, day)?;
+    let mut text = String::with_capacity(events.len() * 200);
+    for event in &events {
+        text.push_str(&event.to_json());
+        text.push('\n');
+    }
+    match out {
+        Some(path) => std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    return Err(e).context("writing to standard output");
+                }
+                _ => {}
+            }
+        }
+    }
+    let source = &official.source;
+    eprintln!(
+        "wrote {} events of the official geography ({} {}, {})",
+        events.len(),
+        source.package,
+        source.version,
+        source.licence
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints the command's output. A reader that stops early (`hoctap review … | head`) is not an error.

@@ -356,7 +356,12 @@ impl Engine {
                     instant,
                     day,
                     ev,
-                    Change::Established { level: d.level, parent, name: d.name.as_str().into() },
+                    Change::Established {
+                        level: d.level,
+                        parent,
+                        name: d.name.as_str().into(),
+                        coords: d.coordinates.map(|c| (c.lat.0, c.lon.0)),
+                    },
                 );
                 None
             }
@@ -370,8 +375,13 @@ impl Engine {
                 None
             }
             EventData::AdminUnitDissolved(d) => {
-                let successor = self.units.intern(&d.successor);
-                self.geo_change(&d.code, instant, day, ev, Change::Dissolved { successor });
+                // Validation guarantees one default; the first successor stands in for a missing one.
+                let default = d.default_successor().or(d.successors.first().map(|s| s.code.as_str()));
+                let Some(default) = default else { return };
+                let successor = self.units.intern(default);
+                let others = d.successors.iter().filter(|s| s.code != default).map(|s| self.units.intern(&s.code));
+                let others = others.collect();
+                self.geo_change(&d.code, instant, day, ev, Change::Dissolved { successor, others });
                 None
             }
             EventData::EventRetracted(d) => {

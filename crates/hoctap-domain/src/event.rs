@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 /// Prefix of every event `type`.
 pub const TYPE_PREFIX: &str = "vn.hoctap.";
-/// The version of every event type this tracker writes and folds.
+/// The version of every event type this tracker writes and folds, but those listed in
+/// [`EventType::current_version`] (the version of the subject events the generator writes fast).
 pub const CURRENT_VERSION: u32 = 1;
 
 macro_rules! event_types {
@@ -95,7 +96,9 @@ impl EventData {
                 .collect(),
             EventData::AdminUnitReparented(d) => vec![("data.code", &d.code), ("data.parent", &d.parent)],
             EventData::AdminUnitRenamed(d) => vec![("data.code", &d.code)],
-            EventData::AdminUnitDissolved(d) => vec![("data.code", &d.code), ("data.successor", &d.successor)],
+            EventData::AdminUnitDissolved(d) => std::iter::once(("data.code", d.code.as_str()))
+                .chain(d.successors.iter().map(|s| ("data.successors", s.code.as_str())))
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -116,9 +119,20 @@ impl EventType {
         )
     }
 
+    /// The version this tracker writes and folds: every event read is upcast to it.
+    pub fn current_version(self) -> u32 {
+        match self {
+            // v2 names every successor of a divided unit (2026-11-30).
+            EventType::AdminUnitDissolved => 2,
+            // v2 may carry the unit's coordinates (2026-11-30).
+            EventType::AdminUnitEstablished => 2,
+            _ => CURRENT_VERSION,
+        }
+    }
+
     /// The full CloudEvents `type` of the current version, e.g. `vn.hoctap.registration.submitted.v1`.
     pub fn type_name(self) -> String {
-        format!("{TYPE_PREFIX}{}.v{CURRENT_VERSION}", self.stem())
+        format!("{TYPE_PREFIX}{}.v{}", self.stem(), self.current_version())
     }
 }
 
@@ -278,6 +292,17 @@ pub struct AdminUnitEstablished {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
+    /// The unit's centre, for maps (version 2; optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinates: Option<Coordinates>,
+}
+
+/// A point in WGS 84 degrees: latitude −90…90, longitude −180…180.
+#[derive(Clone, Copy, Debug, PartialEq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Coordinates {
+    pub lat: Num,
+    pub lon: Num,
 }
 
 #[derive(Clone, Debug, PartialEq, Hash, Serialize, Deserialize)]
@@ -298,7 +323,37 @@ pub struct AdminUnitRenamed {
 #[serde(deny_unknown_fields)]
 pub struct AdminUnitDissolved {
     pub code: String,
-    pub successor: String,
+    /// The units that take over (version 2): several when the unit was divided between them, exactly
+    /// one of them the default, where its subjects are counted until an event of theirs names a commune.
+    pub successors: Vec<Successor>,
+}
+
+/// One unit a dissolved unit passes into.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Successor {
+    pub code: String,
+    pub default: bool,
+}
+
+impl AdminUnitDissolved {
+    /// A dissolution into one unit (what version 1 said).
+    pub fn into_one(code: &str, successor: &str) -> AdminUnitDissolved {
+        AdminUnitDissolved {
+            code: code.to_owned(),
+            successors: vec![Successor { code: successor.to_owned(), default: true }],
+        }
+    }
+
+    /// The default successor; `None` only for an event validation refuses (no default).
+    pub fn default_successor(&self) -> Option<&str> {
+        self.successors.iter().find(|s| s.default).map(|s| s.code.as_str())
+    }
+
+    /// Divided between several units: its subjects are placed by default until they say where they are.
+    pub fn is_divided(&self) -> bool {
+        self.successors.len() > 1
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Hash, Serialize, Deserialize)]
@@ -485,7 +540,7 @@ impl<'de> serde::de::Visitor<'de> for WireSeed {
                 "recordedtime" => w.recordedtime = map.next_value::<Option<CowStr<'de>>>()?.map(|c| c.0),
                 "data" => {
                     let current =
-                        w.ty.as_deref().and_then(|t| parse_type(t).ok()).filter(|(_, v)| *v == CURRENT_VERSION);
+                        w.ty.as_deref().and_then(|t| parse_type(t).ok()).filter(|(t, v)| *v == t.current_version());
                     w.data = match current {
                         Some((event_type, _)) if self.typed => {
                             Some(Data::Typed(map.next_value_seed(DataSeed(event_type))?))
@@ -609,9 +664,15 @@ fn decode(json: &[u8]) -> Result<Event, Refusal> {
         };
     let data = match wire.data.ok_or_else(|| missing("data"))? {
         Data::Typed(data) => Ok(data),
-        Data::Raw(raw) if version == CURRENT_VERSION => EventData::from_json(event_type, raw.get()),
+        Data::Raw(raw) if version == event_type.current_version() => EventData::from_json(event_type, raw.get()),
         Data::Raw(raw) => upcast::to_current(event_type, version, raw.get())
-            .map_err(|detail| ("data".to_owned(), detail))
+            .map_err(|detail| {
+                // An upcaster names the field of the old version it could not read.
+                let field = detail.strip_prefix("missing field `").or_else(|| detail.strip_prefix("field `"));
+                let field =
+                    field.and_then(|rest| rest.split('`').next()).map_or("data".to_owned(), |f| format!("data.{f}"));
+                (field, detail)
+            })
             .and_then(|json| EventData::from_json(event_type, &json)),
     }
     .map_err(|(field, detail)| refuse(&field, Rule::Schema, detail))?;
@@ -624,10 +685,9 @@ pub fn parse_type(ty: &str) -> Result<(EventType, u32), String> {
     let (stem, version) = rest.rsplit_once(".v").ok_or_else(|| format!("`{ty}` has no version suffix `.v<N>`"))?;
     let event_type = EventType::from_stem(stem).ok_or_else(|| format!("`{stem}` is not a known event type"))?;
     let version: u32 = version.parse().map_err(|_| format!("`{ty}` has no numeric version"))?;
-    if version == 0 || version > CURRENT_VERSION || !upcast::readable(event_type, version) {
-        return Err(format!(
-            "version {version} of `{stem}` is not known (this tracker reads up to v{CURRENT_VERSION})"
-        ));
+    let current = event_type.current_version();
+    if version == 0 || version > current || !upcast::readable(event_type, version) {
+        return Err(format!("version {version} of `{stem}` is not known (this tracker reads up to v{current})"));
     }
     Ok((event_type, version))
 }
@@ -648,9 +708,9 @@ fn sniff_id(json: &[u8]) -> Option<String> {
 /// Upcasting: the one place where an older version of an event becomes the current one.
 ///
 /// Each step turns version N of one event type into version N + 1, working on the JSON `data`.
-/// Decoding runs the steps in order, then decodes the result as the current type. No event type has
-/// an older version yet (every type is at v1); when a v2 is introduced, the v1 → v2 step goes here and
-/// `CURRENT_VERSION` moves, so that the log, which keeps events as written, stays readable.
+/// Decoding runs the steps in order, then decodes the result as the current type. When a type gets a
+/// new version, its step goes here and [`EventType::current_version`] moves, so that the log, which
+/// keeps events as written, stays readable. The first: `admin_unit.dissolved` v1 → v2.
 pub mod upcast {
     use super::EventType;
     use serde_json::Value;
@@ -663,16 +723,45 @@ pub mod upcast {
     }
 
     /// Every step, in order.
-    pub const STEPS: &[Step] = &[];
+    pub const STEPS: &[Step] = &[
+        Step { event_type: EventType::AdminUnitDissolved, from: 1, apply: dissolved_v1 },
+        Step { event_type: EventType::AdminUnitEstablished, from: 1, apply: established_v1 },
+    ];
+
+    /// `admin_unit.established` v2 only adds the optional `coordinates`: a v1 event is a v2 without them.
+    /// A v1 event that carries them is refused, naming the field (v1 never had it).
+    fn established_v1(value: Value) -> Result<Value, String> {
+        if value.get("coordinates").is_some() {
+            return Err("field `coordinates` is version 2: send it as vn.hoctap.admin_unit.established.v2".to_owned());
+        }
+        Ok(value)
+    }
 
     /// Whether `version` of `event_type` can be brought to the current version.
     pub fn readable(event_type: EventType, version: u32) -> bool {
-        (version..super::CURRENT_VERSION).all(|v| STEPS.iter().any(|s| s.event_type == event_type && s.from == v))
+        (version..event_type.current_version()).all(|v| STEPS.iter().any(|s| s.event_type == event_type && s.from == v))
     }
 
     /// Brings `data` of `version` to the current version.
     pub fn to_current(event_type: EventType, version: u32, data: &str) -> Result<String, String> {
-        apply_steps(STEPS, event_type, version, super::CURRENT_VERSION, data)
+        apply_steps(STEPS, event_type, version, event_type.current_version(), data)
+    }
+
+    /// `admin_unit.dissolved` v1 `{code, successor}` is v2 with that one unit as the default successor.
+    /// Anything else in v1 is left for the v2 decoding to refuse, naming the field.
+    fn dissolved_v1(mut value: Value) -> Result<Value, String> {
+        let Some(data) = value.as_object_mut() else { return Ok(value) };
+        match data.remove("successor") {
+            Some(Value::String(successor)) => {
+                data.insert("successors".to_owned(), serde_json::json!([{ "code": successor, "default": true }]));
+                Ok(value)
+            }
+            Some(other) => Err(format!("field `successor`: expected a unit code, found {other}")),
+            None if data.contains_key("successors") => {
+                Err("field `successors` is version 2: send it as vn.hoctap.admin_unit.dissolved.v2".to_owned())
+            }
+            None => Err("missing field `successor`".to_owned()),
+        }
     }
 
     /// Runs `steps` from `from` to `to` (separate from [`to_current`] so tests can exercise the chain).

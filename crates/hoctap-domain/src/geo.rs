@@ -20,10 +20,24 @@ pub(crate) struct GeoRec {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) enum Change {
-    Established { level: Level, parent: Option<UnitId>, name: Box<str> },
-    Reparented { parent: UnitId },
-    Renamed { name: Box<str> },
-    Dissolved { successor: UnitId },
+    Established {
+        level: Level,
+        parent: Option<UnitId>,
+        name: Box<str>,
+        /// (latitude, longitude) in degrees, when the event gives them.
+        coords: Option<(f64, f64)>,
+    },
+    Reparented {
+        parent: UnitId,
+    },
+    Renamed {
+        name: Box<str>,
+    },
+    /// `successor` is the default; `others` the other units a divided unit passed into.
+    Dissolved {
+        successor: UnitId,
+        others: Box<[UnitId]>,
+    },
 }
 
 /// Every change to one unit, sorted by (time, event id) so that the fold does not depend on arrival order.
@@ -40,11 +54,16 @@ pub struct UnitAt<'a> {
     pub level: Option<Level>,
     pub parent: Option<UnitId>,
     pub name: &'a str,
-    /// Set when the unit was dissolved by D.
+    /// Set when the unit was dissolved by D: the default successor.
     pub successor: Option<UnitId>,
+    /// The other successors of a unit dissolved by D that was divided between several (else empty).
+    pub others: &'a [UnitId],
+    /// (latitude, longitude) of its latest establishment, when given.
+    pub coords: Option<(f64, f64)>,
 }
 
-const EMPTY: UnitAt<'static> = UnitAt { in_force: false, level: None, parent: None, name: "", successor: None };
+pub(crate) const EMPTY: UnitAt<'static> =
+    UnitAt { in_force: false, level: None, parent: None, name: "", successor: None, others: &[], coords: None };
 
 /// The geography in force at one date, as known at one time: every unit's state, its children, and
 /// where each code leads after following successors.
@@ -54,6 +73,9 @@ pub struct GeoAt<'a> {
     pub children: Vec<Vec<UnitId>>,
     /// For each code: the unit in force at D that a subject naming it is counted in (rule 4).
     pub resolved: Vec<Option<UnitId>>,
+    /// For each code: whether the way to `resolved` passed through a divided unit, so that a subject
+    /// naming the code is there only by that unit's default ("placed by default").
+    pub by_default: Vec<bool>,
 }
 
 impl UnitHistory {
@@ -62,18 +84,21 @@ impl UnitHistory {
         let mut at = EMPTY;
         for rec in self.recs.iter().filter(|r| r.day <= day && alive(r.ev)) {
             match &rec.change {
-                Change::Established { level, parent, name } => {
+                Change::Established { level, parent, name, coords } => {
                     at.in_force = true;
                     at.level = Some(*level);
                     at.parent = *parent;
                     at.name = name;
+                    at.coords = *coords;
                     at.successor = None;
+                    at.others = &[];
                 }
                 Change::Reparented { parent } => at.parent = Some(*parent),
                 Change::Renamed { name } => at.name = name,
-                Change::Dissolved { successor } => {
+                Change::Dissolved { successor, others } => {
                     at.in_force = false;
                     at.successor = Some(*successor);
+                    at.others = others;
                 }
             }
         }
@@ -108,21 +133,24 @@ impl<'a> GeoAt<'a> {
                 children[p as usize].push(id as UnitId);
             }
         }
-        let resolved = (0..n as UnitId)
+        let (resolved, by_default) = (0..n as UnitId)
             .map(|start| {
                 let mut cur = start;
+                let mut by_default = false;
                 // A successor chain longer than the number of units is a cycle: count nowhere.
                 for _ in 0..=n {
                     let u = &units[cur as usize];
                     if u.in_force {
-                        return Some(cur);
+                        return (Some(cur), by_default);
                     }
-                    cur = u.successor?;
+                    by_default |= !u.others.is_empty();
+                    let Some(next) = u.successor else { return (None, false) };
+                    cur = next;
                 }
-                None
+                (None, false)
             })
-            .collect();
-        GeoAt { units, children, resolved }
+            .unzip();
+        GeoAt { units, children, resolved, by_default }
     }
 
     /// The unit and its ancestors in force at D, nearest first.

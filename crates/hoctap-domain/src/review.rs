@@ -27,12 +27,27 @@ pub struct UnitReview {
     pub level: Level,
     /// The name in force at D.
     pub name: String,
+    /// The unit's centre, when its establishment gave one (for maps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coordinates: Option<UnitCoordinates>,
     /// Every title with a non-zero count, keyed by its identifier.
     pub titles: BTreeMap<Title, TitleCounts>,
+    /// The part of `titles` whose subjects are counted here only because a unit they named was
+    /// divided and this is (within) its default successor: no event of theirs says where they live
+    /// now. Titles with none are left out; absent when there are none at all.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub placed_by_default: BTreeMap<Title, TitleCounts>,
     /// Citizens located in the unit at D holding a certified digital skill.
     pub digital_skill: u64,
     /// Every metric with a denominator at D (recorded, or summed from the children: rule 7).
     pub baselines: BTreeMap<Metric, u64>,
+}
+
+/// A unit's centre in a review, WGS 84 degrees.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct UnitCoordinates {
+    pub lat: f64,
+    pub lon: f64,
 }
 
 /// How a target stands at D (rule 9).

@@ -120,6 +120,14 @@ pub fn check_content(event: &Event) -> Result<(), Refusal> {
         }
         EventData::AdminUnitEstablished(d) => {
             same_subject(&d.code)?;
+            if let Some(c) = d.coordinates {
+                if !(-90.0..=90.0).contains(&c.lat.0) {
+                    return refuse("data.coordinates.lat", Rule::Range, format!("{} is outside −90…90", c.lat.0));
+                }
+                if !(-180.0..=180.0).contains(&c.lon.0) {
+                    return refuse("data.coordinates.lon", Rule::Range, format!("{} is outside −180…180", c.lon.0));
+                }
+            }
             check_code("data.code", &d.code, d.level)
                 .or_else(|detail| refuse("data.code", Rule::CodeFormat, detail))?;
             match (d.level, &d.parent) {
@@ -136,8 +144,25 @@ pub fn check_content(event: &Event) -> Result<(), Refusal> {
         EventData::AdminUnitRenamed(d) => same_subject(&d.code)?,
         EventData::AdminUnitDissolved(d) => {
             same_subject(&d.code)?;
-            if d.successor == d.code {
-                return refuse("data.successor", Rule::Schema, "a unit cannot succeed itself".into());
+            if d.successors.is_empty() {
+                return refuse("data.successors", Rule::Schema, "a dissolved unit needs at least one successor".into());
+            }
+            let defaults = d.successors.iter().filter(|s| s.default).count();
+            if defaults != 1 {
+                return refuse(
+                    "data.successors",
+                    Rule::Schema,
+                    format!("exactly one successor is the default (`\"default\": true`), not {defaults}"),
+                );
+            }
+            for (i, successor) in d.successors.iter().enumerate() {
+                let field = format!("data.successors[{i}].code");
+                if successor.code == d.code {
+                    return refuse(&field, Rule::Schema, "a unit cannot succeed itself".into());
+                }
+                if d.successors[..i].iter().any(|s| s.code == successor.code) {
+                    return refuse(&field, Rule::Schema, format!("successor `{}` is named twice", successor.code));
+                }
             }
         }
     }

@@ -108,6 +108,7 @@ fn geography(world: &World, put: &mut impl FnMut(Local, &str, EventData)) {
             level: unit.level,
             name: unit.name.clone(),
             parent,
+            coordinates: None,
         })
     };
     let before_reform = geo.new_communes.start as usize;
@@ -144,10 +145,7 @@ fn geography(world: &World, put: &mut impl FnMut(Local, &str, EventData)) {
         put(
             reform,
             &unit.code,
-            EventData::AdminUnitDissolved(AdminUnitDissolved {
-                code: unit.code.clone(),
-                successor: geo.code(successor).to_owned(),
-            }),
+            EventData::AdminUnitDissolved(AdminUnitDissolved::into_one(&unit.code, geo.code(successor))),
         );
     }
 }

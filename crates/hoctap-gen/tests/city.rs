@@ -111,7 +111,9 @@ fn every_named_unit_was_established_earlier_and_is_in_force_that_day() {
             EventData::AdminUnitRenamed(d) => known(&units, &d.code, e),
             EventData::AdminUnitDissolved(d) => {
                 known(&units, &d.code, e);
-                known(&units, &d.successor, e);
+                for successor in &d.successors {
+                    known(&units, &successor.code, e);
+                }
                 units.get_mut(&d.code).expect("known").2 = Some(e.day());
             }
             EventData::BaselineRecorded(d) => known(&units, &d.unit, e),

@@ -152,6 +152,16 @@ pub(crate) fn geography_counts(review: &Review) -> String {
 }
 
 /// Every title counted in any unit, in vocabulary order; a title missing from a unit counts zero there.
+/// Whether some unit counts subjects of `title` placed only by a divided commune's default: the title's
+/// table then shows how many (counting-rules §3).
+pub(crate) fn any_placed_by_default(review: &Review, title: Title) -> bool {
+    review.units.iter().any(|u| u.placed_by_default.contains_key(&title))
+}
+
+/// The heading of that column and the note under the table.
+pub(crate) const BY_DEFAULT_HEADING: &str = "Công nhận theo mặc định";
+pub(crate) const BY_DEFAULT_NOTE: &str = "Theo mặc định (placed by default): đối tượng ở xã, phường bị chia tách, được tính vào đơn vị kế thừa mặc định vì chưa có sự kiện nào của họ ghi xã, phường mới.";
+
 pub(crate) fn titles_present(review: &Review) -> Vec<Title> {
     let mut titles: Vec<Title> = review.units.iter().flat_map(|u| u.titles.keys().copied()).collect();
     titles.sort();

@@ -5,8 +5,9 @@
 //! and data must never become markup.
 
 use crate::figures::{
-    MISSING, count, gap, geography_counts, known_at_text, metric_heading, metrics_present, milestone_text, opt_count,
-    opt_percent, percent, scope_heading, share, status_text, title_baseline, title_heading, titles_present,
+    BY_DEFAULT_HEADING, BY_DEFAULT_NOTE, MISSING, any_placed_by_default, count, gap, geography_counts, known_at_text,
+    metric_heading, metrics_present, milestone_text, opt_count, opt_percent, percent, scope_heading, share,
+    status_text, title_baseline, title_heading, titles_present,
 };
 use hoctap_domain::codes::{Metric, Title};
 use hoctap_domain::review::{Review, TargetReview, UnitReview};
@@ -135,6 +136,9 @@ fn write_review(out: &mut String, review: &Review) -> fmt::Result {
     for title in titles_present(review) {
         writeln!(out, "<h3>{}</h3>", escape(&title_heading(title)))?;
         write_title_table(out, review, title)?;
+        if any_placed_by_default(review, title) {
+            writeln!(out, r#"<p class="note">{}</p>"#, escape(BY_DEFAULT_NOTE))?;
+        }
     }
     if review.units.iter().all(|u| u.titles.is_empty()) {
         writeln!(out, r#"<p class="note">Chưa có đơn vị nào có số liệu danh hiệu tại ngày {}.</p>"#, review.as_of)?;
@@ -251,6 +255,10 @@ fn write_title_table(out: &mut String, review: &Review, title: Title) -> fmt::Re
         ("Minh chứng", true),
         ("Công nhận", true),
     ]);
+    let by_default = any_placed_by_default(review, title);
+    if by_default {
+        cells.push((BY_DEFAULT_HEADING.to_owned(), true));
+    }
     if let Some(metric) = baseline {
         cells.push((metric_heading(metric), true));
         cells.push(("% công nhận".to_owned(), true));
@@ -264,6 +272,10 @@ fn write_title_table(out: &mut String, review: &Review, title: Title) -> fmt::Re
         write_unit_cells(out, unit)?;
         for value in [counts.registered, counts.declared, counts.evidenced, counts.recognised] {
             write!(out, "{}", num_cell(&count(value)))?;
+        }
+        if by_default {
+            let placed = unit.placed_by_default.get(&title).map_or(0, |c| c.recognised);
+            write!(out, "{}", num_cell(&count(placed)))?;
         }
         if let Some(metric) = baseline {
             let denominator = unit.baselines.get(&metric).copied();

@@ -57,6 +57,12 @@ fn records(review: &Review) -> Vec<Record> {
                 out.push(unit_row(review, unit, title.as_str(), measure, value));
             }
         }
+        // Only where some subjects are placed by a divided commune's default (counting-rules §3).
+        for (title, counts) in &unit.placed_by_default {
+            for (measure, value) in measures(counts) {
+                out.push(unit_row(review, unit, title.as_str(), &format!("placed_by_default:{measure}"), value));
+            }
+        }
         out.push(unit_row(review, unit, "", "digital_skill", unit.digital_skill));
         for (metric, value) in &unit.baselines {
             let measure = format!("baseline:{}", metric.as_str());

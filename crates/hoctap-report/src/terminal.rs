@@ -5,8 +5,9 @@
 //! Its `tty` feature is off: a report is a string, and must not change with the terminal that renders it.
 
 use crate::figures::{
-    MISSING, count, gap, geography_text, known_at_text, metric_heading, metrics_present, milestone_text, opt_count,
-    opt_percent, percent, scope_heading, share, status_text, title_baseline, title_heading, titles_present,
+    BY_DEFAULT_HEADING, BY_DEFAULT_NOTE, MISSING, any_placed_by_default, count, gap, geography_text, known_at_text,
+    metric_heading, metrics_present, milestone_text, opt_count, opt_percent, percent, scope_heading, share,
+    status_text, title_baseline, title_heading, titles_present,
 };
 use comfy_table::{CellAlignment, Table, presets};
 use hoctap_domain::codes::{Metric, Title};
@@ -40,6 +41,9 @@ fn write_review(out: &mut String, review: &Review) -> std::fmt::Result {
         writeln!(out)?;
         writeln!(out, "{}", title_heading(title))?;
         writeln!(out, "{}", title_table(review, title))?;
+        if any_placed_by_default(review, title) {
+            writeln!(out, "{BY_DEFAULT_NOTE}")?;
+        }
     }
     if review.units.iter().all(|u| u.titles.is_empty()) {
         writeln!(out)?;
@@ -99,6 +103,10 @@ fn title_table(review: &Review, title: Title) -> Table {
         .iter()
         .map(|h| (*h).to_owned())
         .collect();
+    let by_default = any_placed_by_default(review, title);
+    if by_default {
+        header.push(BY_DEFAULT_HEADING.to_owned());
+    }
     if let Some(metric) = baseline {
         header.push(metric_heading(metric));
         header.push("% công nhận".to_owned());
@@ -109,6 +117,9 @@ fn title_table(review: &Review, title: Title) -> Table {
         let counts = unit.titles.get(&title).copied().unwrap_or_default();
         let mut row = unit_columns(unit);
         row.extend([counts.registered, counts.declared, counts.evidenced, counts.recognised].map(count));
+        if by_default {
+            row.push(count(unit.placed_by_default.get(&title).map_or(0, |c| c.recognised)));
+        }
         if let Some(metric) = baseline {
             let denominator = unit.baselines.get(&metric).copied();
             row.push(opt_count(denominator));

@@ -20,7 +20,16 @@ fn unit(code: &str, level: Level, name: &str, citizens: TitleCounts, skill: u64,
     if let Some(adults) = adults {
         baselines.insert(Metric::Adults, adults);
     }
-    UnitReview { code: code.to_owned(), level, name: name.to_owned(), titles, digital_skill: skill, baselines }
+    UnitReview {
+        code: code.to_owned(),
+        level,
+        name: name.to_owned(),
+        coordinates: None,
+        titles,
+        placed_by_default: BTreeMap::new(),
+        digital_skill: skill,
+        baselines,
+    }
 }
 
 fn target(
@@ -320,4 +329,33 @@ fn html_is_self_contained_and_escapes_data() {
     assert_eq!(single.matches("<section").count(), 1);
     assert!(!single.contains("<nav>"), "no table of contents for one review");
     assert!(html(&[], "Trống").contains("Không có kỳ đánh giá nào."));
+}
+
+#[test]
+fn placed_by_default_shows_in_every_format_only_where_there_is_some() {
+    let plain = sample();
+    assert!(!json(&plain).contains("placed_by_default"), "absent when no unit has any");
+    assert!(!table(&plain).contains("theo mặc định") && !html(&[&plain], "t").contains("theo mặc định"));
+    assert!(!csv(&plain).contains("placed_by_default"));
+
+    let mut review = sample();
+    review.units[1].placed_by_default.insert(Title::LearningCitizen, counts(7, 0, 0, 5));
+    review.units[0].placed_by_default.insert(Title::LearningCitizen, counts(7, 0, 0, 5));
+    let doc: Value = serde_json::from_str(&json(&review)).unwrap();
+    assert_eq!(doc["units"][1]["placed_by_default"]["learning_citizen"]["recognised"], 5);
+    assert_eq!(doc["units"][1]["placed_by_default"]["learning_citizen"]["registered"], 7);
+    assert!(doc["units"][2].get("placed_by_default").is_none());
+
+    let text = table(&review);
+    assert!(text.contains("Công nhận theo mặc định") && text.contains("Theo mặc định (placed by default)"), "{text}");
+    let page = html(&[&review], "t");
+    assert!(page.contains("Công nhận theo mặc định") && page.contains(r#"<p class="note">Theo mặc định"#));
+
+    let rows = csv(&review);
+    let unit = &review.units[1].code;
+    let wanted = format!(",{unit},");
+    let by_default: Vec<&str> =
+        rows.lines().filter(|l| l.contains("placed_by_default:") && l.contains(&wanted)).collect();
+    assert_eq!(by_default.len(), 4, "one row per measure:\n{rows}");
+    assert!(by_default.iter().any(|l| l.contains(",learning_citizen,placed_by_default:recognised,5,")), "{rows}");
 }

@@ -237,6 +237,14 @@ impl UnitRows {
                 push("evidenced", t, "", c.evidenced);
                 push("recognised", t, "", c.recognised);
             }
+            // The part placed only by a divided commune's default (counting-rules §3), where there is one.
+            for (title, c) in &unit.placed_by_default {
+                let t = title.as_str();
+                push("placed_by_default:registered", t, "", c.registered);
+                push("placed_by_default:declared", t, "", c.declared);
+                push("placed_by_default:evidenced", t, "", c.evidenced);
+                push("placed_by_default:recognised", t, "", c.recognised);
+            }
             push("digital_skill", "", "", unit.digital_skill);
             for (metric, value) in &unit.baselines {
                 push("baseline", "", metric.as_str(), *value);

@@ -215,6 +215,20 @@ impl Engine {
         }
     }
 
+    /// Whether `place` counts where `place_unit` puts it only by a divided unit's default successor.
+    pub(crate) fn placed_by_default(&self, geo: &crate::geo::GeoAt<'_>, place: &Place) -> bool {
+        let named = |code: &str| self.units.get(code).is_some_and(|u| geo.by_default[u as usize]);
+        match place {
+            Place::Named(code) => named(code),
+            Place::Unit { code, commune } => {
+                match self.units.get(code).filter(|u| geo.units[*u as usize].level.is_some()) {
+                    Some(_) => false,
+                    None => commune.as_deref().is_some_and(named),
+                }
+            }
+        }
+    }
+
     /// The geography in force on `day` as known at `known_at`, for placing contributions.
     pub fn locator(&self, day: Day, known_at: Option<i64>) -> Locator<'_> {
         Locator { engine: self, geo: self.geo_at(day, known_at) }

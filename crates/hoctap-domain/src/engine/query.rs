@@ -42,6 +42,8 @@ const LC: usize = 0; // Title::LearningCitizen.index()
 #[derive(Clone, Debug, Default)]
 struct Tally {
     titles: [[u64; 4]; TITLES],
+    /// The part of `titles` placed only by a divided unit's default successor.
+    by_default: [[u64; 4]; TITLES],
     skill: u64,
     lc_skill: u64,
     lc_group: [u64; GROUPS],
@@ -49,7 +51,8 @@ struct Tally {
 
 impl Tally {
     fn add(&mut self, other: &Tally) {
-        for (a, b) in self.titles.iter_mut().zip(&other.titles) {
+        for (a, b) in self.titles.iter_mut().zip(&other.titles).chain(self.by_default.iter_mut().zip(&other.by_default))
+        {
             for (x, y) in a.iter_mut().zip(b) {
                 *x += y;
             }
@@ -100,13 +103,20 @@ impl Engine {
         let mut holds = vec![0u8; n];
         for ((place, measure), &count) in counts {
             let Some((unit, own_place)) = self.place_unit(&geo, place) else { continue };
+            let by_default = self.placed_by_default(&geo, place);
             let t = &mut own[unit as usize];
+            let mut title_measure = |title: Title, m: usize| {
+                t.titles[title.index()][m] += count;
+                if by_default {
+                    t.by_default[title.index()][m] += count;
+                }
+            };
             match *measure {
-                Measure::Registered(title) => t.titles[title.index()][REGISTERED] += count,
-                Measure::Declared(title) => t.titles[title.index()][DECLARED] += count,
-                Measure::Evidenced(title) => t.titles[title.index()][EVIDENCED] += count,
+                Measure::Registered(title) => title_measure(title, REGISTERED),
+                Measure::Declared(title) => title_measure(title, DECLARED),
+                Measure::Evidenced(title) => title_measure(title, EVIDENCED),
                 Measure::Recognised(title) => {
-                    t.titles[title.index()][RECOGNISED] += count;
+                    title_measure(title, RECOGNISED);
                     if own_place && count > 0 {
                         holds[unit as usize] |= 1 << title.index();
                     }
@@ -170,22 +180,26 @@ impl Engine {
             .map(|u| {
                 let at = &geo.units[u as usize];
                 let tally = &tallies[u as usize];
-                let titles = Title::ALL
-                    .iter()
-                    .map(|t| {
-                        let m = tally.titles[t.index()];
-                        (
-                            *t,
-                            TitleCounts {
-                                registered: m[REGISTERED],
-                                declared: m[DECLARED],
-                                evidenced: m[EVIDENCED],
-                                recognised: m[RECOGNISED],
-                            },
-                        )
-                    })
-                    .filter(|(_, c)| !c.is_zero())
-                    .collect();
+                let counts = |of: &[[u64; 4]; TITLES]| {
+                    Title::ALL
+                        .iter()
+                        .map(|t| {
+                            let m = of[t.index()];
+                            (
+                                *t,
+                                TitleCounts {
+                                    registered: m[REGISTERED],
+                                    declared: m[DECLARED],
+                                    evidenced: m[EVIDENCED],
+                                    recognised: m[RECOGNISED],
+                                },
+                            )
+                        })
+                        .filter(|(_, c)| !c.is_zero())
+                        .collect()
+                };
+                let titles = counts(&tally.titles);
+                let placed_by_default = counts(&tally.by_default);
                 let baselines = Metric::ALL
                     .iter()
                     .filter_map(|m| self.denominator(geo, u, *m, day, known_at, &mut denominators).map(|v| (*m, v)))
@@ -194,7 +208,9 @@ impl Engine {
                     code: self.units.codes[u as usize].to_string(),
                     level: at.level.unwrap_or(Level::Commune),
                     name: at.name.to_owned(),
+                    coordinates: at.coords.map(|(lat, lon)| crate::review::UnitCoordinates { lat, lon }),
                     titles,
+                    placed_by_default,
                     digital_skill: tally.skill,
                     baselines,
                 }
@@ -238,7 +254,7 @@ impl Engine {
         let units: Vec<UnitAt<'_>> = (0..self.units.codes.len())
             .map(|u| match self.geo.get(u) {
                 Some(history) => history.at(day, alive),
-                None => UnitAt { in_force: false, level: None, parent: None, name: "", successor: None },
+                None => crate::geo::EMPTY,
             })
             .collect();
         GeoAt::new(units)
@@ -304,10 +320,12 @@ impl Engine {
             let subject = &self.subjects[sid];
             let at = self.subject_at(subject, day.0, year, known_at);
             let own_unit = admin.get(&(sid as u32)).copied();
-            let location = match own_unit {
+            let (location, by_default) = match own_unit {
                 // An administrative unit is counted in itself while in force, never in a successor.
-                Some(unit) => Some(unit).filter(|u| geo.units[*u as usize].in_force),
-                None => at.code.and_then(|code| geo.resolved[code as usize]),
+                Some(unit) => (Some(unit).filter(|u| geo.units[*u as usize].in_force), false),
+                None => {
+                    at.code.map_or((None, false), |code| (geo.resolved[code as usize], geo.by_default[code as usize]))
+                }
             };
             let Some(loc) = location else { continue };
             let t = &mut own[loc as usize];
@@ -320,6 +338,11 @@ impl Engine {
                 }
                 for (m, count) in t.titles[title].iter_mut().enumerate() {
                     *count += u64::from(bits >> m & 1);
+                }
+                if by_default {
+                    for (m, count) in t.by_default[title].iter_mut().enumerate() {
+                        *count += u64::from(bits >> m & 1);
+                    }
                 }
             }
             if at.skill {
@@ -575,6 +598,7 @@ mod tests {
                 level,
                 name: code.into(),
                 parent: parent.map(Into::into),
+                coordinates: None,
             })
         };
         engine.apply(&event(1, "01", unit("01", Level::Province, None)));
