@@ -508,6 +508,10 @@ fn events_that_will_not_count_as_they_stand_are_accepted_with_a_warning() {
     // Not warned: cit-a is placed, and the retraction names a known event of its subject.
     lines.push(declaration(303, "cit-a", 80, 80).to_string());
     lines.push(retraction(304, "cit-a", 201).to_string());
+    // Nor are events placed, or named, by a line further down the file.
+    lines.push(declaration(306, "cit-late", 80, 80).to_string());
+    lines.push(retraction(307, "cit-late", 308).to_string());
+    lines.push(registration(308, "cit-late", "00001").to_string());
     let file = write(dir.path(), "batch.ndjson", &ndjson(&lines));
     let data = dir.path().join("data");
     let ran = ingest(&data, &[&file]);

@@ -97,7 +97,9 @@ pub fn ingest(tracker: &mut Tracker, input: &Input, on_refusal: &mut dyn FnMut(u
     ingest_with(tracker, input, on_refusal, &mut |_, _| {})
 }
 
-/// [`ingest`], where `on_warning` also hears each warning about an accepted line.
+/// [`ingest`], where `on_warning` also hears, once the whole input is in, each warning about an
+/// accepted line (so that a line placing a subject, or naming the event a retraction names, counts
+/// wherever it stands in the input).
 pub fn ingest_with(
     tracker: &mut Tracker,
     input: &Input,
@@ -123,6 +125,7 @@ pub fn ingest_with(
     let mut summary = Summary::default();
     let mut accepted: Vec<Event> = Vec::with_capacity(CHUNK);
     let mut refused: Vec<(Vec<u8>, Refusal)> = Vec::new();
+    let mut warned: Vec<(u64, Event)> = Vec::new();
     let flush =
         |tracker: &mut Tracker, accepted: &mut Vec<Event>, refused: &mut Vec<(Vec<u8>, Refusal)>| -> Result<()> {
             tracker.log.append(accepted)?;
@@ -148,10 +151,10 @@ pub fn ingest_with(
         match verdict {
             Ok((Admission::New, event)) => {
                 summary.accepted += 1;
-                let warnings = tracker.engine.warnings(&batch, &event);
-                summary.warned += u64::from(!warnings.is_empty());
-                for w in &warnings {
-                    on_warning(summary.lines, w);
+                // Judged again once the whole file is in: a later line may place the subject or be
+                // the event a retraction names.
+                if !tracker.engine.warnings(&batch, &event).is_empty() {
+                    warned.push((summary.lines, event.clone()));
                 }
                 accepted.push(event);
             }
@@ -169,6 +172,13 @@ pub fn ingest_with(
     }
     flush(tracker, &mut accepted, &mut refused)?;
     bar.finish_and_clear();
+    for (line, event) in &warned {
+        let warnings = tracker.engine.warnings(&batch, event);
+        summary.warned += u64::from(!warnings.is_empty());
+        for w in &warnings {
+            on_warning(*line, w);
+        }
+    }
     Ok(summary)
 }
 

@@ -328,7 +328,7 @@ impl Engine {
     }
 
     /// Why `event`, admitted with `batch`, will not count as it stands (see [`crate::warning`]): a date
-    /// after the campaign's last year; an event about a subject no accepted event nor the batch places
+    /// more than a year after the campaign's last year; an event about a subject no accepted event nor the batch places
     /// in a commune (nor a unit); a retraction of an id known neither before nor in the batch.
     pub fn warnings(&self, batch: &Batch, event: &Event) -> Vec<crate::Warning> {
         use crate::warning::{Warning, WarningKind};
@@ -336,14 +336,16 @@ impl Engine {
         let mut warn = |field: &'static str, warning: WarningKind, detail: String| {
             out.push(Warning { event_id: event.id.to_string(), field, warning, detail })
         };
+        // Decisions on the last cycle come in the year after it (late recognitions of 2030 in 2031):
+        // only a later date is beyond the campaign.
         let last_year = *crate::codes::CYCLE_YEARS.end();
         let year = event.day().year();
-        if year > last_year {
+        if year > last_year + 1 {
             warn(
                 "time",
                 WarningKind::AfterCampaign,
                 format!(
-                    "the event happens in {year}, after the campaign's last year {last_year}: no review of the campaign counts it; check the year"
+                    "the event happens in {year}, more than a year after the campaign's last year {last_year}: no review of the campaign counts it; check the year"
                 ),
             );
         }

@@ -9,7 +9,8 @@ use std::fmt;
 /// Why an accepted event will not count as it stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WarningKind {
-    /// Its date lies after the campaign's last year: no review of the campaign reaches it.
+    /// Its date lies more than a year after the campaign's last year (decisions on the last cycle come
+    /// in the year after it): no review of the campaign reaches it.
     AfterCampaign,
     /// A recognition (or declaration, evidence, revocation, withdrawal) for a subject that no
     /// accepted event places in a commune: it is counted nowhere until one does.
