@@ -39,9 +39,30 @@ pub(crate) fn router(gateway: Gateway) -> Router {
         .timeout(limits.request_timeout);
     Router::new()
         .route("/v1/events", post(post_events).layer(bounded))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(gateway)
+}
+
+/// `ok` when a Kafka broker answers (within 2 s); else 503 with `Retry-After`: events cannot be
+/// accepted now. Outside the concurrency bound, so a busy gateway still answers it.
+async fn healthz(State(gateway): State<Gateway>) -> Response {
+    let producer = gateway.inner.producer.clone();
+    match tokio::task::spawn_blocking(move || producer.reachable(std::time::Duration::from_secs(2))).await {
+        Ok(Ok(())) => "ok".into_response(),
+        Ok(Err(e)) => {
+            let mut response = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("Kafka is unreachable ({e}): events cannot be accepted now"),
+            );
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
+            response
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "health check failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
 }
 
 /// The answer when the concurrency bound or the request timeout is hit: 503, retry later.
