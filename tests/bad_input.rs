@@ -190,6 +190,49 @@ fn the_neighbours_alone_are_counted_as_expected() {
     assert_eq!(learning_citizens(&review_json(&data, "2025-12-31"), "01"), (3, 1, 1));
 }
 
+fn retraction(n: u128, subject: &str, of: u128) -> Value {
+    envelope(
+        n,
+        "event.retracted",
+        "2025-12-01T09:00:00+07:00",
+        subject,
+        json!({"event_id": id(of), "reason": "nhập nhầm"}),
+    )
+}
+
+#[test]
+fn a_retraction_of_another_subjects_event() {
+    // cit-a's registration, accepted before, retracted under another subject: it would change nothing
+    // (a retraction counts only for its own subject's events), so it is refused rather than kept.
+    refuses(&retraction(BAD, "cit-x", A_REG).to_string(), expect("subject", "subject_mismatch"));
+}
+
+#[test]
+fn a_retraction_of_its_own_subjects_event_or_of_an_unknown_id_is_accepted() {
+    let dir = temp();
+    let mut lines = geography();
+    lines.extend(before());
+    lines.push(retraction(BAD, "cit-a", 201).to_string());
+    lines.push(retraction(BAD + 1, "cit-x", 9999).to_string());
+    let file = write(dir.path(), "batch.ndjson", &ndjson(&lines));
+    let data = dir.path().join("data");
+    let ran = ingest(&data, &[&file]);
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    assert_eq!(learning_citizens(&review_json(&data, "2025-12-31"), "01"), (1, 0, 0), "cit-a's grant retracted");
+}
+
+#[test]
+fn a_control_character_in_any_string() {
+    // NUL in the subject: PostgreSQL refuses it in text, and no source means it.
+    let bad = bad_registration().to_string().replace("cit-x", "cit-\\u0000x");
+    assert!(bad.contains(r"cit-\u0000x"), "{bad}");
+    refuses(&bad, expect("subject", "control_character"));
+    // In an extension attribute the tracker otherwise ignores, and in the data.
+    refuses(&mutated(bad_registration(), |v| v["note"] = json!("a\u{7}b")), expect("note", "control_character"));
+    let escape = mutated(bad_registration(), |v| v["data"]["commune"] = json!("00002\u{1b}[31m"));
+    refuses(&escape, expect("data.commune", "control_character"));
+}
+
 #[test]
 fn unknown_type() {
     let bad = mutated(bad_registration(), |v| v["type"] = json!("vn.hoctap.registration.approved.v1"));
@@ -273,6 +316,43 @@ fn raw_citizen_id_in_a_data_value() {
     let bad = evidence(BAD, "cit-b", &format!("https://minhchung.example/{CCCD}.pdf")).to_string();
     let dead = refuses(&bad, expect("data.uri", "citizen_id"));
     assert!(!dead[0].contains(CCCD), "the dead letter must not keep the raw citizen-ID: {}", dead[0]);
+}
+
+/// The dead letter holds no CCCD in any writing, and the event's id as it was.
+fn assert_no_citizen_id(dead: &str) {
+    assert!(hoctap_domain::validate::find_citizen_id_in_json(dead.as_bytes()).is_none(), "{dead}");
+    let letter: Value = serde_json::from_str(dead).unwrap();
+    let event = letter["event"].as_str().unwrap();
+    assert!(hoctap_domain::validate::find_citizen_id_in_json(event.as_bytes()).is_none(), "{event}");
+    assert!(!event.contains("[CCCD") || event.contains(&id(BAD)), "the id is never masked: {event}");
+}
+
+#[test]
+fn raw_citizen_id_in_source_an_extension_a_key_or_escaped() {
+    let in_source = mutated(bad_registration(), |v| v["source"] = json!(format!("https://congdanhoctap.vn/hs/{CCCD}")));
+    assert_no_citizen_id(&refuses(&in_source, expect("source", "citizen_id"))[0]);
+    let in_extension = mutated(bad_registration(), |v| v["cccd"] = json!(CCCD));
+    assert_no_citizen_id(&refuses(&in_extension, expect("cccd", "citizen_id"))[0]);
+    let in_key = mutated(bad_registration(), |v| v["data"][CCCD] = json!(1));
+    assert_no_citizen_id(&refuses(&in_key, expect("data", "citizen_id"))[0]);
+    // "/hs/\u0030\u0030\u0031203004567": JSON escapes of the same digits.
+    let escaped = CCCD[..3].chars().map(|c| format!("\\u003{c}")).collect::<String>() + &CCCD[3..];
+    let bad = mutated(bad_registration(), |v| v["source"] = json!("/hs/@")).replace("/hs/@", &format!("/hs/{escaped}"));
+    let dead = refuses(&bad, expect("source", "citizen_id"));
+    assert_no_citizen_id(&dead[0]);
+    assert!(!dead[0].contains("203004567"), "{}", dead[0]);
+}
+
+#[test]
+fn an_id_is_never_masked_in_a_dead_letter() {
+    // An event refused for another rule, whose id's last group has the shape of a CCCD.
+    let uuid = format!("b0000000-0000-4000-8000-{CCCD}");
+    let bad = mutated(bad_registration(), |v| {
+        v["id"] = json!(uuid);
+        v["data"]["cycle_year"] = json!(2019);
+    });
+    let dead = refuses(&bad, Expect { id: Some(uuid.clone()), field: "data.cycle_year", rule: "cycle_year" });
+    assert!(dead[0].contains(&uuid) && !dead[0].contains("[CCCD"), "{}", dead[0]);
 }
 
 #[test]
@@ -413,4 +493,43 @@ fn a_refused_event_never_reaches_the_log_and_its_raw_line_is_kept() {
     assert_eq!(ran.code, Some(0), "{ran:?}");
     assert!(ran.stdout.contains("1 accepted, 0 already known, 0 refused"), "{}", ran.stdout);
     assert_eq!(learning_citizens(&review_json(&data, "2025-12-31"), "00002"), (1, 0, 0));
+}
+
+#[test]
+fn events_that_will_not_count_as_they_stand_are_accepted_with_a_warning() {
+    let dir = temp();
+    let mut lines = geography();
+    lines.extend(before());
+    let far = mutated(registration(300, "cit-far", "00001"), |v| v["time"] = json!("2205-03-01T09:00:00+07:00"));
+    let lines_before = lines.len();
+    lines.push(far);
+    lines.push(grant(301, "cit-nowhere", "2025-01-01", "2026-12-31").to_string());
+    lines.push(retraction(302, "cit-a", 9_999).to_string());
+    // Not warned: cit-a is placed, and the retraction names a known event of its subject.
+    lines.push(declaration(303, "cit-a", 80, 80).to_string());
+    lines.push(retraction(304, "cit-a", 201).to_string());
+    // Nor are events placed, or named, by a line further down the file.
+    lines.push(declaration(306, "cit-late", 80, 80).to_string());
+    lines.push(retraction(307, "cit-late", 308).to_string());
+    lines.push(registration(308, "cit-late", "00001").to_string());
+    let file = write(dir.path(), "batch.ndjson", &ndjson(&lines));
+    let data = dir.path().join("data");
+    let ran = ingest(&data, &[&file]);
+    assert_eq!(ran.code, Some(0), "warnings do not refuse: {ran:?}");
+    assert!(ran.stdout.contains("3 accepted with warnings"), "{}", ran.stdout);
+    let warnings: Vec<&str> = ran.stderr.lines().filter(|l| l.starts_with("warning")).collect();
+    assert_eq!(warnings.len(), 3, "{}", ran.stderr);
+    for (k, (n, field, kind)) in
+        [(300, "time", "after_campaign"), (301, "subject", "not_placed"), (302, "data.event_id", "retracts_unknown")]
+            .into_iter()
+            .enumerate()
+    {
+        let line = warnings[k];
+        assert!(line.contains(&format!("(line {})", lines_before + k + 1)), "{line}");
+        assert!(line.contains(&id(n)) && line.contains(&format!("`{field}`")) && line.contains(kind), "{line}");
+    }
+    // They are stored: cit-nowhere's grant counts once an event places it.
+    let more = write(dir.path(), "more.ndjson", &ndjson([registration(305, "cit-nowhere", "00002").to_string()]));
+    assert_eq!(ingest(&data, &[&more]).code, Some(0));
+    assert_eq!(learning_citizens(&review_json(&data, "2025-12-31"), "00002"), (1, 0, 1));
 }

@@ -525,3 +525,46 @@ fn a_checkpoint_that_cannot_be_written_does_not_fail_the_command() {
     assert!(ran.stderr.contains("note: could not write a checkpoint"), "{}", ran.stderr);
     assert!(!data.join(CHECKPOINT).exists());
 }
+
+#[test]
+fn damage_in_the_middle_of_the_log_stops_every_command_until_repair_cuts_it_keeping_a_copy() {
+    let dir = temp();
+    let data = scenario_data(dir.path());
+    let log = data.join("events.log");
+    let bytes = std::fs::read(&log).unwrap();
+    // One byte of the payload of a record in the middle: its checksum fails, whole records follow.
+    let records = hoctap_log::frame::MAGIC.len()..bytes.len();
+    let mut at = records.start;
+    let mut offsets = Vec::new();
+    while at < records.end {
+        offsets.push(at);
+        at += 8 + u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    }
+    let damaged = offsets[offsets.len() / 2];
+    let mut broken = bytes.clone();
+    broken[damaged + 8 + 10] ^= 0x20;
+    std::fs::write(&log, &broken).unwrap();
+    let _ = std::fs::remove_file(data.join("checkpoint.bin"));
+
+    let ran = review(&data, &[]);
+    assert_eq!(ran.code, Some(2), "{ran:?}");
+    assert!(ran.stderr.contains(&format!("damaged at byte {damaged}")), "names the offset: {}", ran.stderr);
+    assert!(ran.stderr.contains("repair"), "says how to repair: {}", ran.stderr);
+    assert_eq!(std::fs::read(&log).unwrap(), broken, "nothing was cut");
+
+    let ran = run(hoctap().arg("--data-dir").arg(&data).arg("repair"));
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    assert!(ran.stdout.contains(&format!("cut at byte {damaged}")), "{}", ran.stdout);
+    let copies: Vec<PathBuf> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("cut-{damaged}-")))
+        .collect();
+    assert_eq!(copies.len(), 1, "one copy of what was cut");
+    assert_eq!(std::fs::read(&copies[0]).unwrap(), &broken[damaged..]);
+    assert_eq!(std::fs::read(&log).unwrap(), &bytes[..damaged]);
+    let ran = review(&data, &[]);
+    assert_eq!(ran.code, Some(0), "the cut log opens: {ran:?}");
+    let ran = run(hoctap().arg("--data-dir").arg(&data).arg("repair"));
+    assert!(ran.stdout.contains("no damage"), "{}", ran.stdout);
+}

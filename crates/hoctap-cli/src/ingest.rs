@@ -3,7 +3,7 @@
 use crate::progress;
 use crate::tracker::Tracker;
 use anyhow::{Context, Result};
-use hoctap_domain::{Admission, Batch, Event, EventData, Refusal, Rule};
+use hoctap_domain::{Admission, Batch, Event, EventData, Refusal, Warning};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,6 +19,8 @@ pub struct Summary {
     pub accepted: u64,
     pub duplicates: u64,
     pub refused: u64,
+    /// Accepted events that will not count as they stand (see `hoctap_domain::warning`).
+    pub warned: u64,
 }
 
 /// One input: a file (read twice: once for the units it establishes, once to ingest) or standard input
@@ -58,16 +60,25 @@ pub fn run(data_dir: &Path, files: &[PathBuf]) -> Result<ExitCode> {
         } else {
             (Input::File(file.clone()), file.display().to_string())
         };
-        let s = ingest(&mut tracker, &input, &mut |line, r| eprintln!("refused (line {line}): {r}"))
-            .with_context(|| format!("ingesting {name}"))?;
+        let s = ingest_with(
+            &mut tracker,
+            &input,
+            &mut |line, r| eprintln!("refused (line {line}): {r}"),
+            &mut |line, w| eprintln!("warning (line {line}): {w}"),
+        )
+        .with_context(|| format!("ingesting {name}"))?;
         println!(
-            "{name}: {} lines, {} accepted, {} already known, {} refused",
-            s.lines, s.accepted, s.duplicates, s.refused
+            "{name}: {} lines, {} accepted, {} already known, {} refused; {} accepted with warnings",
+            s.lines, s.accepted, s.duplicates, s.refused, s.warned
         );
         total.lines += s.lines;
         total.accepted += s.accepted;
         total.duplicates += s.duplicates;
         total.refused += s.refused;
+        total.warned += s.warned;
+    }
+    if total.warned > 0 {
+        println!("{} accepted events will not count as they stand: see the warnings above", total.warned);
     }
     tracker.save_checkpoint();
     if total.refused > 0 {
@@ -83,6 +94,18 @@ pub fn run(data_dir: &Path, files: &[PathBuf]) -> Result<ExitCode> {
 
 /// Ingests one input as one batch. `on_refusal` hears each refused line (1-based line number).
 pub fn ingest(tracker: &mut Tracker, input: &Input, on_refusal: &mut dyn FnMut(u64, &Refusal)) -> Result<Summary> {
+    ingest_with(tracker, input, on_refusal, &mut |_, _| {})
+}
+
+/// [`ingest`], where `on_warning` also hears, once the whole input is in, each warning about an
+/// accepted line (so that a line placing a subject, or naming the event a retraction names, counts
+/// wherever it stands in the input).
+pub fn ingest_with(
+    tracker: &mut Tracker,
+    input: &Input,
+    on_refusal: &mut dyn FnMut(u64, &Refusal),
+    on_warning: &mut dyn FnMut(u64, &Warning),
+) -> Result<Summary> {
     // First pass: the units this batch establishes, wherever they stand in it.
     let mut establishments = Vec::new();
     for line in input.open()?.split(b'\n') {
@@ -102,6 +125,7 @@ pub fn ingest(tracker: &mut Tracker, input: &Input, on_refusal: &mut dyn FnMut(u
     let mut summary = Summary::default();
     let mut accepted: Vec<Event> = Vec::with_capacity(CHUNK);
     let mut refused: Vec<(Vec<u8>, Refusal)> = Vec::new();
+    let mut warned: Vec<(u64, Event)> = Vec::new();
     let flush =
         |tracker: &mut Tracker, accepted: &mut Vec<Event>, refused: &mut Vec<(Vec<u8>, Refusal)>| -> Result<()> {
             tracker.log.append(accepted)?;
@@ -127,13 +151,18 @@ pub fn ingest(tracker: &mut Tracker, input: &Input, on_refusal: &mut dyn FnMut(u
         match verdict {
             Ok((Admission::New, event)) => {
                 summary.accepted += 1;
+                // Judged again once the whole file is in: a later line may place the subject or be
+                // the event a retraction names.
+                if !tracker.engine.warnings(&batch, &event).is_empty() {
+                    warned.push((summary.lines, event.clone()));
+                }
                 accepted.push(event);
             }
             Ok((Admission::Duplicate, _)) => summary.duplicates += 1,
             Err(refusal) => {
                 summary.refused += 1;
                 on_refusal(summary.lines, &refusal);
-                refused.push((redact(&line, &refusal), refusal));
+                refused.push((redact(&line), refusal));
             }
         }
         if accepted.len() >= CHUNK {
@@ -143,15 +172,20 @@ pub fn ingest(tracker: &mut Tracker, input: &Input, on_refusal: &mut dyn FnMut(u
     }
     flush(tracker, &mut accepted, &mut refused)?;
     bar.finish_and_clear();
+    for (line, event) in &warned {
+        let warnings = tracker.engine.warnings(&batch, event);
+        summary.warned += u64::from(!warnings.is_empty());
+        for w in &warnings {
+            on_warning(*line, w);
+        }
+    }
     Ok(summary)
 }
 
-/// A refused line is kept for the source to correct, but a raw citizen-ID never reaches the disk.
-fn redact(line: &[u8], refusal: &Refusal) -> Vec<u8> {
-    if refusal.rule != Rule::CitizenId {
-        return line.to_vec();
-    }
-    hoctap_domain::validate::mask_citizen_ids(&String::from_utf8_lossy(line)).into_bytes()
+/// A refused line is kept for the source to correct, but a raw citizen-ID never reaches the disk,
+/// whatever the line was refused for (masked in every key and string, escaped or not; ids kept).
+fn redact(line: &[u8]) -> Vec<u8> {
+    hoctap_domain::validate::mask_citizen_ids_in_json(line).into_bytes()
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

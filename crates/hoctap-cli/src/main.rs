@@ -51,6 +51,13 @@ enum Command {
     },
     /// Review a scope at a date: counts per unit and each target's actual, gap and status.
     Review(ReviewArgs),
+    /// Cut the log at its first damaged record, keeping a copy of everything cut.
+    ///
+    /// For a log that commands refuse to open because a record in its middle is damaged (the error
+    /// names its byte offset): the damaged record and every record after it leave `events.log` and
+    /// are kept in `cut-<offset>-<micros>.bin` beside it. Restoring the log from a backup loses less;
+    /// use this when there is none. A log without damage is left as it is.
+    Repair,
     /// Write a deterministic synthetic city shaped like Hà Nội as NDJSON.
     Generate {
         /// Number of citizens (about 40 events each over 2021–2030).
@@ -190,6 +197,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             tracker.save_checkpoint();
             printed
         }
+        Command::Repair => repair(&cli.data_dir),
         Command::Generate { citizens, seed, out } => {
             let config = hoctap_gen::Config::new(citizens, seed);
             let stats = match out {
@@ -258,4 +266,26 @@ fn print_out(text: &str) -> Result<ExitCode> {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to standard output"),
         _ => Ok(ExitCode::SUCCESS),
     }
+}
+
+fn repair(dir: &std::path::Path) -> Result<ExitCode> {
+    let path = dir.join(hoctap_log::EVENTS_FILE);
+    let repair = hoctap_log::Log::repair(dir).with_context(|| format!("repairing {}", path.display()))?;
+    match repair.cut {
+        None => println!("{}: no damage; {} records; nothing cut", path.display(), repair.records),
+        Some(cut) => {
+            println!(
+                "{}: cut at byte {} ({}); {} bytes cut, holding {} whole records after the damage; \
+                 a copy of them is in {}; the log holds {} records",
+                path.display(),
+                cut.offset,
+                cut.detail,
+                cut.bytes,
+                cut.records_after,
+                cut.copy.display(),
+                repair.records
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -27,6 +27,29 @@ pub struct GatewayArgs {
     /// Print the SHA-256 of a token, for the tokens file, and exit.
     #[arg(long, value_name = "TOKEN")]
     hash_token: Option<String>,
+    /// Events in one batch; a larger batch is refused whole (413).
+    #[arg(long, env = "HOCTAP_MAX_BATCH_EVENTS", default_value_t = hoctap_gateway::Limits::default().batch_events)]
+    max_batch_events: usize,
+    /// Bytes of one event as sent; a larger one is refused alone (413, rule `size`). Keep it below the
+    /// broker's `message.max.bytes`.
+    #[arg(long, env = "HOCTAP_MAX_EVENT_BYTES", default_value_t = hoctap_gateway::Limits::default().event_bytes)]
+    max_event_bytes: usize,
+    /// Requests served at once; more are answered 503 with Retry-After before their body is read.
+    #[arg(long, env = "HOCTAP_MAX_CONCURRENT_REQUESTS", default_value_t = hoctap_gateway::Limits::default().concurrent_requests)]
+    max_concurrent_requests: usize,
+    /// Seconds within which a request is answered (else 503 with Retry-After).
+    #[arg(long, env = "HOCTAP_REQUEST_TIMEOUT", default_value_t = hoctap_gateway::Limits::default().request_timeout.as_secs())]
+    request_timeout: u64,
+    /// Seconds Kafka may take to acknowledge a record (else 503); `message.timeout.ms` in
+    /// `--producer-setting` takes precedence.
+    #[arg(long, env = "HOCTAP_PUBLISH_TIMEOUT", default_value_t = hoctap_gateway::Limits::default().publish_timeout.as_secs())]
+    publish_timeout: u64,
+    /// Requests per second each source may send on average (above: 429 with Retry-After).
+    #[arg(long, env = "HOCTAP_SOURCE_RATE", default_value_t = hoctap_gateway::Limits::default().source_requests_per_second)]
+    source_rate: u32,
+    /// Requests each source may send at once, above its rate.
+    #[arg(long, env = "HOCTAP_SOURCE_BURST", default_value_t = hoctap_gateway::Limits::default().source_burst)]
+    source_burst: u32,
 }
 
 pub fn gateway(args: &GatewayArgs) -> Result<ExitCode> {
@@ -39,6 +62,15 @@ pub fn gateway(args: &GatewayArgs) -> Result<ExitCode> {
     let mut config = hoctap_gateway::GatewayConfig::new(args.brokers.clone(), tokens);
     config.event_partitions = args.partitions;
     config.producer = args.producer_settings.iter().cloned().collect();
+    config.limits = hoctap_gateway::Limits {
+        batch_events: args.max_batch_events,
+        event_bytes: args.max_event_bytes,
+        concurrent_requests: args.max_concurrent_requests,
+        request_timeout: std::time::Duration::from_secs(args.request_timeout),
+        publish_timeout: std::time::Duration::from_secs(args.publish_timeout),
+        source_requests_per_second: args.source_rate,
+        source_burst: args.source_burst,
+    };
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -24,18 +24,52 @@ pub enum Admission {
 }
 
 /// What one batch (one ingested file, one HTTP batch) brings that validation must see as a whole:
-/// the units it establishes anywhere in it, and the ids admitted so far.
+/// the units it establishes anywhere in it, the subject of each of its events and the subjects it
+/// places (a retraction must share the subject of the event it names; warnings), and the ids
+/// admitted so far. Events given to [`Batch::add_units`] are known wherever they stand in the batch
+/// (the gateway gives all of them); the others from their admission on (`hoctap ingest` gives only
+/// the establishments, so that it decodes each line once).
 #[derive(Debug, Default)]
 pub struct Batch {
     units: HashSet<String>,
+    /// The subject of each event, as [`subject_key`] (a batch may hold millions of events).
+    subjects: HashMap<Uuid, u64>,
+    /// Subjects that an event of the batch places in a commune (for warnings), as [`subject_key`].
+    placed: HashSet<u64>,
     ids: HashMap<Uuid, u64>,
 }
 
+/// A subject's name as 64 bits, for a batch's bookkeeping: equal names, equal keys; two names with
+/// one key (odds 2⁻⁶⁴) would only make a mismatched retraction pass admission, which the fold
+/// ignores anyway (rule 1).
+fn subject_key(subject: &str) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::default().hash_one(subject)
+}
+
 impl Batch {
+    /// Notes `event`'s subject under its id (the first one given for an id), and whether it places
+    /// its subject in a commune.
+    fn note(&mut self, e: &Event) {
+        let key = subject_key(&e.subject);
+        self.subjects.entry(e.id).or_insert(key);
+        if matches!(
+            e.data,
+            EventData::RegistrationSubmitted(_) | EventData::SkillCertified(_) | EventData::SubjectRelocated(_)
+        ) {
+            self.placed.insert(key);
+        }
+    }
+
     /// Adds the units that `events` establish, so that every event of the batch knows them wherever
     /// they stand in it. An establishment that would itself be refused (bad content, a conflicting id,
-    /// a parent known neither before nor in the batch) establishes nothing.
+    /// a parent known neither before nor in the batch) establishes nothing. Also notes the subject of
+    /// every event of the batch (the first one given for an id), for the retraction rule of [`Engine::admit`].
     pub fn add_units<'a>(&mut self, engine: &Engine, events: impl IntoIterator<Item = &'a Event>) {
+        let events: Vec<&'a Event> = events.into_iter().collect();
+        for e in &events {
+            self.note(e);
+        }
         let mut pending: Vec<(&'a Event, &'a crate::event::AdminUnitEstablished)> = events
             .into_iter()
             .filter_map(|e| match &e.data {
@@ -274,8 +308,101 @@ impl Engine {
                 ));
             }
         }
+        if let EventData::EventRetracted(d) = &event.data
+            && self.subject_of_is(&d.event_id, &event.subject, batch) == Some(false)
+        {
+            // The other event's subject is not repeated: it may be another source's.
+            return Err(Refusal::new(
+                Some(event.id.to_string()),
+                "subject",
+                Rule::SubjectMismatch,
+                format!(
+                    "a retraction's subject must be the subject of the event it retracts; event {} is not about `{}`",
+                    d.event_id, event.subject
+                ),
+            ));
+        }
         batch.ids.insert(event.id, fingerprint);
+        batch.note(event);
         Ok(Admission::New)
+    }
+
+    /// Why `event`, admitted with `batch`, will not count as it stands (see [`crate::warning`]): a date
+    /// more than a year after the campaign's last year; an event about a subject no accepted event nor the batch places
+    /// in a commune (nor a unit); a retraction of an id known neither before nor in the batch.
+    pub fn warnings(&self, batch: &Batch, event: &Event) -> Vec<crate::Warning> {
+        use crate::warning::{Warning, WarningKind};
+        let mut out = Vec::new();
+        let mut warn = |field: &'static str, warning: WarningKind, detail: String| {
+            out.push(Warning { event_id: event.id.to_string(), field, warning, detail })
+        };
+        // Decisions on the last cycle come in the year after it (late recognitions of 2030 in 2031):
+        // only a later date is beyond the campaign.
+        let last_year = *crate::codes::CYCLE_YEARS.end();
+        let year = event.day().year();
+        if year > last_year + 1 {
+            warn(
+                "time",
+                WarningKind::AfterCampaign,
+                format!(
+                    "the event happens in {year}, more than a year after the campaign's last year {last_year}: no review of the campaign counts it; check the year"
+                ),
+            );
+        }
+        let about_subject = matches!(
+            event.data,
+            EventData::RegistrationWithdrawn(_)
+                | EventData::DeclarationSubmitted(_)
+                | EventData::EvidenceUploaded(_)
+                | EventData::RecognitionGranted(_)
+                | EventData::RecognitionRevoked(_)
+        );
+        if about_subject
+            && !self.is_placed(&event.subject)
+            && !batch.placed.contains(&subject_key(&event.subject))
+            && !batch.units.contains(&event.subject)
+        {
+            warn(
+                "subject",
+                WarningKind::NotPlaced,
+                format!(
+                    "subject `{}` has no commune: no accepted event registers, relocates or certifies it in one, so this event counts nowhere until one does",
+                    event.subject
+                ),
+            );
+        }
+        if let EventData::EventRetracted(d) = &event.data
+            && !self.ids.contains_key(&d.event_id)
+            && !batch.subjects.contains_key(&d.event_id)
+        {
+            warn(
+                "data.event_id",
+                WarningKind::RetractsUnknown,
+                format!(
+                    "no event {} was accepted: this retraction retracts nothing until that event arrives",
+                    d.event_id
+                ),
+            );
+        }
+        out
+    }
+
+    /// Whether an accepted event places `subject` in a commune, or the subject is a unit.
+    fn is_placed(&self, subject: &str) -> bool {
+        self.unit_known(subject)
+            || self
+                .subject_ids
+                .get(subject)
+                .is_some_and(|&s| self.subjects[s as usize].recs.iter().any(|r| r.commune().is_some()))
+    }
+
+    /// Whether the event `id` (accepted before, else in `batch`) is about `subject`; `None` when the
+    /// event is known neither here nor in the batch.
+    fn subject_of_is(&self, id: &Uuid, subject: &str, batch: &Batch) -> Option<bool> {
+        match self.ids.get(id) {
+            Some(&m) => Some(self.subject_ids.get(subject) == Some(&self.metas[m as usize].subject)),
+            None => batch.subjects.get(id).map(|&s| s == subject_key(subject)),
+        }
     }
 
     fn unit_known(&self, code: &str) -> bool {

@@ -439,7 +439,22 @@ impl Event {
     /// Decodes one CloudEvent (structured mode). A source's event must not carry `recordedtime`;
     /// use [`Event::from_json_recorded`] for events read back from the log.
     pub fn from_json(json: &[u8]) -> Result<Event, Refusal> {
+        // First, on the text as sent: a number in any attribute, key or escape is refused before any
+        // other refusal could repeat it (a refusal's detail may quote the input). The refusal names the
+        // event only by a UUID id.
+        if let Some(field) = crate::validate::find_citizen_id_in_json(json) {
+            let id = sniff_id(json).filter(|id| Uuid::parse_str(id).is_ok());
+            return Err(Refusal::new(id, field, Rule::CitizenId, crate::validate::CITIZEN_ID_DETAIL));
+        }
         let event = decode(json)?;
+        if let Some(field) = crate::validate::find_control_character(json) {
+            return Err(Refusal::new(
+                Some(event.id.to_string()),
+                field,
+                Rule::ControlCharacter,
+                "holds a control character; text may hold tab, newline and carriage return, no other control character",
+            ));
+        }
         if event.recordedtime.is_some() {
             return Err(Refusal::new(
                 Some(event.id.to_string()),

@@ -12,6 +12,7 @@ pub mod refusal;
 pub mod review;
 pub mod time;
 pub mod validate;
+pub mod warning;
 
 pub use engine::{
     Admission, Batch, CHECKPOINT_VERSION, CheckpointError, Contribution, Deltas, Digest, Engine, HistoryError, Ledger,
@@ -21,3 +22,4 @@ pub use event::{Event, EventData, EventType};
 pub use refusal::{Refusal, Rule};
 pub use review::Review;
 pub use time::Day;
+pub use warning::{Warning, WarningKind};

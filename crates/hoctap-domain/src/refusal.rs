@@ -32,6 +32,8 @@ pub enum Rule {
     RecordedTime,
     /// A target names an indicator the counting rules do not define.
     Indicator,
+    /// A key or string holds a control character other than tab, newline and carriage return.
+    ControlCharacter,
 }
 
 impl Rule {
@@ -50,6 +52,7 @@ impl Rule {
             Rule::SubjectMismatch => "subject_mismatch",
             Rule::RecordedTime => "recordedtime",
             Rule::Indicator => "indicator",
+            Rule::ControlCharacter => "control_character",
         }
     }
 }

@@ -7,6 +7,10 @@ use crate::indicator::Indicator;
 use crate::refusal::{Refusal, Rule};
 use serde_json::Value;
 
+/// Why a raw citizen-ID number is refused; the number itself is never repeated.
+pub const CITIZEN_ID_DETAIL: &str =
+    "holds a 12-digit number starting with 0, the shape of a raw citizen-ID (CCCD); events carry no personal data";
+
 /// Checks every rule that needs nothing but the event itself.
 pub fn check_content(event: &Event) -> Result<(), Refusal> {
     let id = || Some(event.id.to_string());
@@ -177,34 +181,102 @@ fn check_code(_field: &str, code: &str, level: Level) -> Result<(), String> {
     }
 }
 
-/// Fields whose values are ids or hashes, where long digit runs are expected and not personal data.
-const EXEMPT_KEYS: &[&str] = &["event_id", "sha256"];
-
+/// The path of the first key or string of `value` that holds a raw CCCD. No key is exempt: ids
+/// (`event_id`) are UUIDs, and a UUID is never one ([`find_citizen_id`]); hashes are runs of 64.
 fn citizen_id_in_data(value: &Value, path: &str) -> Option<(String, String)> {
+    let join = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
     match value {
         Value::String(s) => find_citizen_id(s).map(|found| (path.to_owned(), found.to_owned())),
         Value::Array(items) => {
             items.iter().enumerate().find_map(|(i, v)| citizen_id_in_data(v, &format!("{path}[{i}]")))
         }
-        Value::Object(map) => map
-            .iter()
-            .filter(|(k, _)| !EXEMPT_KEYS.contains(&k.as_str()))
-            .find_map(|(k, v)| citizen_id_in_data(v, &format!("{path}.{k}"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            // A key that is a number is named by its parent's path: the number is never repeated.
+            if let Some(found) = find_citizen_id(k) {
+                return Some((if path.is_empty() { "(event)".to_owned() } else { path.to_owned() }, found.to_owned()));
+            }
+            citizen_id_in_data(v, &join(k))
+        }),
         _ => None,
     }
 }
 
+/// Where a raw CCCD stands in the JSON text of an event as a source sent it: the path of the key or
+/// string holding it, in any attribute (`source`, extensions, `data` at any depth), JSON escapes
+/// (`\u0030`) read as what they stand for; `(event)` for text that is not JSON and holds one.
+pub fn find_citizen_id_in_json(raw: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(raw);
+    // Fast path: no digit run of the shape, and no escape that could write one.
+    if find_citizen_id(&text).is_none() && !text.contains("\\u") {
+        return None;
+    }
+    match serde_json::from_slice::<Value>(raw) {
+        Ok(value) => citizen_id_in_data(&value, "").map(|(path, _)| path),
+        Err(_) => find_citizen_id(&unescape_digits(&text)).map(|_| "(event)".to_owned()),
+    }
+}
+
+/// `text` with the JSON escapes of ASCII digits (`\u0030`…`\u0039`) written as the digits.
+fn unescape_digits(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    const ESCAPE: &str = "\\u003";
+    while let Some(at) = rest.find(ESCAPE) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + ESCAPE.len()..];
+        match after.chars().next().filter(char::is_ascii_digit) {
+            Some(d) => {
+                out.push(d);
+                rest = &after[1..];
+            }
+            None => {
+                out.push_str(ESCAPE);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+const MASK: &str = "[CCCD đã che]";
+
 /// `text` with every raw citizen-ID number replaced by a marker, for the places that keep refused
-/// input (dead-letter file and topic): a CCCD never reaches a disk or a log.
+/// input (dead-letter file and topic): a CCCD never reaches a disk or a log. UUIDs are left alone.
 pub fn mask_citizen_ids(text: &str) -> String {
     let mut text = text.to_owned();
     while let Some(found) = find_citizen_id(&text) {
-        text = text.replacen(found, "[CCCD đã che]", 1);
+        let at = found.as_ptr() as usize - text.as_ptr() as usize;
+        text.replace_range(at..at + found.len(), MASK);
     }
     text
 }
 
-/// Finds a raw CCCD: exactly 12 digits starting with 0, not inside a longer run of letters or digits.
+/// The refused input `raw` as it may be kept in a dead letter: unchanged when it holds no CCCD;
+/// else, when it is JSON, re-written with every key and string masked (escapes read, so an escaped
+/// number is masked too; ids, being UUIDs, are kept); else the text with digit escapes read and masked.
+pub fn mask_citizen_ids_in_json(raw: &[u8]) -> String {
+    if find_citizen_id_in_json(raw).is_none() {
+        return String::from_utf8_lossy(raw).into_owned();
+    }
+    fn mask(value: Value) -> Value {
+        match value {
+            Value::String(s) => Value::String(mask_citizen_ids(&s)),
+            Value::Array(items) => Value::Array(items.into_iter().map(mask).collect()),
+            Value::Object(map) => {
+                Value::Object(map.into_iter().map(|(k, v)| (mask_citizen_ids(&k), mask(v))).collect())
+            }
+            other => other,
+        }
+    }
+    match serde_json::from_slice::<Value>(raw) {
+        Ok(value) => mask(value).to_string(),
+        Err(_) => mask_citizen_ids(&unescape_digits(&String::from_utf8_lossy(raw))),
+    }
+}
+
+/// Finds a raw CCCD: exactly 12 digits starting with 0, not inside a longer run of letters or digits,
+/// and not the last group of a UUID (`8-4-4-4-12` hex digits: an id, random, not personal data).
 pub fn find_citizen_id(text: &str) -> Option<&str> {
     let mut start = None;
     for (i, c) in text.char_indices().chain(std::iter::once((text.len(), ' '))) {
@@ -212,7 +284,8 @@ pub fn find_citizen_id(text: &str) -> Option<&str> {
             start.get_or_insert(i);
         } else if let Some(s) = start.take() {
             let run = &text[s..i];
-            if run.len() == 12 && run.starts_with('0') && run.bytes().all(|b| b.is_ascii_digit()) {
+            if run.len() == 12 && run.starts_with('0') && run.bytes().all(|b| b.is_ascii_digit()) && !ends_uuid(text, s)
+            {
                 return Some(run);
             }
         }
@@ -220,9 +293,105 @@ pub fn find_citizen_id(text: &str) -> Option<&str> {
     None
 }
 
+/// Whether the 12 characters at `at` end a UUID: the 24 before them are `8-4-4-4-` hex groups, not
+/// themselves inside a longer run.
+fn ends_uuid(text: &str, at: usize) -> bool {
+    let Some(head) = at.checked_sub(24).and_then(|from| text.get(from..at)) else { return false };
+    let shape = head.bytes().enumerate().all(|(i, b)| match i {
+        8 | 13 | 18 | 23 => b == b'-',
+        _ => b.is_ascii_hexdigit(),
+    });
+    let before = text[..at - 24].chars().next_back();
+    shape && !before.is_some_and(char::is_alphanumeric)
+}
+
+/// The path of the first key or string of the JSON text `json` that holds a control character other
+/// than tab, newline and carriage return (C0, DEL or C1), in any attribute: such characters are
+/// invisible, end C strings (NUL, which PostgreSQL refuses in text) and have no place in an event.
+/// `None` for text that is not JSON (other rules refuse it).
+pub fn find_control_character(json: &[u8]) -> Option<String> {
+    // Fast path: in valid JSON a C0 control can only be written escaped (`\u00XX`, `\b`, `\f`); DEL and
+    // the C1 controls may also stand raw (0x7F, UTF-8 0xC2 0x80..0x9F). Most events hold none of these.
+    let suspect = json.windows(2).any(|w| {
+        (w[0] == b'\\' && matches!(w[1], b'u' | b'b' | b'f')) || (w[0] == 0xC2 && (0x80..=0x9F).contains(&w[1]))
+    }) || json.contains(&0x7F);
+    if !suspect {
+        return None;
+    }
+    let value: Value = serde_json::from_slice(json).ok()?;
+    control_in(&value, "")
+}
+
+fn is_forbidden_control(c: char) -> bool {
+    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
+}
+
+fn control_in(value: &Value, path: &str) -> Option<String> {
+    let join = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
+    match value {
+        Value::String(s) => s
+            .chars()
+            .any(is_forbidden_control)
+            .then(|| if path.is_empty() { "(event)".to_owned() } else { path.to_owned() }),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| control_in(v, &format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.chars().any(is_forbidden_control) {
+                // The key itself is the problem: name it printable.
+                return Some(join(&k.escape_debug().to_string()));
+            }
+            control_in(v, &join(k))
+        }),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::find_citizen_id;
+    use super::find_control_character;
+
+    #[test]
+    fn control_characters_anywhere() {
+        let find = |text: &str| find_control_character(text.as_bytes());
+        assert_eq!(find(r#"{"subject":"cit-\u0000x"}"#).as_deref(), Some("subject"));
+        assert_eq!(find(r#"{"data":{"reason":["ok","a\bb"]}}"#).as_deref(), Some("data.reason[1]"));
+        assert_eq!(find(r#"{"note":"\u007f"}"#).as_deref(), Some("note"));
+        assert_eq!(find("{\"note\":\"\u{85}\"}").as_deref(), Some("note"), "a raw C1 control");
+        assert_eq!(find(r#"{"data":{"a\u0001":1}}"#).as_deref(), Some("data.a\\u{1}"));
+        assert_eq!(find(r#"{"reason":"line\none\ttab\r"}"#), None, "tab, newline and CR are text");
+        assert_eq!(find(r#"{"reason":"\\u0000 is written \\b"}"#), None, "an escaped backslash is not an escape");
+        assert_eq!(find(r#"{"name":"Nguyễn Thị Ánh \u00e1"}"#), None);
+    }
+
+    #[test]
+    fn citizen_ids_in_keys_escapes_and_every_attribute_but_never_uuids() {
+        use super::{find_citizen_id_in_json as find, mask_citizen_ids, mask_citizen_ids_in_json as mask};
+        let f = |t: &str| find(t.as_bytes());
+        assert_eq!(f(r#"{"source":"/hs/\u0030\u0030\u0031203004567"}"#).as_deref(), Some("source"));
+        assert_eq!(f(r#"{"cccd":"001203004567"}"#).as_deref(), Some("cccd"));
+        assert_eq!(f(r#"{"data":{"001203004567":1}}"#).as_deref(), Some("data"), "a key: named by its parent");
+        assert_eq!(f(r#"{"data":{"x":{"event_id":"001203004567"}}}"#).as_deref(), Some("data.x.event_id"));
+        assert_eq!(f(r#"{"data":{"sha256":"001203004567"}}"#).as_deref(), Some("data.sha256"), "no key is exempt");
+        assert_eq!(
+            f(
+                r#"{"id":"b0000000-0000-4000-8000-001203004567","data":{"event_id":"b0000000-0000-4000-8000-001203004567"}}"#
+            ),
+            None
+        );
+        assert_eq!(f(r#"{"id":"001203004567"}"#).as_deref(), Some("id"), "an id that is no UUID is not spared");
+        assert_eq!(f(r#"{"subject": "\u0030\u0030\u0031203004567", broken"#).as_deref(), Some("(event)"));
+        assert_eq!(f(r#"{"reason":"\u00e1 1234"}"#), None);
+
+        assert_eq!(
+            mask_citizen_ids("b0000000-0000-4000-8000-001203004567 and 001203004567"),
+            "b0000000-0000-4000-8000-001203004567 and [CCCD đã che]"
+        );
+        let masked = mask(br#"{"id":"b0000000-0000-4000-8000-001203004567","source":"/hs/\u0030\u0030\u0031203004567","data":{"001203004567":"x"}}"#);
+        assert_eq!(masked.matches("001203004567").count(), 1, "the id only: {masked}");
+        assert!(masked.contains("b0000000-0000-4000-8000-001203004567"), "the id is kept: {masked}");
+        assert_eq!(mask(br#"{"subject":"cit-1"}"#), r#"{"subject":"cit-1"}"#, "untouched without one");
+        assert!(!mask(br#"{"x": "\u0030\u0030\u0031203004567" broken"#).contains("203004567"));
+    }
 
     #[test]
     fn citizen_id_shapes() {

@@ -1,9 +1,11 @@
 //! The HTTP side: routes, authentication, content types, and one request from judgement to answer.
 
 use crate::Gateway;
-use crate::state::{Judgement, Verdict};
+use crate::state::{Judgement, SIZE_RULE, Verdict};
 use crate::tokens::Source;
 use axum::body::Bytes;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::request::Parts;
@@ -11,11 +13,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use governor::clock::DefaultClock;
 use hoctap_domain::Event;
 use hoctap_kafka::{DeadLetter, PublishError, Reason, Route};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::collections::HashSet;
+use tower::{BoxError, ServiceBuilder};
 use uuid::Uuid;
 
 /// One CloudEvent, structured mode (CloudEvents HTTP binding).
@@ -25,11 +29,56 @@ pub const BATCH: &str = "application/cloudevents-batch+json";
 
 pub(crate) fn router(gateway: Gateway) -> Router {
     let limit = gateway.inner.max_body_bytes;
+    let limits = &gateway.inner.limits;
+    // Outermost first: a request over the concurrency bound is shed (503) before its body is read; a
+    // request admitted is answered within the timeout. `/healthz` is outside both.
+    let bounded = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(overloaded))
+        .load_shed()
+        .concurrency_limit(limits.concurrent_requests.max(1))
+        .timeout(limits.request_timeout);
     Router::new()
-        .route("/v1/events", post(post_events))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/v1/events", post(post_events).layer(bounded))
+        .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(gateway)
+}
+
+/// `ok` when a Kafka broker answers (within 2 s); else 503 with `Retry-After`: events cannot be
+/// accepted now. Outside the concurrency bound, so a busy gateway still answers it.
+async fn healthz(State(gateway): State<Gateway>) -> Response {
+    let producer = gateway.inner.producer.clone();
+    match tokio::task::spawn_blocking(move || producer.reachable(std::time::Duration::from_secs(2))).await {
+        Ok(Ok(())) => "ok".into_response(),
+        Ok(Err(e)) => {
+            let mut response = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("Kafka is unreachable ({e}): events cannot be accepted now"),
+            );
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
+            response
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "health check failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
+
+/// The answer when the concurrency bound or the request timeout is hit: 503, retry later.
+async fn overloaded(e: BoxError) -> Response {
+    let message = if e.is::<tower::load_shed::error::Overloaded>() {
+        "too many requests in flight; retry later"
+    } else if e.is::<tower::timeout::error::Elapsed>() {
+        "the request was not answered within the gateway's request timeout; events already judged are \
+         still published and come back as duplicates on retry; retry later"
+    } else {
+        tracing::error!(error = %e, "request failed in the gateway's middleware");
+        "internal error"
+    };
+    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, message);
+    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
+    response
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,7 +100,24 @@ impl FromRequestParts<Gateway> for Authenticated {
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         });
         match token.and_then(|t| gateway.inner.tokens.authenticate(t)) {
-            Some(source) => Ok(Authenticated(source.clone())),
+            Some(source) => match gateway.inner.rate.check_key(&source.name) {
+                Ok(()) => Ok(Authenticated(source.clone())),
+                Err(not_until) => {
+                    let wait = not_until.wait_time_from(governor::clock::Clock::now(&DefaultClock::default()));
+                    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                    let mut response = error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        &format!(
+                            "source `{}` sent more than {} requests per second (burst {}); retry after {seconds} s",
+                            source.name,
+                            gateway.inner.limits.source_requests_per_second,
+                            gateway.inner.limits.source_burst
+                        ),
+                    );
+                    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+                    Err(response)
+                }
+            },
             None => {
                 let (challenge, message) = match token {
                     None => ("Bearer realm=\"hoctap\"", "an Authorization: Bearer <token> header is required"),
@@ -82,7 +148,7 @@ async fn post_events(
     State(gateway): State<Gateway>,
     Authenticated(source): Authenticated,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let Some(kind) = kind_of(&headers) else {
         return error(
@@ -90,12 +156,32 @@ async fn post_events(
             &format!("Content-Type must be {SINGLE} (one event) or {BATCH} (a JSON array of events)"),
         );
     };
+    let body = match body {
+        Ok(body) => body,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let limit = gateway.inner.max_body_bytes;
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("the body is larger than the gateway's limit of {limit} bytes; split the batch"),
+            );
+        }
+        Err(e) => return error(e.status(), &e.body_text()),
+    };
     // In a task of its own: once judged, a request is published and folded to the end even when the
-    // client goes away, so the state never misses an event that Kafka acknowledged.
-    match tokio::spawn(handle(gateway, source, kind, body)).await {
+    // client goes away or the request times out, so the state never misses an event that Kafka
+    // acknowledged. Until then, a request given up on stops waiting (and frees its body): only the one
+    // request holding the state outlives its answer, so memory stays within the concurrency bound.
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut answer = answer;
+        let response = handle(gateway, source, kind, body, &mut answer).await;
+        // Nobody to answer when the request was given up on.
+        let _ = answer.send(response);
+    });
+    match answered.await {
         Ok(response) => response,
-        Err(e) => {
-            tracing::error!(error = %e, "request handler failed");
+        Err(_) => {
+            tracing::error!("request handler failed");
             error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
         }
     }
@@ -109,6 +195,18 @@ struct Answer {
     accepted: Vec<Uuid>,
     duplicates: Vec<Uuid>,
     refused: Vec<Refused>,
+    /// Accepted events that will not count as they stand.
+    warnings: Vec<Warned>,
+}
+
+/// A warning about an accepted event.
+#[derive(Debug, Serialize)]
+struct Warned {
+    index: usize,
+    id: String,
+    field: &'static str,
+    warning: &'static str,
+    detail: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -128,14 +226,77 @@ impl Refused {
     }
 }
 
-async fn handle(gateway: Gateway, source: Source, kind: Kind, body: Bytes) -> Response {
+const TOO_MANY: &str = "too many events";
+
+/// How much of an event refused for its size its dead letter keeps.
+const DEAD_LETTER_PREFIX: usize = 4096;
+
+/// A JSON array of raw values that stops reading at the element after `max`: a batch over the limit
+/// costs no more than the limit to refuse, however many elements it holds.
+struct Bounded {
+    max: usize,
+}
+
+impl Bounded {
+    fn parse(body: &[u8], max: usize) -> Result<Vec<&RawValue>, serde_json::Error> {
+        use serde::de::DeserializeSeed;
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let items = Bounded { max }.deserialize(&mut de)?;
+        de.end()?;
+        Ok(items)
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Bounded {
+    type Value = Vec<&'de RawValue>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        de.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Bounded {
+    type Value = Vec<&'de RawValue>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON array of CloudEvents")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            if items.len() == self.max {
+                return Err(serde::de::Error::custom(TOO_MANY));
+            }
+            items.push(item);
+        }
+        Ok(items)
+    }
+}
+
+/// One request from its body to its answer. A request given up on (`answer` dropped: a timeout, the
+/// client gone) before it is judged stops waiting for the state and is answered to nobody.
+async fn handle(
+    gateway: Gateway,
+    source: Source,
+    kind: Kind,
+    body: Bytes,
+    answer: &mut tokio::sync::oneshot::Sender<Response>,
+) -> Response {
+    let max_events = gateway.inner.limits.batch_events;
     let parsed: Vec<&RawValue>;
     let raws: Vec<&[u8]> = match kind {
         Kind::Single => vec![&body[..]],
-        Kind::Batch => match serde_json::from_slice::<Vec<&RawValue>>(&body) {
+        Kind::Batch => match Bounded::parse(&body, max_events) {
             Ok(items) => {
                 parsed = items;
                 parsed.iter().map(|r| r.get().as_bytes()).collect()
+            }
+            Err(e) if e.to_string().starts_with(TOO_MANY) => {
+                return error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("a batch holds at most {max_events} events; this one holds more; split it"),
+                );
             }
             // Position only: serde's message may quote the input, which may hold personal data.
             Err(e) => {
@@ -152,8 +313,11 @@ async fn handle(gateway: Gateway, source: Source, kind: Kind, body: Bytes) -> Re
     };
 
     let inner = &gateway.inner;
-    let mut state = inner.state.lock().await;
-    let mut verdicts = match state.judge(&source, &raws) {
+    let mut state = tokio::select! {
+        state = inner.state.lock() => state,
+        () = answer.closed() => return error(StatusCode::SERVICE_UNAVAILABLE, "given up before it was judged"),
+    };
+    let mut verdicts = match state.judge(&source, &raws, inner.limits.event_bytes) {
         Judgement::CitizenId(found) => {
             drop(state);
             tracing::info!(source = %source.name, events = raws.len(), "request refused: raw citizen-ID number");
@@ -169,12 +333,12 @@ async fn handle(gateway: Gateway, source: Source, kind: Kind, body: Bytes) -> Re
 
     // Stamp in request order: the order in which they are handed to Kafka.
     for v in &mut verdicts {
-        if let Verdict::New(event) = v {
+        if let Verdict::New(event, _) = v {
             event.recordedtime = Some(state.stamp());
         }
     }
     let new: Vec<&Event> =
-        verdicts.iter().filter_map(|v| if let Verdict::New(e) = v { Some(e) } else { None }).collect();
+        verdicts.iter().filter_map(|v| if let Verdict::New(e, _) = v { Some(e) } else { None }).collect();
     // A retraction follows the event it names, also when that one came in this very batch.
     let mut batch_reference: HashSet<Uuid> =
         new.iter().filter(|e| Route::is_reference_type(e.event_type())).map(|e| e.id).collect();
@@ -192,6 +356,11 @@ async fn handle(gateway: Gateway, source: Source, kind: Kind, body: Bytes) -> Re
         .iter()
         .enumerate()
         .filter_map(|(i, v)| match v {
+            // An event too large for the log is too large for the dead-letter topic: its beginning only.
+            Verdict::Refused { reason, .. } if reason.rule == SIZE_RULE => Some(
+                DeadLetter::new(&raws[i][..DEAD_LETTER_PREFIX.min(raws[i].len())], reason.clone())
+                    .with_source(&source.name),
+            ),
             Verdict::Refused { reason, .. } => Some(DeadLetter::new(raws[i], reason.clone()).with_source(&source.name)),
             _ => None,
         })
@@ -230,7 +399,16 @@ async fn handle(gateway: Gateway, source: Source, kind: Kind, body: Bytes) -> Re
     let mut single_status = StatusCode::ACCEPTED;
     for (i, v) in verdicts.into_iter().enumerate() {
         match v {
-            Verdict::New(e) => answer.accepted.push(e.id),
+            Verdict::New(e, warnings) => {
+                answer.accepted.push(e.id);
+                answer.warnings.extend(warnings.into_iter().map(|w| Warned {
+                    index: i,
+                    id: w.event_id,
+                    field: w.field,
+                    warning: w.warning.as_str(),
+                    detail: w.detail,
+                }));
+            }
             Verdict::Duplicate(id) => answer.duplicates.push(id),
             Verdict::Refused { status, reason } => {
                 single_status = StatusCode::from_u16(status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);

@@ -12,11 +12,14 @@
 //! ```
 //!
 //! Whole-request answers: 401 (no or unknown token), 415 (another content type), 400 (a batch that is
-//! not a JSON array), 413 (body over the limit), 422 (a raw citizen-ID number anywhere: nothing is
+//! not a JSON array), 413 (body or number of events over the limit), 429 (the source's rate exceeded;
+//! `Retry-After`), 503 with `Retry-After` (too many requests at once, or not answered within the
+//! request timeout), 422 (a raw citizen-ID number anywhere: nothing is
 //! published, not even to the dead-letter topic, and the number is never echoed), 503 (Kafka did not
 //! acknowledge: nothing is claimed accepted; what Kafka did take comes back as a duplicate on retry).
 //! A single event is answered with its own status (202 when accepted or already known, else its
-//! refusal's: 400, 403 or 422) and the same body.
+//! refusal's: 400, 403, 413 (an event over the broker's message size: refused alone) or 422) and the same
+//! body. The limits are [`Limits`].
 //!
 //! One request is judged and published at a time (a `tokio::sync::Mutex` around the state, held
 //! across the publish): `recordedtime` is stamped in the order records are handed to Kafka, so within
@@ -62,6 +65,48 @@ pub struct GatewayConfig {
     pub max_body_bytes: usize,
     /// How long reading a topic at start waits for the next record before giving up.
     pub read_idle: Duration,
+    /// Limits that keep one source, or a flood, from taking the gateway down.
+    pub limits: Limits,
+}
+
+/// The gateway's limits; each one exceeded is answered with a JSON `{"error": ...}` that names it.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Events in one batch: a larger batch is refused whole with 413, before any event is judged.
+    pub batch_events: usize,
+    /// Bytes of one event as sent: a larger event is refused alone with 413 (rule `size`), the rest of
+    /// its batch goes on. Kept below the broker's message limit (`message.max.bytes`, 1 MB by default)
+    /// with room for `recordedtime` and the record's headers: an event Kafka would refuse would be
+    /// refused on every retry and block its whole batch.
+    pub event_bytes: usize,
+    /// Requests served at once (waiting for the state, judged or publishing); more are answered 503
+    /// with `Retry-After` at once, before their body is read, so memory stays bounded by
+    /// `concurrent_requests × max_body_bytes` whatever the number of clients.
+    pub concurrent_requests: usize,
+    /// A request not answered by then is answered 503 with `Retry-After`. Events already judged are
+    /// still published; on retry they come back as duplicates.
+    pub request_timeout: Duration,
+    /// How long Kafka may take to acknowledge a record (librdkafka `message.timeout.ms`, unless set
+    /// in [`GatewayConfig::producer`]); then the request is answered 503.
+    pub publish_timeout: Duration,
+    /// Requests per second each source may send, on average ...
+    pub source_requests_per_second: u32,
+    /// ... and at once (the burst). Above the rate: 429 with `Retry-After`.
+    pub source_burst: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            batch_events: 10_000,
+            event_bytes: 512 << 10,
+            concurrent_requests: 8,
+            request_timeout: Duration::from_secs(30),
+            publish_timeout: Duration::from_secs(10),
+            source_requests_per_second: 50,
+            source_burst: 100,
+        }
+    }
 }
 
 impl GatewayConfig {
@@ -76,6 +121,7 @@ impl GatewayConfig {
             replay_events: true,
             max_body_bytes: 16 << 20,
             read_idle: Duration::from_secs(30),
+            limits: Limits::default(),
         }
     }
 }
@@ -105,6 +151,9 @@ struct Inner {
     producer: Producer,
     tokens: Tokens,
     max_body_bytes: usize,
+    limits: Limits,
+    /// Requests per source (by name), for the per-source rate.
+    rate: governor::DefaultKeyedRateLimiter<String>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -119,7 +168,11 @@ impl Gateway {
     pub async fn start(config: GatewayConfig) -> Result<Gateway, GatewayError> {
         hoctap_kafka::ensure_topics_with(&config.brokers, &config.topics, config.event_partitions, config.replication)
             .await?;
-        let producer = Producer::new(&config.brokers, config.topics.clone(), &config.producer)?;
+        let mut settings = config.producer.clone();
+        settings
+            .entry("message.timeout.ms".to_owned())
+            .or_insert_with(|| config.limits.publish_timeout.as_millis().max(1).to_string());
+        let producer = Producer::new(&config.brokers, config.topics.clone(), &settings)?;
         let (brokers, topics, replay_events, idle) =
             (config.brokers.clone(), config.topics.clone(), config.replay_events, config.read_idle);
         let state = tokio::task::spawn_blocking(move || -> Result<State, GatewayError> {
@@ -149,6 +202,8 @@ impl Gateway {
                 producer,
                 tokens: config.tokens,
                 max_body_bytes: config.max_body_bytes,
+                rate: governor::RateLimiter::keyed(quota(&config.limits)),
+                limits: config.limits,
             }),
         })
     }
@@ -165,6 +220,14 @@ impl Gateway {
             tracing::warn!(error = %e, "flushing the producer at shutdown");
         }
     }
+}
+
+/// The per-source quota: `source_requests_per_second` on average, `source_burst` at once (at least 1).
+fn quota(limits: &Limits) -> governor::Quota {
+    let one = std::num::NonZeroU32::MIN;
+    let rate = std::num::NonZeroU32::new(limits.source_requests_per_second).unwrap_or(one);
+    let burst = std::num::NonZeroU32::new(limits.source_burst).unwrap_or(one);
+    governor::Quota::per_second(rate).allow_burst(burst)
 }
 
 /// The HTTP routes: `POST /v1/events`, `GET /healthz`.

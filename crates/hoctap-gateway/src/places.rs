@@ -14,6 +14,12 @@
 //! provinces of the communes the subject's accepted events named, or of the subject itself when it is a
 //! unit. A subject the gateway has never placed belongs to no province yet; such an event is allowed
 //! (it places the subject nowhere, and counts nowhere until an event names its commune).
+//!
+//! An event that places its subject (a registration, a skill certification, a relocation) needs both:
+//! its commune in the source's province, and the subject, when placed already, too. A subject is not
+//! taken over by naming a commune of another province; a move across provinces comes from a source
+//! allowed in both (a national one). A retraction has the subject of the event it names (the domain
+//! refuses any other, `subject_mismatch`), so it belongs to that event's provinces.
 
 use crate::tokens::Scope;
 use hoctap_domain::codes::Level;
@@ -197,16 +203,20 @@ pub(crate) fn check(places: &Places, scope: &Scope, source: &str, events: &[&Eve
             continue;
         }
         let view = View { base: places, batch: &batch };
-        let foreign = named.iter().find_map(|(field, code)| {
-            let provinces = view.provinces_of(code);
-            (!scope.allows(provinces.iter().copied())).then(|| outside(field, code, &provinces))
-        });
-        if foreign.is_none()
-            && matches!(
-                event.data,
-                EventData::RegistrationSubmitted(_) | EventData::SkillCertified(_) | EventData::SubjectRelocated(_)
-            )
-        {
+        let places_subject = matches!(
+            event.data,
+            EventData::RegistrationSubmitted(_) | EventData::SkillCertified(_) | EventData::SubjectRelocated(_)
+        );
+        let foreign = named
+            .iter()
+            .find_map(|(field, code)| {
+                let provinces = view.provinces_of(code);
+                (!scope.allows(provinces.iter().copied())).then(|| outside(field, code, &provinces))
+            })
+            // A subject placed in another province is not taken over by naming a commune of this one:
+            // a move across provinces comes from a source allowed in both (a national one).
+            .or_else(|| places_subject.then(|| subject_outside(&view, scope, source, &event.subject)).flatten());
+        if foreign.is_none() && places_subject {
             batch.fold(event);
         }
         verdicts[i] = Some(foreign);
@@ -218,18 +228,22 @@ pub(crate) fn check(places: &Places, scope: &Scope, source: &str, events: &[&Eve
         if verdicts[i].is_some() {
             continue;
         }
-        let provinces = view.subject_provinces(&event.subject);
-        let foreign = (!provinces.is_empty() && !scope.allows(provinces.iter().copied())).then(|| Foreign {
-            field: "subject".to_owned(),
-            detail: format!(
-                "subject `{}` is placed in province {}; source `{source}` may publish events of province {scope} only",
-                event.subject,
-                provinces.join(", ")
-            ),
-        });
-        verdicts[i] = Some(foreign);
+        verdicts[i] = Some(subject_outside(&view, scope, source, &event.subject));
     }
     verdicts.into_iter().map(|v| v.expect("every event judged")).collect()
+}
+
+/// Whether `subject` is placed (by accepted events or earlier in the batch) outside `scope`. A subject
+/// placed nowhere yet belongs to no province and is allowed.
+fn subject_outside(view: &View<'_>, scope: &Scope, source: &str, subject: &str) -> Option<Foreign> {
+    let provinces = view.subject_provinces(subject);
+    (!provinces.is_empty() && !scope.allows(provinces.iter().copied())).then(|| Foreign {
+        field: "subject".to_owned(),
+        detail: format!(
+            "subject `{subject}` is placed in province {}; source `{source}` may publish events of province {scope} only",
+            provinces.join(", ")
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -327,6 +341,32 @@ mod tests {
         let verdicts = check(&places, &hanoi(), "hn", &events.iter().collect::<Vec<_>>());
         assert!(verdicts.iter().all(Option::is_some), "{verdicts:?}");
         assert_eq!(verdicts[0].as_ref().unwrap().field, "data.code");
+    }
+
+    fn relocation(id: u32, subject: &str, commune: &str) -> Event {
+        ev(serde_json::json!({"specversion": "1.0", "id": format!("00000000-0000-4000-8000-{id:012}"),
+            "source": "t", "type": "vn.hoctap.subject.relocated.v1", "time": "2025-05-01T00:00:00+07:00",
+            "subject": subject, "data": {"commune": commune}}))
+    }
+
+    #[test]
+    fn a_subject_placed_in_another_province_is_not_taken_over() {
+        let mut places = known();
+        places.fold(&registration(50, "cit-hcm", "26734"));
+        let events = [
+            relocation(51, "cit-hcm", "00001"),
+            registration(52, "cit-hcm", "00001"),
+            relocation(53, "cit-new", "00001"),
+            withdrawal(54, "cit-new"),
+        ];
+        let verdicts = check(&places, &hanoi(), "hn", &events.iter().collect::<Vec<_>>());
+        let fields: Vec<Option<&str>> = verdicts.iter().map(|v| v.as_ref().map(|f| f.field.as_str())).collect();
+        assert_eq!(fields, [Some("subject"), Some("subject"), None, None]);
+        assert!(verdicts[0].as_ref().unwrap().detail.contains("province 79"));
+        // A national source moves it; then both provinces may write about it.
+        assert!(check(&places, &Scope::All, "gso", &events[..1].iter().collect::<Vec<_>>())[0].is_none());
+        places.fold(&events[0]);
+        assert_eq!(check(&places, &hanoi(), "hn", &[&withdrawal(55, "cit-hcm")]), [None]);
     }
 
     #[test]

@@ -5,10 +5,9 @@
 
 use crate::places::{self, Places};
 use crate::tokens::Source;
-use hoctap_domain::validate::find_citizen_id;
-use hoctap_domain::{Admission, Batch, Engine, Event, Refusal, Rule};
+use hoctap_domain::validate::{CITIZEN_ID_DETAIL, find_citizen_id_in_json};
+use hoctap_domain::{Admission, Batch, Engine, Event, Refusal, Rule, Warning};
 use hoctap_kafka::{Reason, Route};
-use serde_json::Value;
 use std::collections::HashSet;
 use uuid::Uuid;
 
@@ -23,8 +22,8 @@ pub(crate) struct State {
 /// What became of one event of a request.
 #[derive(Debug)]
 pub(crate) enum Verdict {
-    /// Admitted and new: to be stamped and published.
-    New(Event),
+    /// Admitted and new: to be stamped and published; with why it will not count as it stands.
+    New(Event, Vec<Warning>),
     /// Known already with the same content: nothing to publish.
     Duplicate(Uuid),
     /// Refused with an HTTP status (400 not JSON, 422 bad input, 403 another province).
@@ -44,8 +43,18 @@ pub(crate) enum Judgement {
 /// gateway's).
 pub(crate) const PROVINCE_RULE: &str = "province";
 
-const CITIZEN_ID_DETAIL: &str =
-    "holds a 12-digit number starting with 0, the shape of a raw citizen-ID (CCCD); events carry no personal data";
+/// The rule spelling of a refusal for an event larger than the log takes (the broker's limit, not a
+/// rule of the domain).
+pub(crate) const SIZE_RULE: &str = "size";
+
+/// The `id` of an event too large to decode, when it has a readable one.
+fn sniff_id(raw: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: Option<String>,
+    }
+    serde_json::from_slice::<Id>(raw).ok()?.id
+}
 
 impl State {
     /// Takes in an event that is in the log (acknowledged by Kafka, or read back at start).
@@ -83,13 +92,26 @@ impl State {
     /// Judges a request's events as one batch: decoding, the domain's rules (units established
     /// anywhere in the batch are known to all of it; ids accepted before are duplicates), then the
     /// source's province.
-    pub fn judge(&self, source: &Source, raws: &[&[u8]]) -> Judgement {
+    ///
+    /// An event over `max_event_bytes` is refused alone (413, rule `size`) without being decoded.
+    pub fn judge(&self, source: &Source, raws: &[&[u8]], max_event_bytes: usize) -> Judgement {
         let citizen_ids: Vec<(usize, Reason)> =
             raws.iter().enumerate().filter_map(|(i, raw)| citizen_id_in(raw).map(|r| (i, r))).collect();
         if !citizen_ids.is_empty() {
             return Judgement::CitizenId(citizen_ids);
         }
-        let decoded: Vec<Result<Event, Refusal>> = raws.iter().map(|raw| Event::from_json(raw)).collect();
+        let oversize = |raw: &[u8]| raw.len() > max_event_bytes;
+        let decoded: Vec<Result<Event, Refusal>> = raws
+            .iter()
+            .map(|raw| {
+                if oversize(raw) {
+                    // Not decoded (nor counted in the batch's units): refused below.
+                    Err(Refusal::new(None, "(event)", Rule::Json, String::new()))
+                } else {
+                    Event::from_json(raw)
+                }
+            })
+            .collect();
         let mut batch = Batch::default();
         batch.add_units(&self.engine, decoded.iter().filter_map(|d| d.as_ref().ok()));
 
@@ -97,6 +119,21 @@ impl State {
         let mut admitted: Vec<(usize, Admission)> = Vec::new();
         let mut citizen_ids = Vec::new();
         for (i, d) in decoded.iter().enumerate() {
+            if oversize(raws[i]) {
+                verdicts.push(Some(Verdict::Refused {
+                    status: 413,
+                    reason: Reason {
+                        event_id: sniff_id(raws[i]),
+                        field: "(event)".to_owned(),
+                        rule: SIZE_RULE.to_owned(),
+                        detail: format!(
+                            "the event is {} bytes; the log takes events of at most {max_event_bytes} bytes",
+                            raws[i].len()
+                        ),
+                    },
+                }));
+                continue;
+            }
             let refusal = match d {
                 Ok(event) => match self.engine.admit(&mut batch, event) {
                     Ok(admission) => {
@@ -133,7 +170,7 @@ impl State {
                         detail: f.detail,
                     },
                 },
-                (None, Admission::New) => Verdict::New(event.clone()),
+                (None, Admission::New) => Verdict::New(event.clone(), self.engine.warnings(&batch, event)),
                 (None, Admission::Duplicate) => Verdict::Duplicate(event.id),
             });
         }
@@ -141,42 +178,18 @@ impl State {
     }
 }
 
-/// A raw citizen-ID number anywhere in an event: in `subject`, in `data` (except the ids and hashes
-/// `event_id` and `sha256`, as the domain rule says) or in any other attribute except `id` (a UUID's
-/// last group may be 12 digits). An event that is not even JSON but holds such a number is treated
-/// alike: it would otherwise reach the dead-letter topic as it is. The number is never repeated.
+/// A raw citizen-ID number anywhere in an event, as the domain finds it in the text as sent (every
+/// attribute, keys, JSON escapes; UUIDs are never one). An event that is not even JSON but holds such
+/// a number is treated alike: it would otherwise reach the dead-letter topic as it is. The number is
+/// never repeated, and the event is named only by a UUID id.
 fn citizen_id_in(raw: &[u8]) -> Option<Reason> {
-    let text = String::from_utf8_lossy(raw);
-    // Fast path: most events hold nothing of the kind.
-    find_citizen_id(&text)?;
-    let refuse = |event_id: Option<String>, field: String| Reason {
-        event_id,
+    let field = find_citizen_id_in_json(raw)?;
+    Some(Reason {
+        event_id: sniff_id(raw).filter(|id| Uuid::parse_str(id).is_ok()),
         field,
         rule: Rule::CitizenId.as_str().to_owned(),
         detail: CITIZEN_ID_DETAIL.to_owned(),
-    };
-    let Ok(value) = serde_json::from_slice::<Value>(raw) else {
-        return Some(refuse(None, "(event)".to_owned()));
-    };
-    let Value::Object(map) = &value else { return walk(&value, "(event)", false).map(|f| refuse(None, f)) };
-    let id = map.get("id").and_then(Value::as_str).map(str::to_owned);
-    map.iter()
-        .filter(|(k, _)| k.as_str() != "id")
-        .find_map(|(k, v)| walk(v, k, k == "data"))
-        .map(|field| refuse(id, field))
-}
-
-fn walk(value: &Value, path: &str, in_data: bool) -> Option<String> {
-    const EXEMPT_IN_DATA: &[&str] = &["event_id", "sha256"];
-    match value {
-        Value::String(s) => find_citizen_id(s).map(|_| path.to_owned()),
-        Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| walk(v, &format!("{path}[{i}]"), in_data)),
-        Value::Object(map) => map
-            .iter()
-            .filter(|(k, _)| !(in_data && EXEMPT_IN_DATA.contains(&k.as_str())))
-            .find_map(|(k, v)| walk(v, &format!("{path}.{k}"), in_data)),
-        _ => None,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -199,10 +212,14 @@ mod tests {
             ("subject", Some("6f1c1a52-3d8e-4f0e-9a43-012345678901"))
         );
         assert!(!r.detail.contains("001203004567"));
-        let in_data = ev("cit-1", r#"{"note":["x","CCCD 001203004567"],"event_id":"001203004567"}"#);
+        let in_data = ev("cit-1", r#"{"note":["x","CCCD 001203004567"]}"#);
         assert_eq!(citizen_id_in(in_data.as_bytes()).unwrap().field, "data.note[1]");
-        let exempt = ev("cit-1", r#"{"event_id":"001203004567","sha256":"001203004567"}"#);
-        assert_eq!(citizen_id_in(exempt.as_bytes()), None);
+        // Ids and hashes are not exempt by their key: only a UUID is not a citizen-ID.
+        let named = ev("cit-1", r#"{"x":{"event_id":"001203004567"}}"#);
+        assert_eq!(citizen_id_in(named.as_bytes()).unwrap().field, "data.x.event_id");
+        let escaped = ev("cit-1", r#"{"title":"learning_citizen"}"#)
+            .replace("\"source\":\"s\"", r#""source":"/hs/\u0030\u0030\u0031203004567""#);
+        assert_eq!(citizen_id_in(escaped.as_bytes()).unwrap().field, "source");
         assert_eq!(citizen_id_in(b"{not json 001203004567").unwrap().field, "(event)");
     }
 }

@@ -57,9 +57,16 @@ fn config(brokers: &str) -> GatewayConfig {
 /// A fresh broker and a gateway on port 0, with the geography of Hà Nội (01) and Hồ Chí Minh City (79)
 /// published through it by the national source.
 async fn spawn_app() -> App {
+    spawn_app_with(|_| {}).await
+}
+
+/// [`spawn_app`] with some settings changed (limits).
+async fn spawn_app_with(tweak: impl FnOnce(&mut GatewayConfig)) -> App {
     let broker = TestBroker::start();
     let brokers = broker.brokers();
-    let mut app = serve(Some(broker), &brokers).await;
+    let mut config = config(&brokers);
+    tweak(&mut config);
+    let mut app = serve_config(Some(broker), &brokers, config).await;
     let geography = [
         unit(1, "01", "province", None),
         unit(2, "001", "district", Some("01")),
@@ -77,10 +84,14 @@ async fn spawn_app() -> App {
 }
 
 async fn serve(broker: Option<TestBroker>, brokers: &str) -> App {
+    serve_config(broker, brokers, config(brokers)).await
+}
+
+async fn serve_config(broker: Option<TestBroker>, brokers: &str, config: GatewayConfig) -> App {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(hoctap_gateway::serve(config(brokers), listener, async {
+    let server = tokio::spawn(hoctap_gateway::serve(config, listener, async {
         let _ = stopped.await;
     }));
     let client = reqwest::Client::new();
@@ -299,9 +310,21 @@ async fn a_raw_citizen_id_anywhere_refuses_the_whole_request_422_without_repeati
     in_data["data"]["commune"] = format!("00001 {CCCD}").into();
     let mut in_extension = registration(22, "cit-c", "00001");
     in_extension["note"] = format!("CCCD: {CCCD}").into();
-    for (n, bad) in [(20, registration(20, CCCD, "00001")), (21, in_data), (22, in_extension)] {
-        let batch = json!([registration(10, "cit-a", "00001"), bad]);
-        let (status, body, _) = app.post_raw(Some(HN), BATCH, batch.to_string()).await;
+    let mut in_key = registration(23, "cit-d", "00001");
+    in_key["data"][CCCD] = 1.into();
+    let mut in_source = registration(24, "cit-e", "00001");
+    in_source["source"] = "/hs/@".into();
+    // Written with JSON escapes, as in the report ("/hs/\u0030\u0030\u0031203004567").
+    let escaped = CCCD[..3].chars().map(|c| format!("\\u003{c}")).collect::<String>() + &CCCD[3..];
+    for (n, bad) in
+        [(20, registration(20, CCCD, "00001")), (21, in_data), (22, in_extension), (23, in_key), (24, in_source)]
+    {
+        let batch = format!(
+            "[{}, {}]",
+            registration(10, "cit-a", "00001"),
+            bad.to_string().replace("/hs/@", &format!("/hs/{escaped}"))
+        );
+        let (status, body, _) = app.post_raw(Some(HN), BATCH, batch).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert!(!body.to_string().contains(CCCD), "the number is never echoed: {body}");
         assert_eq!(body["accepted"], json!([]));
@@ -436,6 +459,313 @@ async fn when_kafka_is_gone_the_answer_is_503_and_nothing_is_claimed() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(body.get("accepted").is_none(), "{body}");
     assert!(headers.contains_key("retry-after"));
+    // The health check says so, and why.
     let health = app.client.get(format!("http://{}/healthz", app.addr)).send().await.unwrap();
-    assert_eq!(health.status(), StatusCode::OK);
+    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(health.headers().contains_key("retry-after"));
+    assert!(health.text().await.unwrap().contains("Kafka is unreachable"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_provinces_subject_cannot_be_retracted_moved_or_taken_over() {
+    let app = spawn_app().await;
+    // Hồ Chí Minh City's citizen.
+    let (status, body) = app.post(HCM, SINGLE, &registration(10, "cit-h", "26734")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    let retract = |n: u32, subject: &str| {
+        envelope(n, "event.retracted", subject, json!({"event_id": id(10), "reason": "nhập nhầm"}))
+    };
+    let batch = json!([
+        retract(20, "zzz"),
+        retract(21, "cit-h"),
+        envelope(22, "subject.relocated", "cit-h", json!({"commune": "00001"})),
+        registration(23, "cit-h", "00001"),
+        envelope(24, "skill.certified", "cit-h", json!({"commune": "00004", "level": "basic"})),
+        registration(25, "cit-ok", "00001"),
+    ]);
+    let (status, body) = app.post(HN, BATCH, &batch).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(ids(&body, "accepted"), [id(25)], "{body}");
+    let refused: Vec<(u64, &str, &str)> = body["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["status"].as_u64().unwrap(), r["field"].as_str().unwrap(), r["rule"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            (422, "subject", "subject_mismatch"),
+            (403, "subject", "province"),
+            (403, "subject", "province"),
+            (403, "subject", "province"),
+            (403, "subject", "province"),
+        ]
+    );
+
+    // The national source moves the citizen to Hà Nội; from then on Hà Nội may write about it (and
+    // Hồ Chí Minh City still may: it lay there).
+    let (status, body) =
+        app.post(GSO, SINGLE, &envelope(30, "subject.relocated", "cit-h", json!({"commune": "00001"}))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (status, body) = app.post(HN, SINGLE, &declaration(31, "cit-h", 90)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    let mut published: Vec<String> = app.events().await.iter().map(|e| e.id.to_string()).collect();
+    published.sort();
+    assert_eq!(published, [id(10), id(25), id(30), id(31)]);
+    let dead: Vec<String> = app.dead_letters().await.into_iter().map(|d| d.reason.event_id.unwrap()).collect();
+    assert_eq!(dead, [id(20), id(21), id(22), id(23), id(24)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_over_the_event_limit_is_413_whole_and_costs_nothing() {
+    let app = spawn_app_with(|c| c.limits.batch_events = 100).await;
+    // The batch of the report: 200 000 non-events.
+    let ones = format!("[{}1]", "1,".repeat(199_999));
+    let started = std::time::Instant::now();
+    let (status, body, _) = app.post_raw(Some(HN), BATCH, ones).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("at most 100 events"), "{body}");
+    assert!(body.get("refused").is_none(), "no list of 200 000 refusals: {body}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let over: Vec<Value> = (0..101).map(|i| registration(100 + i, &format!("cit-{i}"), "00001")).collect();
+    let (status, _) = app.post(HN, BATCH, &json!(over)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    // At the limit: accepted.
+    let (status, body) = app.post(HN, BATCH, &json!(over[..100])).await;
+    assert_eq!((status, ids(&body, "accepted").len()), (StatusCode::ACCEPTED, 100), "{body}");
+    assert!(app.dead_letters().await.is_empty(), "nothing of the refused batches was dead-lettered");
+    assert_eq!(app.events().await.len(), 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_over_the_brokers_message_size_is_413_alone_and_the_batch_goes_on() {
+    let app = spawn_app().await;
+    let retraction =
+        |n: u32, reason: String| envelope(n, "event.retracted", "cit-a", json!({"event_id": id(10), "reason": reason}));
+    // 2 MB: more than the broker's 1 MB message limit.
+    let big = retraction(11, "x".repeat(2 << 20));
+    let batch = json!([registration(10, "cit-a", "00001"), big.clone(), declaration(12, "cit-a", 90)]);
+    let (status, body) = app.post(HN, BATCH, &batch).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(ids(&body, "accepted"), [id(10), id(12)]);
+    let refused = &body["refused"][0];
+    assert_eq!(
+        (refused["index"].as_u64(), refused["id"].as_str(), refused["status"].as_u64(), refused["rule"].as_str()),
+        (Some(1), Some(id(11).as_str()), Some(413), Some("size")),
+        "{body}"
+    );
+    assert!(refused["detail"].as_str().unwrap().contains(&(512 << 10).to_string()), "names the limit: {body}");
+    // Alone, the same answer as the event's status; just under the limit, accepted.
+    let (status, _) = app.post(HN, SINGLE, &big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, body) = app.post(HN, SINGLE, &retraction(13, "y".repeat(500 << 10))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    let mut published: Vec<String> = app.events().await.iter().map(|e| e.id.to_string()).collect();
+    published.sort();
+    assert_eq!(published, [id(10), id(12), id(13)]);
+    let dead = app.dead_letters().await;
+    assert_eq!(dead.len(), 2, "one dead letter per refusal");
+    assert!(dead.iter().all(|d| d.reason.rule == "size" && d.event.len() <= 4096), "the beginning only");
+    assert_eq!(dead[0].reason.event_id.as_deref(), Some(id(11).as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_character_in_any_string_is_422_and_the_batch_goes_on() {
+    let app = spawn_app().await;
+    let nul = registration(11, "cit-\u{0}x", "00001");
+    assert!(nul.to_string().contains(r"cit-\u0000x"));
+    let mut in_extension = registration(12, "cit-b", "00001");
+    in_extension["traceparent"] = "00-\u{1b}[2J".into();
+    let batch = json!([registration(10, "cit-a", "00001"), nul, in_extension]);
+    let (status, body) = app.post(HN, BATCH, &batch).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(ids(&body, "accepted"), [id(10)]);
+    let refused: Vec<(&str, &str, u64)> = body["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["field"].as_str().unwrap(), r["rule"].as_str().unwrap(), r["status"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(refused, [("subject", "control_character", 422), ("traceparent", "control_character", 422)]);
+    let published: Vec<String> = app.events().await.iter().map(|e| e.id.to_string()).collect();
+    assert_eq!(published, [id(10)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_over_its_rate_is_429_with_retry_after_and_others_go_on() {
+    let app = spawn_app_with(|c| {
+        c.limits.source_requests_per_second = 1;
+        c.limits.source_burst = 2;
+    })
+    .await;
+    for n in 0..2 {
+        let (status, body) = app.post(HN, SINGLE, &registration(10 + n, "cit-a", "00001")).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    let (status, body, headers) = app.post_raw(Some(HN), SINGLE, registration(12, "cit-a", "00001").to_string()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("khuyenhoc-hanoi"), "{body}");
+    let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "Retry-After {wait}");
+    // Another source is not held back by Hà Nội's.
+    let (status, _) = app.post(HCM, SINGLE, &registration(20, "cit-h", "26734")).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    let (status, body) = app.post(HN, SINGLE, &registration(12, "cit-a", "00001")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let mut published: Vec<String> = app.events().await.iter().map(|e| e.id.to_string()).collect();
+    published.sort();
+    assert_eq!(published, [id(10), id(11), id(12), id(20)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_over_the_concurrency_bound_or_the_timeout_are_503_with_retry_after() {
+    let mut app = spawn_app_with(|c| {
+        c.limits.concurrent_requests = 1;
+        c.limits.request_timeout = Duration::from_secs(2);
+    })
+    .await;
+    // With the broker gone, a request waits for Kafka until the request timeout (the publish timeout
+    // of these tests is 4 s).
+    drop(app.broker.take());
+    let slow = {
+        let (client, addr) = (app.client.clone(), app.addr);
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let response = client
+                .post(format!("http://{addr}/v1/events"))
+                .header("content-type", BATCH)
+                .bearer_auth(HN)
+                .body(json!([registration(10, "cit-a", "00001")]).to_string())
+                .send()
+                .await
+                .unwrap();
+            let retry = response.headers().contains_key("retry-after");
+            (response.status(), retry, response.text().await.unwrap(), started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    let (status, body, headers) =
+        app.post_raw(Some(HN), BATCH, json!([registration(11, "cit-b", "00001")]).to_string()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("too many requests"), "{body}");
+    assert!(headers.contains_key("retry-after"));
+    assert!(started.elapsed() < Duration::from_secs(1), "shed at once, not queued");
+    // /healthz is outside the bound: answered (Kafka is gone), not shed.
+    let health = app.client.get(format!("http://{}/healthz", app.addr)).send().await.unwrap();
+    assert!(health.text().await.unwrap().contains("Kafka is unreachable"), "/healthz is outside the bound");
+
+    let (status, retry, text, took) = slow.await.unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+    assert!(retry && text.contains("timeout"), "{text}");
+    assert!(took < Duration::from_millis(3500), "answered at the request timeout: {took:?}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_that_will_not_count_as_they_stand_are_accepted_with_warnings() {
+    let app = spawn_app().await;
+    let mut far = registration(10, "cit-far", "00001");
+    far["time"] = "2205-03-01T09:00:00+07:00".into();
+    let batch = json!([
+        far,
+        declaration(11, "cit-nowhere", 90),
+        envelope(12, "event.retracted", "cit-far", json!({"event_id": id(9_999), "reason": "nhầm"})),
+        registration(13, "cit-a", "00001"),
+        declaration(14, "cit-a", 90),
+        envelope(15, "event.retracted", "cit-a", json!({"event_id": id(14), "reason": "nhầm"})),
+    ]);
+    let (status, body) = app.post(HN, BATCH, &batch).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(ids(&body, "accepted").len(), 6, "warnings do not refuse: {body}");
+    let warnings: Vec<(u64, &str, &str, &str)> = body["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["index"].as_u64().unwrap(),
+                w["id"].as_str().unwrap(),
+                w["field"].as_str().unwrap(),
+                w["warning"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            (0, id(10).as_str(), "time", "after_campaign"),
+            (1, id(11).as_str(), "subject", "not_placed"),
+            (2, id(12).as_str(), "data.event_id", "retracts_unknown"),
+        ]
+    );
+    let (status, body) = app.post(HN, SINGLE, &declaration(16, "cit-a", 95)).await;
+    assert_eq!((status, body["warnings"].clone()), (StatusCode::ACCEPTED, json!([])), "{body}");
+}
+
+/// Peak resident memory of this process (the gateway and its clients), in MiB.
+fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM in /proc/self/status");
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() / 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_large_requests_while_kafka_is_down_leaves_the_gateway_up_and_bounded() {
+    let mut app = spawn_app().await;
+    drop(app.broker.take());
+    // One batch of 10 000 valid events padded to 16 MiB (the body limit), shared by every client (the
+    // clients hold one copy; each request the gateway reads is its own).
+    let padding = "x".repeat(1_330);
+    let events: Vec<Value> = (0..10_000)
+        .map(|i| {
+            let mut e = registration(1_000 + i, &format!("cit-{i}"), "00001");
+            e["padding"] = padding.clone().into();
+            e
+        })
+        .collect();
+    let body = axum::body::Bytes::from(json!(events).to_string());
+    assert!(body.len() < 16 << 20 && body.len() > 15 << 20, "{}", body.len());
+    let before = peak_rss_mib();
+    let mut clients = Vec::new();
+    for _ in 0..200 {
+        let (client, addr, body) = (app.client.clone(), app.addr, body.clone());
+        clients.push(tokio::spawn(async move {
+            let sent = client
+                .post(format!("http://{addr}/v1/events"))
+                .header("content-type", BATCH)
+                .bearer_auth(GSO)
+                .body(body)
+                .send()
+                .await;
+            match sent {
+                Ok(response) => Some(response.status()),
+                // The gateway may close a connection whose body it will not read.
+                Err(_) => None,
+            }
+        }));
+    }
+    let mut statuses = BTreeMap::new();
+    for client in clients {
+        *statuses.entry(client.await.unwrap().map(|s| s.as_u16())).or_insert(0) += 1;
+    }
+    let grown = peak_rss_mib().saturating_sub(before);
+    eprintln!("flood: answers {statuses:?}; peak resident memory grew by {grown} MiB");
+    // Nothing accepted: Kafka is down (503) or the request was shed (503, or the connection closed
+    // before the body was sent), or the source's rate ran out (429).
+    assert!(statuses.keys().all(|s| matches!(s, Some(503) | Some(429) | None)), "{statuses:?}");
+    assert!(statuses.get(&Some(503)).copied().unwrap_or(0) > 0, "{statuses:?}");
+    // 8 requests in flight of 16 MiB each, and one batch judged at a time: far below 200 × 16 MiB.
+    assert!(grown < 600, "peak memory grew by {grown} MiB");
+    let health = app.client.get(format!("http://{}/healthz", app.addr)).send().await.unwrap();
+    assert!(
+        health.text().await.unwrap().contains("Kafka is unreachable"),
+        "the gateway is up and says why it is not ready"
+    );
+    app.stop().await;
 }

@@ -31,8 +31,8 @@ impl From<Refusal> for Reason {
 }
 
 /// The value of a dead-letter record: `{"reason": {...}, "event": "<the event as sent>", "source": ...}`.
-/// `event` is the text the source sent, as a string (it may not even be JSON); a raw citizen-ID
-/// number in it must have been masked by the caller, since this topic is kept like the others.
+/// `event` is the text the source sent, as a string (it may not even be JSON), with every raw
+/// citizen-ID number masked by [`DeadLetter::new`], since this topic is kept like the others.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {
     pub reason: Reason,
@@ -43,8 +43,14 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
+    /// The refused input as it may be kept: every raw citizen-ID number in it masked (in any key or
+    /// string, escaped or not; ids, being UUIDs, are kept), so that this topic never holds one.
     pub fn new(raw: &[u8], reason: impl Into<Reason>) -> DeadLetter {
-        DeadLetter { reason: reason.into(), event: String::from_utf8_lossy(raw).into_owned(), source: None }
+        DeadLetter {
+            reason: reason.into(),
+            event: hoctap_domain::validate::mask_citizen_ids_in_json(raw),
+            source: None,
+        }
     }
 
     pub fn with_source(mut self, source: &str) -> DeadLetter {

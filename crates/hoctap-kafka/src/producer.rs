@@ -140,6 +140,12 @@ impl Producer {
     }
 
     /// Waits until every record handed over so far was acknowledged or failed.
+    /// Whether a broker answers a metadata request for the events topic within `timeout` (blocking):
+    /// what a health check asks before saying events can be accepted.
+    pub fn reachable(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.inner.client().fetch_metadata(Some(&self.topics.events), timeout).map(|_| ())
+    }
+
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         self.inner.flush(timeout)
     }

@@ -35,7 +35,7 @@ pub fn encode(out: &mut Vec<u8>, payload: &[u8]) -> u32 {
 
 /// Why reading stopped before the end of the range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Damage {
+pub enum Damage {
     /// The range ends inside a record.
     Incomplete,
     /// The length field is 0 or too large.
@@ -56,7 +56,7 @@ impl Damage {
 
 /// Where and why a scan stopped early.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Stop {
+pub struct Stop {
     /// File offset of the first record not read.
     pub offset: u64,
     pub damage: Damage,
@@ -212,6 +212,63 @@ fn check(buf: &[u8]) -> Result<usize, Damage> {
 /// Payload bytes the (incomplete) record at the start of `buf` announces; 0 while its header is partial.
 fn needed(buf: &[u8]) -> usize {
     buf.get(..4).map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
+}
+
+/// The offset of the first whole record at or after `from` (before `end`): a plausible length, a
+/// matching checksum, a payload that opens a JSON object. Read in windows of two records' worth, so a
+/// record is never split between two. `None` when there is none: the damage reaches the end of the
+/// file, as an interrupted write leaves it.
+pub(crate) fn find_record(file: &mut File, from: u64, end: u64) -> io::Result<Option<u64>> {
+    use std::io::{Seek, SeekFrom};
+    const WINDOW: u64 = 2 * (MAX_RECORD + RECORD_HEADER) as u64;
+    let mut base = from;
+    let mut buf = Vec::new();
+    while base + RECORD_HEADER as u64 <= end {
+        let want = (end - base).min(WINDOW);
+        buf.resize(usize::try_from(want).expect("a window fits in memory"), 0);
+        file.seek(SeekFrom::Start(base))?;
+        file.read_exact(&mut buf)?;
+        let last_window = base + want == end;
+        // A record that may run past this window is decided in the next one, which starts there.
+        let mut next = (buf.len() - RECORD_HEADER + 1) as u64;
+        for at in 0..=buf.len() - RECORD_HEADER {
+            let len = u32::from_le_bytes(buf[at..at + 4].try_into().expect("4 bytes")) as usize;
+            if !(1..=MAX_RECORD).contains(&len) {
+                continue;
+            }
+            let payload = at + RECORD_HEADER..at + RECORD_HEADER + len;
+            if payload.end > buf.len() {
+                if last_window {
+                    continue; // runs past the end of the file: not whole
+                }
+                next = at as u64; // > 0: a window holds any record that starts at its beginning
+                break;
+            }
+            if buf[payload.start] == b'{' && crc32fast::hash(&buf[payload.clone()]).to_le_bytes() == buf[at + 4..at + 8]
+            {
+                return Ok(Some(base + at as u64));
+            }
+        }
+        if last_window {
+            return Ok(None);
+        }
+        base += next;
+    }
+    Ok(None)
+}
+
+/// Whole records from `from` (the start of one) up to `end` or the next damage.
+pub(crate) fn count_records(path: &std::path::Path, from: u64, end: u64) -> io::Result<u64> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(from))?;
+    let mut framer = Framer::new(file, from, end);
+    let mut records = 0;
+    while let Some(chunk) = framer.next_chunk()? {
+        records += chunk.payloads.len() as u64;
+        framer.recycle(chunk.bytes);
+    }
+    Ok(records)
 }
 
 #[cfg(test)]

@@ -60,8 +60,20 @@ pub enum LogError {
     /// Nothing was changed; point the tool at the right directory.
     #[error("{} is not a hoctap event log of format {:?} (it starts with {found:?})", path.display(), String::from_utf8_lossy(MAGIC))]
     NotALog { path: PathBuf, found: Vec<u8> },
+    /// Damage in the middle of `events.log`: the record at `offset` is incomplete or fails its
+    /// checksum, yet whole records follow from `next_record` on. An interrupted write damages only the
+    /// end of the log, so this is not one, and the records after the damage were acknowledged: nothing
+    /// is cut. Stop; restore the log from a copy, or cut it at `offset` with [`Log::repair`]
+    /// (`hoctap repair`), which keeps a copy of what it cuts.
+    #[error(
+        "{} is damaged at byte {offset} ({detail}), and whole records follow from byte {next_record}: \
+         this is not an interrupted write, so nothing was cut; restore the log from a copy, or run \
+         `hoctap --data-dir {} repair` to cut it at byte {offset} (a copy of what is cut is kept)",
+        path.display(), dir.display()
+    )]
+    Damaged { path: PathBuf, dir: PathBuf, offset: u64, next_record: u64, detail: &'static str },
     /// During replay, a record that was whole when the log was opened no longer is: the file was
-    /// changed underneath. Stop; reopening cuts the damage off as a torn tail (and keeps a copy).
+    /// changed underneath. Stop and open the log again.
     #[error("corrupt record at byte {offset} of {}: {detail}", path.display())]
     Corrupt { path: PathBuf, offset: u64, detail: &'static str },
     /// A record passed its checksum but is not an event this tracker can decode. Every record was
@@ -103,6 +115,29 @@ pub(crate) fn try_lock(path: &Path) -> Result<Option<File>, LogError> {
 
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> LogError {
     move |source| LogError::Io { op, path: path.to_owned(), source }
+}
+
+/// What [`Log::repair`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Repair {
+    /// Whole records the log holds now.
+    pub records: u64,
+    /// What was cut; `None` when the log had no damage.
+    pub cut: Option<Cut>,
+}
+
+/// The bytes [`Log::repair`] cut.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cut {
+    /// Where the log was cut (the first damaged record).
+    pub offset: u64,
+    pub bytes: u64,
+    /// What was wrong with the record at `offset`.
+    pub detail: &'static str,
+    /// Whole records found after the damage (0 for a torn tail): acknowledged events now only in the copy.
+    pub records_after: u64,
+    /// The copy of every byte cut.
+    pub copy: PathBuf,
 }
 
 /// What opening found.
@@ -218,6 +253,7 @@ impl Log {
         }
 
         let scan = scan(&path, &file, at, u64::MAX)?;
+        scan.refuse_damage(dir, &path)?;
         let mut opened = scan.report();
         if opened.torn_bytes > 0 {
             opened.torn_copy = Some(keep_torn_tail(dir, &path, scan.end.offset)?);
@@ -242,6 +278,38 @@ impl Log {
         }
     }
 
+    /// Cuts the log at its first damaged record, wherever it lies, keeping a copy of every byte cut
+    /// (`cut-<offset>-<micros>.bin` beside the log). For a log that [`Log::open`] refuses with
+    /// [`LogError::Damaged`]: the records after the damage are lost from the log (they stay in the
+    /// copy). A log without damage is left as it is. Takes the writer lock.
+    pub fn repair(dir: &Path) -> Result<Repair, LogError> {
+        let _lock = try_lock(&dir.join(LOCK_FILE))?.ok_or_else(|| LogError::Locked { dir: dir.to_owned() })?;
+        let path = dir.join(EVENTS_FILE);
+        let file = OpenOptions::new().read(true).write(true).open(&path).map_err(io_err("opening", &path))?;
+        let scan = scan(&path, &file, None, u64::MAX)?;
+        let Some((stop, next_record)) = scan.damage else {
+            return Ok(Repair { records: scan.end.records, cut: None });
+        };
+        // Whole records in what is cut (from the first one after the damage, up to further damage).
+        let lost = match next_record {
+            None => 0,
+            Some(from) => frame::count_records(&path, from, scan.file_len).map_err(io_err("reading", &path))?,
+        };
+        let copy = keep_cut(dir, &path, stop.offset, "cut")?;
+        file.set_len(stop.offset).map_err(io_err("cutting", &path))?;
+        file.sync_all().map_err(io_err("syncing", &path))?;
+        Ok(Repair {
+            records: scan.end.records,
+            cut: Some(Cut {
+                offset: stop.offset,
+                bytes: scan.file_len - stop.offset,
+                detail: stop.damage.describe(),
+                records_after: lost,
+                copy,
+            }),
+        })
+    }
+
     /// Opens an existing log for reading only: no lock, nothing created or cut. A torn tail is
     /// ignored, and so is anything a writer appends after this call; reopen to see it.
     pub fn open_read(dir: &Path) -> Result<Log, LogError> {
@@ -264,6 +332,7 @@ impl Log {
         let path = dir.join(EVENTS_FILE);
         let file = File::open(&path).map_err(io_err("opening", &path))?;
         let scan = scan(&path, &file, at, limit)?;
+        scan.refuse_damage(dir, &path)?;
         let opened = scan.report();
         let resume = scan.resume;
         Ok((Log::new(dir, path, file, None, scan, opened), resume))
@@ -474,12 +543,29 @@ struct Scan {
     file_len: u64,
     /// After the last good record.
     end: Position,
+    /// Where reading stopped before the end of the file, and the first whole record after that
+    /// point when there is one (then the damage is in the middle of the log).
+    damage: Option<(frame::Stop, Option<u64>)>,
     last_recorded: Option<i64>,
     /// Whether the log held the position the scan was asked to resume from.
     resume: Option<Resume>,
 }
 
 impl Scan {
+    /// An error when the scan stopped at damage in the middle of the log (whole records after it).
+    fn refuse_damage(&self, dir: &Path, path: &Path) -> Result<(), LogError> {
+        match self.damage {
+            Some((stop, Some(next_record))) => Err(LogError::Damaged {
+                path: path.to_owned(),
+                dir: dir.to_owned(),
+                offset: stop.offset,
+                next_record,
+                detail: stop.damage.describe(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn report(&self) -> OpenReport {
         OpenReport { records: self.end.records, torn_bytes: self.file_len - self.end.offset, torn_copy: None }
     }
@@ -526,6 +612,15 @@ fn scan(path: &Path, file: &File, at: Option<&Position>, limit: u64) -> Result<S
         last = Some((chunk.record_offset(tail), chunk.bytes[tail.clone()].to_vec()));
         framer.recycle(chunk.bytes);
     }
+    let damage = match framer.stop() {
+        Some(stop) if end.records < limit => {
+            let next =
+                frame::find_record(&mut File::open(path).map_err(io_err("opening", path))?, stop.offset + 1, file_len)
+                    .map_err(io_err("reading", path))?;
+            Some((stop, next))
+        }
+        _ => None,
+    };
     let last_recorded = match last {
         None => None,
         Some((offset, payload)) => {
@@ -537,7 +632,7 @@ fn scan(path: &Path, file: &File, at: Option<&Position>, limit: u64) -> Result<S
             event.recordedtime
         }
     };
-    Ok(Scan { file_len, end, last_recorded, resume })
+    Ok(Scan { file_len, end, damage, last_recorded, resume })
 }
 
 /// Whether the file still holds the records up to `at`, judged by the last of them: `Ok` with its
@@ -571,7 +666,12 @@ fn holds(file: &mut File, at: &Position, file_len: u64) -> io::Result<Result<Opt
 /// are cut. A crash's torn tail is a partial batch that was never acknowledged, but a damaged record
 /// in the middle would take every later record with it: keeping the bytes leaves that recoverable.
 fn keep_torn_tail(dir: &Path, path: &Path, from: u64) -> Result<PathBuf, LogError> {
-    let copy = dir.join(format!("torn-tail-{from}-{}.bin", now_micros()));
+    keep_cut(dir, path, from, "torn-tail")
+}
+
+/// Copies the bytes of `path` from `from` on into `<prefix>-<from>-<micros>.bin` in `dir`, durably.
+fn keep_cut(dir: &Path, path: &Path, from: u64, prefix: &str) -> Result<PathBuf, LogError> {
+    let copy = dir.join(format!("{prefix}-{from}-{}.bin", now_micros()));
     let mut src = File::open(path).map_err(io_err("opening", path))?;
     src.seek(SeekFrom::Start(from)).map_err(io_err("seeking in", path))?;
     let mut dst = OpenOptions::new().write(true).create_new(true).open(&copy).map_err(io_err("creating", &copy))?;

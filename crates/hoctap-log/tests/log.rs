@@ -155,36 +155,83 @@ fn a_cut_inside_a_middle_record_drops_it_and_everything_after() {
     let offsets = record_offsets(&bytes);
     for cut in cuts_inside(&offsets, 7) {
         assert_reopens_to(&bytes[..cut as usize], &written, &offsets, 7);
-        // The same partial record with whole records behind it (a write that was torn and later ones
-        // that were not): the partial record decides, the framing after it cannot be trusted.
-        let mut spliced = bytes[..cut as usize].to_vec();
-        spliced.extend_from_slice(&bytes[offsets[8] as usize..]);
-        assert_reopens_to(&spliced, &written, &offsets, 7);
     }
 }
 
+/// Writes `bytes` as the log in a fresh directory: opening it, to write or to read, fails naming the
+/// damaged record's offset and changes nothing; [`Log::repair`] cuts it there, keeping a copy of the
+/// bytes cut, and reports the whole records it cut; then the log opens with the records before it.
+fn assert_damaged_at(bytes: &[u8], written: &[Event], offsets: &[u64], damaged: usize, records_after: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(EVENTS_FILE);
+    fs::write(&path, bytes).unwrap();
+    let at = offsets[damaged];
+    for opened in [Log::open(dir.path()).err(), Log::open_read(dir.path()).err()] {
+        match opened {
+            Some(LogError::Damaged { offset, .. }) if offset == at => {}
+            other => panic!("expected damage at byte {at}, got {other:?}"),
+        }
+    }
+    let message = Log::open(dir.path()).err().unwrap().to_string();
+    assert!(message.contains(&format!("byte {at}")) && message.contains("repair"), "{message}");
+    assert_eq!(fs::read(&path).unwrap(), bytes, "nothing was cut");
+    assert!(fs::read_dir(dir.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".bin")));
+
+    let repair = Log::repair(dir.path()).unwrap();
+    assert_eq!(repair.records, damaged as u64);
+    let cut = repair.cut.expect("a cut");
+    assert_eq!((cut.offset, cut.bytes, cut.records_after), (at, bytes.len() as u64 - at, records_after));
+    assert_eq!(fs::read(&cut.copy).unwrap(), &bytes[at as usize..], "a copy of every byte cut");
+    assert_eq!(fs::metadata(&path).unwrap().len(), at);
+    let log = Log::open(dir.path()).unwrap();
+    assert_eq!(log.opened_report().torn_bytes, 0);
+    assert_eq!(replay_all(&log), &written[..damaged]);
+    drop(log);
+    assert_eq!(Log::repair(dir.path()).unwrap().cut, None, "a sound log is left as it is");
+}
+
 #[test]
-fn damage_is_a_torn_tail_at_open() {
+fn damage_in_the_middle_stops_open_naming_the_offset_and_repair_cuts_it_keeping_a_copy() {
     let dir = tempfile::tempdir().unwrap();
     let (written, bytes) = written_log(dir.path(), 20);
     let offsets = record_offsets(&bytes);
 
     let mut flipped = bytes.clone();
     flipped[offsets[7] as usize + 8 + 30] ^= 0x01;
-    assert_reopens_to(&flipped, &written, &offsets, 7);
+    assert_damaged_at(&flipped, &written, &offsets, 7, 12);
 
     let mut bad_crc = bytes.clone();
     bad_crc[offsets[12] as usize + 5] ^= 0x80;
-    assert_reopens_to(&bad_crc, &written, &offsets, 12);
+    assert_damaged_at(&bad_crc, &written, &offsets, 12, 7);
 
     let mut huge_len = bytes.clone();
     huge_len[offsets[3] as usize + 3] = 0x7f;
-    assert_reopens_to(&huge_len, &written, &offsets, 3);
+    assert_damaged_at(&huge_len, &written, &offsets, 3, 16);
 
+    // A record cut short with whole records behind it: not a torn write either.
+    let mut spliced = bytes[..offsets[7] as usize + 20].to_vec();
+    spliced.extend_from_slice(&bytes[offsets[8] as usize..]);
+    assert_damaged_at(&spliced, &written, &offsets, 7, 12);
+}
+
+#[test]
+fn damage_that_reaches_the_end_is_a_torn_tail_cut_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let (written, bytes) = written_log(dir.path(), 20);
+    let offsets = record_offsets(&bytes);
+    // The last record damaged: nothing whole after it.
+    let mut flipped = bytes.clone();
+    flipped[offsets[19] as usize + 8 + 30] ^= 0x01;
+    assert_reopens_to(&flipped, &written, &offsets, 19);
     // Some file systems leave zero-filled blocks after a crash; zeros must not read as empty records.
     let mut zeros = bytes.clone();
     zeros.extend_from_slice(&[0; 4096]);
     assert_reopens_to(&zeros, &written, &offsets, 20);
+    // Garbage after the damage that happens to hold a length and a matching checksum, but no JSON
+    // object, is no record either.
+    let mut garbage = flipped.clone();
+    frame::encode(&mut garbage, b"not an event");
+    assert_reopens_to(&garbage, &written, &offsets, 19);
 }
 
 #[test]

@@ -55,6 +55,11 @@ async fn spawn_gateway() -> Gateway {
     ]);
     config.read_idle = Duration::from_secs(15);
     config.max_body_bytes = MAX_BODY;
+    // Small limits, so that each answer they give costs little to provoke.
+    config.limits.batch_events = 20;
+    config.limits.event_bytes = 4 << 10;
+    config.limits.source_requests_per_second = 1;
+    config.limits.source_burst = 30;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -175,6 +180,8 @@ async fn every_answer_of_both_services_matches_the_document_and_every_documented
     let mut invalid = registration(18, "cit-h", "00001");
     invalid["data"]["cycle_year"] = 2019.into();
     let big = json!([{"padding": "x".repeat(MAX_BODY)}]).to_string();
+    let mut too_large = registration(21, "cit-l", "00001");
+    too_large["padding"] = "x".repeat(5 << 10).into();
     let answers = [
         gateway.post(Some(GSO), BATCH, geography.to_string()).await,
         gateway.post(Some(HN), SINGLE, registration(10, "cit-a", "00001").to_string()).await,
@@ -202,9 +209,23 @@ async fn every_answer_of_both_services_matches_the_document_and_every_documented
         gateway.post(Some(HN), "application/json", registration(17, "cit-g", "00001").to_string()).await,
         gateway.post(Some(HN), SINGLE, invalid.to_string()).await,
         gateway.post(Some(HN), BATCH, json!([registration(19, "cit-i", "00001"), citizen_id]).to_string()).await,
+        // Over the limits: a batch of too many events, an event too large for the log.
+        gateway.post(Some(HN), BATCH, json!(vec![1; 21]).to_string()).await,
+        gateway.post(Some(HN), SINGLE, too_large.to_string()).await,
     ];
     let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
-    assert_eq!(statuses, [202, 202, 202, 400, 400, 401, 401, 403, 413, 415, 422, 422], "{answers:#?}");
+    assert_eq!(statuses, [202, 202, 202, 400, 400, 401, 401, 403, 413, 415, 422, 422, 413, 413], "{answers:#?}");
+    assert_eq!(answers[13].json()["refused"][0]["rule"], "size");
+    // The source's rate (1 per second after a burst of 30): soon 429.
+    let mut limited = None;
+    for n in 0..40 {
+        let answer = gateway.post(Some(HN), SINGLE, registration(30 + n, "cit-k", "00001").to_string()).await;
+        if answer.status == 429 {
+            limited = Some(answer);
+            break;
+        }
+    }
+    assert!(limited.is_some(), "the source's rate was never enforced");
     let batch = answers[2].json();
     assert_eq!(
         (
@@ -218,7 +239,8 @@ async fn every_answer_of_both_services_matches_the_document_and_every_documented
     assert!(answers[11].json()["error"].is_string());
     // Kafka gone: 503, nothing claimed.
     drop(gateway.broker.take());
-    let gone = gateway.post(Some(HN), SINGLE, registration(20, "cit-j", "00001").to_string()).await;
+    // (From the national source: Hà Nội's is over its rate now.)
+    let gone = gateway.post(Some(GSO), SINGLE, registration(20, "cit-j", "00001").to_string()).await;
     assert_eq!(gone.status, 503, "{}", gone.text);
 
     let mut exercised: BTreeSet<Exercised> = api.exercised.lock().unwrap().clone();
@@ -266,6 +288,10 @@ fn the_document_is_consistent_with_itself_and_with_the_vocabulary() {
     assert_eq!(schema_enum("Metric"), strings(Metric::ALL.iter().map(|m| m.as_str()).collect()));
     assert_eq!(schema_enum("Level"), strings(Level::ALL.iter().map(|l| l.as_str()).collect()));
     assert_eq!(schema_enum("Step"), strings(Step::ALL.iter().map(|s| s.as_str()).collect()));
+    assert_eq!(
+        doc["components"]["schemas"]["EventWarning"]["properties"]["warning"]["enum"],
+        Value::from(strings(hoctap_domain::WarningKind::ALL.iter().map(|w| w.as_str()).collect()))
+    );
     let statuses = [Status::Met, Status::Behind, Status::NoDenominator, Status::UnitAbolished];
     assert_eq!(
         doc["components"]["schemas"]["TargetReview"]["properties"]["status"]["enum"],
