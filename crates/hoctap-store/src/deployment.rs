@@ -242,6 +242,7 @@ pub async fn differences(
              FROM {g}.counts_month c JOIN {g}.count_keys k USING (key)
              WHERE c.days <> array_fill(0, ARRAY[cardinality(c.days)])",
         ),
+        ("recorded_events", "SELECT recorded, sum(n) FROM {g}.recorded_events GROUP BY 1"),
         (
             "delta_log",
             "SELECT k.place_kind, k.place_code, k.commune, k.measure, l.day, l.recorded, sum(l.n)

@@ -19,6 +19,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "read_models", sql: include_str!("../migrations/0001_read_models.sql") },
     Migration { version: 2, name: "dashboard", sql: include_str!("../migrations/0002_dashboard.sql") },
     Migration { version: 3, name: "compact", sql: include_str!("../migrations/0003_compact.sql") },
+    Migration { version: 4, name: "recorded", sql: include_str!("../migrations/0004_recorded.sql") },
 ];
 
 /// Creates `schema` if needed and applies the migrations it lacks, in order, in one transaction.

@@ -367,12 +367,17 @@ impl Projection {
         }
         // Each new event counts once, in the partition of its first copy in the batch.
         let mut uncounted: HashSet<Uuid> = subject_new.iter().chain(&reference_new).copied().collect();
+        // Their transaction times, for "how many events by K" (a later copy of one has another).
+        let mut recorded = Vec::new();
         for c in batch.iter().filter(|c| uncounted.remove(&c.event.id)) {
             if let Some(p) = next.get_mut(&(c.topic.clone(), c.partition)) {
-                p.count(c.event.recordedtime.expect("checked above"));
+                let at = c.event.recordedtime.expect("checked above");
+                p.count(at);
+                recorded.push(at);
             }
         }
         store_offsets(&tx, schema, &next).await?;
+        store_recorded(&tx, schema, &recorded).await?;
         tx.commit().await.map_err(db("committing a batch"))?;
 
         state.keys.extend(added);
@@ -606,6 +611,27 @@ async fn write_counts(
     )
     .await?;
     Ok(deltas.by_day.len())
+}
+
+/// Appends the `recorded` times of the events a batch counted (new, each once, as in its partition's
+/// offset row) to `recorded_events`, one row per distinct instant: what "how many events by K" reads.
+async fn store_recorded(tx: &Transaction<'_>, schema: &Schema, recorded: &[i64]) -> Result<(), StoreError> {
+    let mut by_instant: std::collections::BTreeMap<i64, i32> = std::collections::BTreeMap::new();
+    for &at in recorded {
+        *by_instant.entry(at).or_default() += 1;
+    }
+    if by_instant.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<(DateTime<Utc>, i32)> = by_instant.into_iter().map(|(at, n)| (instant(at), n)).collect();
+    copy_rows(
+        tx,
+        &format!("COPY {}.recorded_events (recorded, n) FROM STDIN BINARY", schema.ident()),
+        &[Type::TIMESTAMPTZ, Type::INT4],
+        rows.iter().map(|(at, n)| vec![at as &(dyn ToSql + Sync), n]),
+        "recording transaction times",
+    )
+    .await
 }
 
 pub(crate) fn days_in_month(first: NaiveDate) -> usize {

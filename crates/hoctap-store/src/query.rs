@@ -11,7 +11,7 @@ use crate::keys::Keys;
 use crate::projection::{FIRST_YEAR, LAST_YEAR};
 use crate::{Schema, StoreError};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use hoctap_domain::{Day, Engine, Event, PlaceCounts, Query, Review};
+use hoctap_domain::{Day, Engine, Event, PlaceCounts, Query, Recorded, Review};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio_postgres::{Client, GenericClient};
@@ -299,10 +299,54 @@ pub async fn review(
 ) -> Result<Review, StoreError> {
     let tx = crate::error::snapshot(client, "beginning a review").await?;
     let counts = counts_by_key(&tx, schema, query.as_of, query.known_at).await?;
+    let recorded = recorded(&tx, schema, query.known_at).await?;
     let reference = cache.get(&tx, schema).await?;
     tx.commit().await.map_err(db("ending a review"))?;
     let counts = by_place(schema, &reference.keys, &counts, query.as_of)?;
-    Ok(reference.engine.review_from_counts(query, &counts)?)
+    Ok(reference.engine.review_from_counts(query, &counts, recorded)?)
+}
+
+/// The events the read models hold as recorded by `known_at` (all of them when `None`), the newest
+/// `recordedtime` among them and the first of all: what a review states it counted. As known now
+/// from the offset rows; as known at K from `recorded_events`.
+pub async fn recorded(
+    client: &impl GenericClient,
+    schema: &Schema,
+    known_at: Option<i64>,
+) -> Result<Recorded, StoreError> {
+    let s = schema.ident();
+    let micros = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_micros());
+    let all = client
+        .query_one(
+            &format!(
+                "SELECT coalesce(sum(events), 0)::int8, max(last_recorded), min(first_recorded)
+                 FROM {s}.consumer_offsets"
+            ),
+            &[],
+        )
+        .await
+        .map_err(db("counting the events recorded"))?;
+    let first = micros(all.get(2));
+    let (events, newest): (i64, Option<DateTime<Utc>>) = match known_at {
+        None => (all.get(0), all.get(1)),
+        Some(k) => {
+            let row = client
+                .query_one(
+                    &format!(
+                        "SELECT coalesce(sum(n), 0)::int8, max(recorded) FROM {s}.recorded_events WHERE recorded <= $1"
+                    ),
+                    &[&instant(k)],
+                )
+                .await
+                .map_err(db("counting the events recorded by the known-at"))?;
+            (row.get(0), row.get(1))
+        }
+    };
+    let events = u64::try_from(events).map_err(|_| StoreError::Corrupt {
+        schema: schema.to_string(),
+        detail: format!("a negative number of events recorded ({events})"),
+    })?;
+    Ok(Recorded { events, newest: micros(newest), first })
 }
 
 /// Whether `d` is the last day of its month.
