@@ -3,7 +3,7 @@
 //! and the checkpoint beside the log (used when it matches the log, ignored with a note when not).
 
 use hoctap_domain::Event;
-use hoctap_tests::{Ran, hoctap, ingest, ndjson, review_json, run, scenario_world, source_line};
+use hoctap_tests::{Ran, hoctap, ingest, ndjson, review_json, run, scenario_world, source_line, without_generated_at};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -99,9 +99,13 @@ fn a_bad_as_of_or_known_at_exits_2() {
         assert!(ran.stderr.contains("--as-of") && ran.stderr.contains(bad), "{}", ran.stderr);
         assert!(ran.stdout.is_empty(), "no review is printed: {}", ran.stdout);
     }
-    let ran = review(&data, &["--known-at", "2026-02-01"]);
-    assert_eq!(ran.code, Some(2), "{ran:?}");
-    assert!(ran.stderr.contains("--known-at"), "{}", ran.stderr);
+    for bad in ["2026-02-31", "01/02/2026", "2026-02-01T00:00:00", "yesterday"] {
+        let ran = review(&data, &["--known-at", bad]);
+        assert_eq!(ran.code, Some(2), "{ran:?}");
+        assert!(ran.stderr.contains("--known-at") && ran.stderr.contains(bad), "{}", ran.stderr);
+        assert!(ran.stderr.contains("nor a date YYYY-MM-DD"), "{}", ran.stderr);
+        assert!(ran.stdout.is_empty(), "no review is printed: {}", ran.stdout);
+    }
 }
 
 #[test]
@@ -151,10 +155,13 @@ fn ingest_reads_standard_input() {
             .contains(&format!("standard input: {events} lines, {} accepted, 1 already known, 0 refused", events - 1)),
         "{stdout}"
     );
-    // The same figures as from a file.
+    // The same figures as from a file (recorded at other instants: only `known_at` differs).
     let other = temp();
     let from_file = scenario_data(other.path());
-    assert_eq!(review_json(&data, "2025-12-31"), review_json(&from_file, "2025-12-31"));
+    let (mut a, mut b) = (review_json(&data, "2025-12-31"), review_json(&from_file, "2025-12-31"));
+    assert_ne!(a["known_at"], b["known_at"], "each log states its own newest record");
+    (a["known_at"], b["known_at"]) = (Value::Null, Value::Null);
+    assert_eq!(a, b);
 }
 
 #[test]
@@ -203,8 +210,28 @@ fn review_json_has_the_contract_shape() {
     // The contract's keys, and only fields the docs add (rule 10: the milestone and geography used).
     let top = keys(&r);
     assert!(top.is_superset(&set(&["scope", "as_of", "units", "targets"])), "{top:?}");
-    assert!(!top.contains("known_at"), "known_at is absent when not given: {top:?}");
-    assert_eq!(top, set(&["scope", "as_of", "units", "targets", "milestone", "geography"]));
+    assert_eq!(
+        top,
+        set(&[
+            "scope",
+            "as_of",
+            "known_at",
+            "events",
+            "software",
+            "generated_at",
+            "units",
+            "targets",
+            "milestone",
+            "geography"
+        ])
+    );
+    // Never "now": the newest record of the log, every event of it, this software, a real instant.
+    let newest = hoctap_log::Log::open_read(&data).unwrap().last_recorded().unwrap();
+    assert_eq!(r["known_at"], hoctap_domain::time::format_instant(newest));
+    assert_eq!(r["events"], scenario_world().len() - 1, "the repeated event 80 is one event");
+    assert_eq!(r["software"], concat!("hoctap ", env!("CARGO_PKG_VERSION")));
+    let generated = hoctap_domain::time::parse_instant(r["generated_at"].as_str().unwrap()).unwrap();
+    assert!(generated >= newest, "generated after the last record");
     assert_eq!((&r["scope"], &r["as_of"]), (&Value::from("01"), &Value::from("2025-12-31")));
     let units = r["units"].as_array().expect("units");
     let unit_keys = set(&["code", "level", "name", "titles", "digital_skill", "baselines"]);
@@ -272,23 +299,93 @@ fn review_json_states_known_at_when_given() {
     assert_eq!(ran.code, Some(0), "{ran:?}");
     let r: Value = serde_json::from_str(&ran.stdout).unwrap();
     assert!(keys(&r).contains("known_at"), "{:?}", keys(&r));
-    assert!(r["known_at"].as_str().unwrap().starts_with("2099-01-01T00:00:00"), "{}", r["known_at"]);
+    assert_eq!(r["known_at"], "2099-01-01T00:00:00Z");
     // Everything was recorded before 2099: the same figures as "now".
     let mut now = review_json(&data, "2025-12-31");
     now["known_at"] = r["known_at"].clone();
+    let mut r = r;
+    r.as_object_mut().unwrap().remove("generated_at");
     assert_eq!(r, now);
 }
 
 #[test]
-fn review_known_at_before_anything_was_recorded_is_an_error() {
-    // Before the first event was recorded the tracker knew no Hà Nội: the scope is not in force then, which
-    // is the caller's mistake (exit 2) rather than an empty review that would read as "zero everywhere".
+fn a_review_asked_again_with_its_known_at_is_the_same_review() {
+    // A reviewer prints the review as known now; later events arrive; the printed known-at gives the
+    // printed figures again, in every format, while "now" moves on.
+    let dir = temp();
+    let (head, tail) = city_in_two(dir.path(), 3000);
+    let data = dir.path().join("data");
+    assert_eq!(ingest(&data, &[&head]).code, Some(0));
+    let printed: Vec<Ran> = ["json", "csv", "table"].iter().map(|f| review(&data, &["--format", f])).collect();
+    let stated = serde_json::from_str::<Value>(&printed[0].stdout).unwrap()["known_at"].as_str().unwrap().to_owned();
+    let events = serde_json::from_str::<Value>(&printed[0].stdout).unwrap()["events"].as_u64().unwrap();
+    assert!(printed[1].stdout.lines().skip(1).all(|row| row.contains(&format!(",{stated},"))), "every CSV row");
+    assert!(printed[2].stdout.contains(&format!("Dữ liệu đến (known at): {stated} (")), "{}", printed[2].stdout);
+
+    assert_eq!(ingest(&data, &[&tail]).code, Some(0));
+    let now = review_json(&data, "2025-12-31");
+    assert_ne!(now["known_at"], stated.as_str(), "the newest record moved on");
+    assert!(now["events"].as_u64().unwrap() > events, "{now}");
+    for (format, then) in ["json", "csv", "table"].iter().zip(&printed) {
+        let again = review(&data, &["--format", format, "--known-at", &stated]);
+        assert_eq!(again.code, Some(0), "{again:?}");
+        assert_eq!(without_generated_at(&again.stdout), without_generated_at(&then.stdout), "{format}");
+        assert_ne!(again.stdout, then.stdout, "{format}: generated at another instant");
+    }
+}
+
+#[test]
+fn a_known_at_date_means_the_end_of_that_day_in_vietnam() {
     let dir = temp();
     let data = scenario_data(dir.path());
-    let ran = review(&data, &["--format", "json", "--known-at", "2020-01-01T00:00:00Z"]);
-    assert_eq!(ran.code, Some(2), "{ran:?}");
-    assert!(ran.stdout.is_empty(), "{}", ran.stdout);
-    assert!(ran.stderr.contains("scope `01` is not in force on 2025-12-31"), "{}", ran.stderr);
+    let today = {
+        let newest = hoctap_log::Log::open_read(&data).unwrap().last_recorded().unwrap();
+        hoctap_domain::Day::of_instant(newest).to_string()
+    };
+    let ran = review(&data, &["--format", "json", "--known-at", &today]);
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    let r: Value = serde_json::from_str(&ran.stdout).unwrap();
+    let end = hoctap_domain::Day::parse(&today).unwrap().end_instant();
+    assert_eq!(r["known_at"], hoctap_domain::time::format_instant(end));
+    assert!(r["known_at"].as_str().unwrap().ends_with("T16:59:59.999999Z"), "{}", r["known_at"]);
+    let mut now = review_json(&data, "2025-12-31");
+    now["known_at"] = r["known_at"].clone();
+    let mut r = r;
+    r.as_object_mut().unwrap().remove("generated_at");
+    assert_eq!(r, now, "everything recorded today counts");
+}
+
+#[test]
+fn review_known_at_before_anything_was_recorded_is_an_error() {
+    // Before the first event was recorded the tracker knew nothing: the error says exactly that (not that
+    // the scope is not in force), with the instant of the first record, and exits 2 rather than printing
+    // an empty review that would read as "zero everywhere".
+    let dir = temp();
+    let data = scenario_data(dir.path());
+    let first = {
+        let log = hoctap_log::Log::open_read(&data).unwrap();
+        let mut payloads = Vec::new();
+        log.replay_raw(|p| payloads.push(p.to_vec())).unwrap();
+        Event::from_json_recorded(&payloads[0]).unwrap().recordedtime.unwrap()
+    };
+    for (known_at, stated) in [
+        ("2020-01-01T00:00:00Z", "2020-01-01T00:00:00Z".to_owned()),
+        ("2020-01-01", "2020-01-01T16:59:59.999999Z".to_owned()),
+        (&*hoctap_domain::time::format_instant(first - 1), hoctap_domain::time::format_instant(first - 1)),
+    ] {
+        let ran = review(&data, &["--format", "json", "--known-at", known_at]);
+        assert_eq!(ran.code, Some(2), "{ran:?}");
+        assert!(ran.stdout.is_empty(), "{}", ran.stdout);
+        let want = format!(
+            "error: nothing had been recorded by known-at {stated}: the first event was recorded at {}",
+            hoctap_domain::time::format_instant(first)
+        );
+        assert!(ran.stderr.contains(&want), "{known_at}: {}", ran.stderr);
+        assert!(!ran.stderr.contains("not in force"), "{}", ran.stderr);
+    }
+    // At the first record's own instant, that one event counts.
+    let ran = review(&data, &["--format", "json", "--known-at", &hoctap_domain::time::format_instant(first)]);
+    assert!(!ran.stderr.contains("nothing had been recorded"), "{}", ran.stderr);
 }
 
 #[test]
@@ -299,7 +396,7 @@ fn review_csv_parses() {
     assert_eq!(ran.code, Some(0), "{ran:?}");
     let mut reader = csv::Reader::from_reader(ran.stdout.as_bytes());
     let header: Vec<String> = reader.headers().expect("a header").iter().map(str::to_owned).collect();
-    let documented = "section,scope,as_of,known_at,unit_code,unit_level,unit_name,title,measure,value,plan,indicator,milestone,target_percent,actual_percent,gap_points,numerator,denominator,status";
+    let documented = "section,scope,as_of,known_at,unit_code,unit_level,unit_name,title,measure,value,plan,indicator,milestone,target_percent,actual_percent,gap_points,numerator,denominator,status,events,software,generated_at";
     assert_eq!(header.join(","), documented);
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
     let rows: Vec<csv::StringRecord> =
@@ -332,7 +429,7 @@ fn review_table_speaks_vietnamese() {
     let default = review(&data, &[]);
     let table = review(&data, &["--format", "table"]);
     assert_eq!(table.code, Some(0), "{table:?}");
-    assert_eq!(default.stdout, table.stdout, "table is the default format");
+    assert_eq!(without_generated_at(&default.stdout), without_generated_at(&table.stdout), "table is the default");
     for label in [
         "Hà Nội (01)",
         "Ngày đánh giá",
@@ -400,7 +497,7 @@ fn answers(data: &Path, known_at: &str) -> (Vec<String>, String) {
             let ran = run(&mut command);
             assert_eq!(ran.code, Some(0), "review as of {as_of} known at {k:?}: {ran:?}");
             first_stderr.get_or_insert(ran.stderr);
-            out.push(ran.stdout);
+            out.push(without_generated_at(&ran.stdout));
         }
     }
     (out, first_stderr.unwrap_or_default())
@@ -567,4 +664,109 @@ fn damage_in_the_middle_of_the_log_stops_every_command_until_repair_cuts_it_keep
     assert_eq!(ran.code, Some(0), "the cut log opens: {ran:?}");
     let ran = run(hoctap().arg("--data-dir").arg(&data).arg("repair"));
     assert!(ran.stdout.contains("no damage"), "{}", ran.stdout);
+}
+
+#[test]
+fn review_xlsx_opens_in_a_spreadsheet_reader_with_the_json_figures() {
+    use calamine::{Data, Reader, Xlsx};
+    let dir = temp();
+    let data = scenario_data(dir.path());
+    let file = dir.path().join("so-ket.xlsx");
+    let ran = review(&data, &["--format", "xlsx", "--out", file.to_str().unwrap(), "--known-at", "2099-01-01"]);
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    let json = review(&data, &["--format", "json", "--known-at", "2099-01-01"]);
+    let r: Value = serde_json::from_str(&json.stdout).unwrap();
+
+    let mut book: Xlsx<_> = calamine::open_workbook(&file).expect("calamine opens the workbook");
+    let num = |cell: &Data| match cell {
+        Data::Float(f) => Some(*f),
+        Data::Empty => None,
+        other => panic!("not a number: {other:?}"),
+    };
+    let targets = book.worksheet_range("Chỉ tiêu").unwrap();
+    let rows: Vec<&[Data]> = targets.rows().skip(1).collect();
+    let expected = r["targets"].as_array().unwrap();
+    assert_eq!(rows.len(), expected.len());
+    for (row, t) in rows.iter().zip(expected) {
+        assert_eq!(row[1].to_string(), t["indicator"].as_str().unwrap());
+        assert_eq!(num(&row[4]), t["actual_percent"].as_f64().map(|a| a / 100.0), "{t}");
+        assert_eq!(num(&row[6]), t["numerator"].as_f64());
+        assert_eq!(num(&row[7]), t["denominator"].as_f64());
+        assert_eq!(row[9].to_string(), t["status"].as_str().unwrap());
+    }
+    let citizens = book.worksheet_range("Công dân học tập").unwrap();
+    for (row, unit) in citizens.rows().skip(1).zip(r["units"].as_array().unwrap()) {
+        assert_eq!(row[0].to_string(), unit["code"].as_str().unwrap());
+        let lc = &unit["titles"]["learning_citizen"];
+        let got: Vec<Option<f64>> = row[3..7].iter().map(num).collect();
+        let want: Vec<Option<f64>> = ["registered", "declared", "evidenced", "recognised"]
+            .iter()
+            .map(|k| Some(lc[k].as_f64().unwrap_or(0.0)))
+            .collect();
+        assert_eq!(got, want, "{unit}");
+    }
+    let asked = book.worksheet_range("Câu hỏi").unwrap();
+    let known_at = asked.rows().find(|row| row[2] == "known_at").map(|row| row[1].to_string());
+    assert_eq!(known_at.as_deref(), r["known_at"].as_str());
+
+    // A workbook needs a file; --bom is for CSV only; both refused before any work, nothing written.
+    let ran = review(&data, &["--format", "xlsx"]);
+    assert_eq!(ran.code, Some(2), "{ran:?}");
+    assert!(ran.stderr.contains("--out") && ran.stdout.is_empty(), "{ran:?}");
+    let ran = review(&data, &["--format", "json", "--bom"]);
+    assert_eq!(ran.code, Some(2), "{ran:?}");
+    assert!(ran.stderr.contains("--bom applies to --format csv only"), "{ran:?}");
+    let ran = review(&data, &["--format", "csv", "--bom"]);
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    assert!(ran.stdout.starts_with("\u{feff}section,scope,"), "{:?}", &ran.stdout[..20]);
+}
+
+#[test]
+fn units_lists_the_codes_in_force_with_parents_and_the_dissolved_with_successors() {
+    let dir = temp();
+    let data = scenario_data(dir.path());
+    let units = |as_of: &str, extra: &[&str]| {
+        let ran = run(hoctap().arg("--data-dir").arg(&data).args(["units", "--as-of", as_of]).args(extra));
+        assert_eq!(ran.code, Some(0), "{ran:?}");
+        ran.stdout
+    };
+    let listed = |as_of: &str| -> Vec<(String, bool, Value, Value)> {
+        let doc: Value = serde_json::from_str(&units(as_of, &["--format", "json"])).expect("JSON");
+        assert_eq!(doc["as_of"], as_of);
+        doc["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| {
+                let successor = u.get("successor").cloned().unwrap_or(Value::Null);
+                (
+                    u["code"].as_str().unwrap().to_owned(),
+                    u["in_force"].as_bool().unwrap(),
+                    u["parent"].clone(),
+                    successor,
+                )
+            })
+            .collect()
+    };
+    let before = listed("2025-06-30");
+    let codes: Vec<&str> = before.iter().map(|u| u.0.as_str()).collect();
+    assert_eq!(codes, ["00001", "00002", "00003", "00004", "001", "002", "01"], "00005 is not established yet");
+    assert!(before.iter().all(|u| u.1), "all in force before the reform");
+    assert_eq!(before.iter().find(|u| u.0 == "00003").unwrap().2, "002");
+
+    let after = listed("2025-12-31");
+    let find = |code: &str| after.iter().find(|u| u.0 == code).unwrap_or_else(|| panic!("{code} listed"));
+    assert_eq!(find("00001").2, "01", "reparented to the city");
+    assert_eq!((find("00003").1, &find("00003").3), (false, &Value::from("00005")), "merged into 00005");
+    assert_eq!((find("001").1, &find("001").2, &find("001").3), (false, &Value::Null, &Value::from("01")));
+    assert!(find("00005").1);
+
+    let table = units("2025-12-31", &[]);
+    assert!(table.contains("Đơn vị hành chính có hiệu lực ngày 2025-12-31"), "{table}");
+    assert!(table.contains("Kế thừa bởi") && table.contains("Quận Ba Đình"), "{table}");
+    // Before anything was recorded, nothing is listed; a bad date is refused.
+    assert!(listed("2020-01-01").is_empty());
+    let ran = run(hoctap().arg("--data-dir").arg(&data).args(["units", "--as-of", "30/06/2025"]));
+    assert_eq!(ran.code, Some(2), "{ran:?}");
+    assert!(ran.stderr.contains("--as-of `30/06/2025`"), "{}", ran.stderr);
 }

@@ -299,9 +299,12 @@ fn a_late_event_changes_its_past_dates_only_once_known() {
                 );
             }
         }
-        // Dates before its valid time, and other cycles, are untouched even now.
+        // Dates before its valid time, and other cycles, are untouched even now: only what the review
+        // states of the log (its newest record, the number of events) tells the late event is there.
         for as_of in ["2025-02-28", "2024-12-31", "2026-06-30"] {
-            assert_eq!(review(engine, as_of, None), review(&without, as_of, None), "as of {as_of}");
+            let (with, old) = (review(engine, as_of, None), review(&without, as_of, None));
+            assert_eq!(with.events, old.events + 1, "as of {as_of}");
+            assert_eq!(Review { known_at: None, events: 0, ..with }, Review { known_at: None, events: 0, ..old });
         }
     }
 }

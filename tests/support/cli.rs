@@ -87,13 +87,47 @@ pub fn ingest(dir: &Path, files: &[&Path]) -> Ran {
     run(hoctap().arg("--data-dir").arg(dir).arg("ingest").args(files))
 }
 
-/// `hoctap --data-dir <dir> review --scope 01 --as-of <as_of> --format json`, which must succeed, parsed.
+/// `hoctap --data-dir <dir> review --scope 01 --as-of <as_of> --format json`, which must succeed, parsed,
+/// without its `generated_at` (checked present first): what is left depends only on the question.
 pub fn review_json(dir: &Path, as_of: &str) -> serde_json::Value {
     let ran = run(hoctap()
         .arg("--data-dir")
         .arg(dir)
         .args(["review", "--scope", "01", "--as-of", as_of, "--format", "json"]));
     assert_eq!(ran.code, Some(0), "review failed: {ran:?}");
-    serde_json::from_str(&ran.stdout)
-        .unwrap_or_else(|e| panic!("review --format json is not JSON ({e}):\n{}", ran.stdout))
+    let mut review: serde_json::Value = serde_json::from_str(&ran.stdout)
+        .unwrap_or_else(|e| panic!("review --format json is not JSON ({e}):\n{}", ran.stdout));
+    let generated = review.as_object_mut().and_then(|r| r.remove("generated_at"));
+    assert!(generated.as_ref().is_some_and(serde_json::Value::is_string), "no generated_at: {}", ran.stdout);
+    review
+}
+
+/// A review printed by `hoctap review` (any format) with the value of its generation time blanked: two
+/// answers to the same question are equal once it is. Panics when the text states no generation time.
+pub fn without_generated_at(text: &str) -> String {
+    let software = concat!("hoctap ", env!("CARGO_PKG_VERSION"));
+    let mut found = false;
+    let out = text
+        .lines()
+        .map(|line| {
+            // JSON `"generated_at": "…",`; CSV rows end `,hoctap 0.1.0,<instant>`; table and HTML
+            // `hoctap 0.1.0, lúc <instant>`.
+            let at = line
+                .find("\"generated_at\": \"")
+                .map(|i| i + "\"generated_at\": \"".len())
+                .or_else(|| line.find(&format!("{software}, lúc ")).map(|i| i + software.len() + ", lúc ".len()))
+                .or_else(|| line.find(&format!(",{software},")).map(|i| i + software.len() + 2));
+            match at {
+                Some(start) => {
+                    found = true;
+                    let end = line[start..].find(['"', '<', ' ']).map_or(line.len(), |e| start + e);
+                    format!("{}<generated_at>{}", &line[..start], &line[end..])
+                }
+                None => line.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(found, "the review states no generation time:\n{text}");
+    out
 }

@@ -6,7 +6,7 @@ mod pg;
 mod pg_cluster;
 mod world;
 
-pub use cli::{Ran, hoctap, ingest, ndjson, review_json, run, source_json, source_line};
+pub use cli::{Ran, hoctap, ingest, ndjson, review_json, run, source_json, source_line, without_generated_at};
 pub use pg::{PG_URL, pg_connect, pg_connect_to};
 pub use pg_cluster::PgCluster;
 pub use world::{EARLY, REFORM, START, baseline, divided_world, grant, reg, retraction, scenario_world, target, unit};

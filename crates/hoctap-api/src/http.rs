@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router, middleware};
 use hoctap_domain::codes::Title;
 use hoctap_domain::review::TitleCounts;
-use hoctap_domain::time::{format_instant, parse_instant};
+use hoctap_domain::time::{format_instant, parse_known_at};
 use hoctap_domain::{Day, QueryError};
 use hoctap_store::{Schema, StoreError};
 use serde::{Deserialize, Serialize};
@@ -131,10 +131,13 @@ fn day(parameter: &'static str, value: Option<String>) -> Result<Day, Failure> {
 fn known_at(value: Option<String>) -> Result<Option<i64>, Failure> {
     match value.filter(|v| !v.is_empty()) {
         None => Ok(None),
-        Some(text) => parse_instant(&text).map(Some).ok_or_else(|| {
+        Some(text) => parse_known_at(&text).map(Some).ok_or_else(|| {
             Failure::parameter(
                 "known_at",
-                format!("`known_at` `{text}` is not an RFC 3339 timestamp with an offset (e.g. 2026-01-15T00:00:00Z)"),
+                format!(
+                    "`known_at` `{text}` is neither an RFC 3339 timestamp with an offset (e.g. 2026-01-15T00:00:00Z) \
+                     nor a date YYYY-MM-DD (the end of that day, UTC+07:00)"
+                ),
             )
         }),
     }
@@ -165,7 +168,9 @@ async fn reviews(
     let query = hoctap_domain::Query { scope, as_of, known_at, milestone };
     let mut client = api.connection().await?;
     let schema = api.serving(&client).await?;
-    let review = hoctap_store::review(&mut client, &schema, &api.inner.cache, &query).await.map_err(Failure::store)?;
+    let mut review =
+        hoctap_store::review(&mut client, &schema, &api.inner.cache, &query).await.map_err(Failure::store)?;
+    hoctap_report::stamp(&mut review, crate::now_micros());
     Ok(([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], hoctap_report::json(&review)).into_response())
 }
 

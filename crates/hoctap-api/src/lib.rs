@@ -129,3 +129,10 @@ pub async fn serve(
     tracing::info!("api stopped");
     Ok(())
 }
+
+/// The clock, in UTC microseconds: when a review was generated (`hoctap_report::stamp`). The HTTP API
+/// and the CLI both stamp with it.
+pub fn now_micros() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
+}

@@ -64,13 +64,14 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         let query =
             Query { scope: "01".into(), as_of: Day::parse(date).expect("date"), known_at: None, milestone: None };
         let t = Instant::now();
-        let review = tracker.engine.review(&query)?;
+        let mut review = tracker.engine.review(&query)?;
+        hoctap_report::stamp(&mut review, hoctap_api::now_micros());
         let took = t.elapsed();
         println!("{}", hoctap_report::table(&review).trim_end());
         println!("(computed in {took:.1?})\n");
         written.push(write(
             &args.out.join(format!("{name}-{date}.html")),
-            &hoctap_report::html(&[&review], &title(&review)),
+            &hoctap_report::html(&[&review], &hoctap_report::page_title(&review)),
         )?);
         written.push(write(&args.out.join(format!("{name}-{date}.csv")), &hoctap_report::csv(&review))?);
         written.push(write(&args.out.join(format!("{name}-{date}.json")), &hoctap_report::json(&review))?);
@@ -91,10 +92,6 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         started.elapsed()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-fn title(review: &Review) -> String {
-    format!("Hà Nội — đánh giá ngày {}", review.as_of)
 }
 
 fn write(path: &Path, text: &str) -> Result<PathBuf> {

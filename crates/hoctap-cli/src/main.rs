@@ -12,7 +12,7 @@ mod tracker;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use hoctap_domain::{Day, Query, time::parse_instant};
+use hoctap_domain::{Day, Query, time::parse_known_at};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -58,6 +58,21 @@ enum Command {
     /// are kept in `cut-<offset>-<micros>.bin` beside it. Restoring the log from a backup loses less;
     /// use this when there is none. A log without damage is left as it is.
     Repair,
+    /// List the administrative units on a date: those in force with their parent, and those dissolved
+    /// by then with the unit in force that succeeds them (where their subjects are counted).
+    ///
+    /// The codes a source system may name in events for that date.
+    Units {
+        /// The date (YYYY-MM-DD, Vietnam calendar day).
+        #[arg(long)]
+        as_of: String,
+        /// Only what the tracker had recorded by then (RFC 3339, or a date: the end of that day).
+        #[arg(long)]
+        known_at: Option<String>,
+        /// `table` for a person, `json` for a program.
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
     /// Write a deterministic synthetic city shaped like Hà Nội as NDJSON.
     Generate {
         /// Number of citizens (about 40 events each over 2021–2030).
@@ -127,7 +142,10 @@ struct ReviewArgs {
     /// Valid date D (YYYY-MM-DD): what was true on that day. Phase review 2025-12-31, final 2030-12-31.
     #[arg(long)]
     as_of: String,
-    /// Transaction time K (RFC 3339): only events the tracker had recorded by then. Default: now.
+    /// Transaction time K: only events the tracker had recorded by then count. An RFC 3339 timestamp
+    /// (2026-01-15T00:00:00+07:00) or a date (2026-01-15: the end of that day, UTC+07:00). Default: the
+    /// recordedtime of the newest event, which the review states, so the same question asked later
+    /// with that known-at gives the same figures.
     #[arg(long)]
     known_at: Option<String>,
     /// Milestone year of the targets compared (default: the smallest milestone ≥ the year of D).
@@ -135,6 +153,20 @@ struct ReviewArgs {
     milestone: Option<i32>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// Write the review to this file instead of standard output (required for `xlsx`).
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    /// Start the CSV with a UTF-8 byte order mark, so that Excel on Windows reads "Hà Nội" right.
+    #[arg(long)]
+    bom: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ListFormat {
+    /// For a person at a terminal.
+    Table,
+    /// For a program.
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -145,20 +177,34 @@ enum Format {
     Json,
     /// Long-format CSV, one figure a row.
     Csv,
+    /// A self-contained HTML page (prints on A4 landscape).
+    Html,
+    /// An Excel workbook: targets, a sheet per title, digital skills and baselines, what was asked
+    /// (needs --out).
+    Xlsx,
 }
 
 impl ReviewArgs {
     fn query(&self) -> Result<Query> {
-        let as_of =
-            Day::parse(&self.as_of).with_context(|| format!("--as-of `{}` is not a date YYYY-MM-DD", self.as_of))?;
-        let known_at = match &self.known_at {
-            None => None,
-            Some(text) => Some(parse_instant(text).with_context(|| {
-                format!("--known-at `{text}` is not an RFC 3339 timestamp (e.g. 2026-01-15T00:00:00Z)")
-            })?),
-        };
+        let as_of = as_of_arg(&self.as_of)?;
+        let known_at = known_at_arg(self.known_at.as_deref())?;
         Ok(Query { scope: self.scope.clone(), as_of, known_at, milestone: self.milestone })
     }
+}
+
+fn as_of_arg(text: &str) -> Result<Day> {
+    Day::parse(text).with_context(|| format!("--as-of `{text}` is not a date YYYY-MM-DD"))
+}
+
+fn known_at_arg(text: Option<&str>) -> Result<Option<i64>> {
+    let Some(text) = text else { return Ok(None) };
+    let k = parse_known_at(text).with_context(|| {
+        format!(
+            "--known-at `{text}` is neither an RFC 3339 timestamp with an offset (2026-01-15T00:00:00+07:00) \
+             nor a date YYYY-MM-DD (the end of that day, UTC+07:00)"
+        )
+    })?;
+    Ok(Some(k))
 }
 
 fn main() -> ExitCode {
@@ -185,15 +231,47 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ingest { files } => ingest::run(&cli.data_dir, &files),
         Command::Review(args) => {
             let query = args.query()?;
+            if args.format == Format::Xlsx && args.out.is_none() {
+                anyhow::bail!("--format xlsx writes a binary workbook: name the file with --out FILE.xlsx");
+            }
+            if args.bom && args.format != Format::Csv {
+                anyhow::bail!("--bom applies to --format csv only");
+            }
             let mut tracker = tracker::Tracker::load(&cli.data_dir)?;
-            let review = tracker.engine.review(&query)?;
-            let text = match args.format {
-                Format::Table => hoctap_report::table(&review),
-                Format::Json => hoctap_report::json(&review),
-                Format::Csv => hoctap_report::csv(&review),
+            let mut review = tracker.engine.review(&query)?;
+            hoctap_report::stamp(&mut review, hoctap_api::now_micros());
+            let bytes = match args.format {
+                Format::Table => hoctap_report::table(&review).into_bytes(),
+                Format::Json => hoctap_report::json(&review).into_bytes(),
+                Format::Csv if args.bom => hoctap_report::csv_with_bom(&review).into_bytes(),
+                Format::Csv => hoctap_report::csv(&review).into_bytes(),
+                Format::Html => hoctap_report::html(&[&review], &hoctap_report::page_title(&review)).into_bytes(),
+                Format::Xlsx => hoctap_report::xlsx(&review).context("building the workbook")?,
+            };
+            let printed = match &args.out {
+                Some(path) => {
+                    std::fs::write(path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!("wrote {}", path.display());
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => print_out(String::from_utf8_lossy(&bytes).trim_end()),
+            };
+            // After the answer is out: the next command starts from here instead of replaying.
+            tracker.save_checkpoint();
+            printed
+        }
+        Command::Units { as_of, known_at, format } => {
+            let (as_of, known_at) = (as_of_arg(&as_of)?, known_at_arg(known_at.as_deref())?);
+            let mut tracker = tracker::Tracker::load(&cli.data_dir)?;
+            let units = tracker.engine.units_on(as_of, known_at);
+            let text = match format {
+                ListFormat::Table => hoctap_report::units_table(&units, as_of),
+                ListFormat::Json => {
+                    let k = known_at.map(hoctap_domain::time::format_instant);
+                    hoctap_report::units_json(&units, as_of, k.as_deref())
+                }
             };
             let printed = print_out(text.trim_end());
-            // After the answer is out: the next command starts from here instead of replaying.
             tracker.save_checkpoint();
             printed
         }

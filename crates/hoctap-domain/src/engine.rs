@@ -646,4 +646,4 @@ pub use contributions::{Contribution, Locator, Measure, Place};
 pub use digest::Digest;
 pub use ledger::{Deltas, HistoryError, Ledger};
 use name::Name;
-pub use query::{PlaceCounts, Query, QueryError};
+pub use query::{PlaceCounts, Query, QueryError, Recorded};

@@ -16,7 +16,7 @@ pub mod warning;
 
 pub use engine::{
     Admission, Batch, CHECKPOINT_VERSION, CheckpointError, Contribution, Deltas, Digest, Engine, HistoryError, Ledger,
-    Locator, Measure, MemoryStats, Place, PlaceCounts, Query, QueryError,
+    Locator, Measure, MemoryStats, Place, PlaceCounts, Query, QueryError, Recorded,
 };
 pub use event::{Event, EventData, EventType};
 pub use refusal::{Refusal, Rule};

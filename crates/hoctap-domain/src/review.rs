@@ -104,9 +104,21 @@ pub struct TargetReview {
 pub struct Review {
     pub scope: String,
     pub as_of: Day,
-    /// RFC 3339; absent means "now" (everything known).
+    /// The transaction time the figures are as known at, RFC 3339 in UTC: K as asked, else the
+    /// `recordedtime` of the newest event counted, so that asking again with it gives the same figures.
+    /// Absent only when no event counted carries a `recordedtime` (events folded by hand in tests).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub known_at: Option<String>,
+    /// How many events the tracker had recorded by `known_at` (every accepted event, counted or not on D).
+    pub events: u64,
+    /// The software that computed the review (`hoctap 0.1.0`); set by whoever renders it
+    /// (`hoctap_report::stamp`), absent on a review straight from the engine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub software: Option<String>,
+    /// When it was computed (RFC 3339, UTC); set with `software`. The only field that differs between
+    /// two answers to the same question.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generated_at: Option<String>,
     /// The milestone year whose targets are listed (`None` when the scope has no targets).
     pub milestone: Option<i32>,
     /// The geography used: the one in force at D.
@@ -123,4 +135,22 @@ pub struct Geography {
     pub provinces: u64,
     pub districts: u64,
     pub communes: u64,
+}
+
+/// One administrative unit in the list of units on a date (`hoctap units`): what a source system needs
+/// to name a valid code, and where a dissolved code's subjects are counted now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ListedUnit {
+    pub code: String,
+    pub level: Level,
+    /// The name in force on D (for a dissolved unit, its last name).
+    pub name: String,
+    /// Whether the unit is in force on D; `false` for one dissolved by then.
+    pub in_force: bool,
+    /// The parent in force on D (a province has none; a dissolved unit lists none).
+    pub parent: Option<String>,
+    /// For a unit dissolved by D: the unit in force on D that its subjects are counted in (its successor,
+    /// followed through later dissolutions). Absent for a unit in force.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub successor: Option<String>,
 }

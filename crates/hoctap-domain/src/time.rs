@@ -85,6 +85,13 @@ impl<'de> Deserialize<'de> for Day {
     }
 }
 
+/// Parses a known-at as people write it: an RFC 3339 timestamp with an offset, or a date `YYYY-MM-DD`
+/// meaning the end of that day in Vietnam (UTC+07:00), i.e. everything recorded on that day counts.
+/// The one parser of `--known-at` and of the API's `known_at`.
+pub fn parse_known_at(text: &str) -> Option<i64> {
+    parse_instant(text).or_else(|| Day::parse(text).map(Day::end_instant))
+}
+
 /// Parses an RFC 3339 timestamp with an offset into UTC microseconds.
 pub fn parse_instant(text: &str) -> Option<i64> {
     parse_instant_fast(text).or_else(|| DateTime::parse_from_rfc3339(text).ok().map(|t| t.timestamp_micros()))
@@ -153,6 +160,16 @@ pub fn format_instant(micros: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_known_at_date_is_the_end_of_that_day_in_vietnam() {
+        let end = parse_known_at("2026-01-15").unwrap();
+        assert_eq!(format_instant(end), "2026-01-15T16:59:59.999999Z");
+        assert_eq!(parse_known_at("2026-01-15T00:00:00+07:00"), parse_instant("2026-01-14T17:00:00Z"));
+        for bad in ["2026-01-15T00:00:00", "2026-13-01", "yesterday", "", "2026-1-15"] {
+            assert_eq!(parse_known_at(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn fast_instant_parser_agrees_with_chrono() {

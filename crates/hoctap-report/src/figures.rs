@@ -30,15 +30,30 @@ pub(crate) fn opt_count(n: Option<u64>) -> String {
 
 /// A percentage rounded to two decimals for display only: `52.3456` → `52,35`.
 pub(crate) fn percent(p: f64) -> String {
+    match round2(p) {
+        None => MISSING.to_owned(),
+        Some(text) => text.replacen('.', ",", 1),
+    }
+}
+
+/// `p` rounded to two decimals as Excel's `ROUND(p, 2)` does, as text with a `.`: halves go away from
+/// zero (17/32 = 53,125 % → `53.13`, where `format!("{:.2}")` would give `53.12`), decided on the
+/// decimal digits people see (12 places), not on the binary value's last bits (1,005 → `1.01`).
+/// `None` for a value that is not a number.
+pub(crate) fn round2(p: f64) -> Option<String> {
     if !p.is_finite() {
-        return MISSING.to_owned();
+        return None;
     }
-    let mut text = format!("{p:.2}");
-    // -0.001 rounds to "-0.00", which would suggest a shortfall that the status does not show.
-    if text == "-0.00" {
-        text = "0.00".to_owned();
+    let digits = format!("{:.12}", p.abs());
+    let (whole, fraction) = digits.split_once('.').expect("a fixed-point format has a point");
+    // Hundredths as an integer, then one more if the rest is at least a half.
+    let mut hundredths: u128 = format!("{whole}{}", &fraction[..2]).parse().expect("digits");
+    if fraction.as_bytes()[2] >= b'5' {
+        hundredths += 1;
     }
-    text.replacen('.', ",", 1)
+    // -0.001 rounds to 0.00, not "-0.00", which would suggest a shortfall that the status does not show.
+    let sign = if p < 0.0 && hundredths > 0 { "-" } else { "" };
+    Some(format!("{sign}{}.{:02}", hundredths / 100, hundredths % 100))
 }
 
 /// A percentage that may be missing.
@@ -130,9 +145,20 @@ pub(crate) fn milestone_text(milestone: Option<i32>) -> String {
     }
 }
 
-/// `Ngày đánh giá` value's companion: the transaction time, or "now" when none was given.
+/// `Ngày đánh giá` value's companion: the exact transaction time the figures are as known at (never
+/// "now": a printed review must be reproducible with it), and how many events were recorded by then.
 pub(crate) fn known_at_text(review: &Review) -> String {
-    review.known_at.clone().unwrap_or_else(|| "hiện tại".to_owned())
+    let at = review.known_at.as_deref().unwrap_or(MISSING);
+    format!("{at} ({} sự kiện đã ghi nhận / events recorded)", count(review.events))
+}
+
+/// `hoctap 0.1.0, lúc 2026-11-30T09:30:00.123456Z`: who computed the review and when.
+pub(crate) fn generated_text(review: &Review) -> String {
+    format!(
+        "{}, lúc {}",
+        review.software.as_deref().unwrap_or(MISSING),
+        review.generated_at.as_deref().unwrap_or(MISSING)
+    )
 }
 
 /// `Địa bàn theo đơn vị hành chính tại ngày 2025-12-31: 0 quận/huyện, 126 phường/xã`: rule 10 asks every
@@ -189,6 +215,15 @@ mod tests {
         assert_eq!(count(2_480_000), "2.480.000");
         assert_eq!(count(u64::MAX), "18.446.744.073.709.551.615");
         assert_eq!(percent(52.3456), "52,35");
+        // Halves go up, as Excel's ROUND: 17 of 32 is 53,125 %.
+        assert_eq!(percent(17.0 * 100.0 / 32.0), "53,13");
+        assert_eq!(percent(1.005), "1,01");
+        assert_eq!(percent(2.675), "2,68");
+        assert_eq!(percent(-53.125), "-53,13");
+        assert_eq!(percent(53.124999), "53,12");
+        assert_eq!(percent(99.995), "100,00");
+        assert_eq!(percent(1e-9), "0,00");
+        assert_eq!(percent(123456789.0), "123456789,00");
         assert_eq!(percent(50.0), "50,00");
         assert_eq!(percent(-0.001), "0,00");
         assert_eq!(percent(f64::NAN), MISSING);

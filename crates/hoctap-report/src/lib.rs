@@ -13,9 +13,21 @@
 mod figures;
 mod page;
 mod rows;
+pub mod sheet;
 mod terminal;
 
 use hoctap_domain::review::Review;
+
+/// The software that computes reviews, as every review states it: `hoctap 0.1.0`.
+pub const SOFTWARE: &str = concat!("hoctap ", env!("CARGO_PKG_VERSION"));
+
+/// Marks `review` as computed by this software at `generated_at` (UTC microseconds, from the caller's
+/// clock: this crate reads none). The CLI and the HTTP API stamp every review they render, so every
+/// format states who computed it and when; the rest of the review depends only on the question.
+pub fn stamp(review: &mut Review, generated_at: i64) {
+    review.software = Some(SOFTWARE.to_owned());
+    review.generated_at = Some(hoctap_domain::time::format_instant(generated_at));
+}
 
 /// The review as the JSON contract of `domain.md` ("The review, as data"), pretty-printed.
 ///
@@ -33,9 +45,32 @@ pub fn table(review: &Review) -> String {
     terminal::render(review)
 }
 
+/// The units established by `as_of` for a terminal (`hoctap units`): those in force with their parent,
+/// then those dissolved by then with their successor.
+pub fn units_table(units: &[hoctap_domain::review::ListedUnit], as_of: hoctap_domain::Day) -> String {
+    terminal::units(units, as_of)
+}
+
+/// The same list as JSON: `{"as_of", "known_at"?, "units": [{"code", "level", "name", "in_force",
+/// "parent", "successor"?}]}`.
+pub fn units_json(
+    units: &[hoctap_domain::review::ListedUnit],
+    as_of: hoctap_domain::Day,
+    known_at: Option<&str>,
+) -> String {
+    let mut doc = serde_json::Map::new();
+    doc.insert("as_of".into(), as_of.to_string().into());
+    if let Some(k) = known_at {
+        doc.insert("known_at".into(), k.into());
+    }
+    doc.insert("units".into(), serde_json::to_value(units).expect("a unit list always serialises"));
+    serde_json::to_string_pretty(&doc).expect("a JSON value always serialises")
+}
+
 /// The review as one long-format CSV table with the header
 /// `section,scope,as_of,known_at,unit_code,unit_level,unit_name,title,measure,value,plan,indicator,`
-/// `milestone,target_percent,actual_percent,gap_points,numerator,denominator,status`.
+/// `milestone,target_percent,actual_percent,gap_points,numerator,denominator,status,events,software,`
+/// `generated_at` (the last three, like `scope`, `as_of` and `known_at`, on every row).
 ///
 /// `section = unit` rows: one per unit, title and measure (`registered`, `declared`, `evidenced`,
 /// `recognised`) for every title listed in the unit, one `digital_skill` row per unit and one
@@ -46,10 +81,28 @@ pub fn csv(review: &Review) -> String {
     rows::render(&[review])
 }
 
+/// [`csv`] preceded by a UTF-8 byte order mark: Excel on Windows then reads the file as UTF-8 instead of
+/// the machine's code page (which garbles "Hà Nội"). Other readers (pandas, R) skip the mark.
+pub fn csv_with_bom(review: &Review) -> String {
+    format!("\u{feff}{}", csv(review))
+}
+
+/// The review as an Excel workbook (the bytes of an `.xlsx` file): a targets sheet, a wide sheet per
+/// title, digital skills and baselines, and what was asked. See [`sheet`] for the sheet names and columns.
+pub fn xlsx(review: &Review) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+    sheet::render(review)
+}
+
 /// Several reviews in one CSV table under one header (each row carries its scope, `as_of` and `known_at`),
 /// e.g. the phase review and the final review side by side for a spreadsheet.
 pub fn csv_all(reviews: &[&Review]) -> String {
     rows::render(reviews)
+}
+
+/// `Hà Nội — đánh giá ngày 2025-12-31`: the title of one review's page.
+pub fn page_title(review: &Review) -> String {
+    let name = figures::scope_unit(review).map_or(review.scope.as_str(), |u| u.name.as_str());
+    format!("{name} — đánh giá ngày {}", review.as_of)
 }
 
 /// One self-contained HTML page (`lang="vi"`, UTF-8, inline CSS, no script) titled `title` holding every

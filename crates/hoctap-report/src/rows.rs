@@ -7,7 +7,7 @@
 use hoctap_domain::review::{Review, TargetReview, TitleCounts, UnitReview};
 
 /// The columns, in order; part of what downstream scripts rely on.
-pub(crate) const HEADER: [&str; 19] = [
+pub(crate) const HEADER: [&str; 22] = [
     "section",
     "scope",
     "as_of",
@@ -27,6 +27,9 @@ pub(crate) const HEADER: [&str; 19] = [
     "numerator",
     "denominator",
     "status",
+    "events",
+    "software",
+    "generated_at",
 ];
 
 /// Renders several reviews into one table; every row carries its scope, `as_of` and `known_at`, so the
@@ -47,7 +50,7 @@ pub(crate) fn render(reviews: &[&Review]) -> String {
 }
 
 /// A row as cells in HEADER order.
-type Record = [String; 19];
+type Record = [String; 22];
 
 fn records(review: &Review) -> Vec<Record> {
     let mut out = Vec::new();
@@ -91,6 +94,9 @@ fn empty_record(review: &Review, section: &str) -> Record {
     record[1] = review.scope.clone();
     record[2] = review.as_of.to_string();
     record[3] = review.known_at.clone().unwrap_or_default();
+    record[19] = review.events.to_string();
+    record[20] = review.software.clone().unwrap_or_default();
+    record[21] = review.generated_at.clone().unwrap_or_default();
     record
 }
 

@@ -9,7 +9,9 @@
 -- - A row of 0003's `delta_log` cost ≈ 48 bytes for a 20-byte change, and a question as known at K
 --   summed millions of them inside PostgreSQL. A block holds one batch's changes in columns (≈ 16
 --   bytes a change; the format is documented in crates/hoctap-store/src/delta_log.rs) and is summed by
---   the reader.
+--   the reader. It also holds the `recordedtime`s of the new events the batch applied, so that a
+--   review as known at K states how many events were recorded by K
+--   (docs/design/2026-11-30-reproducible-reviews.md) from the same blocks it reads.
 --
 -- Upgrading a generation from 0003 starts it over: the old log cannot be regrouped by batch, so every
 -- table the projector writes is emptied with the offsets, and the projector projects the generation
@@ -52,15 +54,18 @@ CREATE TABLE counts_month (
     PRIMARY KEY (month, key)
 ) WITH (fillfactor = 80);
 
--- One block per applied batch that changed a count. Count at D as known at K = the counts as known
--- now minus the changes recorded after K on days <= D (or the changes recorded up to K, whichever part
--- is smaller): the blocks whose span of recorded times meets that part are read and filtered.
+-- One block per applied batch with new events. Count at D as known at K = the counts as known now
+-- minus the changes recorded after K on days <= D (or the changes recorded up to K, whichever part is
+-- smaller): the blocks whose span of recorded times meets that part are read and filtered. Events
+-- recorded by K: the same, with the events' recorded times.
 CREATE TABLE delta_log (
     block          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     first_recorded timestamptz NOT NULL,
     last_recorded  timestamptz NOT NULL,
-    changes        integer     NOT NULL CHECK (changes > 0),
-    deltas         bytea       NOT NULL
+    changes        integer     NOT NULL CHECK (changes >= 0),
+    events         integer     NOT NULL CHECK (events >= 0),
+    deltas         bytea       NOT NULL,
+    CHECK (changes + events > 0)
 );
 -- Packed integers compress poorly and are read whole: stored out of line without compression.
 ALTER TABLE delta_log ALTER COLUMN deltas SET STORAGE EXTERNAL;
@@ -68,4 +73,4 @@ CREATE INDEX delta_log_first_recorded ON delta_log (first_recorded);
 CREATE INDEX delta_log_last_recorded ON delta_log (last_recorded);
 -- Small blocks (a projector applying a few events at a time) are merged now and then, oldest first
 -- (`SMALL_BLOCK` in crates/hoctap-store/src/delta_log.rs is the same number).
-CREATE INDEX delta_log_small ON delta_log (first_recorded) WHERE changes < 4096;
+CREATE INDEX delta_log_small ON delta_log (first_recorded) WHERE changes + events < 4096;

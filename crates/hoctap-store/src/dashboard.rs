@@ -111,13 +111,14 @@ pub async fn refresh_dashboard(client: &mut Client, schema: &Schema) -> Result<O
         .iter()
         .map(|r| r.get(0))
         .collect();
+    let recorded = crate::query::recorded(&tx, schema, None).await?;
     let mut reviews: Vec<Review> = Vec::new();
     for day in dashboard_dates() {
         let counts = place_counts(&tx, schema, &cache, day, None).await?;
         for scope in &provinces {
             let query = Query { scope: scope.clone(), as_of: day, known_at: None, milestone: None };
             // A province not in force at that date has no review then.
-            if let Ok(review) = engine.review_from_counts(&query, &counts) {
+            if let Ok(review) = engine.review_from_counts(&query, &counts, recorded) {
                 reviews.push(review);
             }
         }

@@ -1,14 +1,17 @@
-//! The transaction-time log in blocks: each batch appends one row to `delta_log`, its changes packed
-//! in columns (`migrations/0004_columns_and_blocks.sql`). A question as known at K reads the blocks on one
-//! side of K and sums their changes here, which is several times less to store, send and add up than
-//! one row per change.
+//! The transaction-time log in blocks: each batch appends one row to `delta_log` with its changes
+//! packed in columns and the recorded times of the new events it applied
+//! (`migrations/0004_columns_and_blocks.sql`). A question as known at K reads the blocks on one side
+//! of K and sums them here, which is several times less to store, send and add up than one row per
+//! change; the same pass counts the events recorded by K.
 //!
 //! Block format (little-endian), version [`FORMAT`]:
 //! ```text
 //! u8  format
-//! u32 times        distinct recorded times, ascending
+//! u32 times        distinct recorded times of the changes, ascending
 //! u32 changes      changes in all
-//! times   × (i64 recorded, u32 how many of the changes that follow carry it)
+//! u32 event_times  distinct recorded times of the events, ascending
+//! times       × (i64 recorded, u32 how many of the changes that follow carry it)
+//! event_times × (i64 recorded, u32 how many events carry it)
 //! changes × i32 key      ┐ in (recorded, key, day) order, one column each
 //! changes × i32 day      │ (days since 1970-01-01, as `Day`)
 //! changes × i32 n        ┘
@@ -25,6 +28,8 @@ use tokio_postgres::{Client, GenericClient};
 
 /// The version byte that opens every block.
 const FORMAT: u8 = 1;
+/// Bytes before the runs of times: the format and three counts.
+const HEADER: usize = 13;
 
 /// One change of a count: key `key` changed by `n` on day `day`, by an event recorded at `recorded`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -41,12 +46,32 @@ pub(crate) struct Block {
     pub first_recorded: i64,
     pub last_recorded: i64,
     pub changes: i32,
+    pub events: i32,
     pub bytes: Vec<u8>,
 }
 
-/// Packs `changes` (sorted here, equal ones summed, those summing to 0 left out). `None` when none is
-/// left.
-pub(crate) fn encode(mut changes: Vec<Change>) -> Option<Block> {
+/// `n` events recorded at `recorded`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Events {
+    pub recorded: i64,
+    pub n: u32,
+}
+
+/// Runs of equal values: (value, how many).
+fn runs(sorted: impl Iterator<Item = i64>) -> Vec<(i64, u32)> {
+    let mut runs: Vec<(i64, u32)> = Vec::new();
+    for t in sorted {
+        match runs.last_mut() {
+            Some((last, n)) if *last == t => *n += 1,
+            _ => runs.push((t, 1)),
+        }
+    }
+    runs
+}
+
+/// Packs `changes` (sorted here, equal ones summed, those summing to 0 left out) and `events` (equal
+/// times summed). `None` when nothing is left.
+pub(crate) fn encode(mut changes: Vec<Change>, mut events: Vec<Events>) -> Option<Block> {
     changes.sort_unstable();
     changes.dedup_by(|later, kept| {
         let same = (later.recorded, later.key, later.day) == (kept.recorded, kept.key, kept.day);
@@ -56,19 +81,32 @@ pub(crate) fn encode(mut changes: Vec<Change>) -> Option<Block> {
         same
     });
     changes.retain(|c| c.n != 0);
-    let (first, last) = (changes.first()?.recorded, changes.last()?.recorded);
-    let mut times: Vec<(i64, u32)> = Vec::new();
-    for c in &changes {
-        match times.last_mut() {
-            Some((t, n)) if *t == c.recorded => *n += 1,
-            _ => times.push((c.recorded, 1)),
+    events.sort_unstable();
+    events.dedup_by(|later, kept| {
+        let same = later.recorded == kept.recorded;
+        if same {
+            kept.n += later.n;
         }
-    }
-    let mut bytes = Vec::with_capacity(9 + times.len() * 12 + changes.len() * 12);
+        same
+    });
+    events.retain(|e| e.n != 0);
+    let ends = |first: Option<i64>, last: Option<i64>| first.zip(last);
+    let (first, last) = match (
+        ends(changes.first().map(|c| c.recorded), changes.last().map(|c| c.recorded)),
+        ends(events.first().map(|e| e.recorded), events.last().map(|e| e.recorded)),
+    ) {
+        (None, None) => return None,
+        (Some(c), None) | (None, Some(c)) => c,
+        (Some(c), Some(e)) => (c.0.min(e.0), c.1.max(e.1)),
+    };
+    let times = runs(changes.iter().map(|c| c.recorded));
+    let event_times: Vec<(i64, u32)> = events.iter().map(|e| (e.recorded, e.n)).collect();
+    let mut bytes = Vec::with_capacity(HEADER + (times.len() + event_times.len()) * 12 + changes.len() * 12);
     bytes.push(FORMAT);
     bytes.extend_from_slice(&(times.len() as u32).to_le_bytes());
     bytes.extend_from_slice(&(changes.len() as u32).to_le_bytes());
-    for (t, n) in &times {
+    bytes.extend_from_slice(&(event_times.len() as u32).to_le_bytes());
+    for (t, n) in times.iter().chain(&event_times) {
         bytes.extend_from_slice(&t.to_le_bytes());
         bytes.extend_from_slice(&n.to_le_bytes());
     }
@@ -77,43 +115,62 @@ pub(crate) fn encode(mut changes: Vec<Change>) -> Option<Block> {
             bytes.extend_from_slice(&column(c).to_le_bytes());
         }
     }
-    Some(Block { first_recorded: first, last_recorded: last, changes: changes.len() as i32, bytes })
+    Some(Block {
+        first_recorded: first,
+        last_recorded: last,
+        changes: changes.len() as i32,
+        events: events.iter().map(|e| e.n as i32).sum(),
+        bytes,
+    })
 }
 
 /// A block that is not in a format this binary wrote.
 #[derive(Debug)]
 pub(crate) struct Unreadable(pub &'static str);
 
-/// Calls `f` with every change of a block, in (recorded, key, day) order.
-pub(crate) fn decode(bytes: &[u8], mut f: impl FnMut(Change)) -> Result<(), Unreadable> {
+/// Calls `change` with every change of a block, in (recorded, key, day) order, and `events` with its
+/// events' recorded times.
+pub(crate) fn decode(
+    bytes: &[u8],
+    mut change: impl FnMut(Change),
+    mut events: impl FnMut(Events),
+) -> Result<(), Unreadable> {
     let u32_at = |at: usize| -> Option<u32> { Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?)) };
     if bytes.first() != Some(&FORMAT) {
         return Err(Unreadable("unknown block format"));
     }
     let header = |at: usize| u32_at(at).map(|n| n as usize).ok_or(Unreadable("truncated block header"));
-    let (times, changes) = (header(1)?, header(5)?);
-    let columns = 9 + times * 12;
+    let (times, changes, event_times) = (header(1)?, header(5)?, header(9)?);
+    let columns = HEADER + (times + event_times) * 12;
     if bytes.len() != columns + changes * 12 {
         return Err(Unreadable("block length does not match its header"));
     }
+    let run = |r: usize| {
+        let at = HEADER + r * 12;
+        let t = i64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        (t, u32_at(at + 8).expect("inside the header"))
+    };
     let column = |i: usize| &bytes[columns + i * changes * 4..columns + (i + 1) * changes * 4];
     let int = |col: &[u8], j: usize| i32::from_le_bytes(col[j * 4..j * 4 + 4].try_into().expect("4 bytes"));
     let (keys, days, ns) = (column(0), column(1), column(2));
     let mut j = 0;
-    for t in 0..times {
-        let at = 9 + t * 12;
-        let recorded = i64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
-        let count = u32_at(at + 8).expect("inside the header") as usize;
+    for r in 0..times {
+        let (recorded, count) = run(r);
+        let count = count as usize;
         if j + count > changes {
             return Err(Unreadable("block times claim more changes than it holds"));
         }
         for k in j..j + count {
-            f(Change { recorded, key: int(keys, k), day: int(days, k), n: int(ns, k) });
+            change(Change { recorded, key: int(keys, k), day: int(days, k), n: int(ns, k) });
         }
         j += count;
     }
     if j != changes {
         return Err(Unreadable("block times do not cover its changes"));
+    }
+    for r in times..times + event_times {
+        let (recorded, n) = run(r);
+        events(Events { recorded, n });
     }
     Ok(())
 }
@@ -127,7 +184,7 @@ pub(crate) enum Part {
 }
 
 impl Part {
-    fn holds(self, recorded: i64) -> bool {
+    pub(crate) fn holds(self, recorded: i64) -> bool {
         match self {
             Part::All => true,
             Part::UpTo(k) => recorded <= k,
@@ -136,13 +193,16 @@ impl Part {
     }
 }
 
-/// Calls `f` with every change of `part` of the log, block by block as PostgreSQL sends them (only
-/// the blocks whose span of recorded times meets `part` are read).
+/// Calls `change` with every change of `part` of the log and `events` with every run of events of
+/// the blocks read (whatever their recorded time: blocks that straddle K hold events on both sides),
+/// block by block as PostgreSQL sends them. Only the blocks whose span of recorded times meets `part`
+/// are read.
 pub(crate) async fn scan(
     client: &impl GenericClient,
     schema: &Schema,
     part: Part,
-    mut f: impl FnMut(Change),
+    mut change: impl FnMut(Change),
+    mut events: impl FnMut(Events),
 ) -> Result<(), StoreError> {
     let (condition, k) = match part {
         Part::All => ("$1::timestamptz IS NULL", None),
@@ -159,45 +219,54 @@ pub(crate) async fn scan(
     while let Some(row) =
         futures_util::TryStreamExt::try_next(&mut rows).await.map_err(db("reading the log of changes"))?
     {
-        decode(row.get::<_, &[u8]>(0), |c| {
+        let holds = |c: Change| {
             if part.holds(c.recorded) {
-                f(c)
+                change(c)
             }
-        })
-        .map_err(|Unreadable(detail)| StoreError::Corrupt {
-            schema: schema.to_string(),
-            detail: format!("a block of the log of changes: {detail}"),
-        })?;
+        };
+        decode(row.get::<_, &[u8]>(0), holds, &mut events).map_err(|e| unreadable(schema, e))?;
     }
     Ok(())
 }
 
-/// Appends one block (nothing when no change is left, see [`encode`]); returns how many changes it
-/// holds.
+fn unreadable(schema: &Schema, Unreadable(detail): Unreadable) -> StoreError {
+    StoreError::Corrupt { schema: schema.to_string(), detail: format!("a block of the log of changes: {detail}") }
+}
+
+/// Appends one block (nothing when nothing is left, see [`encode`]); returns its size in changes and
+/// events.
 pub(crate) async fn append(
     client: &impl GenericClient,
     schema: &Schema,
     changes: Vec<Change>,
+    events: Vec<Events>,
 ) -> Result<Option<i32>, StoreError> {
-    let Some(block) = encode(changes) else { return Ok(None) };
+    let Some(block) = encode(changes, events) else { return Ok(None) };
     let (first, last): (DateTime<Utc>, DateTime<Utc>) =
         (crate::query::instant(block.first_recorded), crate::query::instant(block.last_recorded));
     client
         .execute(
             &format!(
-                "INSERT INTO {}.delta_log (first_recorded, last_recorded, changes, deltas) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO {}.delta_log (first_recorded, last_recorded, changes, events, deltas)
+                 VALUES ($1, $2, $3, $4, $5)",
                 schema.ident()
             ),
-            &[&first, &last, &block.changes, &block.bytes],
+            &[&first, &last, &block.changes, &block.events, &block.bytes],
         )
         .await
         .map_err(db("logging deltas"))?;
-    Ok(Some(block.changes))
+    Ok(Some(block.changes + block.events))
 }
 
-/// A block with fewer changes than this is small: a projector that applies a few events at a time
-/// appends many, which [`compact_log`] merges (the partial index of migration 0004 names the same
-/// number).
+/// The events of a batch as runs of equal recorded times.
+pub(crate) fn events_at(mut recorded: Vec<i64>) -> Vec<Events> {
+    recorded.sort_unstable();
+    runs(recorded.into_iter()).into_iter().map(|(recorded, n)| Events { recorded, n }).collect()
+}
+
+/// A block with fewer changes and events than this is small: a projector that applies a few events at
+/// a time appends many, which [`compact_log`] merges (the partial index of migration 0004 names the
+/// same number).
 pub(crate) const SMALL_BLOCK: i32 = 4096;
 /// Small blocks a member appends before it merges the small blocks of the log.
 pub(crate) const COMPACT_EVERY: usize = 64;
@@ -206,8 +275,8 @@ const COMPACT_AT_MOST: i64 = 1024;
 
 /// Merges the oldest small blocks of the log into one, in one transaction, so that the log keeps a
 /// few large blocks however small the batches were. Merging never changes an answer: a block is
-/// only a set of changes, each with its own recorded time. Returns the number of blocks merged (0
-/// when fewer than two are small, or when another member is merging).
+/// only a set of changes and events, each with its own recorded time. Returns the number of blocks
+/// merged (0 when fewer than two are small, or when another member is merging).
 pub async fn compact_log(client: &mut Client, schema: &Schema) -> Result<usize, StoreError> {
     let s = schema.ident();
     let tx = client.transaction().await.map_err(db("beginning to merge log blocks"))?;
@@ -222,7 +291,7 @@ pub async fn compact_log(client: &mut Client, schema: &Schema) -> Result<usize, 
     let rows = tx
         .query(
             &format!(
-                "SELECT block, deltas FROM {s}.delta_log WHERE changes < {SMALL_BLOCK}
+                "SELECT block, deltas FROM {s}.delta_log WHERE changes + events < {SMALL_BLOCK}
                  ORDER BY first_recorded, block LIMIT {COMPACT_AT_MOST}"
             ),
             &[],
@@ -232,19 +301,16 @@ pub async fn compact_log(client: &mut Client, schema: &Schema) -> Result<usize, 
     if rows.len() < 2 {
         return Ok(0);
     }
-    let mut changes = Vec::new();
+    let (mut changes, mut events) = (Vec::new(), Vec::new());
     let mut blocks = Vec::with_capacity(rows.len());
     for row in &rows {
         blocks.push(row.get::<_, i64>(0));
-        decode(row.get(1), |c| changes.push(c)).map_err(|Unreadable(detail)| StoreError::Corrupt {
-            schema: schema.to_string(),
-            detail: format!("a block of the log of changes: {detail}"),
-        })?;
+        decode(row.get(1), |c| changes.push(c), |e| events.push(e)).map_err(|e| unreadable(schema, e))?;
     }
     tx.execute(&format!("DELETE FROM {s}.delta_log WHERE block = ANY($1)"), &[&blocks])
         .await
         .map_err(db("removing merged log blocks"))?;
-    append(&tx, schema, changes).await?;
+    append(&tx, schema, changes, events).await?;
     tx.commit().await.map_err(db("committing merged log blocks"))?;
     Ok(blocks.len())
 }
@@ -256,7 +322,8 @@ pub async fn log_changes(
     schema: &Schema,
 ) -> Result<Vec<(i64, i32, i32, i64)>, StoreError> {
     let mut sums: HashMap<(i64, i32, i32), i64> = HashMap::new();
-    scan(client, schema, Part::All, |c| *sums.entry((c.recorded, c.key, c.day)).or_default() += i64::from(c.n)).await?;
+    let add = |c: Change| *sums.entry((c.recorded, c.key, c.day)).or_default() += i64::from(c.n);
+    scan(client, schema, Part::All, add, |_| {}).await?;
     let mut out: Vec<(i64, i32, i32, i64)> =
         sums.into_iter().filter(|(_, n)| *n != 0).map(|((r, k, d), n)| (r, k, d, n)).collect();
     out.sort_unstable();
@@ -264,16 +331,17 @@ pub async fn log_changes(
 }
 
 /// A fingerprint of the whole log as a multiset of (what the key stands for, day, recorded time, n),
-/// equal changes summed: two generations with the same changes have the same fingerprint, whatever
-/// their batches and key numbers. It is a sum of n × a 128-bit hash of the rest, so splitting or
-/// merging changes, or changes that cancel out, do not alter it.
+/// equal changes summed, and of the events' recorded times: two generations with the same changes
+/// and events have the same fingerprint, whatever their batches and key numbers. It is a sum of n × a
+/// 128-bit hash of the rest, so splitting or merging changes, or changes that cancel out, do not
+/// alter it.
 pub(crate) async fn fingerprint(client: &impl GenericClient, schema: &Schema) -> Result<u128, StoreError> {
     use std::hash::{Hash, Hasher};
     let keys = Keys::load(client, schema).await?;
     let mut key_hashes: HashMap<i32, u64> = HashMap::new();
     let mut missing = None;
     let mut sum: u128 = 0;
-    scan(client, schema, Part::All, |c| {
+    let change = |c: Change| {
         let key_hash = *key_hashes.entry(c.key).or_insert_with(|| {
             let mut h = std::hash::DefaultHasher::new();
             match keys.of(c.key) {
@@ -284,8 +352,14 @@ pub(crate) async fn fingerprint(client: &impl GenericClient, schema: &Schema) ->
         });
         let h = (u128::from(mix(key_hash ^ mix(c.day as u64))) << 64) | u128::from(mix(key_hash ^ c.recorded as u64));
         sum = sum.wrapping_add(h.wrapping_mul(c.n as i128 as u128));
-    })
-    .await?;
+    };
+    let mut events = 0u128;
+    let event = |e: Events| {
+        let h = (u128::from(mix(!(e.recorded as u64))) << 64) | u128::from(mix(e.recorded as u64 ^ 0x5EED));
+        events = events.wrapping_add(h.wrapping_mul(u128::from(e.n)));
+    };
+    scan(client, schema, Part::All, change, event).await?;
+    let sum = sum.wrapping_add(events.rotate_left(17));
     match missing {
         Some(key) => Err(StoreError::Corrupt {
             schema: schema.to_string(),
@@ -331,46 +405,72 @@ mod tests {
             .collect()
     }
 
+    fn events(seed: u64, n: usize) -> Vec<Events> {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        (0..n).map(|_| Events { recorded: 1_700_000_000_000_000 + rng.i64(-10..60), n: rng.u32(1..3) }).collect()
+    }
+
+    /// Events as a block holds them: sorted, equal times summed.
+    fn summed_events(events: Vec<Events>) -> Vec<Events> {
+        let mut sums = std::collections::BTreeMap::new();
+        for e in events {
+            *sums.entry(e.recorded).or_insert(0) += e.n;
+        }
+        sums.into_iter().map(|(recorded, n)| Events { recorded, n }).collect()
+    }
+
+    fn read(block: &Block) -> (Vec<Change>, Vec<Events>) {
+        let (mut changes, mut events) = (Vec::new(), Vec::new());
+        decode(&block.bytes, |c| changes.push(c), |e| events.push(e)).expect("readable");
+        (changes, events)
+    }
+
     #[test]
-    fn a_block_gives_back_its_changes_sorted_and_summed() {
-        for (seed, n) in [(1, 1), (2, 7), (3, 1000)] {
-            let raw = changes(seed, n);
-            let expected = summed(raw.clone());
-            let Some(block) = encode(raw) else {
-                assert!(expected.is_empty());
+    fn a_block_gives_back_its_changes_and_events_sorted_and_summed() {
+        for (seed, n, m) in [(1, 1, 0), (2, 7, 3), (3, 1000, 400), (4, 0, 5)] {
+            let (raw, raw_events) = (changes(seed, n), events(seed, m));
+            let expected = (summed(raw.clone()), summed_events(raw_events.clone()));
+            let Some(block) = encode(raw, raw_events) else {
+                assert!(expected.0.is_empty() && expected.1.is_empty());
                 continue;
             };
-            let mut back = Vec::new();
-            decode(&block.bytes, |c| back.push(c)).expect("readable");
-            assert_eq!(back, expected);
-            assert_eq!(block.changes as usize, expected.len());
-            let (first, last) = (expected[0].recorded, expected[expected.len() - 1].recorded);
+            assert_eq!(read(&block), expected);
+            assert_eq!(block.changes as usize, expected.0.len());
+            assert_eq!(block.events as u32, expected.1.iter().map(|e| e.n).sum::<u32>());
+            let times = expected.0.iter().map(|c| c.recorded).chain(expected.1.iter().map(|e| e.recorded));
+            let (first, last) = (times.clone().min().unwrap(), times.max().unwrap());
             assert_eq!((block.first_recorded, block.last_recorded), (first, last));
-            // Split, with one half twice: merged into one block, the same changes with that half doubled.
-            let (a, b) = expected.split_at(expected.len() / 2);
-            let mut merged = Vec::new();
-            decode(&encode([a, b, a].concat()).expect("changes").bytes, |c| merged.push(c)).expect("readable");
+            // Split, with one half twice: merged into one block, the same with that half doubled.
+            let (a, b) = expected.0.split_at(expected.0.len() / 2);
+            let (ea, eb) = expected.1.split_at(expected.1.len() / 2);
+            let merged = encode([a, b, a].concat(), [ea, eb, ea].concat()).expect("something");
             let doubled: Vec<Change> = a.iter().map(|c| Change { n: 2 * c.n, ..*c }).chain(b.iter().copied()).collect();
-            assert_eq!(merged, summed(doubled));
+            let doubled_events: Vec<Events> =
+                ea.iter().map(|e| Events { n: 2 * e.n, ..*e }).chain(eb.iter().copied()).collect();
+            assert_eq!(read(&merged), (summed(doubled), summed_events(doubled_events)));
         }
-        assert!(encode(Vec::new()).is_none());
+        assert!(encode(Vec::new(), Vec::new()).is_none());
         let cancelling = Change { recorded: 1, key: 2, day: 3, n: 1 };
-        assert!(encode(vec![cancelling, Change { n: -1, ..cancelling }]).is_none());
+        assert!(encode(vec![cancelling, Change { n: -1, ..cancelling }], Vec::new()).is_none());
+        assert_eq!(events_at(vec![5, 3, 5]), [Events { recorded: 3, n: 1 }, Events { recorded: 5, n: 2 }]);
     }
 
     #[test]
     fn the_partial_index_names_the_small_block_size() {
         let sql = include_str!("../migrations/0004_columns_and_blocks.sql");
-        assert!(sql.contains(&format!("WHERE changes < {SMALL_BLOCK};")), "migration 0004 and SMALL_BLOCK disagree");
+        assert!(
+            sql.contains(&format!("WHERE changes + events < {SMALL_BLOCK};")),
+            "migration 0004 and SMALL_BLOCK disagree"
+        );
     }
 
     #[test]
     fn damaged_blocks_are_refused() {
-        let block = encode(changes(4, 50)).expect("changes").bytes;
+        let block = encode(changes(4, 50), events(4, 5)).expect("changes").bytes;
         let mut wrong_format = block.clone();
         wrong_format[0] = 9;
         let mut wrong_count = block.clone();
-        wrong_count[9 + 8] ^= 1; // the first time's count
+        wrong_count[HEADER + 8] ^= 1; // the first time's count
         for (bytes, why) in [
             (&block[..block.len() - 1], "length"),
             (&block[..5], "header"),
@@ -378,7 +478,7 @@ mod tests {
             (&wrong_count[..], "times"),
             (&[][..], "format"),
         ] {
-            let err = decode(bytes, |_| {}).expect_err(why);
+            let err = decode(bytes, |_| {}, |_| {}).expect_err(why);
             assert!(err.0.contains(why), "{why}: {}", err.0);
         }
     }

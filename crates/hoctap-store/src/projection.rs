@@ -356,7 +356,7 @@ impl Projection {
             deltas.by_day.keys().map(|(p, m, _)| (p, m)).chain(deltas.by_recorded.keys().map(|(p, m, ..)| (p, m)));
         let added = state.keys.assign(&tx, schema, wanted).await?;
         let key = |of: &KeyOf| state.keys.id(of).or_else(|| added.id(of)).expect("every key was assigned");
-        let (changed, block) = write_counts(&tx, schema, key, &deltas).await?;
+        let (changed, changes) = write_counts(&tx, schema, key, &deltas).await?;
         applied.deltas = changed;
         let counted = started.elapsed();
         let touched: Vec<(&Consumed, Vec<u8>)> = {
@@ -386,12 +386,17 @@ impl Projection {
         }
         // Each new event counts once, in the partition of its first copy in the batch.
         let mut uncounted: HashSet<Uuid> = subject_new.iter().chain(&reference_new).copied().collect();
+        // Their transaction times, for "how many events by K" (a later copy of one has another).
+        let mut recorded = Vec::new();
         for c in batch.iter().filter(|c| uncounted.remove(&c.event.id)) {
             if let Some(p) = next.get_mut(&(c.topic.clone(), c.partition)) {
-                p.count(c.event.recordedtime.expect("checked above"));
+                let at = c.event.recordedtime.expect("checked above");
+                p.count(at);
+                recorded.push(at);
             }
         }
         store_offsets(&tx, schema, &next).await?;
+        let block = delta_log::append(&tx, schema, changes, delta_log::events_at(recorded)).await?;
         tx.commit().await.map_err(db("committing a batch"))?;
         if block.is_some_and(|changes| changes < delta_log::SMALL_BLOCK) {
             self.small_blocks += 1;
@@ -550,15 +555,14 @@ async fn stage<'a>(
     copy_rows(tx, &format!("COPY {table} FROM STDIN BINARY"), types, rows, "staging rows").await
 }
 
-/// Adds the batch's deltas to the counts as known now (`counts_year`, `counts_month`) and appends them
-/// to the transaction-time log. Returns the number of (key, day) changes and of changes in the log's
-/// new block.
+/// Adds the batch's deltas to the counts as known now (`counts_year`, `counts_month`). Returns the
+/// number of (key, day) changes, and the changes with their recorded times for the log.
 async fn write_counts(
     tx: &Transaction<'_>,
     schema: &Schema,
     key: impl Fn(&KeyOf) -> i32,
     deltas: &Deltas,
-) -> Result<(usize, Option<i32>), StoreError> {
+) -> Result<(usize, Vec<Change>), StoreError> {
     let s = schema.ident();
     let mut months: HashMap<(NaiveDate, i32), [i32; DAYS]> = HashMap::new();
     let mut years: HashMap<(i16, i32), (i64, [i32; MONTHS])> = HashMap::new();
@@ -633,7 +637,7 @@ async fn write_counts(
     .await
     .map_err(db("adding to the year counts"))?;
 
-    // The log is insert-only: one block for the batch.
+    // The log is insert-only: one block for the batch (appended with its events' times).
     let changes = deltas
         .by_recorded
         .iter()
@@ -644,8 +648,7 @@ async fn write_counts(
             n: i32::try_from(n).expect("a batch changes a count by less than 2^31"),
         })
         .collect();
-    let block = delta_log::append(tx, schema, changes).await?;
-    Ok((deltas.by_day.len(), block))
+    Ok((deltas.by_day.len(), changes))
 }
 
 /// Replaces the histories of the touched subjects.

@@ -13,7 +13,7 @@ use crate::keys::Keys;
 use crate::projection::{FIRST_YEAR, LAST_YEAR};
 use crate::{Schema, StoreError};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use hoctap_domain::{Day, Engine, Event, PlaceCounts, Query, Review};
+use hoctap_domain::{Day, Engine, Event, PlaceCounts, Query, Recorded, Review};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio_postgres::{Client, GenericClient};
@@ -237,60 +237,139 @@ pub(crate) async fn log_sums(
     let Some(part) = part(side, known_at) else { return Ok(Vec::new()) };
     let wanted: HashSet<i32> = keys.iter().copied().collect();
     let mut sums: HashMap<(i32, i32), i64> = HashMap::new();
-    delta_log::scan(client, schema, part, |c| {
+    let change = |c: delta_log::Change| {
         if c.day <= until.0 && wanted.contains(&c.key) {
             *sums.entry((c.day, c.key)).or_default() += i64::from(c.n);
         }
-    })
-    .await?;
+    };
+    delta_log::scan(client, schema, part, change, |_| {}).await?;
     let mut out: Vec<(i32, Day, i64)> = sums.into_iter().map(|((day, key), n)| (key, Day(day), n)).collect();
     out.sort_unstable_by_key(|&(key, day, _)| (day, key));
     Ok(out)
 }
 
-/// Sums of the log per key on days ≤ `until`, on `side` of `known_at` (every key).
+/// What one pass over one side of the log found.
+#[derive(Debug, Default)]
+struct LogTotals {
+    /// Sums per key of the changes on that side on days ≤ the date asked (when one was).
+    sums: Vec<(i32, i64)>,
+    /// Events recorded on that side of K.
+    events: i64,
+    /// The newest recorded time ≤ K among the events of the blocks read.
+    newest: Option<i64>,
+}
+
+/// One pass over `side` of `known_at`: the changes on days ≤ `until` summed per key (none when
+/// `until` is `None`), and the events.
 async fn log_totals(
     client: &impl GenericClient,
     schema: &Schema,
     side: LogSide,
     known_at: i64,
-    until: Day,
-) -> Result<Vec<(i32, i64)>, StoreError> {
-    let Some(part) = part(side, known_at) else { return Ok(Vec::new()) };
+    until: Option<Day>,
+) -> Result<LogTotals, StoreError> {
+    let Some(part) = part(side, known_at) else { return Ok(LogTotals::default()) };
     // Keys are small positive integers: one slot each.
     let mut sums: Vec<i64> = Vec::new();
-    delta_log::scan(client, schema, part, |c| {
-        if c.day <= until.0 {
+    let (mut events, mut newest) = (0i64, None);
+    let change = |c: delta_log::Change| {
+        if until.is_some_and(|d| c.day <= d.0) {
             let at = c.key.max(0) as usize;
             if at >= sums.len() {
                 sums.resize(at + 1, 0);
             }
             sums[at] += i64::from(c.n);
         }
-    })
-    .await?;
-    Ok(sums.into_iter().enumerate().filter(|(_, n)| *n != 0).map(|(key, n)| (key as i32, n)).collect())
+    };
+    let event = |e: delta_log::Events| {
+        if part.holds(e.recorded) {
+            events += i64::from(e.n);
+        }
+        if e.recorded <= known_at {
+            newest = newest.max(Some(e.recorded));
+        }
+    };
+    delta_log::scan(client, schema, part, change, event).await?;
+    let sums = sums.into_iter().enumerate().filter(|(_, n)| *n != 0).map(|(key, n)| (key as i32, n)).collect();
+    Ok(LogTotals { sums, events, newest })
 }
 
-/// Counts per key on `day` as known at `known_at` (None: now).
+/// Every event applied, as the offset rows count them: how many, the newest and the first recorded
+/// time.
+async fn recorded_now(client: &impl GenericClient, schema: &Schema) -> Result<(i64, Recorded), StoreError> {
+    let micros = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_micros());
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT coalesce(sum(events), 0)::int8, max(last_recorded), min(first_recorded)
+                 FROM {}.consumer_offsets",
+                schema.ident()
+            ),
+            &[],
+        )
+        .await
+        .map_err(db("counting the events recorded"))?;
+    let events: i64 = row.get(0);
+    Ok((events, Recorded { events: 0, newest: micros(row.get(1)), first: micros(row.get(2)) }))
+}
+
+/// What was recorded by `known_at` given the offset rows' totals (`all`, `now`) and one pass over
+/// `side` of the log.
+async fn recorded_by(
+    client: &impl GenericClient,
+    schema: &Schema,
+    (all, now): (i64, Recorded),
+    side: LogSide,
+    known_at: i64,
+    log: &LogTotals,
+) -> Result<Recorded, StoreError> {
+    let (events, newest) = match side {
+        LogSide::Now => (all, now.newest),
+        LogSide::Before => (log.events, log.newest),
+        LogSide::After => {
+            // The newest by K is in a block read (one that straddles K) or ends a block wholly before K.
+            let before: Option<DateTime<Utc>> = client
+                .query_one(
+                    &format!("SELECT max(last_recorded) FROM {}.delta_log WHERE last_recorded <= $1", schema.ident()),
+                    &[&instant(known_at)],
+                )
+                .await
+                .map_err(db("reading the newest event recorded by the known-at"))?
+                .get(0);
+            (all - log.events, log.newest.max(before.map(|t| t.timestamp_micros())))
+        }
+    };
+    let events = u64::try_from(events).map_err(|_| StoreError::Corrupt {
+        schema: schema.to_string(),
+        detail: format!("a negative number of events recorded ({events})"),
+    })?;
+    Ok(Recorded { events, newest, first: now.first })
+}
+
+/// Counts per key on `day` as known at `known_at` (None: now), and what was recorded by then.
 async fn counts_by_key(
     client: &impl GenericClient,
     schema: &Schema,
     day: Day,
     known_at: Option<i64>,
-) -> Result<HashMap<i32, i64>, StoreError> {
-    let Some(k) = known_at else { return counts_now(client, schema, day, None).await };
+) -> Result<(HashMap<i32, i64>, Recorded), StoreError> {
+    let (all, now) = recorded_now(client, schema).await?;
+    let Some(k) = known_at else {
+        let events = u64::try_from(all).unwrap_or_default();
+        return Ok((counts_now(client, schema, day, None).await?, Recorded { events, ..now }));
+    };
     let side = log_side(client, schema, k).await?;
-    let sums = log_totals(client, schema, side, k, day).await?;
+    let log = log_totals(client, schema, side, k, Some(day)).await?;
+    let recorded = recorded_by(client, schema, (all, now), side, k, &log).await?;
     let mut counts = match side {
         LogSide::Before => HashMap::new(),
         LogSide::Now | LogSide::After => counts_now(client, schema, day, None).await?,
     };
     let sign = if side == LogSide::After { -1 } else { 1 };
-    for (key, n) in sums {
+    for &(key, n) in &log.sums {
         *counts.entry(key).or_default() += sign * n;
     }
-    Ok(counts)
+    Ok((counts, recorded))
 }
 
 /// Counts per key as counts per place; a negative count is corruption.
@@ -320,7 +399,7 @@ pub async fn place_counts(
     day: Day,
     known_at: Option<i64>,
 ) -> Result<PlaceCounts, StoreError> {
-    let counts = counts_by_key(client, schema, day, known_at).await?;
+    let (counts, _) = counts_by_key(client, schema, day, known_at).await?;
     let reference = cache.get(client, schema).await?;
     by_place(schema, &reference.keys, &counts, day)
 }
@@ -335,11 +414,29 @@ pub async fn review(
     query: &Query,
 ) -> Result<Review, StoreError> {
     let tx = crate::error::snapshot(client, "beginning a review").await?;
-    let counts = counts_by_key(&tx, schema, query.as_of, query.known_at).await?;
+    let (counts, recorded) = counts_by_key(&tx, schema, query.as_of, query.known_at).await?;
     let reference = cache.get(&tx, schema).await?;
     tx.commit().await.map_err(db("ending a review"))?;
     let counts = by_place(schema, &reference.keys, &counts, query.as_of)?;
-    Ok(reference.engine.review_from_counts(query, &counts)?)
+    Ok(reference.engine.review_from_counts(query, &counts, recorded)?)
+}
+
+/// The events the read models hold as recorded by `known_at` (all of them when `None`), the newest
+/// `recordedtime` among them and the first of all: what a review states it counted. As known now
+/// from the offset rows; as known at K from the events' times in the log's blocks on the smaller side
+/// of K.
+pub async fn recorded(
+    client: &impl GenericClient,
+    schema: &Schema,
+    known_at: Option<i64>,
+) -> Result<Recorded, StoreError> {
+    let (all, now) = recorded_now(client, schema).await?;
+    let Some(k) = known_at else {
+        return Ok(Recorded { events: u64::try_from(all).unwrap_or_default(), ..now });
+    };
+    let side = log_side(client, schema, k).await?;
+    let log = log_totals(client, schema, side, k, None).await?;
+    recorded_by(client, schema, (all, now), side, k, &log).await
 }
 
 /// Whether `d` is the last day of its month.

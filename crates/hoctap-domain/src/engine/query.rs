@@ -29,6 +29,46 @@ pub enum QueryError {
     UnknownScope(String),
     #[error("scope `{code}` is not in force on {as_of} (not yet established, or dissolved by then)")]
     ScopeNotInForce { code: String, as_of: Day },
+    #[error(
+        "nothing had been recorded by known-at {known_at}: the first event was recorded at {first}; ask for a known-at at or after it"
+    )]
+    NothingRecordedBy { known_at: String, first: String },
+    #[error("nothing has been recorded yet: ingest events first")]
+    NothingRecorded,
+}
+
+/// The events a review counts: those recorded by its known-at.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// Events recorded at or before the known-at (all of them as known now).
+    pub events: u64,
+    /// The `recordedtime` of the newest of them, UTC microseconds; `None` when none carries one.
+    pub newest: Option<i64>,
+    /// The `recordedtime` of the first event ever recorded, whatever the known-at (for the error
+    /// when the known-at precedes it).
+    pub first: Option<i64>,
+}
+
+impl Recorded {
+    /// Refuses a review that would count nothing: a known-at before the first record (say so, with
+    /// the first record's time) or an empty log.
+    fn check(&self, known_at: Option<i64>) -> Result<(), QueryError> {
+        if self.events > 0 {
+            return Ok(());
+        }
+        match (known_at, self.first) {
+            (Some(k), Some(first)) => Err(QueryError::NothingRecordedBy {
+                known_at: time::format_instant(k),
+                first: time::format_instant(first),
+            }),
+            _ => Err(QueryError::NothingRecorded),
+        }
+    }
+
+    /// The known-at a review states: K as asked, else the newest event counted.
+    fn stated(&self, known_at: Option<i64>) -> Option<String> {
+        known_at.or(self.newest).map(time::format_instant)
+    }
 }
 
 const REGISTERED: usize = 0;
@@ -80,19 +120,28 @@ impl Engine {
     pub fn review(&self, query: &Query) -> Result<Review, QueryError> {
         let day = query.as_of;
         let known_at = query.known_at;
+        let recorded = self.recorded(known_at);
+        recorded.check(known_at)?;
         let geo = self.geo_at(day, known_at);
         let scope = self.units.get(&query.scope).ok_or_else(|| QueryError::UnknownScope(query.scope.clone()))?;
         if !geo.units[scope as usize].in_force {
             return Err(QueryError::ScopeNotInForce { code: query.scope.clone(), as_of: day });
         }
         let (tallies, holds) = self.tally(&geo, day, known_at);
-        Ok(self.assemble(query, &geo, scope, &tallies, &holds))
+        Ok(self.assemble(query, &geo, scope, (&tallies, &holds), recorded))
     }
 
     /// The same review from counts per place, as a read model stores them (see [`Engine::contributions`]):
     /// this engine then only needs the reference events (geography, baselines, targets) to place the
     /// counts on D, roll them up and check the targets.
-    pub fn review_from_counts(&self, query: &Query, counts: &PlaceCounts) -> Result<Review, QueryError> {
+    /// `recorded` is what the read models say of the events they counted by `query.known_at`.
+    pub fn review_from_counts(
+        &self,
+        query: &Query,
+        counts: &PlaceCounts,
+        recorded: Recorded,
+    ) -> Result<Review, QueryError> {
+        recorded.check(query.known_at)?;
         let geo = self.geo_at(query.as_of, query.known_at);
         let scope = self.units.get(&query.scope).ok_or_else(|| QueryError::UnknownScope(query.scope.clone()))?;
         if !geo.units[scope as usize].in_force {
@@ -127,7 +176,7 @@ impl Engine {
             }
         }
         let tallies = roll_up(&geo, &own);
-        Ok(self.assemble(query, &geo, scope, &tallies, &holds))
+        Ok(self.assemble(query, &geo, scope, (&tallies, &holds), recorded))
     }
 
     /// The counts of `title` in `query.scope` on `query.as_of` as known at `query.known_at`, from counts
@@ -161,7 +210,14 @@ impl Engine {
     }
 
     /// Everything of a review but the counting: units, denominators, targets, the geography used.
-    fn assemble(&self, query: &Query, geo: &GeoAt<'_>, scope: UnitId, tallies: &[Tally], holds: &[u8]) -> Review {
+    fn assemble(
+        &self,
+        query: &Query,
+        geo: &GeoAt<'_>,
+        scope: UnitId,
+        (tallies, holds): (&[Tally], &[u8]),
+        recorded: Recorded,
+    ) -> Review {
         let (day, known_at) = (query.as_of, query.known_at);
         let mut denominators = HashMap::new();
 
@@ -240,12 +296,61 @@ impl Engine {
         Review {
             scope: query.scope.clone(),
             as_of: day,
-            known_at: known_at.map(time::format_instant),
+            known_at: recorded.stated(known_at),
+            events: recorded.events,
+            software: None,
+            generated_at: None,
             milestone,
             geography,
             units,
             targets,
         }
+    }
+
+    /// The events recorded by `known_at` (all of them when `None`), their newest `recordedtime`, and
+    /// the first `recordedtime` of all. Independent of the order events were folded in.
+    pub fn recorded(&self, known_at: Option<i64>) -> Recorded {
+        let mut out = Recorded::default();
+        for meta in &self.metas {
+            // An event without `recordedtime` (folded by hand) counts as known at every time.
+            let stamped = (meta.recorded != i64::MIN).then_some(meta.recorded);
+            if let Some(r) = stamped {
+                out.first = Some(out.first.map_or(r, |f| f.min(r)));
+            }
+            if known_at.is_none_or(|k| meta.recorded <= k) {
+                out.events += 1;
+                if let Some(r) = stamped {
+                    out.newest = Some(out.newest.map_or(r, |n| n.max(r)));
+                }
+            }
+        }
+        out
+    }
+
+    /// Every unit established by `day` as known at `known_at`, by code: those in force with their parent,
+    /// those dissolved by then with the unit in force that succeeds them (rule 4).
+    pub fn units_on(&self, day: Day, known_at: Option<i64>) -> Vec<crate::review::ListedUnit> {
+        let geo = self.geo_at(day, known_at);
+        let code = |u: UnitId| self.units.codes[u as usize].to_string();
+        let mut out: Vec<crate::review::ListedUnit> = geo
+            .units
+            .iter()
+            .enumerate()
+            .filter_map(|(id, at)| {
+                let level = at.level?;
+                let dissolved = !at.in_force && at.successor.is_some();
+                (at.in_force || dissolved).then(|| crate::review::ListedUnit {
+                    code: code(id as UnitId),
+                    level,
+                    name: at.name.to_owned(),
+                    in_force: at.in_force,
+                    parent: at.parent.filter(|_| at.in_force).map(code),
+                    successor: if dissolved { geo.resolved[id].map(code) } else { None },
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.code.cmp(&b.code));
+        out
     }
 
     /// The geography in force at `day` as known at `known_at`.
