@@ -118,7 +118,7 @@ fn ingesting_the_same_file_twice_changes_nothing() {
     let data = dir.path().join("data");
     let first = ingest(&data, &[&city]);
     assert_eq!(first.code, Some(0), "{first:?}");
-    assert!(!first.stdout.contains(" 0 accepted"), "{}", first.stdout);
+    assert!(!first.stdout.contains(" 0 accepted,"), "{}", first.stdout);
     let log = data.join("events.log");
     let size = std::fs::metadata(&log).unwrap().len();
     let reviews = |data: &Path| ["2025-06-30", "2025-12-31", "2030-12-31"].map(|d| review_json(data, d));
