@@ -1,6 +1,7 @@
 //! The API's cost limits: a statement past the statement timeout and a request past the request
 //! timeout answer 503 with `Retry-After` (and the next request, once the read models are free, is
-//! answered); `/healthz` answers promptly while every pooled connection is busy.
+//! answered); `/healthz` answers promptly while every pooled connection is busy; PostgreSQL restarted
+//! under the API is 503 with `Retry-After`, then the API recovers by itself.
 //!
 //! A request is held up by a transaction of the test's own that locks every table of the serving
 //! generation (`ACCESS EXCLUSIVE`): the API's reads wait on the lock as they would on a slow query.
@@ -160,4 +161,72 @@ async fn healthz_answers_promptly_while_every_pooled_connection_is_busy() {
     assert!(answered >= 16, "only {answered} requests answered 200");
     app.stop().await;
     fresh.remove(&mut client).await;
+}
+
+/// The review without `generated_at` (the one field that says when, not what).
+fn what(answer: &crate::helpers::Answer) -> serde_json::Value {
+    let mut review = answer.json();
+    review.as_object_mut().unwrap().remove("generated_at");
+    review
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_restarted_under_the_api_is_503_with_retry_after_then_recovers() {
+    // A server of the test's own: the machine's is shared with the tests running beside this one.
+    let postgres = std::sync::Arc::new(hoctap_tests::PgCluster::start());
+    let url = postgres.url();
+    let mut client = hoctap_tests::pg_connect_to(&url).await;
+    let fresh = Fresh::filled(&mut client, &scenario_world()).await;
+    drop(client);
+    let app = crate::helpers::spawn_api_on(&url, &fresh.deployment).await;
+    let before = app.get(REVIEWS, REVIEWS, &QUERY).await;
+    assert_eq!(before.status, 200, "{}", before.text);
+
+    let restarting = {
+        let postgres = postgres.clone();
+        tokio::task::spawn_blocking(move || postgres.restart(Duration::from_secs(3)))
+    };
+    // While it is down: 503 with Retry-After, promptly, for reviews and health alike.
+    let mut down = None;
+    while !restarting.is_finished() {
+        let started = Instant::now();
+        let review = within(Duration::from_secs(10), "a review while down", app.get(REVIEWS, REVIEWS, &QUERY)).await;
+        assert!(matches!(review.status, 200 | 503), "{}: {}", review.status, review.text);
+        if review.status == 503 {
+            assert_eq!(review.header("retry-after"), Some("5"));
+            assert!(started.elapsed() < Duration::from_secs(6), "503 after {:?}", started.elapsed());
+            let health =
+                within(Duration::from_secs(10), "/healthz while down", app.get("/healthz", "/healthz", &[])).await;
+            down = Some((review, health));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (review, health) = down.expect("PostgreSQL went down and up without a request noticing");
+    assert!(review.json()["error"].as_str().unwrap().contains("PostgreSQL"), "{}", review.text);
+    assert_eq!(health.status, 503, "{}", health.text);
+    assert_eq!(health.header("retry-after"), Some("5"));
+    restarting.await.unwrap();
+
+    // Up again: the API recovers without a restart of its own, with the same answer.
+    let waited = Instant::now();
+    let after = loop {
+        let review = app.get(REVIEWS, REVIEWS, &QUERY).await;
+        if review.status == 200 {
+            break review;
+        }
+        assert_eq!(review.status, 503, "{}", review.text);
+        assert!(
+            waited.elapsed() < Duration::from_secs(15),
+            "not recovered after {:?}: {}",
+            waited.elapsed(),
+            review.text
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(what(&after), what(&before));
+    let health = app.get("/healthz", "/healthz", &[]).await;
+    assert_eq!(health.status, 200, "{}", health.text);
+    app.stop().await;
+    fresh.remove(&mut hoctap_tests::pg_connect_to(&url).await).await;
 }
