@@ -2,10 +2,12 @@
 
 use crate::dates::{MAX_POINTS, Step, dates};
 use crate::{Api, metrics};
+use axum::extract::Request;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router, middleware};
@@ -19,13 +21,31 @@ use tokio_postgres::error::SqlState;
 
 pub(crate) fn router(api: Api) -> Router {
     Router::new()
-        .route("/v1/reviews", get(reviews))
-        .route("/v1/units/{code}/series", get(series))
+        .route("/v1/reviews", get(reviews).layer(middleware::from_fn_with_state(api.clone(), timeout)))
+        .route("/v1/units/{code}/series", get(series).layer(middleware::from_fn_with_state(api.clone(), timeout)))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(|| async { Failure::NotFound("no such path".into()) })
         .layer(middleware::from_fn_with_state(api.clone(), metrics::track))
         .with_state(api)
+}
+
+/// Answers 503 when the request is not answered within [`crate::ApiConfig::request_timeout`]. The
+/// request is dropped: its connection goes back to the pool once the statement in flight ends (within
+/// the statement timeout).
+async fn timeout(State(api): State<Api>, request: Request, next: Next) -> Response {
+    let limit = api.inner.request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(timeout = ?limit, "request timed out");
+            Failure::Unavailable(format!(
+                "the request was not answered within the API's request timeout ({} ms); retry later",
+                limit.as_millis()
+            ))
+            .into_response()
+        }
+    }
 }
 
 /// Why a request gets no answer; each variant is one status and the JSON body
@@ -81,6 +101,12 @@ impl Failure {
         match error {
             StoreError::Query(e) => Failure::NotFound(e.to_string()),
             StoreError::NoDeployment(_) => Failure::Unavailable(error.to_string()),
+            StoreError::Db { ref source, .. } if source.code() == Some(&SqlState::QUERY_CANCELED) => {
+                tracing::warn!(error = %error, "a statement was cancelled");
+                Failure::Unavailable(
+                    "a query ran longer than the API's statement timeout and was cancelled; retry later".into(),
+                )
+            }
             StoreError::Db { .. } => {
                 tracing::warn!(error = %error, source = ?std::error::Error::source(&error), "PostgreSQL failed");
                 Failure::Unavailable("PostgreSQL is unavailable; retry later".into())
@@ -255,8 +281,14 @@ enum Health {
     Unavailable { reason: String },
 }
 
+/// On `/healthz`'s own connection (one, with short timeouts), not the pool's: a busy pool cannot hold
+/// it up.
 async fn healthz(State(api): State<Api>) -> Response {
-    let serving = match api.connection().await {
+    let health = api.inner.health.get().await.map_err(|e| {
+        tracing::warn!(error = %e, "no PostgreSQL connection for the health check");
+        Failure::Unavailable("PostgreSQL is unreachable; retry later".into())
+    });
+    let serving = match health {
         Ok(client) => api.serving(&client).await,
         Err(e) => Err(e),
     };

@@ -6,12 +6,15 @@
 //!   unit on many dates (day, week, month ends or year ends from `from` to `to`, at most
 //!   [`MAX_POINTS`]).
 //! - `GET /healthz`: 200 when PostgreSQL answers and the deployment has a serving generation, else 503.
+//!   It has a connection of its own, so it answers within seconds even when every pooled connection is
+//!   busy.
 //! - `GET /metrics`: Prometheus (OpenMetrics text): requests by route and status, their durations, the
 //!   connection pool.
 //!
 //! Errors are JSON `{"error": "...", "parameter": "as_of"}` (`parameter` only when one query parameter
 //! is missing or invalid): 400 for the caller's parameters, 404 for a unit unknown or not in force,
-//! 503 (with `Retry-After`) when PostgreSQL is unreachable or the deployment has no read models yet.
+//! 503 (with `Retry-After`) when PostgreSQL is unreachable, the deployment has no read models yet, a
+//! statement ran past [`ApiConfig::statement_timeout`] or the request past [`ApiConfig::request_timeout`].
 //! The contract is `docs/openapi.json`; the tests check every answer against it.
 //!
 //! Every request asks the deployment which generation serves ([`Deployment::active`]), so a rebuild's
@@ -36,6 +39,13 @@ use tokio_postgres::NoTls;
 const POOL_SIZE: usize = 16;
 /// How long a request waits for a connection, and a new connection for PostgreSQL, before 503.
 const POOL_TIMEOUT: Duration = Duration::from_secs(5);
+/// `/healthz`'s own connection: how long it waits for it, for PostgreSQL to accept it, and for its one
+/// query. A health check answers within a few of these even when every pooled connection is busy.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// The default of [`ApiConfig::statement_timeout`].
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default of [`ApiConfig::request_timeout`].
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything the API needs. The CLI fills it from flags or `HOCTAP_…` variables.
 #[derive(Clone, Debug)]
@@ -44,6 +54,24 @@ pub struct ApiConfig {
     pub postgres: String,
     /// Whose serving generation is read.
     pub deployment: Deployment,
+    /// The longest one SQL statement of a request may run (PostgreSQL `statement_timeout`, set on every
+    /// pooled connection); a statement cancelled by it answers 503 with `Retry-After`.
+    pub statement_timeout: Duration,
+    /// The longest a request to `/v1/…` may take, waiting for a connection included; past it the answer
+    /// is 503 with `Retry-After`. `/healthz` and `/metrics` are outside it (they bound themselves).
+    pub request_timeout: Duration,
+}
+
+impl ApiConfig {
+    /// The settings with the default timeouts.
+    pub fn new(postgres: impl Into<String>, deployment: Deployment) -> ApiConfig {
+        ApiConfig {
+            postgres: postgres.into(),
+            deployment,
+            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
 }
 
 /// The API could not start or stopped serving. Both are fatal for the process.
@@ -70,6 +98,9 @@ pub struct Api {
 
 struct Inner {
     pool: Pool,
+    /// One connection of `/healthz`'s own, so a busy `pool` cannot hold a health check up.
+    health: Pool,
+    request_timeout: Duration,
     deployment: Deployment,
     metrics: Metrics,
     /// The reference engine and count keys of the serving generation, kept between requests.
@@ -91,23 +122,46 @@ impl Api {
         if pg.get_application_name().is_none() {
             pg.application_name("hoctap-api");
         }
-        let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(POOL_TIMEOUT))
-            .create_timeout(Some(POOL_TIMEOUT))
-            .recycle_timeout(Some(POOL_TIMEOUT))
-            .build()?;
+        let pool = new_pool(&pg, config.statement_timeout, POOL_SIZE, POOL_TIMEOUT)?;
+        let mut health = pg.clone();
+        health.connect_timeout(pg.get_connect_timeout().copied().unwrap_or(HEALTH_TIMEOUT).min(HEALTH_TIMEOUT));
+        let health = new_pool(&health, HEALTH_TIMEOUT, 1, HEALTH_TIMEOUT)?;
         Ok(Api {
             inner: Arc::new(Inner {
                 pool,
+                health,
+                request_timeout: config.request_timeout,
                 deployment: config.deployment.clone(),
                 metrics: Metrics::new(),
                 cache: hoctap_store::ReadCache::new(),
             }),
         })
     }
+}
+
+/// A pool of at most `size` connections whose every statement is cancelled after `statement_timeout`
+/// (added to the connection's startup `options`, so a `-c statement_timeout` of the settings' own loses).
+fn new_pool(
+    pg: &tokio_postgres::Config,
+    statement_timeout: Duration,
+    size: usize,
+    wait: Duration,
+) -> Result<Pool, ApiError> {
+    let mut pg = pg.clone();
+    let ms = statement_timeout.as_millis().max(1);
+    let options = match pg.get_options() {
+        Some(given) if !given.trim().is_empty() => format!("{given} -c statement_timeout={ms}"),
+        _ => format!("-c statement_timeout={ms}"),
+    };
+    pg.options(&options);
+    let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    Ok(Pool::builder(manager)
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(wait))
+        .create_timeout(Some(wait))
+        .recycle_timeout(Some(wait))
+        .build()?)
 }
 
 /// The HTTP routes (see the crate docs), with request metrics.
@@ -126,6 +180,7 @@ pub async fn serve(
     tracing::info!(addr = ?listener.local_addr().ok(), deployment = config.deployment.name(), "api listening");
     axum::serve(listener, router(api.clone())).with_graceful_shutdown(shutdown).await?;
     api.inner.pool.close();
+    api.inner.health.close();
     tracing::info!("api stopped");
     Ok(())
 }

@@ -90,10 +90,20 @@ pub struct ApiArgs {
     /// Address to listen on.
     #[arg(long, env = "HOCTAP_LISTEN", default_value = "127.0.0.1:8081")]
     listen: String,
+    /// Seconds one SQL statement of a request may run before PostgreSQL cancels it (503).
+    #[arg(long, env = "HOCTAP_STATEMENT_TIMEOUT", default_value_t = hoctap_api::DEFAULT_STATEMENT_TIMEOUT.as_secs())]
+    statement_timeout: u64,
+    /// Seconds a request to `/v1/…` may take in all before it is answered 503.
+    #[arg(long, env = "HOCTAP_API_REQUEST_TIMEOUT", default_value_t = hoctap_api::DEFAULT_REQUEST_TIMEOUT.as_secs())]
+    request_timeout: u64,
 }
 
 pub fn api(args: &ApiArgs) -> Result<ExitCode> {
-    let config = hoctap_api::ApiConfig { postgres: args.store.postgres.clone(), deployment: args.store.deployment()? };
+    let config = hoctap_api::ApiConfig {
+        statement_timeout: std::time::Duration::from_secs(args.statement_timeout.max(1)),
+        request_timeout: std::time::Duration::from_secs(args.request_timeout.max(1)),
+        ..hoctap_api::ApiConfig::new(args.store.postgres.clone(), args.store.deployment()?)
+    };
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -130,10 +130,13 @@ pub async fn spawn_api(deployment: &Deployment) -> App {
 }
 
 pub async fn spawn_api_on(postgres: &str, deployment: &Deployment) -> App {
+    spawn_api_with(hoctap_api::ApiConfig::new(postgres, deployment.clone())).await
+}
+
+pub async fn spawn_api_with(config: hoctap_api::ApiConfig) -> App {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let config = hoctap_api::ApiConfig { postgres: postgres.to_owned(), deployment: deployment.clone() };
     let server = tokio::spawn(hoctap_api::serve(config, listener, async {
         let _ = stopped.await;
     }));

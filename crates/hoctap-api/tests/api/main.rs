@@ -2,5 +2,6 @@
 //! one test binary, one deployment per test (see `helpers`).
 
 mod helpers;
+mod limits;
 mod openapi;
 mod reviews;
