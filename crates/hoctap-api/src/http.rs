@@ -20,6 +20,7 @@ use tokio_postgres::error::SqlState;
 pub(crate) fn router(api: Api) -> Router {
     Router::new()
         .route("/v1/reviews", get(reviews))
+        .route("/v1/units", get(units))
         .route("/v1/units/{code}/series", get(series))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -172,6 +173,29 @@ async fn reviews(
         hoctap_store::review(&mut client, &schema, &api.inner.cache, &query).await.map_err(Failure::store)?;
     hoctap_report::stamp(&mut review, crate::now_micros());
     Ok(([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], hoctap_report::json(&review)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct UnitsParams {
+    as_of: Option<String>,
+    known_at: Option<String>,
+}
+
+/// `GET /v1/units`: the document `hoctap units --format json` prints (`hoctap_report::units_json`).
+async fn units(
+    State(api): State<Api>,
+    params: Result<Query<UnitsParams>, QueryRejection>,
+) -> Result<Response, Failure> {
+    let Query(p) = params.map_err(Failure::query)?;
+    let as_of = day("as_of", p.as_of)?;
+    let known_at = known_at(p.known_at)?;
+    let client = api.connection().await?;
+    let schema = api.serving(&client).await?;
+    let units =
+        hoctap_store::units(&**client, &schema, &api.inner.cache, as_of, known_at).await.map_err(Failure::store)?;
+    let k = known_at.map(format_instant);
+    let body = hoctap_report::units_json(&units, as_of, k.as_deref());
+    Ok(([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
 }
 
 #[derive(Debug, Deserialize)]
