@@ -1,6 +1,6 @@
 //! The HTTP side: routes, query parameters, and how store errors become statuses.
 
-use crate::dates::{MAX_POINTS, Step, dates};
+use crate::dates::{MAX_POINTS, Series, Step, dates};
 use crate::{Api, metrics};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router, middleware};
 use hoctap_domain::codes::Title;
-use hoctap_domain::review::TitleCounts;
 use hoctap_domain::time::{format_instant, parse_known_at};
 use hoctap_domain::{Day, QueryError};
 use hoctap_store::{Schema, StoreError};
@@ -207,24 +206,6 @@ struct SeriesParams {
     known_at: Option<String>,
 }
 
-/// The answer of `GET /v1/units/{code}/series`.
-#[derive(Debug, Serialize)]
-struct Series {
-    unit: String,
-    title: Title,
-    step: Step,
-    /// RFC 3339 in UTC as in a review; `null` = as known now.
-    known_at: Option<String>,
-    points: Vec<Point>,
-}
-
-#[derive(Debug, Serialize)]
-struct Point {
-    as_of: Day,
-    #[serde(flatten)]
-    counts: TitleCounts,
-}
-
 async fn series(
     State(api): State<Api>,
     Path(unit): Path<String>,
@@ -268,8 +249,7 @@ async fn series(
         }
         Err(e) => return Err(Failure::store(e)),
     };
-    let points = points.into_iter().map(|(as_of, counts)| Point { as_of, counts }).collect();
-    Ok(Json(Series { unit, title, step, known_at: known_at.map(format_instant), points }).into_response())
+    Ok(Json(Series::new(unit, title, step, known_at, points)).into_response())
 }
 
 #[derive(Debug, Serialize)]

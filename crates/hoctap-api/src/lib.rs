@@ -24,7 +24,7 @@ mod dates;
 mod http;
 mod metrics;
 
-pub use dates::{MAX_POINTS, Step, TooManyPoints, dates};
+pub use dates::{MAX_POINTS, Point, Series, Step, TooManyPoints, dates};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use hoctap_store::Deployment;

@@ -149,6 +149,15 @@ async fn reviews_and_series_of_a_generated_city_equal_the_embedded_engine() {
                 .map(|d| (d.clone(), expected_point(&engine, "01", title, &d, known_at).unwrap()))
                 .collect();
             assert_eq!(got, want, "{title} as known at {k:?}");
+            // `hoctap series` answers from `Engine::series`: the same points as PostgreSQL's.
+            let dates: Vec<Day> = want.iter().map(|(d, _)| Day::parse(d).unwrap()).collect();
+            let embedded: Vec<(String, TitleCounts)> = engine
+                .series("01", title, &dates, known_at)
+                .unwrap()
+                .into_iter()
+                .map(|(d, c)| (d.to_string(), c))
+                .collect();
+            assert_eq!(got, embedded, "{title} as known at {k:?}: the embedded series");
         }
     }
     app.stop().await;
