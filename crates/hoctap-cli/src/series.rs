@@ -90,7 +90,10 @@ fn question(args: &SeriesArgs) -> Result<Question> {
 pub fn run(data_dir: &Path, args: &SeriesArgs) -> Result<ExitCode> {
     let q = question(args)?;
     let mut tracker = crate::tracker::Tracker::load(data_dir)?;
-    let points = tracker.engine.series(&args.scope, q.title, &q.dates, q.known_at)?;
+    let bar = crate::progress::items(q.dates.len() as u64, "dates");
+    let points = tracker.engine.series_with(&args.scope, q.title, &q.dates, q.known_at, |_| bar.inc(1));
+    bar.finish_and_clear();
+    let points = points?;
     let series = Series::new(args.scope.clone(), q.title, q.step, q.known_at, points);
     let text = match args.format {
         SeriesFormat::Json => serde_json::to_string_pretty(&series).expect("a series always serialises"),

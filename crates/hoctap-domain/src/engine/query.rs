@@ -224,6 +224,18 @@ impl Engine {
         dates: &[Day],
         known_at: Option<i64>,
     ) -> Result<Vec<(Day, TitleCounts)>, QueryError> {
+        self.series_with(unit, title, dates, known_at, |_| {})
+    }
+
+    /// [`Engine::series`], calling `done` after each date (for a progress bar).
+    pub fn series_with(
+        &self,
+        unit: &str,
+        title: Title,
+        dates: &[Day],
+        known_at: Option<i64>,
+        mut done: impl FnMut(Day),
+    ) -> Result<Vec<(Day, TitleCounts)>, QueryError> {
         let Some(&first) = dates.first() else {
             return Ok(Vec::new());
         };
@@ -238,6 +250,7 @@ impl Engine {
                 Err(QueryError::ScopeNotInForce { .. }) => {}
                 Err(e) => return Err(e),
             }
+            done(as_of);
         }
         if points.is_empty() {
             return Err(QueryError::ScopeNotInForce { code: unit.to_owned(), as_of: first });
