@@ -2,6 +2,8 @@
 
 use chrono::{Datelike, NaiveDate};
 use hoctap_domain::Day;
+use hoctap_domain::codes::Title;
+use hoctap_domain::review::TitleCounts;
 use serde::Serialize;
 
 /// The most points one series answer holds (a month series of the whole campaign is 120).
@@ -35,6 +37,40 @@ impl Step {
 
     pub fn parse(text: &str) -> Option<Step> {
         Step::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// The answer of `GET /v1/units/{code}/series`, and of `hoctap series --format json` for the same
+/// question: one title's four counts in one unit on each date.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Series {
+    pub unit: String,
+    pub title: Title,
+    pub step: Step,
+    /// RFC 3339 in UTC as in a review; `null` = as known now.
+    pub known_at: Option<String>,
+    pub points: Vec<Point>,
+}
+
+/// One date of a [`Series`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Point {
+    pub as_of: Day,
+    #[serde(flatten)]
+    pub counts: TitleCounts,
+}
+
+impl Series {
+    /// The series of `points` (as the store and the engine give them: date and counts).
+    pub fn new(
+        unit: String,
+        title: Title,
+        step: Step,
+        known_at: Option<i64>,
+        points: Vec<(Day, TitleCounts)>,
+    ) -> Series {
+        let points = points.into_iter().map(|(as_of, counts)| Point { as_of, counts }).collect();
+        Series { unit, title, step, known_at: known_at.map(hoctap_domain::time::format_instant), points }
     }
 }
 

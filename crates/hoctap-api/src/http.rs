@@ -1,6 +1,6 @@
 //! The HTTP side: routes, query parameters, and how store errors become statuses.
 
-use crate::dates::{MAX_POINTS, Step, dates};
+use crate::dates::{MAX_POINTS, Series, Step, dates};
 use crate::{Api, metrics};
 use axum::extract::Request;
 use axum::extract::rejection::QueryRejection;
@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router, middleware};
 use hoctap_domain::codes::Title;
-use hoctap_domain::review::TitleCounts;
 use hoctap_domain::time::{format_instant, parse_known_at};
 use hoctap_domain::{Day, QueryError};
 use hoctap_store::{Schema, StoreError};
@@ -22,6 +21,7 @@ use tokio_postgres::error::SqlState;
 pub(crate) fn router(api: Api) -> Router {
     Router::new()
         .route("/v1/reviews", get(reviews).layer(middleware::from_fn_with_state(api.clone(), timeout)))
+        .route("/v1/units", get(units).layer(middleware::from_fn_with_state(api.clone(), timeout)))
         .route("/v1/units/{code}/series", get(series).layer(middleware::from_fn_with_state(api.clone(), timeout)))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -201,30 +201,35 @@ async fn reviews(
 }
 
 #[derive(Debug, Deserialize)]
+struct UnitsParams {
+    as_of: Option<String>,
+    known_at: Option<String>,
+}
+
+/// `GET /v1/units`: the document `hoctap units --format json` prints (`hoctap_report::units_json`).
+async fn units(
+    State(api): State<Api>,
+    params: Result<Query<UnitsParams>, QueryRejection>,
+) -> Result<Response, Failure> {
+    let Query(p) = params.map_err(Failure::query)?;
+    let as_of = day("as_of", p.as_of)?;
+    let known_at = known_at(p.known_at)?;
+    let client = api.connection().await?;
+    let schema = api.serving(&client).await?;
+    let units =
+        hoctap_store::units(&**client, &schema, &api.inner.cache, as_of, known_at).await.map_err(Failure::store)?;
+    let k = known_at.map(format_instant);
+    let body = hoctap_report::units_json(&units, as_of, k.as_deref());
+    Ok(([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
+}
+
+#[derive(Debug, Deserialize)]
 struct SeriesParams {
     title: Option<String>,
     from: Option<String>,
     to: Option<String>,
     step: Option<String>,
     known_at: Option<String>,
-}
-
-/// The answer of `GET /v1/units/{code}/series`.
-#[derive(Debug, Serialize)]
-struct Series {
-    unit: String,
-    title: Title,
-    step: Step,
-    /// RFC 3339 in UTC as in a review; `null` = as known now.
-    known_at: Option<String>,
-    points: Vec<Point>,
-}
-
-#[derive(Debug, Serialize)]
-struct Point {
-    as_of: Day,
-    #[serde(flatten)]
-    counts: TitleCounts,
 }
 
 async fn series(
@@ -270,8 +275,7 @@ async fn series(
         }
         Err(e) => return Err(Failure::store(e)),
     };
-    let points = points.into_iter().map(|(as_of, counts)| Point { as_of, counts }).collect();
-    Ok(Json(Series { unit, title, step, known_at: known_at.map(format_instant), points }).into_response())
+    Ok(Json(Series::new(unit, title, step, known_at, points)).into_response())
 }
 
 #[derive(Debug, Serialize)]

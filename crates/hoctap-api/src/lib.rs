@@ -2,6 +2,8 @@
 //!
 //! - `GET /v1/reviews?scope=&as_of=[&known_at=][&milestone=]`: the review, byte for byte the document
 //!   `hoctap review --format json` prints (`hoctap_report::json`).
+//! - `GET /v1/units?as_of=[&known_at=]`: the units established by `as_of`, in force with their parent or
+//!   dissolved with their successor: the document `hoctap units --format json` prints.
 //! - `GET /v1/units/{code}/series?title=&from=&to=[&step=][&known_at=]`: one title's four counts in one
 //!   unit on many dates (day, week, month ends or year ends from `from` to `to`, at most
 //!   [`MAX_POINTS`]).
@@ -25,7 +27,7 @@ mod dates;
 mod http;
 mod metrics;
 
-pub use dates::{MAX_POINTS, Step, TooManyPoints, dates};
+pub use dates::{MAX_POINTS, Point, Series, Step, TooManyPoints, dates};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use hoctap_store::Deployment;

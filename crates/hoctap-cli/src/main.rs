@@ -7,6 +7,7 @@ mod demo;
 mod ingest;
 mod pipeline;
 mod progress;
+mod series;
 mod services;
 mod tracker;
 
@@ -73,6 +74,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ListFormat::Table)]
         format: ListFormat,
     },
+    /// One title's counts (registered, declared, evidenced, recognised) in one unit over time.
+    ///
+    /// For each date exactly the counts of the review of --scope on that date; dates on which the
+    /// unit is not in force are left out. The same points as GET /v1/units/{code}/series.
+    Series(series::SeriesArgs),
     /// Write a deterministic synthetic city shaped like Hà Nội as NDJSON.
     Generate {
         /// Number of citizens (about 40 events each over 2021–2030).
@@ -275,6 +281,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             tracker.save_checkpoint();
             printed
         }
+        Command::Series(args) => series::run(&cli.data_dir, &args),
         Command::Repair => repair(&cli.data_dir),
         Command::Generate { citizens, seed, out } => {
             let config = hoctap_gen::Config::new(citizens, seed);

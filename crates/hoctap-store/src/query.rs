@@ -457,3 +457,18 @@ pub(crate) fn first_of_month(d: NaiveDate) -> NaiveDate {
 pub(crate) fn instant(micros: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(micros).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
+
+/// The administrative units established by `day` as known at `known_at` (`None`: as known now): those
+/// in force with their parent, and those dissolved by then with their successor in force. The answer
+/// of [`Engine::units_on`] over the reference events the read models hold, the list `hoctap units`
+/// gives from the embedded log.
+pub async fn units(
+    client: &impl GenericClient,
+    schema: &Schema,
+    cache: &ReadCache,
+    day: Day,
+    known_at: Option<i64>,
+) -> Result<Vec<hoctap_domain::review::ListedUnit>, StoreError> {
+    let reference = cache.get(client, schema).await?;
+    Ok(reference.engine.units_on(day, known_at))
+}

@@ -25,8 +25,12 @@ const GSO: &str = "token-gso";
 const MAX_BODY: usize = 64 << 10;
 
 /// Documented answers no test provokes: a bug (500) cannot be asked for.
-const NOT_EXERCISED: &[(&str, &str, u16)] =
-    &[(EVENTS, "post", 500), ("/v1/reviews", "get", 500), ("/v1/units/{code}/series", "get", 500)];
+const NOT_EXERCISED: &[(&str, &str, u16)] = &[
+    (EVENTS, "post", 500),
+    ("/v1/reviews", "get", 500),
+    ("/v1/units", "get", 500),
+    ("/v1/units/{code}/series", "get", 500),
+];
 
 struct Gateway {
     broker: Option<TestBroker>,
@@ -157,11 +161,15 @@ async fn every_answer_of_both_services_matches_the_document_and_every_documented
         api.get("/v1/units/{code}/series", "/v1/units/01/series", &[("title", "learning_citizen")]).await.status,
         api.get("/v1/units/{code}/series", "/v1/units/0/series", &month).await.status,
         empty.get("/v1/units/{code}/series", "/v1/units/01/series", &month).await.status,
+        api.get("/v1/units", "/v1/units", &[("as_of", "2025-12-31")]).await.status,
+        api.get("/v1/units", "/v1/units", &[("as_of", "2025-06-30"), ("known_at", "2026-01-15")]).await.status,
+        api.get("/v1/units", "/v1/units", &[("as_of", "2025-06-31")]).await.status,
+        empty.get("/v1/units", "/v1/units", &[("as_of", "2025-12-31")]).await.status,
         api.get("/healthz", "/healthz", &[]).await.status,
         empty.get("/healthz", "/healthz", &[]).await.status,
         api.get("/metrics", "/metrics", &[]).await.status,
     ];
-    assert_eq!(statuses, [200, 200, 400, 400, 404, 503, 200, 200, 400, 404, 503, 200, 503, 200]);
+    assert_eq!(statuses, [200, 200, 400, 400, 404, 503, 200, 200, 400, 404, 503, 200, 200, 400, 503, 200, 503, 200]);
 
     // The gateway, on a broker of its own.
     let mut gateway = spawn_gateway().await;
@@ -300,7 +308,7 @@ fn the_document_is_consistent_with_itself_and_with_the_vocabulary() {
 
     // The API's 400 names exactly the query parameters its operations take.
     let mut parameters = BTreeSet::new();
-    for path in ["/v1/reviews", "/v1/units/{code}/series"] {
+    for path in ["/v1/reviews", "/v1/units", "/v1/units/{code}/series"] {
         for p in doc["paths"][path]["get"]["parameters"].as_array().unwrap() {
             let p = OPENAPI.resolve(p);
             if p["in"] == "query" {

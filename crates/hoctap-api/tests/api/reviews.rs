@@ -11,6 +11,25 @@ use serde_json::{Value, json};
 
 const REVIEWS: &str = "/v1/reviews";
 const SERIES: &str = "/v1/units/{code}/series";
+const UNITS: &str = "/v1/units";
+
+/// `GET /v1/units` for `as_of` and `known_at` equals what `hoctap units --format json` prints for the
+/// same events (the engine's list rendered by `hoctap_report::units_json`), byte for byte. Returns the
+/// number of units listed.
+async fn assert_same_units(app: &App, engine: &Engine, as_of: &str, known_at: Option<i64>) -> usize {
+    let k = known_at.map(format_instant);
+    let mut params = vec![("as_of", as_of)];
+    if let Some(k) = &k {
+        params.push(("known_at", k));
+    }
+    let answer = app.get(UNITS, UNITS, &params).await;
+    assert_eq!(answer.status, 200, "{params:?}: {}", answer.text);
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    let day = Day::parse(as_of).unwrap();
+    let units = engine.units_on(day, known_at);
+    assert_eq!(answer.text, hoctap_report::units_json(&units, day, k.as_deref()), "{params:?}");
+    units.len()
+}
 
 /// `GET /v1/reviews` for `query` equals the engine's review rendered by `hoctap_report::json`, byte for
 /// byte, once stamped with the answer's own generation time (the one field that names when, not what);
@@ -106,6 +125,15 @@ async fn reviews_and_series_of_a_generated_city_equal_the_embedded_engine() {
     let review = engine.review(&query("01", "2025-12-31", None)).unwrap();
     assert!(review.units[0].titles.values().any(|t| t.recognised > 0), "a city with nothing recognised proves little");
 
+    // The units in force before and after the reform, as known now and at the middle.
+    for date in ["2020-12-31", "2025-06-30", "2025-07-01", "2030-12-31"] {
+        for known_at in [None, middle] {
+            assert_same_units(&app, &engine, date, known_at).await;
+        }
+    }
+    let before = engine.units_on(Day::parse("2025-06-30").unwrap(), None);
+    assert!(before.iter().filter(|u| u.in_force).count() > 100, "a city of districts and communes");
+
     // Yearly series of every title of the city, as known now and at the middle: the reviews' figures.
     for title in [Title::LearningCitizen, Title::LearningFamily, Title::LearningCity] {
         for known_at in [None, middle] {
@@ -121,6 +149,15 @@ async fn reviews_and_series_of_a_generated_city_equal_the_embedded_engine() {
                 .map(|d| (d.clone(), expected_point(&engine, "01", title, &d, known_at).unwrap()))
                 .collect();
             assert_eq!(got, want, "{title} as known at {k:?}");
+            // `hoctap series` answers from `Engine::series`: the same points as PostgreSQL's.
+            let dates: Vec<Day> = want.iter().map(|(d, _)| Day::parse(d).unwrap()).collect();
+            let embedded: Vec<(String, TitleCounts)> = engine
+                .series("01", title, &dates, known_at)
+                .unwrap()
+                .into_iter()
+                .map(|(d, c)| (d.to_string(), c))
+                .collect();
+            assert_eq!(got, embedded, "{title} as known at {k:?}: the embedded series");
         }
     }
     app.stop().await;
@@ -234,6 +271,63 @@ async fn series_of_the_hand_world_follow_the_reform_and_known_at() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn units_of_the_hand_world_name_parents_and_successors_as_the_embedded_engine_does() {
+    let mut client = connect().await;
+    let events = scenario_world();
+    let engine = engine_of(&events);
+    let fresh = Fresh::filled(&mut client, &events).await;
+    let app = spawn_api(&fresh.deployment).await;
+    let first = events.iter().filter_map(|e| e.recordedtime).min().unwrap();
+    let last = events.iter().filter_map(|e| e.recordedtime).max().unwrap();
+
+    for date in ["2020-06-30", "2024-06-30", "2025-06-30", "2025-07-01", "2025-12-31", "2030-12-31"] {
+        for known_at in [None, Some(first), Some(last), Some(first - 1)] {
+            assert_same_units(&app, &engine, date, known_at).await;
+        }
+    }
+    // What the list says, read back from HTTP: the district in force with its parent before the
+    // reform, dissolved with its successor after it; nothing before the geography was recorded.
+    let body = |a: crate::helpers::Answer| a.json()["units"].as_array().unwrap().clone();
+    let find = |units: &[Value], code: &str| units.iter().find(|u| u["code"] == code).cloned().unwrap();
+    let june = body(app.get(UNITS, UNITS, &[("as_of", "2025-06-30")]).await);
+    assert_eq!(
+        find(&june, "001"),
+        json!({"code": "001", "level": "district", "name": find(&june, "001")["name"], "in_force": true, "parent": "01"})
+    );
+    let july = body(app.get(UNITS, UNITS, &[("as_of", "2025-07-01")]).await);
+    let district = find(&july, "001");
+    assert_eq!(
+        (&district["in_force"], &district["parent"], &district["successor"]),
+        (&json!(false), &Value::Null, &json!("01"))
+    );
+    assert!(july.iter().filter(|u| u["in_force"] == true).all(|u| u["code"] != "001"));
+    let early = format_instant(first - 1);
+    let nothing = app.get(UNITS, UNITS, &[("as_of", "2025-06-30"), ("known_at", &early)]).await;
+    assert_eq!((nothing.status, body(nothing).len()), (200, 0));
+
+    // The caller's mistakes: 400 naming the parameter.
+    for (parameter, params) in [
+        ("as_of", vec![]),
+        ("as_of", vec![("as_of", "")]),
+        ("as_of", vec![("as_of", "2025-02-30")]),
+        ("as_of", vec![("as_of", "30/06/2025")]),
+        ("known_at", vec![("as_of", "2025-06-30"), ("known_at", "yesterday")]),
+        ("known_at", vec![("as_of", "2025-06-30"), ("known_at", "2026-01-15T00:00:00")]),
+    ] {
+        let answer = app.get(UNITS, UNITS, &params).await;
+        assert_eq!(answer.status, 400, "{params:?}: {}", answer.text);
+        assert_eq!(answer.json()["parameter"], parameter, "{params:?}: {}", answer.text);
+    }
+    let twice = app.get_raw(UNITS, "/v1/units?as_of=2025-06-30&as_of=2025-07-01").await;
+    assert_eq!((twice.status, twice.json().get("parameter")), (400, None), "{}", twice.text);
+    // A mistake beside a good question loses nothing: the good one is still answered the same.
+    assert_same_units(&app, &engine, "2025-07-01", None).await;
+
+    app.stop().await;
+    fresh.remove(&mut client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_callers_mistakes_are_400_naming_the_parameter_and_unknown_units_404() {
     let mut client = connect().await;
     let fresh = Fresh::filled(&mut client, &scenario_world()).await;
@@ -335,6 +429,8 @@ async fn without_read_models_or_without_postgresql_the_answer_is_503() {
         assert_eq!(review.status, 503, "{why}: {}", review.text);
         assert_eq!(review.header("retry-after"), Some("5"));
         assert!(review.json()["error"].as_str().unwrap().contains(reason), "{why}: {}", review.text);
+        let units = app.get(UNITS, UNITS, &[("as_of", "2025-12-31")]).await;
+        assert_eq!((units.status, units.header("retry-after")), (503, Some("5")), "{why}: {}", units.text);
         let series = app
             .get(
                 SERIES,

@@ -209,6 +209,55 @@ impl Engine {
         Ok(out)
     }
 
+    /// The counts of `title` in `unit` on each of `dates`, as known at `known_at` (None: now): for each
+    /// date exactly `units[0].titles[title]` of [`Engine::review`] (zero when the title is not listed),
+    /// the points the read models give for the same question (`hoctap_store::series`).
+    ///
+    /// A date on which `unit` is not in force has no point; when it is in force on none of `dates`,
+    /// [`QueryError::ScopeNotInForce`] names the first date. An unknown code is
+    /// [`QueryError::UnknownScope`]; a `known_at` before every record is the review's error saying so.
+    /// No dates, no points.
+    pub fn series(
+        &self,
+        unit: &str,
+        title: Title,
+        dates: &[Day],
+        known_at: Option<i64>,
+    ) -> Result<Vec<(Day, TitleCounts)>, QueryError> {
+        self.series_with(unit, title, dates, known_at, |_| {})
+    }
+
+    /// [`Engine::series`], calling `done` after each date (for a progress bar).
+    pub fn series_with(
+        &self,
+        unit: &str,
+        title: Title,
+        dates: &[Day],
+        known_at: Option<i64>,
+        mut done: impl FnMut(Day),
+    ) -> Result<Vec<(Day, TitleCounts)>, QueryError> {
+        let Some(&first) = dates.first() else {
+            return Ok(Vec::new());
+        };
+        let mut points = Vec::with_capacity(dates.len());
+        for &as_of in dates {
+            let query = Query { scope: unit.to_owned(), as_of, known_at, milestone: None };
+            match self.review(&query) {
+                Ok(review) => {
+                    let counts = review.units.first().and_then(|u| u.titles.get(&title)).copied().unwrap_or_default();
+                    points.push((as_of, counts));
+                }
+                Err(QueryError::ScopeNotInForce { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            done(as_of);
+        }
+        if points.is_empty() {
+            return Err(QueryError::ScopeNotInForce { code: unit.to_owned(), as_of: first });
+        }
+        Ok(points)
+    }
+
     /// Everything of a review but the counting: units, denominators, targets, the geography used.
     fn assemble(
         &self,
