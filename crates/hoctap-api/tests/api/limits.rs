@@ -6,7 +6,7 @@
 //! A request is held up by a transaction of the test's own that locks every table of the serving
 //! generation (`ACCESS EXCLUSIVE`): the API's reads wait on the lock as they would on a slow query.
 
-use crate::helpers::{Fresh, connect, spawn_api_with};
+use crate::helpers::{App, Fresh, connect, spawn_api_with};
 use hoctap_api::ApiConfig;
 use hoctap_tests::scenario_world;
 use serde_json::json;
@@ -43,42 +43,55 @@ async fn within<T>(limit: Duration, what: &str, f: impl std::future::Future<Outp
     tokio::time::timeout(limit, f).await.unwrap_or_else(|_| panic!("{what}: no answer within {limit:?}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_statement_past_the_statement_timeout_is_503_and_the_next_request_is_answered() {
+/// The scenario's read models, an API with these timeouts over them, and every table locked.
+struct Locked {
+    client: Client,
+    fresh: Fresh,
+    app: App,
+    locker: Client,
+}
+
+async fn locked_api(statement_timeout: Duration, request_timeout: Duration) -> Locked {
     let mut client = connect().await;
     let fresh = Fresh::filled(&mut client, &scenario_world()).await;
     let config = ApiConfig {
-        statement_timeout: Duration::from_millis(300),
-        request_timeout: Duration::from_secs(60),
+        statement_timeout,
+        request_timeout,
         ..ApiConfig::new(crate::helpers::PG, fresh.deployment.clone())
     };
     let app = spawn_api_with(config).await;
     let locker = lock_generation(&fresh).await;
+    Locked { client, fresh, app, locker }
+}
+
+impl Locked {
+    /// Releases the lock, checks that the next review is answered, and removes everything.
+    async fn release_and_review(self) {
+        let Locked { mut client, fresh, app, locker } = self;
+        release(locker).await;
+        let review = within(Duration::from_secs(10), "the review after", app.get(REVIEWS, REVIEWS, &QUERY)).await;
+        assert_eq!(review.status, 200, "{}", review.text);
+        app.stop().await;
+        fresh.remove(&mut client).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_past_the_statement_timeout_is_503_and_the_next_request_is_answered() {
+    let locked = locked_api(Duration::from_millis(300), Duration::from_secs(60)).await;
     let started = Instant::now();
-    let slow = within(Duration::from_secs(10), "a locked review", app.get(REVIEWS, REVIEWS, &QUERY)).await;
+    let slow = within(Duration::from_secs(10), "a locked review", locked.app.get(REVIEWS, REVIEWS, &QUERY)).await;
     assert_eq!(slow.status, 503, "{}", slow.text);
     assert_eq!(slow.header("retry-after"), Some("5"));
     assert!(slow.json()["error"].as_str().unwrap().contains("statement timeout"), "{}", slow.text);
     assert!(started.elapsed() < Duration::from_secs(5), "cancelled after {:?}", started.elapsed());
     // The cancelled statement left its connection usable: once the lock goes, the review is answered.
-    release(locker).await;
-    let review = within(Duration::from_secs(10), "the review after", app.get(REVIEWS, REVIEWS, &QUERY)).await;
-    assert_eq!(review.status, 200, "{}", review.text);
-    app.stop().await;
-    fresh.remove(&mut client).await;
+    locked.release_and_review().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_past_the_request_timeout_is_503_and_the_next_request_is_answered() {
-    let mut client = connect().await;
-    let fresh = Fresh::filled(&mut client, &scenario_world()).await;
-    let config = ApiConfig {
-        statement_timeout: Duration::from_secs(60),
-        request_timeout: Duration::from_millis(300),
-        ..ApiConfig::new(crate::helpers::PG, fresh.deployment.clone())
-    };
-    let app = spawn_api_with(config).await;
-    let locker = lock_generation(&fresh).await;
+    let locked = locked_api(Duration::from_secs(60), Duration::from_millis(300)).await;
     let started = Instant::now();
     for (template, path, query) in [
         (REVIEWS, REVIEWS, &QUERY[..]),
@@ -88,30 +101,19 @@ async fn a_request_past_the_request_timeout_is_503_and_the_next_request_is_answe
             &[("title", "learning_citizen"), ("from", "2025-01-01"), ("to", "2025-12-31")][..],
         ),
     ] {
-        let slow = within(Duration::from_secs(10), path, app.get(template, path, query)).await;
+        let slow = within(Duration::from_secs(10), path, locked.app.get(template, path, query)).await;
         assert_eq!(slow.status, 503, "{path}: {}", slow.text);
         assert_eq!(slow.header("retry-after"), Some("5"));
         assert!(slow.json()["error"].as_str().unwrap().contains("request timeout (300 ms)"), "{}", slow.text);
     }
     assert!(started.elapsed() < Duration::from_secs(5), "answered after {:?}", started.elapsed());
-    release(locker).await;
-    let review = within(Duration::from_secs(10), "the review after", app.get(REVIEWS, REVIEWS, &QUERY)).await;
-    assert_eq!(review.status, 200, "{}", review.text);
-    app.stop().await;
-    fresh.remove(&mut client).await;
+    locked.release_and_review().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_answers_promptly_while_every_pooled_connection_is_busy() {
-    let mut client = connect().await;
-    let fresh = Fresh::filled(&mut client, &scenario_world()).await;
-    let config = ApiConfig {
-        statement_timeout: Duration::from_secs(60),
-        request_timeout: Duration::from_secs(60),
-        ..ApiConfig::new(crate::helpers::PG, fresh.deployment.clone())
-    };
-    let app = spawn_api_with(config).await;
-    let locker = lock_generation(&fresh).await;
+    let locked = locked_api(Duration::from_secs(60), Duration::from_secs(60)).await;
+    let (app, fresh, client) = (&locked.app, &locked.fresh, &locked.client);
     // More requests than the pool has connections: every connection waits on the lock.
     let busy: Vec<_> = (0..20)
         .map(|_| {
@@ -149,6 +151,7 @@ async fn healthz_answers_promptly_while_every_pooled_connection_is_busy() {
 
     // Nothing was lost by the busy pool: once the lock goes, the requests that held a connection are
     // answered; those that waited past the pool's wait are 503, never anything else.
+    let Locked { mut client, fresh, app, locker } = locked;
     release(locker).await;
     let mut answered = 0;
     for request in busy {
