@@ -1,7 +1,9 @@
 //! `hoctap bench read-side`: the figures of the read side at one city size, as `key: value` lines.
 //!
 //! 1. A generated city is loaded into a fresh deployment through the projector's transactional apply
-//!    (batches, one transaction each, no Kafka): `apply_events_per_s`, then `bytes_per_event`.
+//!    (batches, one transaction each, no Kafka): `apply_events_per_s`, then `bytes_per_event`. Its
+//!    events are stamped by the generator's arrival clock, so the load is ten years of recording
+//!    (2020-12-31 … 2031), with the late and future-dated changes of a real feed.
 //! 2. A fresh `hoctap project` process (this binary) is started on that deployment against a tansu
 //!    broker of its own: `projector_start_ms` until it logs that it is ready for its first batch, then
 //!    `projector_rss_mib` once it applied 100 000 more events produced to the broker.
@@ -18,7 +20,7 @@ use hoctap_store::{Consumed, Deployment, Projection, ReadCache};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
 pub struct ReadSideArgs {
@@ -48,10 +50,6 @@ pub struct ReadSideArgs {
 
 /// Partitions the load spreads subjects over, as the events topic would.
 const PARTITIONS: u64 = 6;
-
-fn now_micros() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
-}
 
 /// The events of a generated city as a consumer receives them: reference data on one partition,
 /// subjects spread over [`PARTITIONS`] by their id, offsets counted per partition.
@@ -107,7 +105,7 @@ pub fn read_side(args: &ReadSideArgs) -> Result<ExitCode> {
 
     // 2. A fresh projector process.
     if !args.no_projector && !args.reuse {
-        projector(args, &runtime, &deployment)?;
+        projector(args, &runtime, &deployment, last)?;
     }
 
     // 3. Reviews and series.
@@ -166,7 +164,8 @@ fn load(
     deployment: &Deployment,
     topics: &Topics,
 ) -> Result<hoctap_store::Schema> {
-    let events = hoctap_gen::generate_stamped(&hoctap_gen::Config::new(args.citizens, args.seed), now_micros(), 1);
+    // Stamped by the generator's arrival clock: ten years of recording, as the log would hold them.
+    let events = hoctap_gen::generate_arrived(&hoctap_gen::Config::new(args.citizens, args.seed));
     let total = events.len();
     let batch = consumed(events, topics);
     runtime.block_on(async {
@@ -192,7 +191,12 @@ fn load(
 
 /// Starts `hoctap project` on `deployment` against a throwaway tansu, times its start, feeds it
 /// 100 000 more events and reads its resident memory.
-fn projector(args: &ReadSideArgs, runtime: &tokio::runtime::Runtime, deployment: &Deployment) -> Result<()> {
+fn projector(
+    args: &ReadSideArgs,
+    runtime: &tokio::runtime::Runtime,
+    deployment: &Deployment,
+    loaded_until: i64,
+) -> Result<()> {
     let broker = hoctap_kafka::test_broker::TestBroker::start();
     let brokers = broker.brokers();
     let topics = Topics::default();
@@ -225,7 +229,7 @@ fn projector(args: &ReadSideArgs, runtime: &tokio::runtime::Runtime, deployment:
 
     // 100 000 more events: another city's subjects (its geography is known already).
     let more: Vec<Event> =
-        hoctap_gen::generate_stamped(&hoctap_gen::Config::new(2_600, args.seed + 1000), now_micros(), 1)
+        hoctap_gen::generate_stamped(&hoctap_gen::Config::new(2_600, args.seed + 1000), loaded_until + 1, 1)
             .into_iter()
             .filter(|e| !e.event_type().is_reference())
             .take(100_000)

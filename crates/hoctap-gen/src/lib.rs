@@ -118,6 +118,29 @@ pub fn generate_stamped(config: &Config, first: i64, step: i64) -> Vec<Event> {
     events
 }
 
+/// Every event in arrival order, stamped by the generator's own arrival clock, as a tracker would
+/// hold them at the end of the campaign: `recordedtime` is when the event arrives (its `time` plus
+/// the source's delay, months more for a late send), the head's at the start of the day before the
+/// first cycle, and one microsecond after the previous event's when that is later (strictly
+/// increasing).
+pub fn generate_arrived(config: &Config) -> Vec<Event> {
+    // Local seconds as UTC microseconds.
+    let utc = |t: clock::Local| (t - 7 * clock::HOUR) * 1_000_000;
+    let head = utc(clock::year_start(2021) - clock::DAY);
+    let mut events: Vec<Event> = Vec::new();
+    let mut last = i64::MIN;
+    drive(config, &mut |item| {
+        let (mut event, arrived) = match item {
+            Item::Head(event) => (event.clone(), head),
+            Item::Subject(world, spec) => (world.content(spec).to_event(), utc(spec::abs(spec.arrival))),
+        };
+        last = arrived.max(last.saturating_add(1));
+        event.recordedtime = Some(last);
+        events.push(event);
+    });
+    events
+}
+
 /// Calls `sink` with every event in arrival order (see the crate docs). Deterministic for `config`.
 pub fn generate(config: &Config, mut sink: impl FnMut(&Event)) -> Stats {
     drive(config, &mut |item| match item {

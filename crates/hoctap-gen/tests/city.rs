@@ -341,3 +341,26 @@ fn baselines_are_recorded_per_commune_only_and_one_lacks_unit_staff() {
     assert_eq!(lacking.len(), 1, "{lacking:?}");
     assert!(!lacking[0].1.contains("unit_staff") && lacking[0].1.len() == 6);
 }
+
+#[test]
+fn arrival_stamps_follow_the_stream_and_come_after_each_event() {
+    let (events, ..) = city();
+    let arrived = hoctap_gen::generate_arrived(&Config::new(CITIZENS, 7));
+    assert_eq!(arrived.len(), events.len());
+    let stamps: Vec<i64> = arrived.iter().map(|e| e.recordedtime.expect("stamped")).collect();
+    assert!(stamps.windows(2).all(|w| w[0] < w[1]), "strictly increasing");
+    let mut late = 0;
+    for (event, stamped) in events.iter().zip(&arrived) {
+        assert_eq!((&event.id, &event.time), (&stamped.id, &stamped.time), "the same stream");
+        // A retraction sent before the event it names may carry a later `time` than its arrival.
+        if event.event_type().is_reference() || event.event_type() == EventType::EventRetracted {
+            continue;
+        }
+        let time = parse_instant(&event.time).expect("a time");
+        let at = stamped.recordedtime.expect("stamped");
+        assert!(at >= time, "{} arrives at {at}, before its time {}", event.id, event.time);
+        late += usize::from(Day::of_instant(at).0 - Day::of_instant(time).0 > 7);
+    }
+    // Sources send within two days; late sends and February decisions of past cycles are the rest.
+    assert!(late > 0 && late * 50 < events.len(), "{late} of {} arrive more than a week late", events.len());
+}

@@ -4,6 +4,13 @@
 //! of K and sums them here, which is several times less to store, send and add up than one row per
 //! change; the same pass counts the events recorded by K.
 //!
+//! A batch's changes are split by lateness (the day a change counts on against the day it was
+//! recorded, see [`split`]): one block of the changes dated within [`ON_TIME_DAYS`] of their
+//! recording, with the batch's events, and one block per month of the other days. Each block keeps
+//! the span of its days, so that a question as known at K reads only the blocks recorded near K, the
+//! late corrections recorded after it, and the future-dated changes pending at K
+//! (`docs/design/2026-11-30-compact-read-models.md`, point 8).
+//!
 //! Block format (little-endian), version [`FORMAT`]:
 //! ```text
 //! u8  format
@@ -20,7 +27,8 @@
 use crate::error::db;
 use crate::keys::Keys;
 use crate::{Schema, StoreError};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
+use hoctap_domain::Day;
 use std::collections::HashMap;
 use std::pin::pin;
 use tokio_postgres::types::ToSql;
@@ -45,6 +53,8 @@ pub(crate) struct Change {
 pub(crate) struct Block {
     pub first_recorded: i64,
     pub last_recorded: i64,
+    /// The span of its changes' days ([`NO_DAYS`] when it holds only events).
+    pub days: (i32, i32),
     pub changes: i32,
     pub events: i32,
     pub bytes: Vec<u8>,
@@ -115,9 +125,11 @@ pub(crate) fn encode(mut changes: Vec<Change>, mut events: Vec<Events>) -> Optio
             bytes.extend_from_slice(&column(c).to_le_bytes());
         }
     }
+    let days = changes.iter().fold(NO_DAYS, |(lo, hi), c| (lo.min(c.day), hi.max(c.day)));
     Some(Block {
         first_recorded: first,
         last_recorded: last,
+        days,
         changes: changes.len() as i32,
         events: events.iter().map(|e| e.n as i32).sum(),
         bytes,
@@ -175,87 +187,193 @@ pub(crate) fn decode(
     Ok(())
 }
 
-/// Which part of the log a question reads: the changes recorded up to K, or after it.
+/// A change counts "on time" when its day is within this many days of the day it was recorded (in
+/// Vietnam): sources send what happened this week. The others are late corrections (a retraction, a
+/// revocation reaching back, an event sent months late) or future-dated (the end of a cycle or of a
+/// recognition's validity, known from the event that opens it). Only speed depends on it: a question
+/// as known at K reads the on-time blocks recorded within this many days of K.
+pub(crate) const ON_TIME_DAYS: i32 = 7;
+
+/// The day span of a block without changes: no question about days reads it.
+pub(crate) const NO_DAYS: (i32, i32) = (i32::MAX, i32::MIN);
+
+/// A batch's changes and events as the blocks that store them: the on-time changes with the events,
+/// then the other changes grouped by the month of their day (ascending), so that each block's span of
+/// days stays narrow. Groups are never empty.
+pub(crate) fn split(changes: Vec<Change>, events: Vec<Events>) -> Vec<(Vec<Change>, Vec<Events>)> {
+    let mut on_time = Vec::new();
+    let mut by_month: std::collections::BTreeMap<i32, Vec<Change>> = std::collections::BTreeMap::new();
+    for c in changes {
+        if (c.day - Day::of_instant(c.recorded).0).abs() <= ON_TIME_DAYS {
+            on_time.push(c);
+        } else {
+            let date = Day(c.day).date();
+            by_month.entry(date.year() * 12 + date.month0() as i32).or_default().push(c);
+        }
+    }
+    let first = (!on_time.is_empty() || !events.is_empty()).then_some((on_time, events));
+    first.into_iter().chain(by_month.into_values().map(|c| (c, Vec::new()))).collect()
+}
+
+/// Which changes of the log a question reads: those recorded in `recorded` on days in
+/// (`after_day`, `until_day`]. Only the blocks whose spans meet both are fetched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Part {
+pub(crate) struct Window {
+    pub recorded: Side,
+    pub after_day: i32,
+    pub until_day: i32,
+}
+
+/// A side of a known-at K.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
     All,
     UpTo(i64),
     After(i64),
 }
 
-impl Part {
+impl Side {
     pub(crate) fn holds(self, recorded: i64) -> bool {
         match self {
-            Part::All => true,
-            Part::UpTo(k) => recorded <= k,
-            Part::After(k) => recorded > k,
+            Side::All => true,
+            Side::UpTo(k) => recorded <= k,
+            Side::After(k) => recorded > k,
         }
     }
 }
 
-/// Calls `change` with every change of `part` of the log and `events` with every run of events of
-/// the blocks read (whatever their recorded time: blocks that straddle K hold events on both sides),
-/// block by block as PostgreSQL sends them. Only the blocks whose span of recorded times meets `part`
-/// are read.
+impl Window {
+    /// Every change.
+    pub(crate) const ALL: Window = Window { recorded: Side::All, after_day: i32::MIN, until_day: i32::MAX };
+
+    fn holds(self, c: &Change) -> bool {
+        self.recorded.holds(c.recorded) && c.day > self.after_day && c.day <= self.until_day
+    }
+}
+
+/// Calls `change` with every change in `window` and `events` with every run of events of the blocks
+/// read (whatever their recorded time: blocks that straddle K hold events on both sides), block by
+/// block as PostgreSQL sends them.
 pub(crate) async fn scan(
     client: &impl GenericClient,
     schema: &Schema,
-    part: Part,
+    window: Window,
+    mut change: impl FnMut(Change),
+    events: impl FnMut(Events),
+) -> Result<(), StoreError> {
+    let (recorded, k) = match window.recorded {
+        Side::All => ("$1::timestamptz IS NULL", None),
+        Side::UpTo(k) => ("first_recorded <= $1", Some(k)),
+        Side::After(k) => ("last_recorded > $1", Some(k)),
+    };
+    let k: Option<DateTime<Utc>> = k.map(crate::query::instant);
+    // Every day: the blocks of events only too (their span of days is empty).
+    let days = if (window.after_day, window.until_day) == (i32::MIN, i32::MAX) {
+        "$2::int4 IS NOT NULL AND $3::int4 IS NOT NULL"
+    } else {
+        "last_day > $2 AND first_day <= $3"
+    };
+    let sql = format!("SELECT deltas FROM {}.delta_log WHERE {recorded} AND {days}", schema.ident());
+    let holds = |c: Change| {
+        if window.holds(&c) {
+            change(c)
+        }
+    };
+    blocks(client, schema, &sql, &[&k, &window.after_day, &window.until_day], holds, events).await
+}
+
+/// Decodes every block `sql` selects (its one column: `deltas`).
+async fn blocks(
+    client: &impl GenericClient,
+    schema: &Schema,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
     mut change: impl FnMut(Change),
     mut events: impl FnMut(Events),
 ) -> Result<(), StoreError> {
-    let (condition, k) = match part {
-        Part::All => ("$1::timestamptz IS NULL", None),
-        Part::UpTo(k) => ("first_recorded <= $1", Some(k)),
-        Part::After(k) => ("last_recorded > $1", Some(k)),
-    };
-    let k: Option<DateTime<Utc>> = k.map(crate::query::instant);
-    let params: [&(dyn ToSql + Sync); 1] = [&k];
-    let rows = client
-        .query_raw(&format!("SELECT deltas FROM {}.delta_log WHERE {condition}", schema.ident()), params)
-        .await
-        .map_err(db("reading the log of changes"))?;
+    let rows = client.query_raw(sql, params.iter().copied()).await.map_err(db("reading the log of changes"))?;
     let mut rows = pin!(rows);
     while let Some(row) =
         futures_util::TryStreamExt::try_next(&mut rows).await.map_err(db("reading the log of changes"))?
     {
-        let holds = |c: Change| {
-            if part.holds(c.recorded) {
-                change(c)
-            }
-        };
-        decode(row.get::<_, &[u8]>(0), holds, &mut events).map_err(|e| unreadable(schema, e))?;
+        decode(row.get::<_, &[u8]>(0), &mut change, &mut events).map_err(|e| unreadable(schema, e))?;
     }
     Ok(())
+}
+
+/// The events recorded by `known_at` and the newest recorded time among them: the blocks wholly
+/// before K are summed by PostgreSQL, and only those that straddle K are read.
+pub(crate) async fn events_by(
+    client: &impl GenericClient,
+    schema: &Schema,
+    known_at: i64,
+) -> Result<(i64, Option<i64>), StoreError> {
+    let s = schema.ident();
+    let k = crate::query::instant(known_at);
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT coalesce(sum(events), 0)::int8, max(last_recorded) FROM {s}.delta_log
+                 WHERE events > 0 AND last_recorded <= $1"
+            ),
+            &[&k],
+        )
+        .await
+        .map_err(db("counting the events recorded by the known-at"))?;
+    let mut events: i64 = row.get(0);
+    let mut newest = row.get::<_, Option<DateTime<Utc>>>(1).map(|t| t.timestamp_micros());
+    let sql =
+        format!("SELECT deltas FROM {s}.delta_log WHERE events > 0 AND first_recorded <= $1 AND last_recorded > $1");
+    let straddling = |e: Events| {
+        if e.recorded <= known_at {
+            events += i64::from(e.n);
+            newest = newest.max(Some(e.recorded));
+        }
+    };
+    blocks(client, schema, &sql, &[&k], |_| {}, straddling).await?;
+    Ok((events, newest))
 }
 
 fn unreadable(schema: &Schema, Unreadable(detail): Unreadable) -> StoreError {
     StoreError::Corrupt { schema: schema.to_string(), detail: format!("a block of the log of changes: {detail}") }
 }
 
-/// Appends one block (nothing when nothing is left, see [`encode`]); returns its size in changes and
-/// events.
+/// Appends a batch's changes and events as the blocks of [`split`] (those left empty by [`encode`]
+/// are not written), in one statement; `merged` marks the blocks [`compact_log`] wrote. Returns how
+/// many of them are small.
 pub(crate) async fn append(
     client: &impl GenericClient,
     schema: &Schema,
     changes: Vec<Change>,
     events: Vec<Events>,
-) -> Result<Option<i32>, StoreError> {
-    let Some(block) = encode(changes, events) else { return Ok(None) };
-    let (first, last): (DateTime<Utc>, DateTime<Utc>) =
-        (crate::query::instant(block.first_recorded), crate::query::instant(block.last_recorded));
+    merged: bool,
+) -> Result<usize, StoreError> {
+    let blocks: Vec<Block> = split(changes, events).into_iter().filter_map(|(c, e)| encode(c, e)).collect();
+    if blocks.is_empty() {
+        return Ok(0);
+    }
+    let column =
+        |f: fn(&Block) -> i64| -> Vec<DateTime<Utc>> { blocks.iter().map(|b| crate::query::instant(f(b))).collect() };
+    let (first, last) = (column(|b| b.first_recorded), column(|b| b.last_recorded));
+    let first_day: Vec<i32> = blocks.iter().map(|b| b.days.0).collect();
+    let last_day: Vec<i32> = blocks.iter().map(|b| b.days.1).collect();
+    let changes: Vec<i32> = blocks.iter().map(|b| b.changes).collect();
+    let events: Vec<i32> = blocks.iter().map(|b| b.events).collect();
+    let bytes: Vec<&[u8]> = blocks.iter().map(|b| b.bytes.as_slice()).collect();
     client
         .execute(
             &format!(
-                "INSERT INTO {}.delta_log (first_recorded, last_recorded, changes, events, deltas)
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO {}.delta_log (first_recorded, last_recorded, first_day, last_day, changes, events, deltas, merged)
+                 SELECT f, l, fd, ld, c, e, d, $8
+                 FROM unnest($1::timestamptz[], $2::timestamptz[], $3::int4[], $4::int4[], $5::int4[], $6::int4[], $7::bytea[])
+                      AS b(f, l, fd, ld, c, e, d)",
                 schema.ident()
             ),
-            &[&first, &last, &block.changes, &block.events, &block.bytes],
+            &[&first, &last, &first_day, &last_day, &changes, &events, &bytes, &merged],
         )
         .await
         .map_err(db("logging deltas"))?;
-    Ok(Some(block.changes + block.events))
+    Ok(blocks.iter().filter(|b| b.changes + b.events < SMALL_BLOCK).count())
 }
 
 /// The events of a batch as runs of equal recorded times.
@@ -265,18 +383,22 @@ pub(crate) fn events_at(mut recorded: Vec<i64>) -> Vec<Events> {
 }
 
 /// A block with fewer changes and events than this is small: a projector that applies a few events at
-/// a time appends many, which [`compact_log`] merges (the partial index of migration 0004 names the
+/// a time appends many, which [`compact_log`] merges (the partial index of migration 0005 names the
 /// same number).
 pub(crate) const SMALL_BLOCK: i32 = 4096;
 /// Small blocks a member appends before it merges the small blocks of the log.
 pub(crate) const COMPACT_EVERY: usize = 64;
 /// Small blocks merged at most in one go.
 const COMPACT_AT_MOST: i64 = 1024;
+/// Changes and events merged at most in one go: a merged block is read whole by every question
+/// whose K falls within its span.
+const MERGED_AT_MOST: i64 = 16 * SMALL_BLOCK as i64;
 
-/// Merges the oldest small blocks of the log into one, in one transaction, so that the log keeps a
-/// few large blocks however small the batches were. Merging never changes an answer: a block is
-/// only a set of changes and events, each with its own recorded time. Returns the number of blocks
-/// merged (0 when fewer than two are small, or when another member is merging).
+/// Merges the oldest small blocks of the log that were never merged, in one transaction, so that the
+/// log keeps a few large blocks however small the batches were; the result is split again as
+/// [`append`] splits a batch. Merging never changes an answer: a block is only a set of changes and
+/// events, each with its own recorded time. Returns the number of blocks merged (0 when fewer than
+/// two are small, or when another member is merging).
 pub async fn compact_log(client: &mut Client, schema: &Schema) -> Result<usize, StoreError> {
     let s = schema.ident();
     let tx = client.transaction().await.map_err(db("beginning to merge log blocks"))?;
@@ -291,8 +413,12 @@ pub async fn compact_log(client: &mut Client, schema: &Schema) -> Result<usize, 
     let rows = tx
         .query(
             &format!(
-                "SELECT block, deltas FROM {s}.delta_log WHERE changes + events < {SMALL_BLOCK}
-                 ORDER BY first_recorded, block LIMIT {COMPACT_AT_MOST}"
+                "SELECT block, deltas FROM (
+                     SELECT block, deltas, first_recorded,
+                            sum(changes + events) OVER (ORDER BY first_recorded, block) AS size
+                     FROM {s}.delta_log WHERE changes + events < {SMALL_BLOCK} AND NOT merged
+                     ORDER BY first_recorded, block LIMIT {COMPACT_AT_MOST}
+                 ) small WHERE size <= {MERGED_AT_MOST} ORDER BY first_recorded, block"
             ),
             &[],
         )
@@ -310,7 +436,7 @@ pub async fn compact_log(client: &mut Client, schema: &Schema) -> Result<usize, 
     tx.execute(&format!("DELETE FROM {s}.delta_log WHERE block = ANY($1)"), &[&blocks])
         .await
         .map_err(db("removing merged log blocks"))?;
-    append(&tx, schema, changes, events).await?;
+    append(&tx, schema, changes, events, true).await?;
     tx.commit().await.map_err(db("committing merged log blocks"))?;
     Ok(blocks.len())
 }
@@ -323,7 +449,7 @@ pub async fn log_changes(
 ) -> Result<Vec<(i64, i32, i32, i64)>, StoreError> {
     let mut sums: HashMap<(i64, i32, i32), i64> = HashMap::new();
     let add = |c: Change| *sums.entry((c.recorded, c.key, c.day)).or_default() += i64::from(c.n);
-    scan(client, schema, Part::All, add, |_| {}).await?;
+    scan(client, schema, Window::ALL, add, |_| {}).await?;
     let mut out: Vec<(i64, i32, i32, i64)> =
         sums.into_iter().filter(|(_, n)| *n != 0).map(|((r, k, d), n)| (r, k, d, n)).collect();
     out.sort_unstable();
@@ -358,7 +484,7 @@ pub(crate) async fn fingerprint(client: &impl GenericClient, schema: &Schema) ->
         let h = (u128::from(mix(!(e.recorded as u64))) << 64) | u128::from(mix(e.recorded as u64 ^ 0x5EED));
         events = events.wrapping_add(h.wrapping_mul(u128::from(e.n)));
     };
-    scan(client, schema, Part::All, change, event).await?;
+    scan(client, schema, Window::ALL, change, event).await?;
     let sum = sum.wrapping_add(events.rotate_left(17));
     match missing {
         Some(key) => Err(StoreError::Corrupt {
@@ -456,11 +582,39 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_is_split_by_lateness_with_its_events_on_time() {
+        let day = |text: &str| Day::parse(text).expect("a date").0;
+        let recorded = Day(day("2025-03-10")).end_instant() - 1; // 23:59:59.999999 in Vietnam
+        let change = |d: &str, key: i32| Change { recorded, key, day: day(d), n: 1 };
+        let on_time = [change("2025-03-03", 1), change("2025-03-10", 2), change("2025-03-17", 3)];
+        let late = [change("2025-01-20", 4), change("2025-01-31", 5), change("2024-11-02", 6)];
+        let ahead = [change("2026-01-01", 7), change("2025-03-18", 8)];
+        let events = vec![Events { recorded, n: 3 }];
+        let all: Vec<Change> = [&on_time[..], &late, &ahead].concat();
+        let groups = split(all.clone(), events.clone());
+        let expected = vec![
+            (on_time.to_vec(), events.clone()),
+            (vec![late[2]], vec![]),
+            (vec![late[0], late[1]], vec![]),
+            (vec![ahead[1]], vec![]),
+            (vec![ahead[0]], vec![]),
+        ];
+        assert_eq!(groups, expected);
+        // Events alone make one group; nothing makes none.
+        assert_eq!(split(Vec::new(), events.clone()), vec![(Vec::new(), events)]);
+        assert!(split(Vec::new(), Vec::new()).is_empty());
+        // A block keeps the span of its days.
+        let block = encode(late.to_vec(), Vec::new()).expect("changes");
+        assert_eq!(block.days, (day("2024-11-02"), day("2025-01-31")));
+        assert_eq!(encode(Vec::new(), vec![Events { recorded, n: 1 }]).expect("events").days, NO_DAYS);
+    }
+
+    #[test]
     fn the_partial_index_names_the_small_block_size() {
-        let sql = include_str!("../migrations/0004_columns_and_blocks.sql");
+        let sql = include_str!("../migrations/0005_lateness.sql");
         assert!(
-            sql.contains(&format!("WHERE changes + events < {SMALL_BLOCK};")),
-            "migration 0004 and SMALL_BLOCK disagree"
+            sql.contains(&format!("WHERE changes + events < {SMALL_BLOCK} AND NOT merged;")),
+            "migration 0005 and SMALL_BLOCK disagree"
         );
     }
 

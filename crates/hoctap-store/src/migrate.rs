@@ -24,6 +24,7 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "columns_and_blocks",
         sql: include_str!("../migrations/0004_columns_and_blocks.sql"),
     },
+    Migration { version: 5, name: "lateness", sql: include_str!("../migrations/0005_lateness.sql") },
 ];
 
 /// Creates `schema` if needed and applies the migrations it lacks, in order, in one transaction.

@@ -396,11 +396,9 @@ impl Projection {
             }
         }
         store_offsets(&tx, schema, &next).await?;
-        let block = delta_log::append(&tx, schema, changes, delta_log::events_at(recorded)).await?;
+        let small = delta_log::append(&tx, schema, changes, delta_log::events_at(recorded), false).await?;
         tx.commit().await.map_err(db("committing a batch"))?;
-        if block.is_some_and(|changes| changes < delta_log::SMALL_BLOCK) {
-            self.small_blocks += 1;
-        }
+        self.small_blocks += small;
 
         state.keys.extend(added);
         for (c, history) in touched {

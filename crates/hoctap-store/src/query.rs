@@ -7,14 +7,14 @@
 //! they changed.
 
 use crate::counts::{self, DAYS, MONTHS};
-use crate::delta_log::{self, Part};
+use crate::delta_log::{self, Side};
 use crate::error::db;
 use crate::keys::Keys;
 use crate::projection::{FIRST_YEAR, LAST_YEAR};
 use crate::{Schema, StoreError};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use hoctap_domain::{Day, Engine, Event, PlaceCounts, Query, Recorded, Review};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio_postgres::{Client, GenericClient};
 
@@ -162,138 +162,6 @@ pub(crate) async fn counts_now(
     Ok(counts)
 }
 
-/// How a question as known at K reads the transaction-time log: the part recorded up to K, or the
-/// counts as known now minus the part recorded after K, whichever holds less of the log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum LogSide {
-    /// K is at or after every recorded event: as known now.
-    Now,
-    Before,
-    After,
-}
-
-/// Which side of K to read. Each partition's offset row keeps how many events it applied and the
-/// span of their recorded times (stamped in order per partition): the events before K are estimated
-/// per partition as if spread evenly over its span.
-pub(crate) async fn log_side(
-    client: &impl GenericClient,
-    schema: &Schema,
-    known_at: i64,
-) -> Result<LogSide, StoreError> {
-    let rows = client
-        .query(
-            &format!(
-                "SELECT events, first_recorded, last_recorded FROM {}.consumer_offsets WHERE events > 0",
-                schema.ident()
-            ),
-            &[],
-        )
-        .await
-        .map_err(db("reading the span of recorded times"))?;
-    let (mut before, mut after) = (0.0, 0.0);
-    for row in rows {
-        let (events, first, last): (i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
-            (row.get(0), row.get(1), row.get(2));
-        let (Some(first), Some(last)) = (first, last) else { continue };
-        let (first, last) = (first.timestamp_micros(), last.timestamp_micros());
-        let share = if known_at >= last {
-            1.0
-        } else if known_at < first {
-            0.0
-        } else {
-            (known_at - first) as f64 / (last - first).max(1) as f64
-        };
-        before += share * events as f64;
-        after += (1.0 - share) * events as f64;
-    }
-    Ok(if after == 0.0 {
-        LogSide::Now
-    } else if before < after {
-        LogSide::Before
-    } else {
-        LogSide::After
-    })
-}
-
-/// The part of the log that `side` of `known_at` reads (`None`: none, the counts as known now answer).
-fn part(side: LogSide, known_at: i64) -> Option<Part> {
-    match side {
-        LogSide::Now => None,
-        LogSide::Before => Some(Part::UpTo(known_at)),
-        LogSide::After => Some(Part::After(known_at)),
-    }
-}
-
-/// Sums of the log per key and day on days ≤ `until`, on `side` of `known_at`, for the `keys` given,
-/// sorted by day.
-pub(crate) async fn log_sums(
-    client: &impl GenericClient,
-    schema: &Schema,
-    side: LogSide,
-    known_at: i64,
-    until: Day,
-    keys: &[i32],
-) -> Result<Vec<(i32, Day, i64)>, StoreError> {
-    let Some(part) = part(side, known_at) else { return Ok(Vec::new()) };
-    let wanted: HashSet<i32> = keys.iter().copied().collect();
-    let mut sums: HashMap<(i32, i32), i64> = HashMap::new();
-    let change = |c: delta_log::Change| {
-        if c.day <= until.0 && wanted.contains(&c.key) {
-            *sums.entry((c.day, c.key)).or_default() += i64::from(c.n);
-        }
-    };
-    delta_log::scan(client, schema, part, change, |_| {}).await?;
-    let mut out: Vec<(i32, Day, i64)> = sums.into_iter().map(|((day, key), n)| (key, Day(day), n)).collect();
-    out.sort_unstable_by_key(|&(key, day, _)| (day, key));
-    Ok(out)
-}
-
-/// What one pass over one side of the log found.
-#[derive(Debug, Default)]
-struct LogTotals {
-    /// Sums per key of the changes on that side on days ≤ the date asked (when one was).
-    sums: Vec<(i32, i64)>,
-    /// Events recorded on that side of K.
-    events: i64,
-    /// The newest recorded time ≤ K among the events of the blocks read.
-    newest: Option<i64>,
-}
-
-/// One pass over `side` of `known_at`: the changes on days ≤ `until` summed per key (none when
-/// `until` is `None`), and the events.
-async fn log_totals(
-    client: &impl GenericClient,
-    schema: &Schema,
-    side: LogSide,
-    known_at: i64,
-    until: Option<Day>,
-) -> Result<LogTotals, StoreError> {
-    let Some(part) = part(side, known_at) else { return Ok(LogTotals::default()) };
-    // Keys are small positive integers: one slot each.
-    let mut sums: Vec<i64> = Vec::new();
-    let (mut events, mut newest) = (0i64, None);
-    let change = |c: delta_log::Change| {
-        if until.is_some_and(|d| c.day <= d.0) {
-            let at = c.key.max(0) as usize;
-            if at >= sums.len() {
-                sums.resize(at + 1, 0);
-            }
-            sums[at] += i64::from(c.n);
-        }
-    };
-    let event = |e: delta_log::Events| {
-        if part.holds(e.recorded) {
-            events += i64::from(e.n);
-        }
-        if e.recorded <= known_at {
-            newest = newest.max(Some(e.recorded));
-        }
-    };
-    delta_log::scan(client, schema, part, change, event).await?;
-    let sums = sums.into_iter().enumerate().filter(|(_, n)| *n != 0).map(|(key, n)| (key as i32, n)).collect();
-    Ok(LogTotals { sums, events, newest })
-}
-
 /// Every event applied, as the offset rows count them: how many, the newest and the first recorded
 /// time.
 async fn recorded_now(client: &impl GenericClient, schema: &Schema) -> Result<(i64, Recorded), StoreError> {
@@ -313,31 +181,111 @@ async fn recorded_now(client: &impl GenericClient, schema: &Schema) -> Result<(i
     Ok((events, Recorded { events: 0, newest: micros(row.get(1)), first: micros(row.get(2)) }))
 }
 
-/// What was recorded by `known_at` given the offset rows' totals (`all`, `now`) and one pass over
-/// `side` of the log.
+/// Sums of changes per key, bucketed by the smallest of some ascending bounds at or after their day,
+/// then made cumulative: bucket j holds the sums of the changes on days ≤ bound j.
+struct Buckets {
+    bounds: Vec<i32>,
+    sums: Vec<HashMap<i32, i64>>,
+}
+
+impl Buckets {
+    fn new(mut bounds: Vec<i32>) -> Buckets {
+        bounds.sort_unstable();
+        bounds.dedup();
+        let sums = vec![HashMap::new(); bounds.len()];
+        Buckets { bounds, sums }
+    }
+
+    fn add(&mut self, day: i32, key: i32, n: i64) {
+        let j = self.bounds.partition_point(|&b| b < day);
+        if let Some(sums) = self.sums.get_mut(j) {
+            *sums.entry(key).or_default() += n;
+        }
+    }
+
+    fn cumulative(mut self) -> Buckets {
+        for j in 1..self.sums.len() {
+            let (before, rest) = self.sums.split_at_mut(j);
+            for (key, n) in &before[j - 1] {
+                *rest[0].entry(*key).or_default() += n;
+            }
+        }
+        self
+    }
+
+    /// The cumulative sums up to `bound` (one of the bounds).
+    fn at(&self, bound: i32) -> &HashMap<i32, i64> {
+        &self.sums[self.bounds.binary_search(&bound).expect("one of the bounds")]
+    }
+}
+
+/// What turns counts as known now into counts as known at `known_at`, for each of `dates`:
+/// the day whose counts as known now to read, and the changes to add to them (keys `wanted` only).
+///
+/// With M = min(D, the day of K in Vietnam), the counts on D as known at K are the counts on M as
+/// known now, less the changes recorded after K on days ≤ M, plus (when D is after K's day) the
+/// changes recorded by K on days in (M, D]. The log's blocks are split by lateness
+/// ([`delta_log::split`]), so the first part reads the on-time blocks recorded within a week after K
+/// and the late corrections recorded after K, and the second the on-time blocks of the week before K
+/// and the future-dated changes pending at K: what the city holds near K, not the history.
+pub(crate) async fn known_at_corrections(
+    client: &impl GenericClient,
+    schema: &Schema,
+    dates: &[Day],
+    known_at: i64,
+    wanted: impl Fn(i32) -> bool,
+) -> Result<(Vec<Day>, Vec<HashMap<i32, i64>>), StoreError> {
+    let k_day = Day::of_instant(known_at);
+    let read_on: Vec<Day> = dates.iter().map(|&d| d.min(k_day)).collect();
+    let mut later = Buckets::new(read_on.iter().map(|d| d.0).collect());
+    let until = read_on.iter().max().map_or(i32::MIN, |d| d.0);
+    let window = delta_log::Window { recorded: Side::After(known_at), after_day: i32::MIN, until_day: until };
+    let subtract = |c: delta_log::Change| {
+        if wanted(c.key) {
+            later.add(c.day, c.key, i64::from(c.n));
+        }
+    };
+    delta_log::scan(client, schema, window, subtract, |_| {}).await?;
+    let later = later.cumulative();
+    let ahead: Vec<i32> = dates.iter().filter(|&&d| d > k_day).map(|d| d.0).collect();
+    let mut pending = Buckets::new(ahead.clone());
+    if let Some(&until) = ahead.iter().max() {
+        let window = delta_log::Window { recorded: Side::UpTo(known_at), after_day: k_day.0, until_day: until };
+        let add = |c: delta_log::Change| {
+            if wanted(c.key) {
+                pending.add(c.day, c.key, i64::from(c.n));
+            }
+        };
+        delta_log::scan(client, schema, window, add, |_| {}).await?;
+    }
+    let pending = pending.cumulative();
+    let corrections = dates
+        .iter()
+        .zip(&read_on)
+        .map(|(&d, &m)| {
+            let mut out: HashMap<i32, i64> = later.at(m.0).iter().map(|(&key, &n)| (key, -n)).collect();
+            if d > k_day {
+                for (&key, &n) in pending.at(d.0) {
+                    *out.entry(key).or_default() += n;
+                }
+            }
+            out
+        })
+        .collect();
+    Ok((read_on, corrections))
+}
+
+/// What was recorded by `known_at` (None: now): from the offset rows as known now, from the log's
+/// blocks as known at K.
 async fn recorded_by(
     client: &impl GenericClient,
     schema: &Schema,
-    (all, now): (i64, Recorded),
-    side: LogSide,
-    known_at: i64,
-    log: &LogTotals,
+    known_at: Option<i64>,
 ) -> Result<Recorded, StoreError> {
-    let (events, newest) = match side {
-        LogSide::Now => (all, now.newest),
-        LogSide::Before => (log.events, log.newest),
-        LogSide::After => {
-            // The newest by K is in a block read (one that straddles K) or ends a block wholly before K.
-            let before: Option<DateTime<Utc>> = client
-                .query_one(
-                    &format!("SELECT max(last_recorded) FROM {}.delta_log WHERE last_recorded <= $1", schema.ident()),
-                    &[&instant(known_at)],
-                )
-                .await
-                .map_err(db("reading the newest event recorded by the known-at"))?
-                .get(0);
-            (all - log.events, log.newest.max(before.map(|t| t.timestamp_micros())))
-        }
+    let (all, now) = recorded_now(client, schema).await?;
+    let (events, newest) = match known_at {
+        None => (all, now.newest),
+        Some(k) => delta_log::events_by(client, schema, k).await?,
     };
     let events = u64::try_from(events).map_err(|_| StoreError::Corrupt {
         schema: schema.to_string(),
@@ -353,21 +301,14 @@ async fn counts_by_key(
     day: Day,
     known_at: Option<i64>,
 ) -> Result<(HashMap<i32, i64>, Recorded), StoreError> {
-    let (all, now) = recorded_now(client, schema).await?;
+    let recorded = recorded_by(client, schema, known_at).await?;
     let Some(k) = known_at else {
-        let events = u64::try_from(all).unwrap_or_default();
-        return Ok((counts_now(client, schema, day, None).await?, Recorded { events, ..now }));
+        return Ok((counts_now(client, schema, day, None).await?, recorded));
     };
-    let side = log_side(client, schema, k).await?;
-    let log = log_totals(client, schema, side, k, Some(day)).await?;
-    let recorded = recorded_by(client, schema, (all, now), side, k, &log).await?;
-    let mut counts = match side {
-        LogSide::Before => HashMap::new(),
-        LogSide::Now | LogSide::After => counts_now(client, schema, day, None).await?,
-    };
-    let sign = if side == LogSide::After { -1 } else { 1 };
-    for &(key, n) in &log.sums {
-        *counts.entry(key).or_default() += sign * n;
+    let (read_on, corrections) = known_at_corrections(client, schema, &[day], k, |_| true).await?;
+    let mut counts = counts_now(client, schema, read_on[0], None).await?;
+    for (key, n) in corrections.into_iter().flatten() {
+        *counts.entry(key).or_default() += n;
     }
     Ok((counts, recorded))
 }
@@ -423,23 +364,16 @@ pub async fn review(
 
 /// The events the read models hold as recorded by `known_at` (all of them when `None`), the newest
 /// `recordedtime` among them and the first of all: what a review states it counted. As known now
-/// from the offset rows; as known at K from the events' times in the log's blocks on the smaller side
-/// of K.
+/// from the offset rows; as known at K from the log's blocks (summed by PostgreSQL up to K, read only
+/// where they straddle K).
 pub async fn recorded(
     client: &impl GenericClient,
     schema: &Schema,
     known_at: Option<i64>,
 ) -> Result<Recorded, StoreError> {
-    let (all, now) = recorded_now(client, schema).await?;
-    let Some(k) = known_at else {
-        return Ok(Recorded { events: u64::try_from(all).unwrap_or_default(), ..now });
-    };
-    let side = log_side(client, schema, k).await?;
-    let log = log_totals(client, schema, side, k, None).await?;
-    recorded_by(client, schema, (all, now), side, k, &log).await
+    recorded_by(client, schema, known_at).await
 }
 
-/// Whether `d` is the last day of its month.
 pub(crate) fn is_month_end(d: NaiveDate) -> bool {
     d.succ_opt().is_none_or(|next| next.month() != d.month())
 }

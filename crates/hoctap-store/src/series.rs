@@ -7,14 +7,14 @@ use crate::counts::{self, DAYS, MONTHS};
 use crate::error::{db, snapshot};
 use crate::projection::{FIRST_YEAR, LAST_YEAR};
 use crate::query::{
-    LogSide, ReadCache, by_place, counts_now, first_of_month, is_month_end, log_side, log_sums, months_counted,
+    ReadCache, by_place, counts_now, first_of_month, is_month_end, known_at_corrections, months_counted,
 };
 use crate::{Schema, StoreError};
 use chrono::{Datelike, NaiveDate};
 use hoctap_domain::codes::Title;
 use hoctap_domain::review::TitleCounts;
 use hoctap_domain::{Day, Measure, Query, QueryError};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use tokio_postgres::{Client, GenericClient};
 
 /// The counts of `title` in `unit` on each of `dates` (ascending), as known at `known_at` (None: now):
@@ -27,7 +27,9 @@ use tokio_postgres::{Client, GenericClient};
 /// at `known_at`) has no point: it is left out, so the points of a district abolished mid-series stop
 /// at its last day. When `unit` is in force on none of `dates`, the answer is
 /// [`StoreError::Query`]`(`[`QueryError::ScopeNotInForce`]`)` naming the first date; a code never
-/// established is [`QueryError::UnknownScope`]. Both are the caller's mistake (HTTP 404). No dates,
+/// established is [`QueryError::UnknownScope`]; nothing recorded by `known_at` (or at all) is
+/// [`QueryError::NothingRecordedBy`] ([`QueryError::NothingRecorded`]), as for a review. All are the
+/// caller's mistake (HTTP 404). No dates,
 /// no points (and no check of the unit).
 pub async fn series(
     client: &mut Client,
@@ -43,33 +45,27 @@ pub async fn series(
     };
     let started = std::time::Instant::now();
     let tx = snapshot(client, "beginning a series").await?;
+    // Nothing recorded by K (or at all) is an error, as for a review.
+    crate::query::recorded(&tx, schema, known_at).await?.check(known_at)?;
     let reference = cache.get(&tx, schema).await?;
     let keys = reference.keys.filter(|m| {
         matches!(*m, Measure::Registered(t) | Measure::Declared(t) | Measure::Evidenced(t) | Measure::Recognised(t) if t == title)
     });
-    let mut per_date = counts_now_on(&tx, schema, dates, &keys).await?;
-    if let Some(k) = known_at {
-        let side = log_side(&tx, schema, k).await?;
-        let last = *dates.iter().max().expect("not empty");
-        let sums = log_sums(&tx, schema, side, k, last, &keys).await?;
-        if side == LogSide::Before {
-            per_date.iter_mut().for_each(HashMap::clear);
-        }
-        let sign = if side == LogSide::After { -1 } else { 1 };
-        // Dates ascending, the log's sums by day: one running total per key.
-        let mut order: Vec<usize> = (0..dates.len()).collect();
-        order.sort_by_key(|&i| dates[i]);
-        let mut running: HashMap<i32, i64> = HashMap::new();
-        let mut next = sums.iter().peekable();
-        for i in order {
-            while let Some((key, _, n)) = next.next_if(|(_, day, _)| *day <= dates[i]) {
-                *running.entry(*key).or_default() += n;
+    let wanted: HashSet<i32> = keys.iter().copied().collect();
+    let per_date = match known_at {
+        None => counts_now_on(&tx, schema, dates, &keys).await?,
+        Some(k) => {
+            let (read_on, corrections) =
+                known_at_corrections(&tx, schema, dates, k, |key| wanted.contains(&key)).await?;
+            let mut per_date = counts_now_on(&tx, schema, &read_on, &keys).await?;
+            for (counts, correction) in per_date.iter_mut().zip(corrections) {
+                for (key, n) in correction {
+                    *counts.entry(key).or_default() += n;
+                }
             }
-            for (key, n) in &running {
-                *per_date[i].entry(*key).or_default() += sign * n;
-            }
+            per_date
         }
-    }
+    };
     tx.commit().await.map_err(db("ending a series"))?;
     let read = started.elapsed();
     let mut points = Vec::with_capacity(dates.len());

@@ -587,3 +587,63 @@ async fn migrations_are_idempotent_and_refuse_a_newer_schema() {
     assert!(matches!(migrate(&mut client, &fresh.schema).await, Err(StoreError::Migration { version: 99, .. })));
     fresh.remove(&client).await;
 }
+
+/// A city stamped by its arrival clock: ten years of recording, with the late corrections and the
+/// future-dated changes (ends of cycles and validities) of a real feed, so that a question as known
+/// at K reads blocks near K, late ones after it and pending ones before it. Reviews and series as
+/// known at times across the decade equal the engine's, in small and large batches, and after the
+/// small blocks are merged.
+#[tokio::test]
+async fn a_decade_of_recording_as_known_at_times_across_it() {
+    use hoctap_domain::codes::Title;
+    let events = hoctap_gen::generate_arrived(&hoctap_gen::Config::new(120, 5));
+    let engine = engine_of(&events);
+    let stamps: Vec<i64> = events.iter().map(|e| e.recordedtime.unwrap()).collect();
+    let mut known: Vec<Option<i64>> = (1..10).map(|i| Some(stamps[i * stamps.len() / 10])).collect();
+    // The last instant of a year, and the first of the next, on the Vietnam clock.
+    known.extend(["2023-12-31T23:59:59.999999+07:00", "2024-01-01T00:00:00+07:00"].map(parse_instant));
+    known.extend([Some(stamps[0] - 1), Some(stamps[0]), Some(*stamps.last().unwrap()), None]);
+    let dates = [
+        "2021-03-31",
+        "2022-12-31",
+        "2023-01-01",
+        "2024-02-10",
+        "2025-06-30",
+        "2025-07-01",
+        "2027-02-14",
+        "2030-12-31",
+    ];
+    let series_dates: Vec<Day> = (0..90).map(|i| Day(Day::parse("2021-01-01").unwrap().0 + i * 41)).collect();
+
+    let mut client = connect().await;
+    for per_partition in [9, 1000] {
+        let fresh = Fresh::new(&mut client).await;
+        let mut projection = Projection::load(&mut client, &fresh.schema).await.unwrap();
+        apply_all(&mut client, &mut projection, &batches(&consumed(&events), per_partition)).await;
+        for round in ["as applied", "merged"] {
+            let compared = assert_same_reviews(&mut client, &fresh.schema, &engine, &dates, &known).await;
+            assert!(compared > dates.len() * 8, "{round}: {compared} reviews compared");
+            let cache = ReadCache::new();
+            for &known_at in &known {
+                let want = engine.series("01", Title::LearningCitizen, &series_dates, known_at);
+                let got = hoctap_store::series(
+                    &mut client,
+                    &fresh.schema,
+                    &cache,
+                    "01",
+                    Title::LearningCitizen,
+                    &series_dates,
+                    known_at,
+                )
+                .await;
+                match (want, got) {
+                    (Ok(want), Ok(got)) => assert_eq!(got, want, "{round}: the series as known at {known_at:?}"),
+                    (Err(want), Err(StoreError::Query(got))) => assert_eq!(got, want, "{round}: {known_at:?}"),
+                    (want, got) => panic!("{round} {known_at:?}: engine {want:?}, PostgreSQL {got:?}"),
+                }
+            }
+            hoctap_store::compact_log(&mut client, &fresh.schema).await.unwrap();
+        }
+        fresh.remove(&client).await;
+    }
+}

@@ -52,7 +52,7 @@ pub struct Recorded {
 impl Recorded {
     /// Refuses a review that would count nothing: a known-at before the first record (say so, with
     /// the first record's time) or an empty log.
-    fn check(&self, known_at: Option<i64>) -> Result<(), QueryError> {
+    pub fn check(&self, known_at: Option<i64>) -> Result<(), QueryError> {
         if self.events > 0 {
             return Ok(());
         }
