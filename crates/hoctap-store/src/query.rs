@@ -181,46 +181,78 @@ async fn recorded_now(client: &impl GenericClient, schema: &Schema) -> Result<(i
     Ok((events, Recorded { events: 0, newest: micros(row.get(1)), first: micros(row.get(2)) }))
 }
 
-/// Sums of changes per key, bucketed by the smallest of some ascending bounds at or after their day,
-/// then made cumulative: bucket j holds the sums of the changes on days ≤ bound j.
+/// The keys a question reads, each with a slot of its own in dense per-key sums.
+pub(crate) struct Slots {
+    /// Slot per key (keys are small positive integers); [`NO_SLOT`] for a key not read.
+    by_key: Vec<u32>,
+    keys: Vec<i32>,
+}
+
+const NO_SLOT: u32 = u32::MAX;
+
+impl Slots {
+    pub(crate) fn new(keys: &[i32]) -> Slots {
+        let size = keys.iter().map(|&k| k.max(0) as usize + 1).max().unwrap_or(0);
+        let mut by_key = vec![NO_SLOT; size];
+        for (slot, &key) in keys.iter().enumerate() {
+            by_key[key.max(0) as usize] = slot as u32;
+        }
+        Slots { by_key, keys: keys.to_vec() }
+    }
+
+    pub(crate) fn slot(&self, key: i32) -> Option<usize> {
+        let slot = *self.by_key.get(usize::try_from(key).ok()?)?;
+        (slot != NO_SLOT).then_some(slot as usize)
+    }
+
+    pub(crate) fn keys(&self) -> &[i32] {
+        &self.keys
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+}
+
+/// Dense sums per slot, bucketed by the smallest of some ascending bounds at or after their day, then
+/// made cumulative: bucket j holds the sums of the changes on days ≤ bound j.
 struct Buckets {
     bounds: Vec<i32>,
-    sums: Vec<HashMap<i32, i64>>,
+    width: usize,
+    sums: Vec<i64>,
 }
 
 impl Buckets {
-    fn new(mut bounds: Vec<i32>) -> Buckets {
+    fn new(mut bounds: Vec<i32>, width: usize) -> Buckets {
         bounds.sort_unstable();
         bounds.dedup();
-        let sums = vec![HashMap::new(); bounds.len()];
-        Buckets { bounds, sums }
+        let sums = vec![0; bounds.len() * width];
+        Buckets { bounds, width, sums }
     }
 
-    fn add(&mut self, day: i32, key: i32, n: i64) {
+    fn add(&mut self, day: i32, slot: usize, n: i64) {
         let j = self.bounds.partition_point(|&b| b < day);
-        if let Some(sums) = self.sums.get_mut(j) {
-            *sums.entry(key).or_default() += n;
+        if j < self.bounds.len() {
+            self.sums[j * self.width + slot] += n;
         }
     }
 
     fn cumulative(mut self) -> Buckets {
-        for j in 1..self.sums.len() {
-            let (before, rest) = self.sums.split_at_mut(j);
-            for (key, n) in &before[j - 1] {
-                *rest[0].entry(*key).or_default() += n;
-            }
+        for at in self.width..self.sums.len() {
+            self.sums[at] += self.sums[at - self.width];
         }
         self
     }
 
     /// The cumulative sums up to `bound` (one of the bounds).
-    fn at(&self, bound: i32) -> &HashMap<i32, i64> {
-        &self.sums[self.bounds.binary_search(&bound).expect("one of the bounds")]
+    fn at(&self, bound: i32) -> &[i64] {
+        let j = self.bounds.binary_search(&bound).expect("one of the bounds");
+        &self.sums[j * self.width..(j + 1) * self.width]
     }
 }
 
-/// What turns counts as known now into counts as known at `known_at`, for each of `dates`:
-/// the day whose counts as known now to read, and the changes to add to them (keys `wanted` only).
+/// What turns counts as known now into counts as known at `known_at`, for each of `dates`: the day
+/// whose counts as known now to read, and the changes to add to them, one per slot of `slots`.
 ///
 /// With M = min(D, the day of K in Vietnam), the counts on D as known at K are the counts on M as
 /// known now, less the changes recorded after K on days ≤ M, plus (when D is after K's day) the
@@ -233,27 +265,27 @@ pub(crate) async fn known_at_corrections(
     schema: &Schema,
     dates: &[Day],
     known_at: i64,
-    wanted: impl Fn(i32) -> bool,
-) -> Result<(Vec<Day>, Vec<HashMap<i32, i64>>), StoreError> {
+    slots: &Slots,
+) -> Result<(Vec<Day>, Vec<Vec<i64>>), StoreError> {
     let k_day = Day::of_instant(known_at);
     let read_on: Vec<Day> = dates.iter().map(|&d| d.min(k_day)).collect();
-    let mut later = Buckets::new(read_on.iter().map(|d| d.0).collect());
+    let mut later = Buckets::new(read_on.iter().map(|d| d.0).collect(), slots.len());
     let until = read_on.iter().max().map_or(i32::MIN, |d| d.0);
     let window = delta_log::Window { recorded: Side::After(known_at), after_day: i32::MIN, until_day: until };
     let subtract = |c: delta_log::Change| {
-        if wanted(c.key) {
-            later.add(c.day, c.key, i64::from(c.n));
+        if let Some(slot) = slots.slot(c.key) {
+            later.add(c.day, slot, i64::from(c.n));
         }
     };
     delta_log::scan(client, schema, window, subtract, |_| {}).await?;
     let later = later.cumulative();
     let ahead: Vec<i32> = dates.iter().filter(|&&d| d > k_day).map(|d| d.0).collect();
-    let mut pending = Buckets::new(ahead.clone());
+    let mut pending = Buckets::new(ahead.clone(), slots.len());
     if let Some(&until) = ahead.iter().max() {
         let window = delta_log::Window { recorded: Side::UpTo(known_at), after_day: k_day.0, until_day: until };
         let add = |c: delta_log::Change| {
-            if wanted(c.key) {
-                pending.add(c.day, c.key, i64::from(c.n));
+            if let Some(slot) = slots.slot(c.key) {
+                pending.add(c.day, slot, i64::from(c.n));
             }
         };
         delta_log::scan(client, schema, window, add, |_| {}).await?;
@@ -263,11 +295,9 @@ pub(crate) async fn known_at_corrections(
         .iter()
         .zip(&read_on)
         .map(|(&d, &m)| {
-            let mut out: HashMap<i32, i64> = later.at(m.0).iter().map(|(&key, &n)| (key, -n)).collect();
+            let mut out: Vec<i64> = later.at(m.0).iter().map(|n| -n).collect();
             if d > k_day {
-                for (&key, &n) in pending.at(d.0) {
-                    *out.entry(key).or_default() += n;
-                }
+                out.iter_mut().zip(pending.at(d.0)).for_each(|(o, n)| *o += n);
             }
             out
         })
@@ -298,6 +328,7 @@ async fn recorded_by(
 async fn counts_by_key(
     client: &impl GenericClient,
     schema: &Schema,
+    keys: &Keys,
     day: Day,
     known_at: Option<i64>,
 ) -> Result<(HashMap<i32, i64>, Recorded), StoreError> {
@@ -305,9 +336,10 @@ async fn counts_by_key(
     let Some(k) = known_at else {
         return Ok((counts_now(client, schema, day, None).await?, recorded));
     };
-    let (read_on, corrections) = known_at_corrections(client, schema, &[day], k, |_| true).await?;
+    let slots = Slots::new(&keys.filter(|_| true));
+    let (read_on, corrections) = known_at_corrections(client, schema, &[day], k, &slots).await?;
     let mut counts = counts_now(client, schema, read_on[0], None).await?;
-    for (key, n) in corrections.into_iter().flatten() {
+    for (&key, &n) in slots.keys().iter().zip(&corrections[0]).filter(|(_, n)| **n != 0) {
         *counts.entry(key).or_default() += n;
     }
     Ok((counts, recorded))
@@ -317,12 +349,12 @@ async fn counts_by_key(
 pub(crate) fn by_place(
     schema: &Schema,
     keys: &Keys,
-    counts: &HashMap<i32, i64>,
+    counts: impl Iterator<Item = (i32, i64)>,
     day: Day,
 ) -> Result<PlaceCounts, StoreError> {
     let corrupt = |detail: String| StoreError::Corrupt { schema: schema.to_string(), detail };
-    let mut out = PlaceCounts::with_capacity(counts.len());
-    for (&key, &n) in counts.iter().filter(|(_, n)| **n != 0) {
+    let mut out = PlaceCounts::new();
+    for (key, n) in counts.filter(|(_, n)| *n != 0) {
         let of = keys.of(key).ok_or_else(|| corrupt(format!("count key {key} is not in count_keys")))?;
         let n = u64::try_from(n).map_err(|_| corrupt(format!("count {n} of {:?} at {:?} on {day}", of.1, of.0)))?;
         out.insert(of.clone(), n);
@@ -340,9 +372,9 @@ pub async fn place_counts(
     day: Day,
     known_at: Option<i64>,
 ) -> Result<PlaceCounts, StoreError> {
-    let (counts, _) = counts_by_key(client, schema, day, known_at).await?;
     let reference = cache.get(client, schema).await?;
-    by_place(schema, &reference.keys, &counts, day)
+    let (counts, _) = counts_by_key(client, schema, &reference.keys, day, known_at).await?;
+    by_place(schema, &reference.keys, counts.into_iter(), day)
 }
 
 /// The review of `query` from the read models: counts from [`place_counts`], and the engine of the
@@ -355,10 +387,10 @@ pub async fn review(
     query: &Query,
 ) -> Result<Review, StoreError> {
     let tx = crate::error::snapshot(client, "beginning a review").await?;
-    let (counts, recorded) = counts_by_key(&tx, schema, query.as_of, query.known_at).await?;
     let reference = cache.get(&tx, schema).await?;
+    let (counts, recorded) = counts_by_key(&tx, schema, &reference.keys, query.as_of, query.known_at).await?;
     tx.commit().await.map_err(db("ending a review"))?;
-    let counts = by_place(schema, &reference.keys, &counts, query.as_of)?;
+    let counts = by_place(schema, &reference.keys, counts.into_iter(), query.as_of)?;
     Ok(reference.engine.review_from_counts(query, &counts, recorded)?)
 }
 

@@ -7,14 +7,14 @@ use crate::counts::{self, DAYS, MONTHS};
 use crate::error::{db, snapshot};
 use crate::projection::{FIRST_YEAR, LAST_YEAR};
 use crate::query::{
-    ReadCache, by_place, counts_now, first_of_month, is_month_end, known_at_corrections, months_counted,
+    ReadCache, Slots, by_place, counts_now, first_of_month, is_month_end, known_at_corrections, months_counted,
 };
 use crate::{Schema, StoreError};
 use chrono::{Datelike, NaiveDate};
 use hoctap_domain::codes::Title;
 use hoctap_domain::review::TitleCounts;
 use hoctap_domain::{Day, Measure, Query, QueryError};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use tokio_postgres::{Client, GenericClient};
 
 /// The counts of `title` in `unit` on each of `dates` (ascending), as known at `known_at` (None: now):
@@ -51,17 +51,17 @@ pub async fn series(
     let keys = reference.keys.filter(|m| {
         matches!(*m, Measure::Registered(t) | Measure::Declared(t) | Measure::Evidenced(t) | Measure::Recognised(t) if t == title)
     });
-    let wanted: HashSet<i32> = keys.iter().copied().collect();
+    let slots = Slots::new(&keys);
+    let mut log_ms = 0;
     let per_date = match known_at {
-        None => counts_now_on(&tx, schema, dates, &keys).await?,
+        None => counts_now_on(&tx, schema, dates, &slots).await?,
         Some(k) => {
-            let (read_on, corrections) =
-                known_at_corrections(&tx, schema, dates, k, |key| wanted.contains(&key)).await?;
-            let mut per_date = counts_now_on(&tx, schema, &read_on, &keys).await?;
+            let log = std::time::Instant::now();
+            let (read_on, corrections) = known_at_corrections(&tx, schema, dates, k, &slots).await?;
+            log_ms = log.elapsed().as_millis() as u64;
+            let mut per_date = counts_now_on(&tx, schema, &read_on, &slots).await?;
             for (counts, correction) in per_date.iter_mut().zip(corrections) {
-                for (key, n) in correction {
-                    *counts.entry(key).or_default() += n;
-                }
+                counts.iter_mut().zip(correction).for_each(|(c, n)| *c += n);
             }
             per_date
         }
@@ -70,7 +70,7 @@ pub async fn series(
     let read = started.elapsed();
     let mut points = Vec::with_capacity(dates.len());
     for (&day, counts) in dates.iter().zip(&per_date) {
-        let counts = by_place(schema, &reference.keys, counts, day)?;
+        let counts = by_place(schema, &reference.keys, slots.keys().iter().copied().zip(counts.iter().copied()), day)?;
         let query = Query { scope: unit.to_owned(), as_of: day, known_at, milestone: None };
         match reference.engine.title_counts_from(&query, title, &counts) {
             Ok(c) => points.push((day, c)),
@@ -84,6 +84,7 @@ pub async fn series(
         dates = dates.len(),
         keys = keys.len(),
         read_ms = read.as_millis() as u64,
+        log_ms,
         placed_ms = (started.elapsed() - read).as_millis() as u64,
         "series"
     );
@@ -99,8 +100,9 @@ async fn counts_now_on(
     client: &impl GenericClient,
     schema: &Schema,
     dates: &[Day],
-    keys: &[i32],
-) -> Result<Vec<HashMap<i32, i64>>, StoreError> {
+    slots: &Slots,
+) -> Result<Vec<Vec<i64>>, StoreError> {
+    let keys = slots.keys();
     let s = schema.ident();
     let in_years = |d: &Day| (FIRST_YEAR..=LAST_YEAR).contains(&d.year());
     let mut years: Vec<i16> = dates.iter().filter(|d| in_years(d)).map(|d| d.year() as i16).collect();
@@ -111,8 +113,10 @@ async fn counts_now_on(
         dates.iter().filter(|d| in_years(d) && !is_month_end(d.date())).map(|d| first_of_month(d.date())).collect();
     months.sort_unstable();
     months.dedup();
-    // Whole rows: each date sums its own prefix of them.
-    let mut year_rows: HashMap<i16, Vec<(i32, i64, [i32; MONTHS])>> = HashMap::new();
+    // Whole rows as prefix sums (a year row: before, then before and each month; a month row: up to
+    // each day): each date reads one entry of each.
+    let slot = |key: i32| slots.slot(key).expect("only the keys asked are read");
+    let mut year_rows: HashMap<i16, Vec<(usize, [i64; MONTHS + 1])>> = HashMap::new();
     for r in client
         .query(
             &format!(
@@ -124,10 +128,13 @@ async fn counts_now_on(
         .await
         .map_err(db("reading the year counts"))?
     {
-        let months = std::array::from_fn(|i| r.get(3 + i));
-        year_rows.entry(r.get(0)).or_default().push((r.get(1), r.get(2), months));
+        let mut prefix = [r.get::<_, i64>(2); MONTHS + 1];
+        for m in 1..=MONTHS {
+            prefix[m] = prefix[m - 1] + i64::from(r.get::<_, i32>(2 + m));
+        }
+        year_rows.entry(r.get(0)).or_default().push((slot(r.get(1)), prefix));
     }
-    let mut month_rows: HashMap<NaiveDate, Vec<(i32, [i32; DAYS])>> = HashMap::new();
+    let mut month_rows: HashMap<NaiveDate, Vec<(usize, [i64; DAYS])>> = HashMap::new();
     for r in client
         .query(
             &format!(
@@ -139,23 +146,32 @@ async fn counts_now_on(
         .await
         .map_err(db("reading the month counts"))?
     {
-        let days = std::array::from_fn(|i| r.get(2 + i));
-        month_rows.entry(r.get(0)).or_default().push((r.get(1), days));
+        let mut prefix = [0i64; DAYS];
+        let mut sum = 0;
+        for (d, p) in prefix.iter_mut().enumerate() {
+            sum += i64::from(r.get::<_, i32>(2 + d));
+            *p = sum;
+        }
+        month_rows.entry(r.get(0)).or_default().push((slot(r.get(1)), prefix));
     }
     let mut out = Vec::with_capacity(dates.len());
     for day in dates {
+        let mut counts = vec![0i64; slots.len()];
         if !in_years(day) {
-            out.push(counts_now(client, schema, *day, Some(keys)).await?);
+            for (key, n) in counts_now(client, schema, *day, Some(keys)).await? {
+                counts[slot(key)] += n;
+            }
+            out.push(counts);
             continue;
         }
         let d = day.date();
-        let mut counts: HashMap<i32, i64> = HashMap::new();
-        for (key, before, months) in year_rows.get(&(d.year() as i16)).into_iter().flatten() {
-            let n: i64 = before + months.iter().take(months_counted(d)).map(|&n| i64::from(n)).sum::<i64>();
-            *counts.entry(*key).or_default() += n;
+        for (at, prefix) in year_rows.get(&(d.year() as i16)).into_iter().flatten() {
+            counts[*at] += prefix[months_counted(d)];
         }
-        for (key, days) in month_rows.get(&first_of_month(d)).into_iter().flatten().filter(|_| !is_month_end(d)) {
-            *counts.entry(*key).or_default() += days.iter().take(d.day() as usize).map(|&n| i64::from(n)).sum::<i64>();
+        if !is_month_end(d) {
+            for (at, prefix) in month_rows.get(&first_of_month(d)).into_iter().flatten() {
+                counts[*at] += prefix[d.day() as usize - 1];
+            }
         }
         out.push(counts);
     }
