@@ -396,7 +396,7 @@ fn review_csv_parses() {
     assert_eq!(ran.code, Some(0), "{ran:?}");
     let mut reader = csv::Reader::from_reader(ran.stdout.as_bytes());
     let header: Vec<String> = reader.headers().expect("a header").iter().map(str::to_owned).collect();
-    let documented = "section,scope,as_of,known_at,unit_code,unit_level,unit_name,title,measure,value,plan,indicator,milestone,target_percent,actual_percent,gap_points,numerator,denominator,status,events,software,generated_at";
+    let documented = "section,scope,as_of,known_at,unit_code,unit_level,unit_name,title,measure,value,plan,indicator,milestone,target_percent,actual_percent,gap_points,numerator,denominator,status,events,software,generated_at,approved_number,approved_issuer,approved_date";
     assert_eq!(header.join(","), documented);
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
     let rows: Vec<csv::StringRecord> =
@@ -769,4 +769,118 @@ fn units_lists_the_codes_in_force_with_parents_and_the_dissolved_with_successors
     let ran = run(hoctap().arg("--data-dir").arg(&data).args(["units", "--as-of", "30/06/2025"]));
     assert_eq!(ran.code, Some(2), "{ran:?}");
     assert!(ran.stderr.contains("--as-of `30/06/2025`"), "{}", ran.stderr);
+}
+
+/// The date of the review approved: the final review, which the last events of a generated city change.
+const APPROVED_AS_OF: &str = "2030-12-31";
+
+/// `hoctap --data-dir <data> approve …` of the final review of Hà Nội by decision `number`.
+fn approve(data: &Path, number: &str, extra: &[&str]) -> Ran {
+    run(hoctap()
+        .arg("--data-dir")
+        .arg(data)
+        .args([
+            "approve",
+            "--scope",
+            "01",
+            "--as-of",
+            APPROVED_AS_OF,
+            "--number",
+            number,
+            "--issuer",
+            "UBND-01",
+            "--date",
+            "2026-01-20",
+        ])
+        .args(extra))
+}
+
+fn approved(data: &Path, number: &str, format: &str) -> Ran {
+    run(hoctap().arg("--data-dir").arg(data).args(["review", "--approved", number, "--format", format]))
+}
+
+#[test]
+fn an_approved_review_keeps_its_figures_while_later_events_arrive() {
+    let dir = temp();
+    let (head, tail) = city_in_two(dir.path(), 3000);
+    let data = dir.path().join("data");
+    assert_eq!(ingest(&data, &[&head]).code, Some(0));
+    let before = review_json(&data, APPROVED_AS_OF);
+
+    let ran = approve(&data, "15/QĐ-UBND", &[]);
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    assert!(ran.stdout.starts_with("recorded: vn.hoctap.review.approved.v1 "), "{}", ran.stdout);
+    assert!(ran.stdout.contains(&format!("as known at {}", before["known_at"].as_str().unwrap())), "{}", ran.stdout);
+    // Logged like any ingested event: one more record, a review.approved.
+    let log = hoctap_log::Log::open_read(&data).unwrap();
+    let mut last = Vec::new();
+    log.replay_raw(|p| last = p.to_vec()).unwrap();
+    let logged = Event::from_json_recorded(&last).unwrap();
+    assert_eq!(logged.event_type(), hoctap_domain::EventType::ReviewApproved);
+    assert_eq!(logged.subject, "01");
+
+    // The approved review: the figures of the review approved, stating the decision.
+    let first = approved(&data, "15/QĐ-UBND", "json");
+    assert_eq!(first.code, Some(0), "{first:?}");
+    let mut doc: Value = serde_json::from_str(&first.stdout).unwrap();
+    let decision = doc.as_object_mut().unwrap().remove("approved").expect("the decision is stated");
+    assert_eq!(decision, serde_json::json!({"number": "15/QĐ-UBND", "issuer": "UBND-01", "date": "2026-01-20"}));
+    doc.as_object_mut().unwrap().remove("generated_at");
+    assert_eq!(doc, before, "the same figures, known-at and events as the review approved");
+    let table = approved(&data, "15/QĐ-UBND", "table");
+    assert!(
+        table.stdout.contains("Đã phê duyệt (approved review): Quyết định số 15/QĐ-UBND (UBND-01), ngày 2026-01-20"),
+        "{}",
+        table.stdout
+    );
+    let csv = approved(&data, "15/QĐ-UBND", "csv");
+    assert!(csv.stdout.lines().next().unwrap().ends_with(",approved_number,approved_issuer,approved_date"));
+    assert!(csv.stdout.lines().skip(1).all(|row| row.ends_with(",15/QĐ-UBND,UBND-01,2026-01-20")), "every row");
+
+    // Later events: the plain review moves on, the approved one stays byte for byte.
+    assert_eq!(ingest(&data, &[&tail]).code, Some(0));
+    let now = review_json(&data, APPROVED_AS_OF);
+    assert_ne!(now["known_at"], before["known_at"]);
+    assert_ne!(now["units"], before["units"], "the later events change the final review's figures");
+    for (format, then) in [("json", &first), ("table", &table), ("csv", &csv)] {
+        let again = approved(&data, "15/QĐ-UBND", format);
+        assert_eq!(again.code, Some(0), "{again:?}");
+        assert_eq!(without_generated_at(&again.stdout), without_generated_at(&then.stdout), "{format}");
+    }
+
+    // The same approval again is already recorded; the number for another question is refused.
+    let same = run(hoctap().arg("--data-dir").arg(&data).args([
+        "approve",
+        "--scope",
+        "01",
+        "--as-of",
+        APPROVED_AS_OF,
+        "--known-at",
+        before["known_at"].as_str().unwrap(),
+        "--number",
+        "15/QĐ-UBND",
+        "--issuer",
+        "UBND-01",
+        "--date",
+        "2026-01-20",
+    ]));
+    assert_eq!(same.code, Some(0), "{same:?}");
+    assert!(same.stdout.starts_with("already recorded"), "{}", same.stdout);
+    let other = approve(&data, "15/QĐ-UBND", &["--milestone", "2025"]);
+    assert_eq!(other.code, Some(1), "{other:?}");
+    assert!(
+        other.stderr.contains("approval_conflict") && other.stderr.contains("data.decision.number"),
+        "{}",
+        other.stderr
+    );
+    // An instant not passed yet cannot be approved: later events could change it.
+    let future = approve(&data, "16/QĐ-UBND", &["--known-at", "2099-01-01"]);
+    assert_eq!(future.code, Some(1), "{future:?}");
+    assert!(future.stderr.contains("known_at_future"), "{}", future.stderr);
+
+    let unknown = approved(&data, "99/QĐ-UBND", "json");
+    assert_eq!(unknown.code, Some(2), "{unknown:?}");
+    assert!(unknown.stderr.contains("no review was approved by decision `99/QĐ-UBND`"), "{}", unknown.stderr);
+    let both = run(hoctap().arg("--data-dir").arg(&data).args(["review", "--approved", "15/QĐ-UBND", "--scope", "01"]));
+    assert_eq!(both.code, Some(2), "--approved names the whole question: {both:?}");
 }

@@ -110,7 +110,7 @@ pub fn without_generated_at(text: &str) -> String {
     let out = text
         .lines()
         .map(|line| {
-            // JSON `"generated_at": "…",`; CSV rows end `,hoctap 0.1.0,<instant>`; table and HTML
+            // JSON `"generated_at": "…",`; CSV rows `,hoctap 0.1.0,<instant>,…`; table and HTML
             // `hoctap 0.1.0, lúc <instant>`.
             let at = line
                 .find("\"generated_at\": \"")
@@ -120,7 +120,7 @@ pub fn without_generated_at(text: &str) -> String {
             match at {
                 Some(start) => {
                     found = true;
-                    let end = line[start..].find(['"', '<', ' ']).map_or(line.len(), |e| start + e);
+                    let end = line[start..].find(['"', '<', ' ', ',']).map_or(line.len(), |e| start + e);
                     format!("{}<generated_at>{}", &line[..start], &line[end..])
                 }
                 None => line.to_owned(),

@@ -100,6 +100,7 @@ impl Failure {
     fn store(error: StoreError) -> Failure {
         match error {
             StoreError::Query(e) => Failure::NotFound(e.to_string()),
+            StoreError::Approval(e) => Failure::NotFound(e.to_string()),
             StoreError::NoDeployment(_) => Failure::Unavailable(error.to_string()),
             StoreError::Db { ref source, .. } if source.code() == Some(&SqlState::QUERY_CANCELED) => {
                 tracing::warn!(error = %error, "a statement was cancelled");
@@ -171,6 +172,7 @@ fn known_at(value: Option<String>) -> Result<Option<i64>, Failure> {
 
 #[derive(Debug, Deserialize)]
 struct ReviewParams {
+    approved: Option<String>,
     scope: Option<String>,
     as_of: Option<String>,
     known_at: Option<String>,
@@ -182,6 +184,23 @@ async fn reviews(
     params: Result<Query<ReviewParams>, QueryRejection>,
 ) -> Result<Response, Failure> {
     let Query(p) = params.map_err(Failure::query)?;
+    if let Some(number) = p.approved.filter(|n| !n.is_empty()) {
+        let other = [&p.scope, &p.as_of, &p.known_at, &p.milestone].into_iter().any(|v| v.is_some());
+        if other {
+            return Err(Failure::parameter(
+                "approved",
+                "`approved` names the whole question (scope, date, milestone, known-at): give it alone",
+            ));
+        }
+        let mut client = api.connection().await?;
+        let schema = api.serving(&client).await?;
+        let mut review = hoctap_store::review_approved(&mut client, &schema, &api.inner.cache, &number)
+            .await
+            .map_err(Failure::store)?;
+        hoctap_report::stamp(&mut review, crate::now_micros());
+        return Ok(([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], hoctap_report::json(&review))
+            .into_response());
+    }
     let scope = required("scope", p.scope)?;
     let as_of = day("as_of", p.as_of)?;
     let known_at = known_at(p.known_at)?;

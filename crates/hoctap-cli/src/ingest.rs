@@ -117,7 +117,8 @@ pub fn ingest_with(
             establishments.push(event);
         }
     }
-    let mut batch = Batch::default();
+    // Every stamp of this batch is at or after this instant: an approval must have frozen an earlier one.
+    let mut batch = Batch::recording_at(hoctap_api::now_micros());
     batch.add_units(&tracker.engine, &establishments);
     drop(establishments);
 

@@ -1,5 +1,6 @@
 //! `hoctap`: the command line of the learning-society tracker on its embedded log (no servers).
 
+mod approve;
 mod bench;
 mod bench_pg;
 mod bench_read;
@@ -51,7 +52,17 @@ enum Command {
         files: Vec<PathBuf>,
     },
     /// Review a scope at a date: counts per unit and each target's actual, gap and status.
+    ///
+    /// Or, with --approved NUMBER, the review that decision approved, exactly as it was approved.
     Review(ReviewArgs),
+    /// Record that a numbered decision approved a review (a `review.approved` event, through the
+    /// path of `ingest`), freezing the instant it is as known at.
+    ///
+    /// `review --approved NUMBER` then gives that review again, with the same figures, whatever is
+    /// recorded later. A decision number approves one review: the same number for another question
+    /// is refused (rule approval_conflict). Exit status: 0 recorded (or already recorded), 1 refused,
+    /// 2 usage or I/O error, or a review that cannot be given (scope not in force, nothing recorded).
+    Approve(approve::ApproveArgs),
     /// Cut the log at its first damaged record, keeping a copy of everything cut.
     ///
     /// For a log that commands refuse to open because a record in its middle is damaged (the error
@@ -143,11 +154,15 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct ReviewArgs {
     /// The unit reviewed, e.g. `01` for Hà Nội.
-    #[arg(long)]
-    scope: String,
+    #[arg(long, required_unless_present = "approved")]
+    scope: Option<String>,
     /// Valid date D (YYYY-MM-DD): what was true on that day. Phase review 2025-12-31, final 2030-12-31.
-    #[arg(long)]
-    as_of: String,
+    #[arg(long, required_unless_present = "approved")]
+    as_of: Option<String>,
+    /// The review approved by this decision number (`hoctap approve`): its scope, date, milestone and
+    /// known-at, and the decision stated in the report. The same figures whatever was recorded since.
+    #[arg(long, conflicts_with_all = ["scope", "as_of", "known_at", "milestone"])]
+    approved: Option<String>,
     /// Transaction time K: only events the tracker had recorded by then count. An RFC 3339 timestamp
     /// (2026-01-15T00:00:00+07:00) or a date (2026-01-15: the end of that day, UTC+07:00). Default: the
     /// recordedtime of the newest event, which the review states, so the same question asked later
@@ -190,11 +205,25 @@ enum Format {
     Xlsx,
 }
 
+/// What `hoctap review` is asked for.
+enum Asked {
+    /// A question: scope, date, known-at, milestone.
+    Question(Query),
+    /// The review a decision approved, by its number.
+    Approved(String),
+}
+
 impl ReviewArgs {
-    fn query(&self) -> Result<Query> {
-        let as_of = as_of_arg(&self.as_of)?;
+    fn asked(&self) -> Result<Asked> {
+        if let Some(number) = &self.approved {
+            return Ok(Asked::Approved(number.clone()));
+        }
+        let (Some(scope), Some(as_of)) = (&self.scope, &self.as_of) else {
+            anyhow::bail!("--scope and --as-of are required (or --approved NUMBER)");
+        };
+        let as_of = as_of_arg(as_of)?;
         let known_at = known_at_arg(self.known_at.as_deref())?;
-        Ok(Query { scope: self.scope.clone(), as_of, known_at, milestone: self.milestone })
+        Ok(Asked::Question(Query { scope: scope.clone(), as_of, known_at, milestone: self.milestone }))
     }
 }
 
@@ -235,8 +264,9 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Ingest { files } => ingest::run(&cli.data_dir, &files),
+        Command::Approve(args) => approve::run(&cli.data_dir, &args),
         Command::Review(args) => {
-            let query = args.query()?;
+            let asked = args.asked()?;
             if args.format == Format::Xlsx && args.out.is_none() {
                 anyhow::bail!("--format xlsx writes a binary workbook: name the file with --out FILE.xlsx");
             }
@@ -244,7 +274,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 anyhow::bail!("--bom applies to --format csv only");
             }
             let mut tracker = tracker::Tracker::load(&cli.data_dir)?;
-            let mut review = tracker.engine.review(&query)?;
+            let mut review = match &asked {
+                Asked::Question(query) => tracker.engine.review(query)?,
+                Asked::Approved(number) => tracker.engine.approved_review(number)?,
+            };
             hoctap_report::stamp(&mut review, hoctap_api::now_micros());
             let bytes = match args.format {
                 Format::Table => hoctap_report::table(&review).into_bytes(),

@@ -2,7 +2,7 @@
 //! answers reviews. Folding cannot fail and does not depend on the order events arrive in.
 
 use crate::codes::{Metric, Title};
-use crate::event::{Event, EventData, Plan};
+use crate::event::{Decision, Event, EventData, Plan, ReviewApproved};
 use crate::geo::{Change, GeoRec, UnitHistory, UnitId};
 use crate::indicator::Indicator;
 use crate::refusal::{Refusal, Rule};
@@ -37,6 +37,11 @@ pub struct Batch {
     /// Subjects that an event of the batch places in a commune (for warnings), as [`subject_key`].
     placed: HashSet<u64>,
     ids: HashMap<Uuid, u64>,
+    /// The review approvals admitted from the batch so far (a decision number approves one review).
+    approvals: Vec<ReviewApproved>,
+    /// The earliest `recordedtime` the door will stamp on the batch, when it knows it (its clock now):
+    /// an approval must have frozen an instant before it.
+    now: Option<i64>,
 }
 
 /// A subject's name as 64 bits, for a batch's bookkeeping: equal names, equal keys; two names with
@@ -48,6 +53,13 @@ fn subject_key(subject: &str) -> u64 {
 }
 
 impl Batch {
+    /// A batch that its door will stamp at `now` (UTC microseconds) or later: the door's clock before it
+    /// stamps. Only then can [`Engine::admit`] refuse an approval whose `known_at` is not in the past
+    /// (rule `known_at_future`); a [`Batch::default`] leaves that to [`Engine::approval`].
+    pub fn recording_at(now: i64) -> Batch {
+        Batch { now: Some(now), ..Batch::default() }
+    }
+
     /// Notes `event`'s subject under its id (the first one given for an id), and whether it places
     /// its subject in a commune.
     fn note(&mut self, e: &Event) {
@@ -175,6 +187,40 @@ pub(crate) struct TargetRec {
     percent: f64,
 }
 
+/// A review approval as kept (and checkpointed: postcard needs every field written, so not the event's
+/// own struct, which leaves out an absent milestone).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct ApprovalRec {
+    scope: String,
+    as_of: Day,
+    milestone: Option<i32>,
+    known_at: String,
+    decision: Decision,
+}
+
+impl ApprovalRec {
+    fn of(d: &ReviewApproved) -> ApprovalRec {
+        ApprovalRec {
+            scope: d.scope.clone(),
+            as_of: d.as_of,
+            milestone: d.milestone,
+            known_at: d.known_at.clone(),
+            decision: d.decision.clone(),
+        }
+    }
+
+    /// The event's data again.
+    fn data(&self) -> ReviewApproved {
+        ReviewApproved {
+            scope: self.scope.clone(),
+            as_of: self.as_of,
+            milestone: self.milestone,
+            known_at: self.known_at.clone(),
+            decision: self.decision.clone(),
+        }
+    }
+}
+
 /// Codes to dense ids.
 #[derive(Debug, Default)]
 struct Interner {
@@ -221,6 +267,8 @@ pub struct Engine {
     geo: Vec<UnitHistory>,
     baselines: HashMap<(UnitId, Metric), Vec<Stamped<u64>>>,
     targets: Vec<Stamped<TargetRec>>,
+    /// Review approvals, sorted by (time, event id): looked up by decision number (`engine/approval.rs`).
+    approvals: Vec<Stamped<ApprovalRec>>,
 }
 
 /// Orders records by (time, event id): the only order the rules know.
@@ -321,6 +369,10 @@ impl Engine {
                     d.event_id, event.subject
                 ),
             ));
+        }
+        if let EventData::ReviewApproved(d) = &event.data {
+            self.admit_approval(batch, event, d)?;
+            batch.approvals.push(d.clone());
         }
         batch.ids.insert(event.id, fingerprint);
         batch.note(event);
@@ -511,6 +563,11 @@ impl Engine {
                 self.geo_change(&d.code, instant, day, ev, Change::Dissolved { successor, others });
                 None
             }
+            EventData::ReviewApproved(d) => {
+                let approval = Stamped { instant, day, ev, value: ApprovalRec::of(d) };
+                insert_sorted(&self.metas, &mut self.approvals, approval, |s| (s.instant, s.ev));
+                None
+            }
             EventData::EventRetracted(d) => {
                 self.push_retraction(ev, d.event_id);
                 None
@@ -635,12 +692,14 @@ impl Engine {
     }
 }
 
+mod approval;
 mod checkpoint;
 mod contributions;
 mod digest;
 mod ledger;
 mod name;
 pub(crate) mod query;
+pub use approval::{Approval, ApprovalError};
 pub use checkpoint::{CHECKPOINT_VERSION, CheckpointError};
 pub use contributions::{Contribution, Locator, Measure, Place};
 pub use digest::Digest;

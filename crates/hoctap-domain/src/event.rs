@@ -80,6 +80,7 @@ event_types! {
     AdminUnitRenamed = "admin_unit.renamed" => AdminUnitRenamed,
     AdminUnitDissolved = "admin_unit.dissolved" => AdminUnitDissolved,
     EventRetracted = "event.retracted" => EventRetracted,
+    ReviewApproved = "review.approved" => ReviewApproved,
 }
 
 impl EventData {
@@ -91,6 +92,7 @@ impl EventData {
             EventData::SubjectRelocated(d) => vec![("data.commune", &d.commune)],
             EventData::BaselineRecorded(d) => vec![("data.unit", &d.unit)],
             EventData::TargetSet(d) => vec![("data.scope", &d.scope)],
+            EventData::ReviewApproved(d) => vec![("data.scope", &d.scope)],
             EventData::AdminUnitEstablished(d) => std::iter::once(("data.code", d.code.as_str()))
                 .chain(d.parent.iter().map(|p| ("data.parent", p.as_str())))
                 .collect(),
@@ -105,8 +107,8 @@ impl EventData {
 }
 
 impl EventType {
-    /// Reference data: the geography (`admin_unit.*`), baselines and targets — what places and weighs
-    /// counts, as opposed to events about subjects.
+    /// Reference data: the geography (`admin_unit.*`), baselines, targets and approved reviews — what
+    /// places and weighs counts or states what was decided about them, as opposed to events about subjects.
     pub fn is_reference(self) -> bool {
         matches!(
             self,
@@ -116,6 +118,7 @@ impl EventType {
                 | EventType::AdminUnitDissolved
                 | EventType::BaselineRecorded
                 | EventType::TargetSet
+                | EventType::ReviewApproved
         )
     }
 
@@ -208,7 +211,7 @@ pub struct EvidenceUploaded {
 }
 
 /// A numbered decision of an authority.
-#[derive(Clone, Debug, PartialEq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Decision {
     pub number: String,
@@ -353,6 +356,42 @@ impl AdminUnitDissolved {
     /// Divided between several units: its subjects are placed by default until they say where they are.
     pub fn is_divided(&self) -> bool {
         self.successors.len() > 1
+    }
+}
+
+/// A review adopted by a numbered decision: the question it answered, with the instant it froze
+/// (`known_at`), so that asking it again gives the approved figures whatever was recorded since.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewApproved {
+    /// The unit reviewed (the event's subject).
+    pub scope: String,
+    /// The valid date D of the review.
+    pub as_of: Day,
+    /// The milestone whose targets the review compared; absent when it had none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub milestone: Option<i32>,
+    /// The transaction time K the review was as known at: an RFC 3339 instant with an offset, as
+    /// written (a date is refused: it would not say which instant was approved).
+    pub known_at: String,
+    /// The decision that approved it.
+    pub decision: Decision,
+}
+
+impl ReviewApproved {
+    /// `known_at` as UTC microseconds; `None` only for an event validation refuses.
+    pub fn known_at_instant(&self) -> Option<i64> {
+        time::parse_instant(&self.known_at)
+    }
+
+    /// Whether `other` approves the same review by the same decision (the event's time and id aside;
+    /// `known_at` compared as an instant, however it is written).
+    pub fn same_approval(&self, other: &ReviewApproved) -> bool {
+        self.scope == other.scope
+            && self.as_of == other.as_of
+            && self.milestone == other.milestone
+            && self.known_at_instant() == other.known_at_instant()
+            && self.decision == other.decision
     }
 }
 

@@ -15,8 +15,8 @@ pub mod validate;
 pub mod warning;
 
 pub use engine::{
-    Admission, Batch, CHECKPOINT_VERSION, CheckpointError, Contribution, Deltas, Digest, Engine, HistoryError, Ledger,
-    Locator, Measure, MemoryStats, Place, PlaceCounts, Query, QueryError, Recorded,
+    Admission, Approval, ApprovalError, Batch, CHECKPOINT_VERSION, CheckpointError, Contribution, Deltas, Digest,
+    Engine, HistoryError, Ledger, Locator, Measure, MemoryStats, Place, PlaceCounts, Query, QueryError, Recorded,
 };
 pub use event::{Event, EventData, EventType};
 pub use refusal::{Refusal, Rule};

@@ -34,6 +34,11 @@ pub enum Rule {
     Indicator,
     /// A key or string holds a control character other than tab, newline and carriage return.
     ControlCharacter,
+    /// A review approval names a decision number that already approves another review.
+    ApprovalConflict,
+    /// A review approval's `known_at` is not before the moment the tracker records it, so later
+    /// events could still change the approved figures.
+    KnownAtFuture,
 }
 
 impl Rule {
@@ -53,6 +58,8 @@ impl Rule {
             Rule::RecordedTime => "recordedtime",
             Rule::Indicator => "indicator",
             Rule::ControlCharacter => "control_character",
+            Rule::ApprovalConflict => "approval_conflict",
+            Rule::KnownAtFuture => "known_at_future",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The review, as data: the one shape that the CLI (`--format json`), the HTTP API and dashboards read.
 
 use crate::codes::{Level, Metric, Title};
+use crate::event::Decision;
 use crate::time::Day;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -104,6 +105,11 @@ pub struct TargetReview {
 pub struct Review {
     pub scope: String,
     pub as_of: Day,
+    /// The decision that approved this review (`review.approved`), when it is asked as the approved
+    /// review (`hoctap review --approved NUMBER`, `GET /v1/reviews?approved=NUMBER`); absent otherwise.
+    /// Its figures are those of the same question asked as known at the approved `known_at`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved: Option<Decision>,
     /// The transaction time the figures are as known at, RFC 3339 in UTC: K as asked, else the
     /// `recordedtime` of the newest event counted, so that asking again with it gives the same figures.
     /// Absent only when no event counted carries a `recordedtime` (events folded by hand in tests).

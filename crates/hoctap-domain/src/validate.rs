@@ -144,6 +144,29 @@ pub fn check_content(event: &Event) -> Result<(), Refusal> {
                 _ => {}
             }
         }
+        EventData::ReviewApproved(d) => {
+            same_subject(&d.scope)?;
+            if d.known_at_instant().is_none() {
+                return refuse(
+                    "data.known_at",
+                    Rule::Schema,
+                    format!(
+                        "`{}` is not an RFC 3339 instant with an offset (2026-01-15T17:00:00Z): an approval freezes the exact instant the review was as known at, not a day",
+                        d.known_at
+                    ),
+                );
+            }
+            if d.decision.number.trim().is_empty() {
+                return refuse(
+                    "data.decision.number",
+                    Rule::Schema,
+                    "the decision number is required: an approved review is found by it".into(),
+                );
+            }
+            if d.decision.issuer.trim().is_empty() {
+                return refuse("data.decision.issuer", Rule::Schema, "the decision's issuer is required".into());
+            }
+        }
         EventData::AdminUnitReparented(d) => same_subject(&d.code)?,
         EventData::AdminUnitRenamed(d) => same_subject(&d.code)?,
         EventData::AdminUnitDissolved(d) => {

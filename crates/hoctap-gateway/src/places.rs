@@ -314,6 +314,24 @@ mod tests {
         assert!(check(&places, &Scope::All, "gso", &events.iter().collect::<Vec<_>>()).iter().all(Option::is_none));
     }
 
+    fn approval(id: u32, scope: &str) -> Event {
+        ev(serde_json::json!({"specversion": "1.0", "id": format!("00000000-0000-4000-8000-{id:012}"),
+            "source": "t", "type": "vn.hoctap.review.approved.v1", "time": "2026-01-20T00:00:00+07:00",
+            "subject": scope, "data": {"scope": scope, "as_of": "2025-12-31", "known_at": "2026-01-14T17:00:00Z",
+            "decision": {"number": "15/QĐ-UBND", "issuer": "UBND-01", "date": "2026-01-20"}}}))
+    }
+
+    #[test]
+    fn a_source_approves_only_reviews_of_its_province() {
+        let places = known();
+        let events = [approval(20, "01"), approval(21, "760")];
+        let verdicts = check(&places, &hanoi(), "hn", &events.iter().collect::<Vec<_>>());
+        assert_eq!(verdicts[0], None);
+        let foreign = verdicts[1].as_ref().unwrap();
+        assert_eq!(foreign.field, "data.scope");
+        assert!(foreign.detail.contains("province 79"), "{}", foreign.detail);
+    }
+
     #[test]
     fn a_batch_places_its_new_units_and_subjects_wherever_they_stand() {
         let places = known();

@@ -76,11 +76,7 @@ impl State {
     /// The next `recordedtime`: now in UTC microseconds, strictly after every one stamped or read before
     /// (so that "known at K" stays a prefix of what this gateway wrote, even if the clock steps back).
     pub fn stamp(&mut self) -> i64 {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
-        self.last_recorded = now.max(self.last_recorded + 1);
+        self.last_recorded = clock_micros().max(self.last_recorded + 1);
         self.last_recorded
     }
 
@@ -112,7 +108,9 @@ impl State {
                 }
             })
             .collect();
-        let mut batch = Batch::default();
+        // Stamped after judging, under the same lock: at this instant or later (an approval's known-at
+        // must lie before its stamp).
+        let mut batch = Batch::recording_at(clock_micros().max(self.last_recorded + 1));
         batch.add_units(&self.engine, decoded.iter().filter_map(|d| d.as_ref().ok()));
 
         let mut verdicts: Vec<Option<Verdict>> = Vec::with_capacity(raws.len());
@@ -176,6 +174,14 @@ impl State {
         }
         Judgement::Events(verdicts.into_iter().map(|v| v.expect("every event judged")).collect())
     }
+}
+
+/// The clock, in UTC microseconds.
+fn clock_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// A raw citizen-ID number anywhere in an event, as the domain finds it in the text as sent (every

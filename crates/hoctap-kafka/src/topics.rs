@@ -75,7 +75,7 @@ pub enum Route {
 }
 
 impl Route {
-    /// Reference data: the geography (`admin_unit.*`), baselines and targets.
+    /// Reference data: the geography (`admin_unit.*`), baselines, targets and approved reviews.
     pub fn is_reference_type(ty: EventType) -> bool {
         ty.is_reference()
     }
@@ -110,7 +110,8 @@ mod tests {
                 "admin_unit.established",
                 "admin_unit.reparented",
                 "admin_unit.renamed",
-                "admin_unit.dissolved"
+                "admin_unit.dissolved",
+                "review.approved"
             ]
         );
     }

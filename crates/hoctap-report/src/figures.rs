@@ -152,6 +152,12 @@ pub(crate) fn known_at_text(review: &Review) -> String {
     format!("{at} ({} sự kiện đã ghi nhận / events recorded)", count(review.events))
 }
 
+/// The decision that approved the review, `Quyết định số 15/QĐ-UBND (UBND-01), ngày 2026-01-20`;
+/// `None` for a review not asked as an approved one.
+pub(crate) fn approved_text(review: &Review) -> Option<String> {
+    review.approved.as_ref().map(|d| format!("Quyết định số {} ({}), ngày {}", d.number, d.issuer, d.date))
+}
+
 /// `hoctap 0.1.0, lúc 2026-11-30T09:30:00.123456Z`: who computed the review and when.
 pub(crate) fn generated_text(review: &Review) -> String {
     format!(

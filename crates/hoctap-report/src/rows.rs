@@ -7,7 +7,7 @@
 use hoctap_domain::review::{Review, TargetReview, TitleCounts, UnitReview};
 
 /// The columns, in order; part of what downstream scripts rely on.
-pub(crate) const HEADER: [&str; 22] = [
+pub(crate) const HEADER: [&str; 25] = [
     "section",
     "scope",
     "as_of",
@@ -30,6 +30,9 @@ pub(crate) const HEADER: [&str; 22] = [
     "events",
     "software",
     "generated_at",
+    "approved_number",
+    "approved_issuer",
+    "approved_date",
 ];
 
 /// Renders several reviews into one table; every row carries its scope, `as_of` and `known_at`, so the
@@ -50,7 +53,7 @@ pub(crate) fn render(reviews: &[&Review]) -> String {
 }
 
 /// A row as cells in HEADER order.
-type Record = [String; 22];
+type Record = [String; 25];
 
 fn records(review: &Review) -> Vec<Record> {
     let mut out = Vec::new();
@@ -97,6 +100,12 @@ fn empty_record(review: &Review, section: &str) -> Record {
     record[19] = review.events.to_string();
     record[20] = review.software.clone().unwrap_or_default();
     record[21] = review.generated_at.clone().unwrap_or_default();
+    // Empty unless the review is asked as the one a decision approved.
+    if let Some(decision) = &review.approved {
+        record[22] = decision.number.clone();
+        record[23] = decision.issuer.clone();
+        record[24] = decision.date.to_string();
+    }
     record
 }
 

@@ -179,7 +179,7 @@ fn asked(sheet: &mut Worksheet, review: &Review, f: &Formats) -> Result<(), Xlsx
     sheet.set_name(ASKED_SHEET)?;
     headers(sheet, &["Câu hỏi", "Giá trị", "Mã"], f)?;
     let text = |v: Option<&String>| v.cloned().unwrap_or_default();
-    let rows: [(&str, String, &str); 8] = [
+    let mut rows: Vec<(&str, String, &str)> = vec![
         ("Phạm vi", scope_heading(review), "scope"),
         ("Ngày đánh giá", review.as_of.to_string(), "as_of"),
         ("Dữ liệu đến (thời điểm ghi nhận)", text(review.known_at.as_ref()), "known_at"),
@@ -189,6 +189,11 @@ fn asked(sheet: &mut Worksheet, review: &Review, f: &Formats) -> Result<(), Xlsx
         ("Phần mềm", text(review.software.as_ref()), "software"),
         ("Lập lúc", text(review.generated_at.as_ref()), "generated_at"),
     ];
+    if let Some(decision) = &review.approved {
+        rows.push(("Phê duyệt: số quyết định", decision.number.clone(), "approved_number"));
+        rows.push(("Phê duyệt: cơ quan ban hành", decision.issuer.clone(), "approved_issuer"));
+        rows.push(("Phê duyệt: ngày", decision.date.to_string(), "approved_date"));
+    }
     for (i, (label, value, key)) in rows.iter().enumerate() {
         let row = i as u32 + 1;
         sheet.write_string(row, 0, *label)?;

@@ -5,9 +5,9 @@
 //! Its `tty` feature is off: a report is a string, and must not change with the terminal that renders it.
 
 use crate::figures::{
-    BY_DEFAULT_HEADING, BY_DEFAULT_NOTE, MISSING, any_placed_by_default, count, gap, generated_text, geography_text,
-    known_at_text, metric_heading, metrics_present, milestone_text, opt_count, opt_percent, percent, scope_heading,
-    share, status_text, title_baseline, title_heading, titles_present,
+    BY_DEFAULT_HEADING, BY_DEFAULT_NOTE, MISSING, any_placed_by_default, approved_text, count, gap, generated_text,
+    geography_text, known_at_text, metric_heading, metrics_present, milestone_text, opt_count, opt_percent, percent,
+    scope_heading, share, status_text, title_baseline, title_heading, titles_present,
 };
 use comfy_table::{CellAlignment, Table, presets};
 use hoctap_domain::codes::{Metric, Title};
@@ -25,6 +25,9 @@ pub(crate) fn render(review: &Review) -> String {
 fn write_review(out: &mut String, review: &Review) -> std::fmt::Result {
     writeln!(out, "Đánh giá xây dựng xã hội học tập: {}", scope_heading(review))?;
     writeln!(out, "Ngày đánh giá (as of): {}", review.as_of)?;
+    if let Some(approved) = approved_text(review) {
+        writeln!(out, "Đã phê duyệt (approved review): {approved}")?;
+    }
     writeln!(out, "Dữ liệu đến (known at): {}", known_at_text(review))?;
     writeln!(out, "Mốc (milestone): {}", milestone_text(review.milestone))?;
     writeln!(out, "{}", geography_text(review))?;

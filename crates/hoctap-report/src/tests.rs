@@ -86,6 +86,7 @@ fn sample() -> Review {
     let mut review = Review {
         scope: "01".to_owned(),
         as_of: Day::parse("2025-12-31").expect("a valid date"),
+        approved: None,
         known_at: Some("2026-01-14T17:00:00Z".to_owned()),
         events: 1_234_567,
         software: None,
@@ -284,7 +285,7 @@ fn csv_is_one_long_table() {
     // Scope: 2 titles × 4 measures + digital skill + 2 baselines; each district: 4 + 1 + its baselines.
     let unit_rows = (8 + 1 + 2) + (4 + 1 + 1) + (4 + 1);
     assert_eq!(records.len(), unit_rows + 4);
-    assert!(records.iter().all(|r| r.len() == 22));
+    assert!(records.iter().all(|r| r.len() == 25));
     assert_eq!(records.iter().filter(|r| get(r, "section") == "target").count(), 4);
 
     let first = &records[0];
@@ -509,4 +510,36 @@ mod workbook {
         assert_eq!(book.sheet_names(), [TARGETS_SHEET, SKILLS_SHEET, ASKED_SHEET]);
         assert_eq!(book.worksheet_range(TARGETS_SHEET).unwrap().rows().count(), 1, "the header alone");
     }
+}
+
+/// An approved review states its decision in every format; any other review says nothing of approval.
+#[test]
+fn an_approved_review_states_its_decision_in_every_format() {
+    let plain = sample();
+    let mut approved = sample();
+    approved.approved = Some(hoctap_domain::event::Decision {
+        number: "15/QĐ-UBND".to_owned(),
+        issuer: "UBND-01".to_owned(),
+        date: Day::parse("2026-01-20").expect("a date"),
+    });
+    let doc: Value = serde_json::from_str(&json(&approved)).expect("JSON");
+    assert_eq!(doc["approved"], serde_json::json!({"number": "15/QĐ-UBND", "issuer": "UBND-01", "date": "2026-01-20"}));
+    let plain_doc: Value = serde_json::from_str(&json(&plain)).expect("JSON");
+    assert!(plain_doc.get("approved").is_none());
+
+    let line = "Đã phê duyệt (approved review): Quyết định số 15/QĐ-UBND (UBND-01), ngày 2026-01-20";
+    assert!(table(&approved).contains(line), "{}", table(&approved));
+    assert!(!table(&plain).contains("Đã phê duyệt"));
+    let page = html(&[&approved], "t");
+    assert!(page.contains("Đã phê duyệt (approved review)") && page.contains("15/QĐ-UBND"), "{page}");
+    assert!(!html(&[&plain], "t").contains("Đã phê duyệt"));
+
+    let text = csv(&approved);
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let records: Vec<csv::StringRecord> = reader.records().collect::<Result<_, _>>().expect("parses");
+    assert!(records.iter().all(|r| (&r[22], &r[23], &r[24]) == ("15/QĐ-UBND", "UBND-01", "2026-01-20")));
+    let text = csv(&plain);
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let records: Vec<csv::StringRecord> = reader.records().collect::<Result<_, _>>().expect("parses");
+    assert!(records.iter().all(|r| (&r[22], &r[23], &r[24]) == ("", "", "")));
 }

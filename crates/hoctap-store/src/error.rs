@@ -1,6 +1,6 @@
 //! The store's one error type; each variant says how a caller handles it.
 
-use hoctap_domain::QueryError;
+use hoctap_domain::{ApprovalError, QueryError};
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +53,10 @@ pub enum StoreError {
     /// mistake**: HTTP 404, CLI exit 2.
     #[error(transparent)]
     Query(#[from] QueryError),
+    /// No approved review for that decision number (unknown, conflicting, or not reproducible): the
+    /// caller's question, like [`StoreError::Query`] (HTTP 404).
+    #[error(transparent)]
+    Approval(#[from] ApprovalError),
 }
 
 impl StoreError {

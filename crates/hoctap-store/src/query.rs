@@ -394,6 +394,21 @@ pub async fn review(
     Ok(reference.engine.review_from_counts(query, &counts, recorded)?)
 }
 
+/// The review approved by decision `number` (`review.approved`, found among the reference events as
+/// known now), answered as [`review`] answers its question and marked with the decision: byte for byte
+/// the embedded `Engine::approved_review` but for `generated_at`.
+pub async fn review_approved(
+    client: &mut Client,
+    schema: &Schema,
+    cache: &ReadCache,
+    number: &str,
+) -> Result<Review, StoreError> {
+    let approval = cache.get(&*client, schema).await?.engine.approval(number, None)?;
+    let mut review = review(client, schema, cache, &approval.query()).await?;
+    approval.mark(&mut review);
+    Ok(review)
+}
+
 /// The events the read models hold as recorded by `known_at` (all of them when `None`), the newest
 /// `recordedtime` among them and the first of all: what a review states it counted. As known now
 /// from the offset rows; as known at K from the log's blocks (summed by PostgreSQL up to K, read only

@@ -502,3 +502,58 @@ async fn health_names_the_serving_generation_and_metrics_count_answers() {
     app.stop().await;
     fresh.remove(&mut client).await;
 }
+
+/// `GET /v1/reviews?approved=N` is the embedded engine's approved review byte for byte (but for
+/// `generated_at`): the review as known at the instant the approval froze, stating the decision,
+/// while the plain review has moved on with the events recorded after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_review_over_http_is_the_embedded_one_whatever_came_later() {
+    let mut client = connect().await;
+    let mut events = city(100, 3);
+    let middle = events.len() / 2;
+    let frozen = events[middle].recordedtime.unwrap();
+    // Approved right after the middle event was recorded; the second half of the city comes after.
+    let approval = hoctap_domain::Event::from_json_recorded(
+        json!({
+            "specversion": "1.0",
+            "id": "9c2e4f1a-5b7d-4e3c-8a6f-1d2b3c4e5f60",
+            "source": "/ubnd/01",
+            "type": "vn.hoctap.review.approved.v1",
+            "time": "2026-01-20T00:00:00+07:00",
+            "subject": "01",
+            "recordedtime": format_instant(frozen + 1),
+            "data": {"scope": "01", "as_of": "2030-12-31", "known_at": format_instant(frozen),
+                     "decision": {"number": "15/QĐ-UBND", "issuer": "UBND-01", "date": "2026-01-20"}}
+        })
+        .to_string()
+        .as_bytes(),
+    )
+    .unwrap();
+    events.insert(middle + 1, approval);
+    let engine = engine_of(&events);
+    let fresh = Fresh::filled(&mut client, &events).await;
+    let app = spawn_api(&fresh.deployment).await;
+
+    let answer = app.get(REVIEWS, REVIEWS, &[("approved", "15/QĐ-UBND")]).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let mut expected = engine.approved_review("15/QĐ-UBND").unwrap();
+    let generated = parse_instant(answer.json()["generated_at"].as_str().unwrap()).unwrap();
+    hoctap_report::stamp(&mut expected, generated);
+    assert_eq!(answer.text, hoctap_report::json(&expected));
+    assert_eq!(answer.json()["approved"], json!({"number": "15/QĐ-UBND", "issuer": "UBND-01", "date": "2026-01-20"}));
+    assert_eq!(answer.json()["known_at"], format_instant(frozen));
+
+    // The plain review of the same date counts the second half too.
+    let now = app.get(REVIEWS, REVIEWS, &[("scope", "01"), ("as_of", "2030-12-31")]).await.json();
+    assert_ne!(now["units"], answer.json()["units"], "the later events change the figures");
+    assert!(now["events"].as_u64() > answer.json()["events"].as_u64());
+
+    let unknown = app.get(REVIEWS, REVIEWS, &[("approved", "99/QĐ-UBND")]).await;
+    assert_eq!(unknown.status, 404, "{}", unknown.text);
+    assert_eq!(unknown.json()["error"], engine.approved_review("99/QĐ-UBND").unwrap_err().to_string());
+    let both = app.get(REVIEWS, REVIEWS, &[("approved", "15/QĐ-UBND"), ("scope", "01")]).await;
+    assert_eq!((both.status, both.json()["parameter"].clone()), (400, json!("approved")), "{}", both.text);
+
+    app.stop().await;
+    fresh.remove(&mut client).await;
+}

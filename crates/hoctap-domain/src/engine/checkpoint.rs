@@ -6,7 +6,7 @@
 //! fields (event id → meta, subject name → subject, code → unit) are not stored but rebuilt on load:
 //! the file is smaller and cannot hold an index that disagrees with its records.
 
-use super::{Engine, Interner, Meta, Name, Stamped, Subject, TargetRec};
+use super::{ApprovalRec, Engine, Interner, Meta, Name, Stamped, Subject, TargetRec};
 use crate::codes::Metric;
 use crate::event::Event;
 use crate::geo::{UnitHistory, UnitId};
@@ -18,7 +18,7 @@ use uuid::Uuid;
 /// Version of the encoded state. Bump it whenever the bytes of the same events change: a field added
 /// to a record, or `Engine::apply` keeping something else (the golden test below fails first). A
 /// checkpoint of another version is ignored and the log replayed.
-pub const CHECKPOINT_VERSION: u32 = 4;
+pub const CHECKPOINT_VERSION: u32 = 5;
 
 /// Why bytes are not a usable engine state. In every case the caller replays the log instead.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +52,8 @@ struct State<'a> {
     /// Sorted by key, like `retractors`.
     baselines: Vec<(Baseline, Cow<'a, [Stamped<u64>]>)>,
     targets: Cow<'a, [Stamped<TargetRec>]>,
+    /// Review approvals (version 5), sorted by (time, event id) like every record.
+    approvals: Cow<'a, [Stamped<ApprovalRec>]>,
 }
 
 /// What baselines are kept by: the unit and the metric.
@@ -68,7 +70,8 @@ impl Engine {
     /// The whole state as bytes (see [`Engine::from_checkpoint`]). The same state gives the same bytes.
     pub fn to_checkpoint(&self) -> Vec<u8> {
         // Exhaustive on purpose: a field added to the engine must be stored or rebuilt, or this stops compiling.
-        let Engine { ids: _, metas, retractors, subject_ids, subjects, units, geo, baselines, targets } = self;
+        let Engine { ids: _, metas, retractors, subject_ids, subjects, units, geo, baselines, targets, approvals } =
+            self;
         let Interner { ids: _, codes } = units;
         let mut subject_names = vec![Cow::Borrowed(""); subjects.len()];
         for (name, &s) in subject_ids {
@@ -88,6 +91,7 @@ impl Engine {
             geo: Cow::Borrowed(geo),
             baselines,
             targets: Cow::Borrowed(targets),
+            approvals: Cow::Borrowed(approvals),
         };
         // No record encodes to more bytes than it takes in memory: one allocation holds the whole
         // state, where growing by doubling would copy (and fault in) a gigabyte several times.
@@ -142,6 +146,7 @@ impl Engine {
             geo,
             baselines: state.baselines.into_iter().map(|(key, list)| (key, list.into_owned())).collect(),
             targets: state.targets.into_owned(),
+            approvals: state.approvals.into_owned(),
         })
     }
 }
@@ -207,7 +212,8 @@ mod tests {
     use crate::time::{Day, parse_instant};
 
     /// Every kind of state the engine keeps: geography changed by a reform, a baseline, a target, every
-    /// subject event, late decisions, retractions (one of a retraction, one naming an id not yet known).
+    /// subject event, late decisions, retractions (one of a retraction, one naming an id not yet known),
+    /// an approved review.
     /// One event a line: id, type, time, subject, recordedtime, data.
     const WORLD: &str = r#"
 1 admin_unit.established 2021-01-01T00:00:00+07:00 01 2026-01-05T00:00:00Z {"code":"01","level":"province","name":"Hà Nội"}
@@ -232,6 +238,7 @@ mod tests {
 40 registration.submitted 2025-02-01T09:00:00+07:00 cit-c 2026-01-11T00:00:00Z {"subject_kind":"citizen","commune":"00001","title":"learning_citizen","cycle_year":2025}
 42 event.retracted 2025-04-06T09:00:00+07:00 cit-c 2026-03-01T00:00:00Z {"event_id":"00000000-0000-0000-0000-000000000029","reason":"y"}
 25 recognition.revoked 2026-01-15T09:00:00+07:00 cit-a 2026-02-20T00:00:00Z {"title":"learning_citizen","cycle_year":2025,"decision":{"number":"7/QD-UBND","issuer":"UBND-01","date":"2026-01-15"},"effective":"2025-10-01"}
+11 review.approved 2026-01-20T09:00:00+07:00 01 2026-01-21T00:00:00Z {"scope":"01","as_of":"2025-12-31","milestone":2025,"known_at":"2026-01-10T12:00:00Z","decision":{"number":"15/QD-UBND","issuer":"UBND-01","date":"2026-01-20"}}
 "#;
 
     fn world() -> Vec<Event> {
@@ -275,6 +282,7 @@ mod tests {
         for subject in ["cit-a", "cit-b", "cit-c"] {
             out.push(format!("{subject}: {:?}", engine.contributions(subject, None)));
         }
+        out.push(format!("approved: {:?}", engine.approved_review("15/QD-UBND")));
         out
     }
 
@@ -346,6 +354,6 @@ mod tests {
     #[test]
     fn the_encoding_of_a_fixed_world_is_pinned_to_its_version() {
         let bytes = fold(&world()).to_checkpoint();
-        assert_eq!((CHECKPOINT_VERSION, bytes.len(), digest(&bytes)), (4, 1502, 11_738_955_421_653_900_182));
+        assert_eq!((CHECKPOINT_VERSION, bytes.len(), digest(&bytes)), (5, 1604, 7_034_330_055_815_430_524));
     }
 }

@@ -345,6 +345,7 @@ impl Engine {
         Review {
             scope: query.scope.clone(),
             as_of: day,
+            approved: None,
             known_at: recorded.stated(known_at),
             events: recorded.events,
             software: None,

@@ -1,0 +1,109 @@
+//! `hoctap approve`: record that a numbered decision adopted a review (`review.approved`), freezing the
+//! instant the review is as known at, so that `hoctap review --approved NUMBER` gives it again exactly.
+
+use crate::ingest::{self, Input};
+use crate::tracker::Tracker;
+use anyhow::{Context, Result};
+use hoctap_domain::event::{Decision, EventData, EventType, ReviewApproved};
+use hoctap_domain::{Day, Event, Query};
+use sha2::{Digest as _, Sha256};
+use std::path::Path;
+use std::process::ExitCode;
+use uuid::Uuid;
+
+/// Where the approvals this command writes say they come from (`source`).
+const SOURCE: &str = "/hoctap/approve";
+
+#[derive(Debug, clap::Args)]
+pub struct ApproveArgs {
+    /// The unit reviewed, e.g. `01` for Hà Nội.
+    #[arg(long)]
+    scope: String,
+    /// Valid date D of the review (YYYY-MM-DD).
+    #[arg(long)]
+    as_of: String,
+    /// Milestone year of the targets compared (default: the review's own, the smallest milestone ≥ the
+    /// year of D); the one the review used is recorded.
+    #[arg(long)]
+    milestone: Option<i32>,
+    /// The transaction time the approved review is as known at: an RFC 3339 timestamp or a date (the
+    /// end of that day, UTC+07:00), already passed. Default: the recordedtime of the newest event
+    /// recorded, as a review states it.
+    #[arg(long)]
+    known_at: Option<String>,
+    /// The decision's number as printed, e.g. `15/QĐ-UBND`: `review --approved` finds the review by it.
+    #[arg(long)]
+    number: String,
+    /// Who issued the decision, e.g. `UBND-01`.
+    #[arg(long)]
+    issuer: String,
+    /// The day the decision was signed (YYYY-MM-DD); also the event's time.
+    #[arg(long)]
+    date: String,
+}
+
+pub fn run(data_dir: &Path, args: &ApproveArgs) -> Result<ExitCode> {
+    let date = Day::parse(&args.date).with_context(|| format!("--date `{}` is not a date YYYY-MM-DD", args.date))?;
+    let query = Query {
+        scope: args.scope.clone(),
+        as_of: crate::as_of_arg(&args.as_of)?,
+        known_at: crate::known_at_arg(args.known_at.as_deref())?,
+        milestone: args.milestone,
+    };
+    let mut tracker = Tracker::open(data_dir)?;
+    // The review must exist as asked (scope in force on D, something recorded by K); its statement of
+    // known-at (K, or the newest event recorded) and its milestone are what the approval freezes.
+    let review = tracker.engine.review(&query)?;
+    let known_at = review.known_at.clone().context("the review states no known-at: no event in the log is stamped")?;
+    let data = ReviewApproved {
+        scope: review.scope.clone(),
+        as_of: review.as_of,
+        milestone: review.milestone,
+        known_at,
+        decision: Decision { number: args.number.clone(), issuer: args.issuer.clone(), date },
+    };
+    let time = format!("{date}T00:00:00+07:00");
+    let event = Event::new(event_id(&data), SOURCE, &time, &data.scope, EventData::ReviewApproved(data.clone()))
+        .context("building the approval event")?;
+    let line = event.to_json();
+
+    // Through the path of `hoctap ingest`: the same rules, the log, the dead-letter file.
+    let mut refusals = Vec::new();
+    let summary =
+        ingest::ingest(&mut tracker, &Input::Bytes(line.clone().into_bytes()), &mut |_, r| refusals.push(r.clone()))?;
+    tracker.save_checkpoint();
+    if let Some(refusal) = refusals.first() {
+        eprintln!("refused: {refusal}");
+        eprintln!("the refused approval was kept with its reason in {}", data_dir.join("dead-letter.ndjson").display());
+        return Ok(ExitCode::from(1));
+    }
+    let verb = if summary.accepted == 1 { "recorded" } else { "already recorded (the same approval)" };
+    let decision = &data.decision;
+    println!(
+        "{verb}: {} {} — decision {} of {} dated {} approves the review of scope {} on {}{} as known at {} ({} events recorded by then)",
+        EventType::ReviewApproved.type_name(),
+        event.id,
+        decision.number,
+        decision.issuer,
+        decision.date,
+        data.scope,
+        data.as_of,
+        data.milestone.map(|m| format!(" (milestone {m})")).unwrap_or_default(),
+        data.known_at,
+        review.events
+    );
+    println!("{line}");
+    println!("reproduce it with: hoctap review --approved '{}'", decision.number);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The approval's id, from its content: approving the same review by the same decision twice gives the
+/// same event (a duplicate, skipped), and the same number for another review a different one (refused
+/// as `approval_conflict`).
+fn event_id(data: &ReviewApproved) -> Uuid {
+    let content = serde_json::to_string(data).expect("approval data serialises");
+    let digest = Sha256::digest(format!("hoctap review.approved\n{content}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
