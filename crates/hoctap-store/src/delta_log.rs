@@ -260,7 +260,7 @@ pub(crate) async fn scan(
     window: Window,
     mut change: impl FnMut(Change),
     events: impl FnMut(Events),
-) -> Result<(), StoreError> {
+) -> Result<Scanned, StoreError> {
     let (recorded, k) = match window.recorded {
         Side::All => ("$1::timestamptz IS NULL", None),
         Side::UpTo(k) => ("first_recorded <= $1", Some(k)),
@@ -282,6 +282,13 @@ pub(crate) async fn scan(
     blocks(client, schema, &sql, &[&k, &window.after_day, &window.until_day], holds, events).await
 }
 
+/// How much of the log a scan read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Scanned {
+    pub blocks: usize,
+    pub bytes: usize,
+}
+
 /// Decodes every block `sql` selects (its one column: `deltas`).
 async fn blocks(
     client: &impl GenericClient,
@@ -290,15 +297,19 @@ async fn blocks(
     params: &[&(dyn ToSql + Sync)],
     mut change: impl FnMut(Change),
     mut events: impl FnMut(Events),
-) -> Result<(), StoreError> {
+) -> Result<Scanned, StoreError> {
     let rows = client.query_raw(sql, params.iter().copied()).await.map_err(db("reading the log of changes"))?;
     let mut rows = pin!(rows);
+    let mut scanned = Scanned::default();
     while let Some(row) =
         futures_util::TryStreamExt::try_next(&mut rows).await.map_err(db("reading the log of changes"))?
     {
-        decode(row.get::<_, &[u8]>(0), &mut change, &mut events).map_err(|e| unreadable(schema, e))?;
+        let bytes = row.get::<_, &[u8]>(0);
+        scanned.blocks += 1;
+        scanned.bytes += bytes.len();
+        decode(bytes, &mut change, &mut events).map_err(|e| unreadable(schema, e))?;
     }
-    Ok(())
+    Ok(scanned)
 }
 
 /// The events recorded by `known_at` and the newest recorded time among them: the blocks wholly

@@ -277,10 +277,13 @@ pub(crate) async fn known_at_corrections(
             later.add(c.day, slot, i64::from(c.n));
         }
     };
-    delta_log::scan(client, schema, window, subtract, |_| {}).await?;
+    let started = std::time::Instant::now();
+    let after = delta_log::scan(client, schema, window, subtract, |_| {}).await?;
+    let after_ms = started.elapsed().as_secs_f64() * 1000.0;
     let later = later.cumulative();
     let ahead: Vec<i32> = dates.iter().filter(|&&d| d > k_day).map(|d| d.0).collect();
     let mut pending = Buckets::new(ahead.clone(), slots.len());
+    let mut by_k = delta_log::Scanned::default();
     if let Some(&until) = ahead.iter().max() {
         let window = delta_log::Window { recorded: Side::UpTo(known_at), after_day: k_day.0, until_day: until };
         let add = |c: delta_log::Change| {
@@ -288,9 +291,20 @@ pub(crate) async fn known_at_corrections(
                 pending.add(c.day, slot, i64::from(c.n));
             }
         };
-        delta_log::scan(client, schema, window, add, |_| {}).await?;
+        by_k = delta_log::scan(client, schema, window, add, |_| {}).await?;
     }
     let pending = pending.cumulative();
+    tracing::debug!(
+        %schema,
+        dates = dates.len(),
+        after_blocks = after.blocks,
+        after_kib = after.bytes / 1024,
+        after_ms,
+        pending_blocks = by_k.blocks,
+        pending_kib = by_k.bytes / 1024,
+        pending_ms = started.elapsed().as_secs_f64() * 1000.0 - after_ms,
+        "known-at corrections read"
+    );
     let corrections = dates
         .iter()
         .zip(&read_on)
