@@ -143,7 +143,8 @@ pub struct Review {
 }
 
 /// What became of a unit that is not in force at D, or what a unit not yet established at D comes from:
-/// the answer to a review of a code on a date across the reform of 1 July 2025 (counting-rules §11).
+/// the answer to a review of a code on a date across the reform of 1 July 2025 (counting-rules §3, "A unit across the
+/// reform").
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Reform {
     /// The code asked about (the review's `scope`).

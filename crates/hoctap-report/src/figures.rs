@@ -178,8 +178,8 @@ pub(crate) fn relation_label(relation: Relation) -> &'static str {
     }
 }
 
-/// The sentences that open a review of a unit not in force on D (counting-rules §11): what became of
-/// it, or what it comes from, and that the figures below are those units'. `None` for every other review.
+/// The sentences that open a review of a unit not in force on D (counting-rules §3, "A unit across the reform"): what
+/// became of it, or what it comes from, and that the figures below are those units'. `None` for every other review.
 ///
 /// `Quận Ba Đình (001) không còn từ 01/07/2025. Các đơn vị kế thừa tại ngày 2025-12-31: Phường Ba Đình
 /// (00004; mặc định, một phần), Phường Ngọc Hà (00008; một phần). Số liệu dưới đây là của các đơn vị

@@ -84,10 +84,10 @@ fn records(review: &Review) -> Vec<Record> {
     out
 }
 
-/// A review of a unit not in force on D (counting-rules §11): first the asked unit (`measure` =
-/// `dissolved_on` or `established_on`, the date in `value`), then one row per related unit in order
-/// (`measure` = `successor` or `predecessor`, `status` = `default`, `divided`, `default+divided` or
-/// empty); the related units' figures follow as ordinary `unit` rows.
+/// A review of a unit not in force on D (counting-rules §3, "A unit across the reform"): first the asked unit
+/// (`measure` = `dissolved_on` or `established_on`, the date in `value`), then one row per related unit in order
+/// (`measure` = `successor` or `predecessor`, `status` = `default`, `divided`, `default+divided` or empty); the related
+/// units' figures follow as ordinary `unit` rows.
 fn reform_rows(review: &Review, reform: &Reform) -> Vec<Record> {
     let (date_measure, related) = match reform.relation {
         Relation::Successors => ("dissolved_on", "successor"),

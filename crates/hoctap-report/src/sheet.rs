@@ -1,11 +1,11 @@
 //! The XLSX workbook: what a reviewer opens in Excel, built with `rust_xlsxwriter` (no hand-written XML).
 //!
 //! Sheets, in order: `Sắp xếp đơn vị` (only for a unit not in force on D: its successors or
-//! predecessors, counting-rules §11), `Chỉ tiêu` (the targets), one wide sheet per title counted (a row per unit, a
-//! column per measure), `Kỹ năng số, mẫu số` (digital skills and baselines), and `Câu hỏi` (what was
-//! asked: scope, dates, known-at, events, software, generation time). Headers are Vietnamese; counts are
-//! numbers, shares are fractions formatted as percentages (`0.00%`), so Excel computes with them and its
-//! own ROUND agrees with the other formats. A missing figure is an empty cell, never 0.
+//! predecessors, counting-rules §3, "A unit across the reform"), `Chỉ tiêu` (the targets), one wide sheet per title
+//! counted (a row per unit, a column per measure), `Kỹ năng số, mẫu số` (digital skills and baselines), and `Câu hỏi`
+//! (what was asked: scope, dates, known-at, events, software, generation time). Headers are Vietnamese; counts are
+//! numbers, shares are fractions formatted as percentages (`0.00%`), so Excel computes with them and its own ROUND
+//! agrees with the other formats. A missing figure is an empty cell, never 0.
 
 use crate::figures::{
     geography_counts, metric_label_vi, metrics_present, milestone_text, reform_text, related_note, relation_label,

@@ -27,7 +27,7 @@ pub struct Query {
 pub enum QueryError {
     #[error("scope `{0}` is not a known administrative unit")]
     UnknownScope(String),
-    /// Not in force on D, and no successor or predecessor of it is (counting-rules §11).
+    /// Not in force on D, and no successor or predecessor of it is (counting-rules §3, "A unit across the reform").
     #[error("scope `{code}` is not in force on {as_of} (not yet established, or dissolved by then)")]
     ScopeNotInForce { code: String, as_of: Day },
     #[error(
@@ -271,8 +271,8 @@ impl Engine {
     }
 
     /// What `query` is about on its date: its scope when in force, else what the reform relates it to
-    /// (counting-rules §11). A code never seen is [`QueryError::UnknownScope`]; a unit not in force with
-    /// no related unit in force is [`QueryError::ScopeNotInForce`].
+    /// (counting-rules §3, "A unit across the reform"). A code never seen is [`QueryError::UnknownScope`]; a unit not
+    /// in force with no related unit in force is [`QueryError::ScopeNotInForce`].
     fn about(&self, query: &Query, geo: &GeoAt<'_>) -> Result<About, QueryError> {
         let scope = self.units.get(&query.scope).ok_or_else(|| QueryError::UnknownScope(query.scope.clone()))?;
         let at = &geo.units[scope as usize];
