@@ -133,7 +133,10 @@ fn hanoi_has_30_districts_and_526_communes_until_the_reform_then_126_units() {
     let got: BTreeMap<&str, ()> = reform.units.iter().map(|u| (u.code.as_str(), ())).collect();
     assert_eq!(got, want);
     assert!(got.contains_key("00004") && reform.units.iter().all(|u| !u.default));
-    assert_eq!(gone.units.iter().map(|u| u.code.as_str()).collect::<Vec<_>>(), reform.units.iter().map(|u| u.code.as_str()).collect::<Vec<_>>());
+    assert_eq!(
+        gone.units.iter().map(|u| u.code.as_str()).collect::<Vec<_>>(),
+        reform.units.iter().map(|u| u.code.as_str()).collect::<Vec<_>>()
+    );
 }
 
 #[test]

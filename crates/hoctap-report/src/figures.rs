@@ -4,8 +4,8 @@
 //! marks decimals, so `2.480.000` people and `52,35` %. Using one style in the terminal and in HTML keeps
 //! a figure copied from either identical. Machine formats (JSON, CSV) never go through this module.
 
-use hoctap_domain::codes::{Metric, Title};
 use hoctap_domain::Day;
+use hoctap_domain::codes::{Metric, Title};
 use hoctap_domain::review::{Reform, RelatedUnit, Relation, Review, Status, UnitReview};
 
 /// Shown wherever a figure does not exist; a missing share must never read as 0.
@@ -189,7 +189,11 @@ pub(crate) fn reform_text(review: &Review) -> Option<String> {
     let asked = format!("{} ({})", reform.name, reform.code);
     let units = reform.units.iter().map(|u| related_heading(review, u)).collect::<Vec<_>>().join(", ");
     let which = if reform.units.len() > 1 { "Các đơn vị" } else { "Đơn vị" };
-    let this = if reform.units.len() > 1 { "các đơn vị này, mỗi đơn vị tính toàn bộ" } else { "đơn vị này, tính toàn bộ" };
+    let this = if reform.units.len() > 1 {
+        "các đơn vị này, mỗi đơn vị tính toàn bộ"
+    } else {
+        "đơn vị này, tính toàn bộ"
+    };
     let opening = match reform.relation {
         Relation::Successors => format!(
             "{asked} không còn từ {}. {which} kế thừa tại ngày {}: {units}.",
@@ -206,21 +210,30 @@ pub(crate) fn reform_text(review: &Review) -> Option<String> {
     Some(format!("{opening} Số liệu dưới đây là của {this}."))
 }
 
-/// What `mặc định` and `một phần` mean, when the reform section uses either.
-pub(crate) fn reform_note(review: &Review) -> Option<&'static str> {
+/// What `một phần` and `mặc định` mean, for those the reform section uses.
+pub(crate) fn reform_note(review: &Review) -> Option<String> {
     let reform = review.reform.as_ref()?;
-    reform.units.iter().any(|u| related_note(u).is_some()).then_some(REFORM_NOTE)
+    let notes: Vec<&str> = reform.units.iter().filter_map(related_note).collect();
+    let mut out = Vec::new();
+    if notes.iter().any(|n| n.contains("một phần")) {
+        out.push(PART_NOTE);
+    }
+    if notes.iter().any(|n| n.contains("mặc định")) {
+        out.push(DEFAULT_NOTE);
+    }
+    (!out.is_empty()).then(|| out.join(" "))
 }
 
-pub(crate) const REFORM_NOTE: &str = "Một phần: đơn vị bị chia tách, chỉ một phần chuyển sang. Mặc định: đối tượng của đơn vị bị chia tách chưa có sự kiện nào ghi xã, phường mới được tính vào đơn vị kế thừa mặc định.";
+pub(crate) const PART_NOTE: &str = "Một phần: đơn vị bị chia tách, chỉ một phần chuyển sang.";
+pub(crate) const DEFAULT_NOTE: &str = "Mặc định: đối tượng của đơn vị bị chia tách chưa có sự kiện nào ghi xã, \
+                                       phường mới được tính vào đơn vị kế thừa mặc định.";
 
 /// Why a review of a unit not in force on D lists no targets.
 pub(crate) fn no_targets_text(review: &Review) -> String {
     match &review.reform {
-        Some(reform) => format!(
-            "Không đối chiếu chỉ tiêu: {} không có hiệu lực tại ngày {}.",
-            reform.code, review.as_of
-        ),
+        Some(reform) => {
+            format!("Không đối chiếu chỉ tiêu: {} không có hiệu lực tại ngày {}.", reform.code, review.as_of)
+        }
         None => "Không có chỉ tiêu nào cho phạm vi và mốc này.".to_owned(),
     }
 }

@@ -152,7 +152,7 @@ fn write_review(out: &mut String, review: &Review) -> fmt::Result {
     if let Some(text) = reform_text(review) {
         writeln!(out, r#"<p class="reform">{}</p>"#, escape(&text))?;
         if let Some(note) = reform_note(review) {
-            writeln!(out, r#"<p class="note">{}</p>"#, escape(note))?;
+            writeln!(out, r#"<p class="note">{}</p>"#, escape(&note))?;
         }
     }
 

@@ -442,7 +442,7 @@ fn a_unit_not_in_force_says_what_became_of_it_in_every_format() {
     let text = table(&review);
     assert!(text.contains("Đánh giá xây dựng xã hội học tập: Quận Ba Đình (001)"), "{text}");
     assert!(text.contains(sentence), "{text}");
-    assert!(text.contains("Một phần: đơn vị bị chia tách"), "{text}");
+    assert!(text.contains("Một phần: đơn vị bị chia tách") && text.contains("Mặc định: đối tượng"), "{text}");
     assert!(text.contains("Không đối chiếu chỉ tiêu: 001 không có hiệu lực tại ngày 2025-12-31."), "{text}");
 
     let page = html(&[&review], &page_title(&review));
@@ -457,9 +457,13 @@ fn a_unit_not_in_force_says_what_became_of_it_in_every_format() {
     let reform: Vec<&str> = rows.lines().filter(|l| l.starts_with("reform,")).collect();
     assert_eq!(reform.len(), 3, "{rows}");
     assert!(reform[0].contains(",001,district,Quận Ba Đình,,dissolved_on,2025-07-01,"), "{rows}");
-    assert!(reform[1].contains(",00004,commune,Phường Ba Đình,,successor,,") && reform[1].contains(",default+divided,"));
+    assert!(
+        reform[1].contains(",00004,commune,Phường Ba Đình,,successor,,") && reform[1].contains(",default+divided,")
+    );
     assert!(reform[2].contains(",00008,commune,Phường Ngọc Hà,,successor,,") && reform[2].contains(",divided,"));
-    assert!(rows.lines().any(|l| l.starts_with("unit,001,") && l.contains(",00004,") && l.contains(",registered,900,")));
+    assert!(
+        rows.lines().any(|l| l.starts_with("unit,001,") && l.contains(",00004,") && l.contains(",registered,900,"))
+    );
     assert!(!csv(&sample()).contains("\nreform,"));
 }
 
