@@ -189,11 +189,11 @@ async fn series_of_the_hand_world_follow_the_reform_and_known_at() {
             }
         }
     }
-    // Among them, the reform's answers: district 001 after 1 July 2025 is what became of it (the city,
-    // which it was dissolved into), 00003 its successor 00005, and 00005 before then the communes it
-    // comes from.
+    // Among them, the reform's answers: district 001 after 1 July 2025 is what became of it (it was
+    // dissolved into the city: its communes, which kept their codes), 00003 its successor 00005, and
+    // 00005 before then the communes it comes from.
     for (scope, as_of, relation, units) in [
-        ("001", "2025-07-01", "successors", vec!["01"]),
+        ("001", "2025-07-01", "successors", vec!["00001", "00002"]),
         ("00003", "2025-12-31", "successors", vec!["00005"]),
         ("00005", "2025-06-30", "predecessors", vec!["00003", "00004"]),
     ] {
