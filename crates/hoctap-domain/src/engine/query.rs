@@ -1104,7 +1104,9 @@ mod reform_tests {
     }
 
     /// (code, default, divided) of the reform section, and each row's registered learning citizens.
-    fn related(review: &Review) -> (Relation, Vec<(&str, bool, bool)>, Vec<(&str, u64)>) {
+    type Listed<'a> = (Relation, Vec<(&'a str, bool, bool)>, Vec<(&'a str, u64)>);
+
+    fn related(review: &Review) -> Listed<'_> {
         let reform = review.reform.as_ref().expect("a review of what the reform made of the scope");
         assert_eq!(reform.code, review.scope);
         let listed = reform.units.iter().map(|u| (u.code.as_str(), u.default, u.divided)).collect();
