@@ -696,3 +696,41 @@ async fn a_decade_of_recording_as_known_at_times_across_it() {
         fresh.remove(&client).await;
     }
 }
+
+/// Dashboards get the reviews of the provinces in force on each month end, and nothing of a province
+/// merged into another once it is gone (not even the review of what became of it, whose figures are the
+/// other province's).
+#[tokio::test]
+async fn dashboards_leave_out_a_province_after_it_was_merged() {
+    use hoctap_tests::{EARLY, REFORM, event, recorded, reg, unit};
+    use serde_json::json;
+    let world: Vec<Event> = [
+        unit(1, "30", "province", "Tỉnh Hải Dương", None),
+        unit(2, "31", "province", "Thành phố Hải Phòng", None),
+        unit(3, "10001", "commune", "Phường A", Some("30")),
+        unit(4, "10002", "commune", "Phường B", Some("31")),
+        event(5, "admin_unit.reparented", REFORM, "10001", json!({"code": "10001", "parent": "31"})),
+        event(6, "admin_unit.dissolved", REFORM, "30", json!({"code": "30", "successor": "31"})),
+        reg(7, "2025-01-10T09:00:00+07:00", "cit-a", "10001", 2025, "resident"),
+    ]
+    .into_iter()
+    .map(|e| recorded(e, EARLY))
+    .collect();
+    let engine = engine_of(&world);
+    let mut client = connect().await;
+    let fresh = Fresh::new(&mut client).await;
+    let mut projection = Projection::load(&mut client, &fresh.schema).await.unwrap();
+    apply_all(&mut client, &mut projection, &batches(&consumed(&world), 1000)).await;
+    // The review of 30 after the reform answers with 31 (from PostgreSQL as from the engine)...
+    let query = Query { scope: "30".into(), as_of: Day::parse("2025-12-31").unwrap(), known_at: None, milestone: None };
+    let got = review(&mut client, &fresh.schema, &ReadCache::new(), &query).await.unwrap();
+    assert_eq!(got, engine.review(&query).unwrap());
+    assert_eq!(got.reform.as_ref().map(|r| r.units[0].code.as_str()), Some("31"));
+    // ... but the dashboards hold 30 only for the 54 month ends up to June 2025, and 31 for all 120.
+    let refreshed = hoctap_store::refresh_dashboard(&mut client, &fresh.schema).await.unwrap().unwrap();
+    assert_eq!(refreshed.reviews, 54 + 120);
+    let sql = format!("SELECT max(as_of)::text FROM \"{}\".dashboard_unit_figures WHERE scope = '30'", fresh.schema);
+    let last: String = client.query_one(&sql, &[]).await.unwrap().get(0);
+    assert_eq!(last, "2025-06-30");
+    fresh.remove(&client).await;
+}
