@@ -202,6 +202,11 @@ fn the_official_geography_of_hanoi_loads_as_30_districts_and_526_communes_then_1
     assert!(successors.len() > 1 && successors.iter().all(|u| u["default"] == false), "{json}");
     assert_eq!(successors.len(), json["units"].as_array().unwrap().len());
     assert!(json["units"].as_array().unwrap().iter().all(|u| u["level"] == "commune"), "{json}");
+    // No decision adopts it: it is not the district's own review.
+    let args = ["approve", "--scope", "001", "--as-of", "2025-07-01", "--number", "9/QĐ-UBND", "--issuer", "UBND-01"];
+    let ran = run(hoctap().arg("--data-dir").arg(&data).args(args).args(["--date", "2026-01-20"]));
+    assert_eq!(ran.code, Some(2), "{ran:?}");
+    assert!(ran.stderr.contains("not in force on 2025-07-01"), "{}", ran.stderr);
 
     // Standard output gives the same events; ingesting them again changes nothing.
     let again = run(hoctap().args(["geography", "--province", "01"]));

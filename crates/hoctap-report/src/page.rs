@@ -6,8 +6,9 @@
 
 use crate::figures::{
     BY_DEFAULT_HEADING, BY_DEFAULT_NOTE, MISSING, any_placed_by_default, approved_text, count, gap, generated_text,
-    geography_counts, known_at_text, metric_heading, metrics_present, milestone_text, no_targets_text, opt_count, opt_percent,
-    percent, reform_note, reform_text, scope_heading, share, status_text, title_baseline, title_heading, titles_present,
+    geography_counts, known_at_text, metric_heading, metrics_present, milestone_text, no_targets_text, opt_count,
+    opt_percent, percent, reform_note, reform_text, scope_heading, share, status_text, title_baseline, title_heading,
+    titles_present,
 };
 use hoctap_domain::codes::{Metric, Title};
 use hoctap_domain::review::{Review, TargetReview, UnitReview};
