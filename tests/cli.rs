@@ -185,6 +185,29 @@ fn the_official_geography_of_hanoi_loads_as_30_districts_and_526_communes_then_1
     assert_eq!(after["units"][0]["name"], "Thành phố Hà Nội");
     assert!(after["units"].as_array().unwrap().iter().any(|u| u["code"] == "00004" && u["name"] == "Phường Ba Đình"));
 
+    // District 001 after the reform: what became of it, in Vietnamese first, and as data.
+    let ba_dinh = |format: &str| {
+        let args = ["review", "--scope", "001", "--as-of", "2025-07-01", "--format", format];
+        let ran = run(hoctap().arg("--data-dir").arg(&data).args(args));
+        assert_eq!(ran.code, Some(0), "{ran:?}");
+        ran.stdout
+    };
+    let table = ba_dinh("table");
+    assert!(table.contains("(001) không còn từ 01/07/2025."), "{table}");
+    assert!(table.contains("Phường Ba Đình (00004"), "{table}");
+    let json: Value = serde_json::from_str(&ba_dinh("json")).unwrap();
+    assert_eq!(json["reform"]["relation"], "successors");
+    let successors = json["reform"]["units"].as_array().unwrap();
+    // Dissolved into the city: what its communes became, none of them a default.
+    assert!(successors.len() > 1 && successors.iter().all(|u| u["default"] == false), "{json}");
+    assert_eq!(successors.len(), json["units"].as_array().unwrap().len());
+    assert!(json["units"].as_array().unwrap().iter().all(|u| u["level"] == "commune"), "{json}");
+    // No decision adopts it: it is not the district's own review.
+    let args = ["approve", "--scope", "001", "--as-of", "2025-07-01", "--number", "9/QĐ-UBND", "--issuer", "UBND-01"];
+    let ran = run(hoctap().arg("--data-dir").arg(&data).args(args).args(["--date", "2026-01-20"]));
+    assert_eq!(ran.code, Some(2), "{ran:?}");
+    assert!(ran.stderr.contains("not in force on 2025-07-01"), "{}", ran.stderr);
+
     // Standard output gives the same events; ingesting them again changes nothing.
     let again = run(hoctap().args(["geography", "--province", "01"]));
     assert_eq!(again.stdout, std::fs::read_to_string(&units).unwrap());

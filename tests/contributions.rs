@@ -151,6 +151,23 @@ fn a_divided_commune_reviews_the_same_from_counts_per_place() {
         }
     }
     assert!(placed_by_default > 0, "the world places someone by default");
+
+    // Across the reform: a district after it, a divided commune after it, a new commune before it.
+    let mut reform = 0;
+    for scope in ["001", "002", "00004", "00005"] {
+        for date in ["2025-06-30", "2025-07-01", "2025-12-31"] {
+            let day = Day::parse(date).unwrap();
+            for known_at in [None, Some(hoctap_tests::instant("2026-02-01T00:00:00Z"))] {
+                let query = Query { scope: scope.into(), as_of: day, known_at, milestone: None };
+                let by_place = counts_by_place(&engine, day, known_at);
+                let from_counts = engine.review_from_counts(&query, &by_place, engine.recorded(known_at));
+                let review = engine.review(&query);
+                assert_eq!(from_counts, review, "{scope} {date} {known_at:?}");
+                reform += usize::from(review.is_ok_and(|r| r.reform.is_some()));
+            }
+        }
+    }
+    assert_eq!(reform, 2 * (3 * 2 + 1), "001, 002 and 00004 after the reform, 00005 before it");
 }
 
 #[test]

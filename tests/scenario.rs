@@ -155,8 +155,26 @@ fn another_milestone_can_be_named() {
     let r = engine.review(&q).unwrap();
     assert_eq!(r.targets.len(), 1);
     assert_eq!((r.targets[0].target_percent, r.targets[0].actual_percent), (70.0, Some(6.25)));
+    // District 001 is not in force after the reform: its review says what became of it. It was
+    // dissolved into the city, so its communes are listed (both kept their codes), each with the
+    // figures of its own row in the city's review, and no targets.
     let q = Query { scope: "001".into(), as_of: day("2025-12-31"), known_at: None, milestone: None };
-    assert!(engine.review(&q).is_err(), "district 001 is not in force after the reform");
+    let gone = engine.review(&q).unwrap();
+    let reform = gone.reform.as_ref().expect("what became of 001");
+    assert_eq!(
+        (reform.relation.as_str(), reform.date, reform.name.as_str()),
+        ("successors", day("2025-07-01"), "Quận Ba Đình")
+    );
+    assert_eq!(
+        reform.units.iter().map(|u| (u.code.as_str(), u.default, u.divided)).collect::<Vec<_>>(),
+        [("00001", false, false), ("00002", false, false)]
+    );
+    let city = engine.review(&Query { scope: "01".into(), milestone: None, ..q }).unwrap();
+    let rows =
+        |codes: &[&str]| city.units.iter().filter(|u| codes.contains(&u.code.as_str())).cloned().collect::<Vec<_>>();
+    assert_eq!(gone.units, rows(&["00001", "00002"]), "the communes' rows, figures and all");
+    assert!(!lc(&gone, "00001").is_zero(), "00001 has learning citizens on that day");
+    assert!(gone.targets.is_empty() && gone.milestone.is_none());
 }
 
 #[test]

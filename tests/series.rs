@@ -52,7 +52,8 @@ fn points(doc: &Value) -> Vec<(String, [u64; 4])> {
         .collect()
 }
 
-/// What the review of `scope` on `as_of` says of `title` in its first unit (`None`: not in force).
+/// What the review of `scope` on `as_of` says of `title` in its first unit (`None`: not in force, whether
+/// the review is an error or what the reform made of the unit).
 fn reviewed(data: &Path, scope: &str, title: &str, as_of: &str, known_at: Option<&str>) -> Option<[u64; 4]> {
     let mut args = vec!["review", "--scope", scope, "--as-of", as_of, "--format", "json"];
     if let Some(k) = known_at {
@@ -64,6 +65,10 @@ fn reviewed(data: &Path, scope: &str, title: &str, as_of: &str, known_at: Option
         return None;
     }
     let review: Value = serde_json::from_str(&ran.stdout).unwrap();
+    if review.get("reform").is_some() {
+        // Not in force: the review says what became of it, the series has no point.
+        return None;
+    }
     let t = &review["units"][0]["titles"][title];
     let n = |k: &str| t.get(k).and_then(Value::as_u64).unwrap_or(0);
     Some([n("registered"), n("declared"), n("evidenced"), n("recognised")])

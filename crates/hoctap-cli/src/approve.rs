@@ -5,7 +5,7 @@ use crate::ingest::{self, Input};
 use crate::tracker::Tracker;
 use anyhow::{Context, Result};
 use hoctap_domain::event::{Decision, EventData, EventType, ReviewApproved};
-use hoctap_domain::{Day, Event, Query};
+use hoctap_domain::{Day, Event, Query, QueryError};
 use sha2::{Digest as _, Sha256};
 use std::path::Path;
 use std::process::ExitCode;
@@ -54,6 +54,12 @@ pub fn run(data_dir: &Path, args: &ApproveArgs) -> Result<ExitCode> {
     // The review must exist as asked (scope in force on D, something recorded by K); its statement of
     // known-at (K, or the newest event recorded) and its milestone are what the approval freezes.
     let review = tracker.engine.review(&query)?;
+    // A unit not in force on D has no review of its own to adopt: its review only says what the reform
+    // made of it, with other units' figures.
+    if review.reform.is_some() {
+        return Err(QueryError::ScopeNotInForce { code: query.scope, as_of: query.as_of })
+            .context("a decision approves the review of a unit in force on its date");
+    }
     let known_at = review.known_at.clone().context("the review states no known-at: no event in the log is stamped")?;
     let data = ReviewApproved {
         scope: review.scope.clone(),

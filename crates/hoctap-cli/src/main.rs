@@ -153,7 +153,9 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct ReviewArgs {
-    /// The unit reviewed, e.g. `01` for Hà Nội.
+    /// The unit reviewed, e.g. `01` for Hà Nội. A unit not in force on --as-of answers with what the
+    /// reform made of it: a dissolved one (district `001` after 2025-07-01) with its successors' figures,
+    /// one not yet established with the units it comes from.
     #[arg(long, required_unless_present = "approved")]
     scope: Option<String>,
     /// Valid date D (YYYY-MM-DD): what was true on that day. Phase review 2025-12-31, final 2030-12-31.

@@ -60,10 +60,24 @@ pub struct UnitAt<'a> {
     pub others: &'a [UnitId],
     /// (latitude, longitude) of its latest establishment, when given.
     pub coords: Option<(f64, f64)>,
+    /// The day of its latest establishment by D; for a unit not yet established at D, of its first
+    /// establishment after D.
+    pub established_on: Option<Day>,
+    /// Set when the unit was dissolved by D: the day of that dissolution.
+    pub dissolved_on: Option<Day>,
 }
 
-pub(crate) const EMPTY: UnitAt<'static> =
-    UnitAt { in_force: false, level: None, parent: None, name: "", successor: None, others: &[], coords: None };
+pub(crate) const EMPTY: UnitAt<'static> = UnitAt {
+    in_force: false,
+    level: None,
+    parent: None,
+    name: "",
+    successor: None,
+    others: &[],
+    coords: None,
+    established_on: None,
+    dissolved_on: None,
+};
 
 /// The geography in force at one date, as known at one time: every unit's state, its children, and
 /// where each code leads after following successors.
@@ -92,6 +106,8 @@ impl UnitHistory {
                     at.coords = *coords;
                     at.successor = None;
                     at.others = &[];
+                    at.established_on = Some(rec.day);
+                    at.dissolved_on = None;
                 }
                 Change::Reparented { parent } => at.parent = Some(*parent),
                 Change::Renamed { name } => at.name = name,
@@ -99,20 +115,36 @@ impl UnitHistory {
                     at.in_force = false;
                     at.successor = Some(*successor);
                     at.others = others;
+                    at.dissolved_on = Some(rec.day);
                 }
             }
         }
         if at.level.is_none() {
             // Not yet established at D: keep the name and level it will have, for messages.
-            if let Some((level, name)) = self.recs.iter().filter(|r| alive(r.ev)).find_map(|r| match &r.change {
-                Change::Established { level, name, .. } => Some((*level, &**name)),
+            if let Some((level, name, on)) = self.recs.iter().filter(|r| alive(r.ev)).find_map(|r| match &r.change {
+                Change::Established { level, name, .. } => Some((*level, &**name, r.day)),
                 _ => None,
             }) {
                 at.level = Some(level);
                 at.name = name;
+                at.established_on = Some(on);
             }
         }
         at
+    }
+
+    /// The successors named by every dissolution `alive` admits, whatever its date: (successor, whether
+    /// it is the default, whether the unit was divided, the day).
+    pub(crate) fn dissolutions(&self, alive: impl Fn(u32) -> bool) -> impl Iterator<Item = (UnitId, bool, bool, Day)> {
+        self.recs.iter().filter(move |r| alive(r.ev)).flat_map(|r| match &r.change {
+            Change::Dissolved { successor, others } => {
+                let divided = !others.is_empty();
+                std::iter::once((*successor, true, divided, r.day))
+                    .chain(others.iter().map(move |o| (*o, false, divided, r.day)))
+                    .collect::<Vec<_>>()
+            }
+            _ => Vec::new(),
+        })
     }
 
     /// Whether any change (alive or not) established the unit: such a code is "known" to validation.

@@ -127,11 +127,73 @@ pub struct Review {
     pub generated_at: Option<String>,
     /// The milestone year whose targets are listed (`None` when the scope has no targets).
     pub milestone: Option<i32>,
-    /// The geography used: the one in force at D.
+    /// The geography used: the one in force at D (for a review of what became of a unit, the units
+    /// in force at D within the units listed).
     pub geography: Geography,
-    /// The scope first, then its child units in force at D.
+    /// Set only when `scope` is not in force at D but the reform relates it to units that are: a unit
+    /// dissolved by D answers with its successors, a unit established after D with its predecessors.
+    /// `units` then holds those units' rows (and no row of `scope`), `milestone` is `None` and
+    /// `targets` is empty. Absent from every other review.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reform: Option<Reform>,
+    /// The scope first, then its child units in force at D; for a review with `reform`, the units it
+    /// lists, in its order.
     pub units: Vec<UnitReview>,
     pub targets: Vec<TargetReview>,
+}
+
+/// What became of a unit that is not in force at D, or what a unit not yet established at D comes from:
+/// the answer to a review of a code on a date across the reform of 1 July 2025 (counting-rules §3, "A unit across the
+/// reform").
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Reform {
+    /// The code asked about (the review's `scope`).
+    pub code: String,
+    pub level: Level,
+    /// Its name when it was last in force (dissolved), or the name it is established with (not yet).
+    pub name: String,
+    pub relation: Relation,
+    /// `successors`: the day the unit was dissolved (it is in force until the day before);
+    /// `predecessors`: the day it is established.
+    pub date: Day,
+    /// The related units in force at D, in the order of the review's `units` (which hold their figures).
+    pub units: Vec<RelatedUnit>,
+}
+
+/// How the units of a [`Reform`] relate to the code asked about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Relation {
+    /// The unit was dissolved by D; these are the units in force at D it passed into, followed through
+    /// later dissolutions.
+    Successors,
+    /// The unit is established after D; these are the units in force at D that the reform dissolves
+    /// into it.
+    Predecessors,
+}
+
+impl Relation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Relation::Successors => "successors",
+            Relation::Predecessors => "predecessors",
+        }
+    }
+}
+
+/// One unit of a [`Reform`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RelatedUnit {
+    pub code: String,
+    /// `successors`: the unit the asked code's subjects are counted in at D when no event of theirs
+    /// names a newer commune (the end of the chain of default successors, rule 4). `predecessors`:
+    /// the asked unit is this unit's default successor, so its subjects are counted there after the
+    /// reform.
+    pub default: bool,
+    /// Whether a unit on the way was divided between several: a successor then received only part of
+    /// the asked unit, a predecessor passed only partly into it. Its figures are always the whole
+    /// unit's.
+    pub divided: bool,
 }
 
 /// Which geography a review used, stated for the reader.

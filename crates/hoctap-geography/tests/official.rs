@@ -112,9 +112,31 @@ fn hanoi_has_30_districts_and_526_communes_until_the_reform_then_126_units() {
         o.new_communes.iter().filter(|c| c.province == "01").map(|c| (c.code.as_str(), c.name.as_str())).collect();
     assert_eq!(names.into_iter().filter(|(c, _)| *c != "01").collect::<BTreeMap<_, _>>(), official);
 
-    // A district is gone after the reform; it could be reviewed the day before.
-    assert!(review(&engine, "001", "2025-06-30").is_ok());
-    assert!(matches!(review(&engine, "001", "2025-07-01"), Err(QueryError::ScopeNotInForce { .. })));
+    // A district is gone after the reform; it could be reviewed the day before. After, its review says
+    // what became of it: it passed into the city, so the new communes its communes passed into (or
+    // the ones that kept their code), none of them a default.
+    assert!(review(&engine, "001", "2025-06-30").unwrap().reform.is_none());
+    let gone = review(&engine, "001", "2025-07-01").unwrap();
+    let reform = gone.reform.as_ref().expect("what became of Quận Ba Đình");
+    assert_eq!((reform.name.as_str(), reform.relation.as_str()), ("Quận Ba Đình", "successors"));
+    let new_codes: HashSet<&str> = o.new_communes.iter().map(|c| c.code.as_str()).collect();
+    let want: BTreeMap<&str, ()> = o
+        .old_communes
+        .iter()
+        .filter(|c| c.district == "001")
+        .flat_map(|c| match new_codes.contains(c.code.as_str()) {
+            true => vec![c.code.as_str()],
+            false => c.successors.iter().map(|s| s.code.as_str()).collect(),
+        })
+        .map(|code| (code, ()))
+        .collect();
+    let got: BTreeMap<&str, ()> = reform.units.iter().map(|u| (u.code.as_str(), ())).collect();
+    assert_eq!(got, want);
+    assert!(got.contains_key("00004") && reform.units.iter().all(|u| !u.default));
+    assert_eq!(
+        gone.units.iter().map(|u| u.code.as_str()).collect::<Vec<_>>(),
+        reform.units.iter().map(|u| u.code.as_str()).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -145,7 +167,30 @@ fn the_whole_country_has_63_provinces_then_34_and_3321_communes() {
     let merged: Vec<_> = o.old_provinces.iter().filter(|p| p.merged_into != p.code).collect();
     assert_eq!(merged.len(), 63 - 34);
     for p in merged {
-        assert!(matches!(review(&engine, &p.code, "2025-07-01"), Err(QueryError::ScopeNotInForce { .. })));
+        // Not in force: its review names the province it joined, with that province's figures.
+        let r = review(&engine, &p.code, "2025-07-01").unwrap();
+        let units: Vec<(&str, bool)> =
+            r.reform.as_ref().unwrap().units.iter().map(|u| (u.code.as_str(), u.default)).collect();
+        assert_eq!(units, [(p.merged_into.as_str(), true)], "{}", p.code);
+        assert_eq!(r.units[0].code, p.merged_into);
+    }
+    assert!(matches!(review(&engine, "99", "2025-07-01"), Err(QueryError::UnknownScope(_))));
+    // Five new communes have a code of their own (every other kept an old one's): before the reform,
+    // their review names the old communes they were made of.
+    let made: Vec<_> = o.new_communes.iter().filter(|c| !o.old_communes.iter().any(|old| old.code == c.code)).collect();
+    assert_eq!(made.len(), 5);
+    for made in made {
+        let before = review(&engine, &made.code, "2025-06-30").unwrap();
+        // Old communes, and the island districts that had none (their successors are listed too).
+        let named = |successors: &[hoctap_geography::Successor]| successors.iter().any(|s| s.code == made.code);
+        let want: BTreeMap<&str, ()> = (o.old_communes.iter().filter(|c| named(&c.successors)).map(|c| &c.code))
+            .chain(o.old_districts.iter().filter(|d| named(&d.successors)).map(|d| &d.code))
+            .map(|code| (code.as_str(), ()))
+            .collect();
+        let reform = before.reform.as_ref().expect("what the new commune was made of");
+        assert_eq!(reform.relation.as_str(), "predecessors");
+        let got: BTreeMap<&str, ()> = reform.units.iter().map(|u| (u.code.as_str(), ())).collect();
+        assert_eq!(got, want, "{}", made.code);
     }
     // Hải Dương (30) joined Hải Phòng (31).
     assert_eq!(o.new_province_of("30"), Some("31"));

@@ -4,8 +4,9 @@
 //! marks decimals, so `2.480.000` people and `52,35` %. Using one style in the terminal and in HTML keeps
 //! a figure copied from either identical. Machine formats (JSON, CSV) never go through this module.
 
+use hoctap_domain::Day;
 use hoctap_domain::codes::{Metric, Title};
-use hoctap_domain::review::{Review, Status, UnitReview};
+use hoctap_domain::review::{Reform, RelatedUnit, Relation, Review, Status, UnitReview};
 
 /// Shown wherever a figure does not exist; a missing share must never read as 0.
 pub(crate) const MISSING: &str = "—";
@@ -127,11 +128,113 @@ pub(crate) fn scope_unit(review: &Review) -> Option<&UnitReview> {
     review.units.iter().find(|u| u.code == review.scope)
 }
 
-/// `Hà Nội (01)`, or the bare code when the review carries no row for its scope.
+/// The scope's name: from its row, or, for a unit not in force on D, from the reform section.
+pub(crate) fn scope_name(review: &Review) -> Option<&str> {
+    scope_unit(review).map(|u| u.name.as_str()).or_else(|| review.reform.as_ref().map(|r| r.name.as_str()))
+}
+
+/// `Hà Nội (01)`, or the bare code when the review carries no name for its scope.
 pub(crate) fn scope_heading(review: &Review) -> String {
-    match scope_unit(review) {
-        Some(unit) => format!("{} ({})", unit.name, review.scope),
+    match scope_name(review) {
+        Some(name) => format!("{name} ({})", review.scope),
         None => review.scope.clone(),
+    }
+}
+
+/// `01/07/2025`: a date in a Vietnamese sentence.
+pub(crate) fn date_vi(day: Day) -> String {
+    let iso = day.to_string();
+    match iso.splitn(3, '-').collect::<Vec<_>>()[..] {
+        [y, m, d] => format!("{d}/{m}/{y}"),
+        _ => iso,
+    }
+}
+
+/// How a related unit passed into or out of the asked one, for a reader: `mặc định, một phần`.
+/// `None` for a whole unit that is the only way (nothing to say).
+pub(crate) fn related_note(unit: &RelatedUnit) -> Option<&'static str> {
+    match (unit.default, unit.divided) {
+        (true, true) => Some("mặc định, một phần"),
+        (false, true) => Some("một phần"),
+        (true, false) | (false, false) => None,
+    }
+}
+
+/// `Phường Ba Đình (00004; mặc định, một phần)`: a related unit named from its row in the review.
+pub(crate) fn related_heading(review: &Review, unit: &RelatedUnit) -> String {
+    let name = review.units.iter().find(|u| u.code == unit.code).map_or("", |u| u.name.as_str());
+    let code = match related_note(unit) {
+        Some(note) => format!("{}; {note}", unit.code),
+        None => unit.code.clone(),
+    };
+    if name.is_empty() { code } else { format!("{name} ({code})") }
+}
+
+/// `Vietnamese (English)` of the relation, for labels.
+pub(crate) fn relation_label(relation: Relation) -> &'static str {
+    match relation {
+        Relation::Successors => "Đơn vị kế thừa (successors)",
+        Relation::Predecessors => "Đơn vị trước sắp xếp (predecessors)",
+    }
+}
+
+/// The sentences that open a review of a unit not in force on D (counting-rules §3, "A unit across the reform"): what
+/// became of it, or what it comes from, and that the figures below are those units'. `None` for every other review.
+///
+/// `Quận Ba Đình (001) không còn từ 01/07/2025. Các đơn vị kế thừa tại ngày 2025-12-31: Phường Ba Đình
+/// (00004; mặc định, một phần), Phường Ngọc Hà (00008; một phần). Số liệu dưới đây là của các đơn vị
+/// này, mỗi đơn vị tính toàn bộ.`
+pub(crate) fn reform_text(review: &Review) -> Option<String> {
+    let reform: &Reform = review.reform.as_ref()?;
+    let asked = format!("{} ({})", reform.name, reform.code);
+    let units = reform.units.iter().map(|u| related_heading(review, u)).collect::<Vec<_>>().join(", ");
+    let which = if reform.units.len() > 1 { "Các đơn vị" } else { "Đơn vị" };
+    let this = if reform.units.len() > 1 {
+        "các đơn vị này, mỗi đơn vị tính toàn bộ"
+    } else {
+        "đơn vị này, tính toàn bộ"
+    };
+    let opening = match reform.relation {
+        Relation::Successors => format!(
+            "{asked} không còn từ {}. {which} kế thừa tại ngày {}: {units}.",
+            date_vi(reform.date),
+            review.as_of
+        ),
+        Relation::Predecessors => format!(
+            "{asked} chỉ có từ {}. {which} hợp thành {} tại ngày {}: {units}.",
+            date_vi(reform.date),
+            reform.code,
+            review.as_of
+        ),
+    };
+    Some(format!("{opening} Số liệu dưới đây là của {this}."))
+}
+
+/// What `một phần` and `mặc định` mean, for those the reform section uses.
+pub(crate) fn reform_note(review: &Review) -> Option<String> {
+    let reform = review.reform.as_ref()?;
+    let notes: Vec<&str> = reform.units.iter().filter_map(related_note).collect();
+    let mut out = Vec::new();
+    if notes.iter().any(|n| n.contains("một phần")) {
+        out.push(PART_NOTE);
+    }
+    if notes.iter().any(|n| n.contains("mặc định")) {
+        out.push(DEFAULT_NOTE);
+    }
+    (!out.is_empty()).then(|| out.join(" "))
+}
+
+pub(crate) const PART_NOTE: &str = "Một phần: đơn vị bị chia tách, chỉ một phần chuyển sang.";
+pub(crate) const DEFAULT_NOTE: &str = "Mặc định: đối tượng của đơn vị bị chia tách chưa có sự kiện nào ghi xã, \
+                                       phường mới được tính vào đơn vị kế thừa mặc định.";
+
+/// Why a review of a unit not in force on D lists no targets.
+pub(crate) fn no_targets_text(review: &Review) -> String {
+    match &review.reform {
+        Some(reform) => {
+            format!("Không đối chiếu chỉ tiêu: {} không có hiệu lực tại ngày {}.", reform.code, review.as_of)
+        }
+        None => "Không có chỉ tiêu nào cho phạm vi và mốc này.".to_owned(),
     }
 }
 
@@ -238,6 +341,11 @@ mod tests {
         assert_eq!(gap(Some(0.001)), "0,00");
         assert_eq!(gap(None), MISSING);
         assert_eq!(opt_count(None), MISSING);
+    }
+
+    #[test]
+    fn dates_in_sentences_read_day_month_year() {
+        assert_eq!(date_vi(Day::parse("2025-07-01").unwrap()), "01/07/2025");
     }
 
     #[test]

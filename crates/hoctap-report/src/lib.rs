@@ -77,6 +77,11 @@ pub fn units_json(
 /// `baseline:<metric>` row per baseline; the figure is in `value`. `section = target` rows: one per
 /// target, with the target columns filled. Cells that do not apply are empty; so is `actual_percent`
 /// (and `gap_points`, `denominator`) when missing, never 0.
+///
+/// A review of a unit not in force on D (with `reform`) starts with `section = reform` rows: the asked
+/// unit with `measure = dissolved_on` or `established_on` and the date in `value`, then each related
+/// unit with `measure = successor` or `predecessor` and `status` = `default`, `divided`,
+/// `default+divided` or empty; the related units' own figures are the `unit` rows.
 pub fn csv(review: &Review) -> String {
     rows::render(&[review])
 }
@@ -101,7 +106,7 @@ pub fn csv_all(reviews: &[&Review]) -> String {
 
 /// `Hà Nội — đánh giá ngày 2025-12-31`: the title of one review's page.
 pub fn page_title(review: &Review) -> String {
-    let name = figures::scope_unit(review).map_or(review.scope.as_str(), |u| u.name.as_str());
+    let name = figures::scope_name(review).unwrap_or(review.scope.as_str());
     format!("{name} — đánh giá ngày {}", review.as_of)
 }
 

@@ -6,8 +6,9 @@
 
 use crate::figures::{
     BY_DEFAULT_HEADING, BY_DEFAULT_NOTE, MISSING, any_placed_by_default, approved_text, count, gap, generated_text,
-    geography_counts, known_at_text, metric_heading, metrics_present, milestone_text, opt_count, opt_percent, percent,
-    scope_heading, share, status_text, title_baseline, title_heading, titles_present,
+    geography_counts, known_at_text, metric_heading, metrics_present, milestone_text, no_targets_text, opt_count,
+    opt_percent, percent, reform_note, reform_text, scope_heading, share, status_text, title_baseline, title_heading,
+    titles_present,
 };
 use hoctap_domain::codes::{Metric, Title};
 use hoctap_domain::review::{Review, TargetReview, UnitReview};
@@ -60,6 +61,7 @@ td code { white-space: nowrap; }
 .bar .goal { position: absolute; top: -.25rem; bottom: -.25rem; width: 2px; margin-left: -1px; background: #1f2328; }
 .missing { color: #8c959f; }
 .note { color: #57606a; font-size: .9rem; }
+.reform { border-left: 4px solid #fb8c00; background: #fff8f0; padding: .5rem .8rem; font-weight: 600; }
 /* Print (A4 landscape): each review starts on a page with its facts and targets, every column fits the
    page width (small type, codes may wrap, no scrolling wrapper), headers repeat on every page, and rows
    are never split. */
@@ -148,10 +150,16 @@ fn write_review(out: &mut String, review: &Review) -> fmt::Result {
         writeln!(out, "<dt>{}</dt><dd>{}</dd>", escape(term), escape(&value))?;
     }
     writeln!(out, "</dl>")?;
+    if let Some(text) = reform_text(review) {
+        writeln!(out, r#"<p class="reform">{}</p>"#, escape(&text))?;
+        if let Some(note) = reform_note(review) {
+            writeln!(out, r#"<p class="note">{}</p>"#, escape(&note))?;
+        }
+    }
 
     writeln!(out, "<h3>Chỉ tiêu (targets)</h3>")?;
     if review.targets.is_empty() {
-        writeln!(out, r#"<p class="note">Không có chỉ tiêu nào cho phạm vi và mốc này.</p>"#)?;
+        writeln!(out, r#"<p class="note">{}</p>"#, escape(&no_targets_text(review)))?;
     } else {
         write_targets(out, &review.targets)?;
     }
@@ -294,7 +302,8 @@ fn write_title_table(out: &mut String, review: &Review, title: Title) -> fmt::Re
         let counts = unit.titles.get(&title).copied().unwrap_or_default();
         // A unit with four zeros for this title says nothing a reader needs (126 communes of zeros under
         // Thành phố học tập, which only the city holds): the scope's row stays, the others are counted.
-        if counts.is_zero() && unit.code != review.scope {
+        // The few units of a review of what became of a unit are all listed.
+        if counts.is_zero() && unit.code != review.scope && review.reform.is_none() {
             left_out += 1;
             continue;
         }

@@ -4,7 +4,7 @@
 //! so every figure is one row of a single table: `section` says which kind it is and cells that do not
 //! apply stay empty. Numbers are unrounded and missing percentages are empty cells, never 0.
 
-use hoctap_domain::review::{Review, TargetReview, TitleCounts, UnitReview};
+use hoctap_domain::review::{Reform, Relation, Review, TargetReview, TitleCounts, UnitReview};
 
 /// The columns, in order; part of what downstream scripts rely on.
 pub(crate) const HEADER: [&str; 25] = [
@@ -57,6 +57,9 @@ type Record = [String; 25];
 
 fn records(review: &Review) -> Vec<Record> {
     let mut out = Vec::new();
+    if let Some(reform) = &review.reform {
+        out.extend(reform_rows(review, reform));
+    }
     for unit in &review.units {
         for (title, counts) in &unit.titles {
             for (measure, value) in measures(counts) {
@@ -77,6 +80,40 @@ fn records(review: &Review) -> Vec<Record> {
     }
     for target in &review.targets {
         out.push(target_row(review, target));
+    }
+    out
+}
+
+/// A review of a unit not in force on D (counting-rules §3, "A unit across the reform"): first the asked unit
+/// (`measure` = `dissolved_on` or `established_on`, the date in `value`), then one row per related unit in order
+/// (`measure` = `successor` or `predecessor`, `status` = `default`, `divided`, `default+divided` or empty); the related
+/// units' figures follow as ordinary `unit` rows.
+fn reform_rows(review: &Review, reform: &Reform) -> Vec<Record> {
+    let (date_measure, related) = match reform.relation {
+        Relation::Successors => ("dissolved_on", "successor"),
+        Relation::Predecessors => ("established_on", "predecessor"),
+    };
+    let mut first = empty_record(review, "reform");
+    first[4] = reform.code.clone();
+    first[5] = reform.level.as_str().to_owned();
+    first[6] = reform.name.clone();
+    first[8] = date_measure.to_owned();
+    first[9] = reform.date.to_string();
+    let mut out = vec![first];
+    for unit in &reform.units {
+        let mut record = empty_record(review, "reform");
+        record[4] = unit.code.clone();
+        if let Some(row) = review.units.iter().find(|u| u.code == unit.code) {
+            record[5] = row.level.as_str().to_owned();
+            record[6] = row.name.clone();
+        }
+        record[8] = related.to_owned();
+        let flags: Vec<&str> = [(unit.default, "default"), (unit.divided, "divided")]
+            .into_iter()
+            .filter_map(|(on, flag)| on.then_some(flag))
+            .collect();
+        record[18] = flags.join("+");
+        out.push(record);
     }
     out
 }

@@ -1,14 +1,15 @@
 //! The XLSX workbook: what a reviewer opens in Excel, built with `rust_xlsxwriter` (no hand-written XML).
 //!
-//! Sheets, in order: `Chỉ tiêu` (the targets), one wide sheet per title counted (a row per unit, a
-//! column per measure), `Kỹ năng số, mẫu số` (digital skills and baselines), and `Câu hỏi` (what was
-//! asked: scope, dates, known-at, events, software, generation time). Headers are Vietnamese; counts are
-//! numbers, shares are fractions formatted as percentages (`0.00%`), so Excel computes with them and its
-//! own ROUND agrees with the other formats. A missing figure is an empty cell, never 0.
+//! Sheets, in order: `Sắp xếp đơn vị` (only for a unit not in force on D: its successors or
+//! predecessors, counting-rules §3, "A unit across the reform"), `Chỉ tiêu` (the targets), one wide sheet per title
+//! counted (a row per unit, a column per measure), `Kỹ năng số, mẫu số` (digital skills and baselines), and `Câu hỏi`
+//! (what was asked: scope, dates, known-at, events, software, generation time). Headers are Vietnamese; counts are
+//! numbers, shares are fractions formatted as percentages (`0.00%`), so Excel computes with them and its own ROUND
+//! agrees with the other formats. A missing figure is an empty cell, never 0.
 
 use crate::figures::{
-    geography_counts, metric_label_vi, metrics_present, milestone_text, scope_heading, share, title_baseline,
-    titles_present,
+    geography_counts, metric_label_vi, metrics_present, milestone_text, reform_text, related_note, relation_label,
+    scope_heading, share, title_baseline, titles_present,
 };
 use hoctap_domain::codes::{Metric, Title};
 use hoctap_domain::review::{Review, UnitReview};
@@ -18,6 +19,11 @@ use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 pub const TARGETS_SHEET: &str = "Chỉ tiêu";
 pub const SKILLS_SHEET: &str = "Kỹ năng số, mẫu số";
 pub const ASKED_SHEET: &str = "Câu hỏi";
+/// Only in the workbook of a unit not in force on D: what became of it, or what it comes from.
+pub const REFORM_SHEET: &str = "Sắp xếp đơn vị";
+
+/// The columns of the reform sheet.
+pub const REFORM_HEADERS: [&str; 6] = ["Mã", "Đơn vị", "Cấp", "Quan hệ", "Ghi chú", "Mã quan hệ"];
 
 /// The columns of the targets sheet.
 pub const TARGET_HEADERS: [&str; 10] = [
@@ -62,6 +68,9 @@ impl Formats {
 pub fn render(review: &Review) -> Result<Vec<u8>, XlsxError> {
     let f = Formats::new();
     let mut workbook = Workbook::new();
+    if review.reform.is_some() {
+        reform(workbook.add_worksheet(), review, &f)?;
+    }
     targets(workbook.add_worksheet(), review, &f)?;
     for title in titles_present(review) {
         title_sheet_rows(workbook.add_worksheet(), review, title, &f)?;
@@ -93,6 +102,30 @@ fn optional(sheet: &mut Worksheet, row: u32, col: u16, value: Option<f64>, forma
         Some(v) if v.is_finite() => sheet.write_number_with_format(row, col, v, format).map(|_| ()),
         _ => Ok(()),
     }
+}
+
+/// The sentence of the other formats in the first row, then one row per related unit.
+fn reform(sheet: &mut Worksheet, review: &Review, f: &Formats) -> Result<(), XlsxError> {
+    sheet.set_name(REFORM_SHEET)?;
+    headers(sheet, &REFORM_HEADERS, f)?;
+    let Some(reform) = &review.reform else { return Ok(()) };
+    for (i, unit) in reform.units.iter().enumerate() {
+        let row = i as u32 + 1;
+        sheet.write_string(row, 0, &unit.code)?;
+        if let Some(r) = review.units.iter().find(|u| u.code == unit.code) {
+            sheet.write_string(row, 1, &r.name)?;
+            sheet.write_string(row, 2, r.level.label_vi())?;
+        }
+        sheet.write_string(row, 3, relation_label(reform.relation))?;
+        sheet.write_string(row, 4, related_note(unit).unwrap_or(""))?;
+        sheet.write_string(row, 5, reform.relation.as_str())?;
+    }
+    let rows = reform.units.len() as u32;
+    finish(sheet, rows, REFORM_HEADERS.len() as u16)?;
+    if let Some(text) = reform_text(review) {
+        sheet.write_string(rows + 2, 0, text)?;
+    }
+    Ok(())
 }
 
 fn targets(sheet: &mut Worksheet, review: &Review, f: &Formats) -> Result<(), XlsxError> {
@@ -193,6 +226,10 @@ fn asked(sheet: &mut Worksheet, review: &Review, f: &Formats) -> Result<(), Xlsx
         rows.push(("Phê duyệt: số quyết định", decision.number.clone(), "approved_number"));
         rows.push(("Phê duyệt: cơ quan ban hành", decision.issuer.clone(), "approved_issuer"));
         rows.push(("Phê duyệt: ngày", decision.date.to_string(), "approved_date"));
+    }
+    // Last, so that the rows above keep their places; only when the scope is not in force on D.
+    if let Some(text) = reform_text(review) {
+        rows.push(("Sắp xếp đơn vị hành chính", text, "reform"));
     }
     for (i, (label, value, key)) in rows.iter().enumerate() {
         let row = i as u32 + 1;

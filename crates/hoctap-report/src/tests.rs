@@ -93,6 +93,7 @@ fn sample() -> Review {
         generated_at: None,
         milestone: Some(2025),
         geography: Geography { provinces: 1, districts: 2, communes: 0 },
+        reform: None,
         units: vec![scope, ba_dinh, hoan_kiem],
         targets: vec![
             target("learning_citizen/adults", 50.0, 2_093_824, Some(4_000_000), Status::Met),
@@ -395,6 +396,101 @@ fn placed_by_default_shows_in_every_format_only_where_there_is_some() {
     assert!(by_default.iter().any(|l| l.contains(",learning_citizen,placed_by_default:recognised,5,")), "{rows}");
 }
 
+/// District 001 reviewed after 1 July 2025: what became of it, two wards (one its default).
+fn reform_sample() -> Review {
+    use hoctap_domain::review::{Reform, RelatedUnit, Relation};
+    let ba_dinh = unit("00004", Level::Commune, "Phường Ba Đình", counts(900, 800, 700, 600), 300, Some(1_000));
+    let ngoc_ha = unit("00008", Level::Commune, "Phường Ngọc Hà", counts(0, 0, 0, 0), 0, None);
+    let mut review = Review {
+        scope: "001".to_owned(),
+        milestone: None,
+        geography: Geography { provinces: 0, districts: 0, communes: 2 },
+        reform: Some(Reform {
+            code: "001".to_owned(),
+            level: Level::District,
+            name: "Quận Ba Đình".to_owned(),
+            relation: Relation::Successors,
+            date: Day::parse("2025-07-01").expect("a date"),
+            units: vec![
+                RelatedUnit { code: "00004".to_owned(), default: true, divided: true },
+                RelatedUnit { code: "00008".to_owned(), default: false, divided: true },
+            ],
+        }),
+        units: vec![ba_dinh, ngoc_ha],
+        targets: Vec::new(),
+        ..sample()
+    };
+    stamp(&mut review, GENERATED_AT);
+    review
+}
+
+#[test]
+fn a_unit_not_in_force_says_what_became_of_it_in_every_format() {
+    let review = reform_sample();
+    let sentence = "Quận Ba Đình (001) không còn từ 01/07/2025. Các đơn vị kế thừa tại ngày 2025-12-31: \
+                    Phường Ba Đình (00004; mặc định, một phần), Phường Ngọc Hà (00008; một phần). \
+                    Số liệu dưới đây là của các đơn vị này, mỗi đơn vị tính toàn bộ.";
+
+    let doc: Value = serde_json::from_str(&json(&review)).unwrap();
+    assert_eq!(doc["reform"]["code"], "001");
+    assert_eq!(doc["reform"]["relation"], "successors");
+    assert_eq!(doc["reform"]["date"], "2025-07-01");
+    assert_eq!(doc["reform"]["units"][0], serde_json::json!({"code": "00004", "default": true, "divided": true}));
+    assert_eq!(doc["units"][0]["code"], "00004");
+    assert!(!json(&sample()).contains("\"reform\""), "absent from an ordinary review");
+
+    let text = table(&review);
+    assert!(text.contains("Đánh giá xây dựng xã hội học tập: Quận Ba Đình (001)"), "{text}");
+    assert!(text.contains(sentence), "{text}");
+    assert!(text.contains("Một phần: đơn vị bị chia tách") && text.contains("Mặc định: đối tượng"), "{text}");
+    assert!(text.contains("Không đối chiếu chỉ tiêu: 001 không có hiệu lực tại ngày 2025-12-31."), "{text}");
+
+    let page = html(&[&review], &page_title(&review));
+    assert!(page.contains("<title>Quận Ba Đình — đánh giá ngày 2025-12-31</title>"), "{page}");
+    assert!(page.contains(&format!(r#"<p class="reform">{sentence}</p>"#)), "{page}");
+    // Both successors are listed, the one with nothing counted too.
+    let citizens = page.split(r#"<table class="title learning_citizen">"#).nth(1).unwrap();
+    let citizens = &citizens[..citizens.find("</table>").unwrap()];
+    assert_eq!(citizens.matches("<tr").count(), 3, "header and both wards: {citizens}");
+
+    let rows = csv(&review);
+    let reform: Vec<&str> = rows.lines().filter(|l| l.starts_with("reform,")).collect();
+    assert_eq!(reform.len(), 3, "{rows}");
+    assert!(reform[0].contains(",001,district,Quận Ba Đình,,dissolved_on,2025-07-01,"), "{rows}");
+    assert!(
+        reform[1].contains(",00004,commune,Phường Ba Đình,,successor,,") && reform[1].contains(",default+divided,")
+    );
+    assert!(reform[2].contains(",00008,commune,Phường Ngọc Hà,,successor,,") && reform[2].contains(",divided,"));
+    assert!(
+        rows.lines().any(|l| l.starts_with("unit,001,") && l.contains(",00004,") && l.contains(",registered,900,"))
+    );
+    assert!(!csv(&sample()).contains("\nreform,"));
+}
+
+#[test]
+fn a_new_unit_before_the_reform_says_what_it_comes_from() {
+    use hoctap_domain::review::Relation;
+    let mut review = reform_sample();
+    review.scope = "00004".to_owned();
+    review.as_of = Day::parse("2025-06-30").unwrap();
+    let reform = review.reform.as_mut().unwrap();
+    (reform.code, reform.level, reform.name, reform.relation) =
+        ("00004".into(), Level::Commune, "Phường Ba Đình".into(), Relation::Predecessors);
+    reform.units[0].code = "00001".into();
+    reform.units.truncate(1);
+    reform.units[0].divided = false;
+    review.units.truncate(1);
+    review.units[0].code = "00001".into();
+    review.units[0].name = "Phường Phúc Xá".into();
+    let text = table(&review);
+    assert!(
+        text.contains("Phường Ba Đình (00004) chỉ có từ 01/07/2025. Đơn vị hợp thành 00004 tại ngày 2025-06-30: Phường Phúc Xá (00001). Số liệu dưới đây là của đơn vị này, tính toàn bộ."),
+        "{text}"
+    );
+    assert!(!text.contains("Một phần:"), "nothing divided, nothing to explain: {text}");
+    assert!(csv(&review).contains(",00004,commune,Phường Ba Đình,,established_on,2025-07-01,"));
+}
+
 #[test]
 fn csv_with_bom_starts_with_the_mark_and_is_otherwise_the_csv() {
     let review = sample();
@@ -497,6 +593,27 @@ mod workbook {
         assert_eq!(text(&value("as_of")), "2025-12-31");
         assert_eq!(text(&value("software")), SOFTWARE);
         assert_eq!(text(&value("generated_at")), "2026-11-30T09:30:00.500Z");
+    }
+
+    #[test]
+    fn a_unit_not_in_force_opens_with_its_successors() {
+        use crate::sheet::{REFORM_HEADERS, REFORM_SHEET};
+        let review = reform_sample();
+        let mut book = open(&review);
+        assert_eq!(book.sheet_names()[0], REFORM_SHEET);
+        let sheet = book.worksheet_range(REFORM_SHEET).unwrap();
+        let rows: Vec<&[Data]> = sheet.rows().collect();
+        assert_eq!(rows[0].iter().map(text).collect::<Vec<_>>(), REFORM_HEADERS);
+        assert_eq!(
+            rows[1][..6].iter().map(text).collect::<Vec<_>>(),
+            ["00004", "Phường Ba Đình", "Phường/xã", "Đơn vị kế thừa (successors)", "mặc định, một phần", "successors"]
+        );
+        assert_eq!(text(&rows[2][0]), "00008");
+        assert!(text(&rows[4][0]).starts_with("Quận Ba Đình (001) không còn từ 01/07/2025."));
+        let asked = book.worksheet_range(ASKED_SHEET).unwrap();
+        let reform = asked.rows().find(|r| text(&r[2]) == "reform").expect("the reform row");
+        assert!(text(&reform[1]).contains("Phường Ngọc Hà (00008; một phần)"));
+        assert!(!open(&sample()).sheet_names().contains(&REFORM_SHEET.to_owned()));
     }
 
     #[test]

@@ -117,8 +117,11 @@ pub async fn refresh_dashboard(client: &mut Client, schema: &Schema) -> Result<O
         let counts = place_counts(&tx, schema, &cache, day, None).await?;
         for scope in &provinces {
             let query = Query { scope: scope.clone(), as_of: day, known_at: None, milestone: None };
-            // A province not in force at that date has no review then.
-            if let Ok(review) = engine.review_from_counts(&query, &counts, recorded) {
+            // A province not in force at that date has no review then (not even the review of what
+            // became of it, whose figures are other units').
+            if let Ok(review) = engine.review_from_counts(&query, &counts, recorded)
+                && review.reform.is_none()
+            {
                 reviews.push(review);
             }
         }

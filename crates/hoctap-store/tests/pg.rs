@@ -150,18 +150,30 @@ async fn assert_same_reviews(
     dates: &[&str],
     known: &[Option<i64>],
 ) -> usize {
+    assert_same_reviews_of(client, schema, engine, "01", dates, known).await
+}
+
+/// [`assert_same_reviews`] of any scope: an error of the engine must be PostgreSQL's too.
+async fn assert_same_reviews_of(
+    client: &mut Client,
+    schema: &Schema,
+    engine: &Engine,
+    scope: &str,
+    dates: &[&str],
+    known: &[Option<i64>],
+) -> usize {
     let mut compared = 0;
     let cache = ReadCache::new();
     for date in dates {
         for &known_at in known {
-            let query = Query { scope: "01".into(), as_of: Day::parse(date).unwrap(), known_at, milestone: None };
+            let query = Query { scope: scope.into(), as_of: Day::parse(date).unwrap(), known_at, milestone: None };
             match (engine.review(&query), review(client, schema, &cache, &query).await) {
                 (Ok(want), Ok(got)) => {
-                    assert_eq!(got, want, "review of {date} as known at {known_at:?}");
+                    assert_eq!(got, want, "review of {scope} on {date} as known at {known_at:?}");
                     compared += 1;
                 }
-                (Err(want), Err(StoreError::Query(got))) => assert_eq!(got, want, "{date} {known_at:?}"),
-                (want, got) => panic!("{date} {known_at:?}: engine {want:?}, PostgreSQL {got:?}"),
+                (Err(want), Err(StoreError::Query(got))) => assert_eq!(got, want, "{scope} {date} {known_at:?}"),
+                (want, got) => panic!("{scope} {date} {known_at:?}: engine {want:?}, PostgreSQL {got:?}"),
             }
         }
     }
@@ -523,6 +535,43 @@ async fn the_hand_checked_world_as_known_at_every_recorded_time() {
     }
 }
 
+/// An old district after the reform (what became of it: its successors' figures), a dissolved commune
+/// divided between two, and a new commune before the reform (what it comes from): PostgreSQL gives the
+/// engine's answer, as known now and before the reform was recorded.
+#[tokio::test]
+async fn reviews_across_the_reform_from_postgresql_equal_the_embedded_engine() {
+    let mut world = hoctap_tests::divided_world();
+    world.sort_by_key(|e| e.recordedtime);
+    let engine = engine_of(&world);
+    let mut known: Vec<Option<i64>> = world.iter().map(|e| e.recordedtime).collect();
+    known.dedup();
+    known.push(None);
+    let dates = ["2025-06-30", "2025-07-01", "2025-12-31", "2030-12-31"];
+
+    let mut client = connect().await;
+    let fresh = Fresh::new(&mut client).await;
+    let mut projection = Projection::load(&mut client, &fresh.schema).await.unwrap();
+    apply_all(&mut client, &mut projection, &batches(&consumed(&world), 3)).await;
+    let mut compared = 0;
+    for scope in ["001", "002", "00004", "00005"] {
+        compared += assert_same_reviews_of(&mut client, &fresh.schema, &engine, scope, &dates, &known).await;
+    }
+    assert!(compared > 20, "only {compared} reviews compared");
+    // The comparisons above include the reform's answers.
+    let query =
+        Query { scope: "00004".into(), as_of: Day::parse("2025-12-31").unwrap(), known_at: None, milestone: None };
+    let got = review(&mut client, &fresh.schema, &ReadCache::new(), &query).await.unwrap();
+    let reform = got.reform.as_ref().expect("what became of 00004");
+    let listed: Vec<(&str, bool)> = reform.units.iter().map(|u| (u.code.as_str(), u.default)).collect();
+    assert_eq!(listed, [("00005", true), ("00002", false)]);
+    assert_eq!(got.units.iter().map(|u| u.code.as_str()).collect::<Vec<_>>(), ["00005", "00002"]);
+    let query =
+        Query { scope: "00005".into(), as_of: Day::parse("2025-06-30").unwrap(), known_at: None, milestone: None };
+    let got = review(&mut client, &fresh.schema, &ReadCache::new(), &query).await.unwrap();
+    assert_eq!(got.reform.as_ref().map(|r| r.units.len()), Some(2), "00003 and 00004 make 00005");
+    fresh.remove(&client).await;
+}
+
 #[tokio::test]
 async fn a_unit_follows_its_establishment_and_its_retractions() {
     use hoctap_tests::{event, grant, recorded, reg, retraction, unit};
@@ -646,4 +695,42 @@ async fn a_decade_of_recording_as_known_at_times_across_it() {
         }
         fresh.remove(&client).await;
     }
+}
+
+/// Dashboards get the reviews of the provinces in force on each month end, and nothing of a province
+/// merged into another once it is gone (not even the review of what became of it, whose figures are the
+/// other province's).
+#[tokio::test]
+async fn dashboards_leave_out_a_province_after_it_was_merged() {
+    use hoctap_tests::{EARLY, REFORM, event, recorded, reg, unit};
+    use serde_json::json;
+    let world: Vec<Event> = [
+        unit(1, "30", "province", "Tỉnh Hải Dương", None),
+        unit(2, "31", "province", "Thành phố Hải Phòng", None),
+        unit(3, "10001", "commune", "Phường A", Some("30")),
+        unit(4, "10002", "commune", "Phường B", Some("31")),
+        event(5, "admin_unit.reparented", REFORM, "10001", json!({"code": "10001", "parent": "31"})),
+        event(6, "admin_unit.dissolved", REFORM, "30", json!({"code": "30", "successor": "31"})),
+        reg(7, "2025-01-10T09:00:00+07:00", "cit-a", "10001", 2025, "resident"),
+    ]
+    .into_iter()
+    .map(|e| recorded(e, EARLY))
+    .collect();
+    let engine = engine_of(&world);
+    let mut client = connect().await;
+    let fresh = Fresh::new(&mut client).await;
+    let mut projection = Projection::load(&mut client, &fresh.schema).await.unwrap();
+    apply_all(&mut client, &mut projection, &batches(&consumed(&world), 1000)).await;
+    // The review of 30 after the reform answers with 31 (from PostgreSQL as from the engine)...
+    let query = Query { scope: "30".into(), as_of: Day::parse("2025-12-31").unwrap(), known_at: None, milestone: None };
+    let got = review(&mut client, &fresh.schema, &ReadCache::new(), &query).await.unwrap();
+    assert_eq!(got, engine.review(&query).unwrap());
+    assert_eq!(got.reform.as_ref().map(|r| r.units[0].code.as_str()), Some("31"));
+    // ... but the dashboards hold 30 only for the 54 month ends up to June 2025, and 31 for all 120.
+    let refreshed = hoctap_store::refresh_dashboard(&mut client, &fresh.schema).await.unwrap().unwrap();
+    assert_eq!(refreshed.reviews, 54 + 120);
+    let sql = format!("SELECT max(as_of)::text FROM \"{}\".dashboard_unit_figures WHERE scope = '30'", fresh.schema);
+    let last: String = client.query_one(&sql, &[]).await.unwrap().get(0);
+    assert_eq!(last, "2025-06-30");
+    fresh.remove(&client).await;
 }

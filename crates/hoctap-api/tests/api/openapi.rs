@@ -142,7 +142,9 @@ async fn every_answer_of_both_services_matches_the_document_and_every_documented
         .status,
         api.get("/v1/reviews", "/v1/reviews", &[("scope", "01"), ("as_of", "tomorrow")]).await.status,
         api.get_raw("/v1/reviews", "/v1/reviews?scope=01&as_of=2025-12-31&as_of=2030-12-31").await.status,
+        // What became of district 001: a review with `reform`.
         api.get("/v1/reviews", "/v1/reviews", &[("scope", "001"), ("as_of", "2025-12-31")]).await.status,
+        api.get("/v1/reviews", "/v1/reviews", &[("scope", "01"), ("as_of", "2020-06-30")]).await.status,
         empty.get("/v1/reviews", "/v1/reviews", &[("scope", "01"), ("as_of", "2025-12-31")]).await.status,
         api.get("/v1/units/{code}/series", "/v1/units/001/series", &month).await.status,
         api.get(
@@ -169,7 +171,10 @@ async fn every_answer_of_both_services_matches_the_document_and_every_documented
         empty.get("/healthz", "/healthz", &[]).await.status,
         api.get("/metrics", "/metrics", &[]).await.status,
     ];
-    assert_eq!(statuses, [200, 200, 400, 400, 404, 503, 200, 200, 400, 404, 503, 200, 200, 400, 503, 200, 503, 200]);
+    assert_eq!(
+        statuses,
+        [200, 200, 400, 400, 200, 404, 503, 200, 200, 400, 404, 503, 200, 200, 400, 503, 200, 503, 200]
+    );
 
     // The gateway, on a broker of its own.
     let mut gateway = spawn_gateway().await;

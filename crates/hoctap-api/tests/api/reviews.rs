@@ -91,9 +91,13 @@ async fn series(app: &App, unit: &str, params: &[(&str, &str)]) -> Vec<(String, 
 }
 
 /// What a series point must be: the engine's review of that date, first unit, that title; `None` when
-/// the unit is not in force then.
+/// the unit is not in force then (its review may still answer with what became of it).
 fn expected_point(engine: &Engine, unit: &str, title: Title, date: &str, known_at: Option<i64>) -> Option<TitleCounts> {
-    engine.review(&query(unit, date, known_at)).ok().map(|r| r.units[0].titles.get(&title).copied().unwrap_or_default())
+    engine
+        .review(&query(unit, date, known_at))
+        .ok()
+        .filter(|r| r.reform.is_none())
+        .map(|r| r.units[0].titles.get(&title).copied().unwrap_or_default())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,10 +184,29 @@ async fn series_of_the_hand_world_follow_the_reform_and_known_at() {
             Some(hoctap_tests::instant("2026-01-05T00:00:00Z")),
             Some(hoctap_tests::instant("2026-03-15T00:00:00Z")),
         ] {
-            for scope in ["01", "001", "002", "00001", "00005"] {
+            for scope in ["01", "001", "002", "00001", "00003", "00005"] {
                 assert_same_review(&app, &engine, &query(scope, date, known_at)).await;
             }
         }
+    }
+    // Among them, the reform's answers: district 001 after 1 July 2025 is what became of it (it was
+    // dissolved into the city: its communes, which kept their codes), 00003 its successor 00005, and
+    // 00005 before then the communes it comes from.
+    for (scope, as_of, relation, units) in [
+        ("001", "2025-07-01", "successors", vec!["00001", "00002"]),
+        ("00003", "2025-12-31", "successors", vec!["00005"]),
+        ("00005", "2025-06-30", "predecessors", vec!["00003", "00004"]),
+    ] {
+        assert!(assert_same_review(&app, &engine, &query(scope, as_of, None)).await);
+        let body = app.get(REVIEWS, REVIEWS, &[("scope", scope), ("as_of", as_of)]).await.json();
+        assert_eq!(body["scope"], scope);
+        assert_eq!(body["reform"]["code"], scope);
+        assert_eq!(body["reform"]["relation"], relation, "{body}");
+        let listed: Vec<&str> =
+            body["reform"]["units"].as_array().unwrap().iter().map(|u| u["code"].as_str().unwrap()).collect();
+        assert_eq!(listed, units);
+        let rows: Vec<&str> = body["units"].as_array().unwrap().iter().map(|u| u["code"].as_str().unwrap()).collect();
+        assert_eq!(rows, units, "the rows are the related units'");
     }
 
     // Month ends across the reform: the city has every point; district 001, abolished on 2025-07-01,
@@ -390,13 +413,11 @@ async fn the_callers_mistakes_are_400_naming_the_parameter_and_unknown_units_404
         &days.text[..200.min(days.text.len())]
     );
 
-    // Unknown units, and units not in force: 404.
-    for (scope, as_of, why) in [
-        ("99", "2025-12-31", "not a known administrative unit"),
-        ("001", "2025-07-01", "not in force on 2025-07-01"),
-        ("00005", "2025-06-30", "not in force on 2025-06-30"),
-        ("01", "2020-06-30", "not in force on 2020-06-30"),
-    ] {
+    // Unknown units, and units not in force that the reform relates to none in force: 404 (district
+    // 001 after the reform and commune 00005 before it answer with their successors and predecessors).
+    for (scope, as_of, why) in
+        [("99", "2025-12-31", "not a known administrative unit"), ("01", "2020-06-30", "not in force on 2020-06-30")]
+    {
         let answer = app.get(REVIEWS, REVIEWS, &[("scope", scope), ("as_of", as_of)]).await;
         assert_eq!(answer.status, 404, "{scope} {as_of}: {}", answer.text);
         assert!(answer.json()["error"].as_str().unwrap().contains(why), "{}", answer.text);

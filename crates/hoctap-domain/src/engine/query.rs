@@ -5,7 +5,7 @@ use super::{Engine, Kind, Measure, NO_GROUP, Place, Rec, Stamped, Subject, Targe
 use crate::codes::{GROUPS, Level, Metric, TITLES, Title};
 use crate::geo::{GeoAt, UnitAt, UnitId};
 use crate::indicator::Indicator;
-use crate::review::{Geography, Review, Status, TargetReview, TitleCounts, UnitReview};
+use crate::review::{Geography, Reform, RelatedUnit, Relation, Review, Status, TargetReview, TitleCounts, UnitReview};
 use crate::time::{self, Day};
 use foldhash::{HashMap, HashMapExt};
 
@@ -22,11 +22,12 @@ pub struct Query {
     pub milestone: Option<i32>,
 }
 
-/// Why a review cannot be given. Both are the caller's mistake (HTTP 404 / CLI exit 2).
+/// Why a review cannot be given. All are the caller's mistake (HTTP 404 / CLI exit 2).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
     #[error("scope `{0}` is not a known administrative unit")]
     UnknownScope(String),
+    /// Not in force on D, and no successor or predecessor of it is (counting-rules §3, "A unit across the reform").
     #[error("scope `{code}` is not in force on {as_of} (not yet established, or dissolved by then)")]
     ScopeNotInForce { code: String, as_of: Day },
     #[error(
@@ -105,6 +106,20 @@ impl Tally {
     }
 }
 
+/// What a review is about: a unit in force at D, or the units the reform relates a code to.
+enum About {
+    Scope(UnitId),
+    Reform { scope: UnitId, relation: Relation, date: Day, units: Vec<Related> },
+}
+
+/// A unit related to the code asked about (see [`RelatedUnit`]).
+#[derive(Clone, Copy, Debug)]
+struct Related {
+    unit: UnitId,
+    default: bool,
+    divided: bool,
+}
+
 /// What one subject contributes at D.
 pub(super) struct SubjectAt {
     /// Per title, one bit per measure (REGISTERED…RECOGNISED).
@@ -123,12 +138,9 @@ impl Engine {
         let recorded = self.recorded(known_at);
         recorded.check(known_at)?;
         let geo = self.geo_at(day, known_at);
-        let scope = self.units.get(&query.scope).ok_or_else(|| QueryError::UnknownScope(query.scope.clone()))?;
-        if !geo.units[scope as usize].in_force {
-            return Err(QueryError::ScopeNotInForce { code: query.scope.clone(), as_of: day });
-        }
+        let about = self.about(query, &geo)?;
         let (tallies, holds) = self.tally(&geo, day, known_at);
-        Ok(self.assemble(query, &geo, scope, (&tallies, &holds), recorded))
+        Ok(self.assemble(query, &geo, about, (&tallies, &holds), recorded))
     }
 
     /// The same review from counts per place, as a read model stores them (see [`Engine::contributions`]):
@@ -143,10 +155,7 @@ impl Engine {
     ) -> Result<Review, QueryError> {
         recorded.check(query.known_at)?;
         let geo = self.geo_at(query.as_of, query.known_at);
-        let scope = self.units.get(&query.scope).ok_or_else(|| QueryError::UnknownScope(query.scope.clone()))?;
-        if !geo.units[scope as usize].in_force {
-            return Err(QueryError::ScopeNotInForce { code: query.scope.clone(), as_of: query.as_of });
-        }
+        let about = self.about(query, &geo)?;
         let n = geo.units.len();
         let mut own = vec![Tally::default(); n];
         let mut holds = vec![0u8; n];
@@ -176,7 +185,7 @@ impl Engine {
             }
         }
         let tallies = roll_up(&geo, &own);
-        Ok(self.assemble(query, &geo, scope, (&tallies, &holds), recorded))
+        Ok(self.assemble(query, &geo, about, (&tallies, &holds), recorded))
     }
 
     /// The counts of `title` in `query.scope` on `query.as_of` as known at `query.known_at`, from counts
@@ -213,7 +222,8 @@ impl Engine {
     /// date exactly `units[0].titles[title]` of [`Engine::review`] (zero when the title is not listed),
     /// the points the read models give for the same question (`hoctap_store::series`).
     ///
-    /// A date on which `unit` is not in force has no point; when it is in force on none of `dates`,
+    /// A date on which `unit` is not in force has no point (even where its review answers with its
+    /// successors or predecessors); when it is in force on none of `dates`,
     /// [`QueryError::ScopeNotInForce`] names the first date. An unknown code is
     /// [`QueryError::UnknownScope`]; a `known_at` before every record is the review's error saying so.
     /// No dates, no points.
@@ -243,6 +253,8 @@ impl Engine {
         for &as_of in dates {
             let query = Query { scope: unit.to_owned(), as_of, known_at, milestone: None };
             match self.review(&query) {
+                // What became of the unit is not the unit: no point on that date.
+                Ok(review) if review.reform.is_some() => {}
                 Ok(review) => {
                     let counts = review.units.first().and_then(|u| u.titles.get(&title)).copied().unwrap_or_default();
                     points.push((as_of, counts));
@@ -258,81 +270,209 @@ impl Engine {
         Ok(points)
     }
 
+    /// What `query` is about on its date: its scope when in force, else what the reform relates it to
+    /// (counting-rules §3, "A unit across the reform"). A code never seen is [`QueryError::UnknownScope`]; a unit not
+    /// in force with no related unit in force is [`QueryError::ScopeNotInForce`].
+    fn about(&self, query: &Query, geo: &GeoAt<'_>) -> Result<About, QueryError> {
+        let scope = self.units.get(&query.scope).ok_or_else(|| QueryError::UnknownScope(query.scope.clone()))?;
+        let at = &geo.units[scope as usize];
+        if at.in_force {
+            return Ok(About::Scope(scope));
+        }
+        let not_in_force = || QueryError::ScopeNotInForce { code: query.scope.clone(), as_of: query.as_of };
+        let (relation, date, units) = match (at.dissolved_on, at.established_on) {
+            (Some(dissolved), _) => (Relation::Successors, dissolved, self.successors(geo, scope, query.known_at)),
+            (None, Some(established)) if established > query.as_of => {
+                (Relation::Predecessors, established, self.predecessors(geo, scope, query.known_at))
+            }
+            _ => return Err(not_in_force()),
+        };
+        if units.is_empty() {
+            return Err(not_in_force());
+        }
+        Ok(About::Reform { scope, relation, date, units })
+    }
+
+    /// The units in force at D that a unit dissolved by D passed into, following later dissolutions:
+    /// every successor of a divided unit, the default first (the unit its subjects are counted in,
+    /// `geo.resolved`), then by code. A unit dissolved into the unit above it (a district abolished into
+    /// its province on 1 July 2025) passed into what its own units became: its children on the day
+    /// before, each followed the same way, none of them a default.
+    fn successors(&self, geo: &GeoAt<'_>, unit: UnitId, known_at: Option<i64>) -> Vec<Related> {
+        let default = geo.resolved[unit as usize];
+        // Every path is walked (each unit at most once divided and once not), and a unit reached by
+        // several is divided when any of them is: the answer does not depend on the order units were
+        // first seen in, which differs between engines fed the same events in another order.
+        let mut visited = vec![[false; 2]; geo.units.len()];
+        let mut found: Vec<Option<bool>> = vec![None; geo.units.len()];
+        let mut stack = vec![(unit, false)];
+        while let Some((cur, divided)) = stack.pop() {
+            let at = &geo.units[cur as usize];
+            let next: Vec<UnitId> = match (at.successor, at.dissolved_on) {
+                (Some(successor), Some(dissolved)) if at.others.is_empty() && at.parent == Some(successor) => {
+                    let before = self.geo_at(Day(dissolved.0 - 1), known_at);
+                    before.children[cur as usize].clone()
+                }
+                _ => at.successor.iter().chain(at.others).copied().collect(),
+            };
+            let divided = divided || !at.others.is_empty();
+            for next in next.into_iter().filter(|&n| n != unit) {
+                let next_at = &geo.units[next as usize];
+                if next_at.in_force {
+                    let flag = found[next as usize].get_or_insert(false);
+                    *flag |= divided;
+                } else if next_at.successor.is_some()
+                    && !std::mem::replace(&mut visited[next as usize][usize::from(divided)], true)
+                {
+                    stack.push((next, divided));
+                }
+            }
+        }
+        let mut out: Vec<Related> = found
+            .iter()
+            .enumerate()
+            .filter_map(|(u, divided)| {
+                divided.map(|divided| Related { unit: u as UnitId, default: Some(u as UnitId) == default, divided })
+            })
+            .collect();
+        self.order_related(&mut out);
+        out
+    }
+
+    /// The units in force at D that dissolve into `unit`, which is established after D, as known at K:
+    /// those whose dissolution names it among its successors (followed back through units that are not
+    /// yet established at D either), leaving out a unit that contains another one listed (a district
+    /// whose dissolution also names the new commune, beside its communes), by code. A unit reached by
+    /// several ways is the default when one of them is all defaults, divided when one of them is.
+    fn predecessors(&self, geo: &GeoAt<'_>, unit: UnitId, known_at: Option<i64>) -> Vec<Related> {
+        let alive = |ev| self.alive(ev, known_at);
+        // Every dissolution known at K, whatever its date, as (dissolved unit, successor, default, divided).
+        let links: Vec<(UnitId, UnitId, bool, bool)> = self
+            .geo
+            .iter()
+            .enumerate()
+            .flat_map(|(u, history)| {
+                history.dissolutions(alive).map(move |(to, default, divided, _)| (u as UnitId, to, default, divided))
+            })
+            .collect();
+        let mut visited = vec![[false; 4]; geo.units.len()];
+        let mut found: Vec<Option<(bool, bool)>> = vec![None; geo.units.len()];
+        let mut stack = vec![(unit, true, false)];
+        while let Some((cur, default, divided)) = stack.pop() {
+            for &(from, _, link_default, link_divided) in links.iter().filter(|l| l.1 == cur && l.0 != unit) {
+                let (default, divided) = (default && link_default, divided || link_divided);
+                let at = &geo.units[from as usize];
+                if at.in_force {
+                    let flags = found[from as usize].get_or_insert((false, false));
+                    *flags = (flags.0 || default, flags.1 || divided);
+                } else if at.dissolved_on.is_none()
+                    && !std::mem::replace(
+                        &mut visited[from as usize][usize::from(default) * 2 + usize::from(divided)],
+                        true,
+                    )
+                {
+                    // Not yet established at D either: what it comes from.
+                    stack.push((from, default, divided));
+                }
+            }
+        }
+        let found: Vec<Related> = found
+            .iter()
+            .enumerate()
+            .filter_map(|(u, flags)| flags.map(|(default, divided)| Related { unit: u as UnitId, default, divided }))
+            .collect();
+        let mut out: Vec<Related> = found
+            .iter()
+            .filter(|p| !found.iter().any(|other| other.unit != p.unit && geo.within(other.unit, p.unit)))
+            .copied()
+            .collect();
+        self.order_related(&mut out);
+        out
+    }
+
+    /// The default first, then by code.
+    fn order_related(&self, list: &mut [Related]) {
+        list.sort_by(|a, b| {
+            (!a.default, &self.units.codes[a.unit as usize]).cmp(&(!b.default, &self.units.codes[b.unit as usize]))
+        });
+    }
+
     /// Everything of a review but the counting: units, denominators, targets, the geography used.
     fn assemble(
         &self,
         query: &Query,
         geo: &GeoAt<'_>,
-        scope: UnitId,
+        about: About,
         (tallies, holds): (&[Tally], &[u8]),
         recorded: Recorded,
     ) -> Review {
         let (day, known_at) = (query.as_of, query.known_at);
         let mut denominators = HashMap::new();
+        let mut row = |u: UnitId| self.unit_review(geo, u, &tallies[u as usize], day, known_at, &mut denominators);
 
-        // The scope's districts in force at D; where it has none, its communes.
-        let children = &geo.children[scope as usize];
-        let of_level = |level| {
-            children.iter().copied().filter(|c| geo.units[*c as usize].level == Some(level)).collect::<Vec<_>>()
-        };
-        let mut child_units = of_level(Level::District);
-        if child_units.is_empty() {
-            child_units = of_level(Level::Commune);
-        }
-        child_units.sort_by(|a, b| self.units.codes[*a as usize].cmp(&self.units.codes[*b as usize]));
-        let units = std::iter::once(scope)
-            .chain(child_units)
-            .map(|u| {
-                let at = &geo.units[u as usize];
-                let tally = &tallies[u as usize];
-                let counts = |of: &[[u64; 4]; TITLES]| {
-                    Title::ALL
-                        .iter()
-                        .map(|t| {
-                            let m = of[t.index()];
-                            (
-                                *t,
-                                TitleCounts {
-                                    registered: m[REGISTERED],
-                                    declared: m[DECLARED],
-                                    evidenced: m[EVIDENCED],
-                                    recognised: m[RECOGNISED],
-                                },
-                            )
-                        })
-                        .filter(|(_, c)| !c.is_zero())
-                        .collect()
+        let (units, reform, listed) = match &about {
+            About::Scope(scope) => {
+                // The scope's districts in force at D; where it has none, its communes.
+                let children = &geo.children[*scope as usize];
+                let of_level = |level| {
+                    children.iter().copied().filter(|c| geo.units[*c as usize].level == Some(level)).collect::<Vec<_>>()
                 };
-                let titles = counts(&tally.titles);
-                let placed_by_default = counts(&tally.by_default);
-                let baselines = Metric::ALL
-                    .iter()
-                    .filter_map(|m| self.denominator(geo, u, *m, day, known_at, &mut denominators).map(|v| (*m, v)))
-                    .collect();
-                UnitReview {
-                    code: self.units.codes[u as usize].to_string(),
+                let mut child_units = of_level(Level::District);
+                if child_units.is_empty() {
+                    child_units = of_level(Level::Commune);
+                }
+                child_units.sort_by(|a, b| self.units.codes[*a as usize].cmp(&self.units.codes[*b as usize]));
+                let units = std::iter::once(*scope).chain(child_units).map(&mut row).collect();
+                (units, None, vec![*scope])
+            }
+            About::Reform { scope, relation, date, units: related } => {
+                let at = &geo.units[*scope as usize];
+                let reform = Reform {
+                    code: query.scope.clone(),
                     level: at.level.unwrap_or(Level::Commune),
                     name: at.name.to_owned(),
-                    coordinates: at.coords.map(|(lat, lon)| crate::review::UnitCoordinates { lat, lon }),
-                    titles,
-                    placed_by_default,
-                    digital_skill: tally.skill,
-                    baselines,
-                }
-            })
-            .collect();
+                    relation: *relation,
+                    date: *date,
+                    units: related
+                        .iter()
+                        .map(|r| RelatedUnit {
+                            code: self.units.codes[r.unit as usize].to_string(),
+                            default: r.default,
+                            divided: r.divided,
+                        })
+                        .collect(),
+                };
+                let units = related.iter().map(|r| row(r.unit)).collect();
+                (units, Some(reform), related.iter().map(|r| r.unit).collect())
+            }
+        };
 
-        let (milestone, targets) = self.targets_at(scope, day, known_at, query.milestone);
-        let targets = targets
-            .into_iter()
-            .map(|t| {
-                self.check_target(t, geo, scope, (&tallies[scope as usize], holds), day, known_at, &mut denominators)
-            })
-            .collect();
+        // Targets are the scope's; a unit not in force has none to check.
+        let (milestone, targets) = match about {
+            About::Scope(scope) => {
+                let (milestone, targets) = self.targets_at(scope, day, known_at, query.milestone);
+                let targets = targets
+                    .into_iter()
+                    .map(|t| {
+                        self.check_target(
+                            t,
+                            geo,
+                            scope,
+                            (&tallies[scope as usize], holds),
+                            day,
+                            known_at,
+                            &mut denominators,
+                        )
+                    })
+                    .collect();
+                (milestone, targets)
+            }
+            About::Reform { .. } => (None, Vec::new()),
+        };
 
         let mut geography = Geography { provinces: 0, districts: 0, communes: 0 };
         for (u, at) in geo.units.iter().enumerate() {
-            if at.in_force && geo.within(u as UnitId, scope) {
+            if at.in_force && listed.iter().any(|&l| geo.within(u as UnitId, l)) {
                 match at.level {
                     Some(Level::Province) => geography.provinces += 1,
                     Some(Level::District) => geography.districts += 1,
@@ -352,8 +492,54 @@ impl Engine {
             generated_at: None,
             milestone,
             geography,
+            reform,
             units,
             targets,
+        }
+    }
+
+    /// One unit's row: its counts, the part placed by default, digital skills, its denominators.
+    fn unit_review(
+        &self,
+        geo: &GeoAt<'_>,
+        u: UnitId,
+        tally: &Tally,
+        day: Day,
+        known_at: Option<i64>,
+        denominators: &mut HashMap<(UnitId, Metric), Option<u64>>,
+    ) -> UnitReview {
+        let at = &geo.units[u as usize];
+        let counts = |of: &[[u64; 4]; TITLES]| {
+            Title::ALL
+                .iter()
+                .map(|t| {
+                    let m = of[t.index()];
+                    (
+                        *t,
+                        TitleCounts {
+                            registered: m[REGISTERED],
+                            declared: m[DECLARED],
+                            evidenced: m[EVIDENCED],
+                            recognised: m[RECOGNISED],
+                        },
+                    )
+                })
+                .filter(|(_, c)| !c.is_zero())
+                .collect()
+        };
+        let baselines = Metric::ALL
+            .iter()
+            .filter_map(|m| self.denominator(geo, u, *m, day, known_at, denominators).map(|v| (*m, v)))
+            .collect();
+        UnitReview {
+            code: self.units.codes[u as usize].to_string(),
+            level: at.level.unwrap_or(Level::Commune),
+            name: at.name.to_owned(),
+            coordinates: at.coords.map(|(lat, lon)| crate::review::UnitCoordinates { lat, lon }),
+            titles: counts(&tally.titles),
+            placed_by_default: counts(&tally.by_default),
+            digital_skill: tally.skill,
+            baselines,
         }
     }
 
@@ -800,5 +986,278 @@ mod tests {
         }
         let city = engine.units.get("01").unwrap() as usize;
         assert_eq!(one[city].titles[0], [500, 0, 0, 125]);
+    }
+}
+
+/// Reviews of a code on a date it is not in force: what became of it, or what it comes from.
+#[cfg(test)]
+mod reform_tests {
+    use super::*;
+    use crate::codes::SubjectKind;
+    use crate::event::{
+        AdminUnitDissolved, AdminUnitEstablished, AdminUnitReparented, Event, EventData, RegistrationSubmitted,
+        Successor,
+    };
+    use crate::review::Relation;
+
+    /// Before anything of the reform was recorded.
+    const EARLY: &str = "2025-01-01T00:00:00Z";
+    /// When the new communes were recorded.
+    const NEW_UNITS: &str = "2025-06-01T00:00:00Z";
+    /// When the dissolutions of the reform were recorded, after the fact.
+    const DISSOLUTIONS: &str = "2025-08-01T00:00:00Z";
+
+    fn day(text: &str) -> Day {
+        Day::parse(text).unwrap()
+    }
+
+    fn instant(text: &str) -> i64 {
+        time::parse_instant(text).unwrap()
+    }
+
+    struct World {
+        events: Vec<Event>,
+        next: u128,
+    }
+
+    impl World {
+        fn put(&mut self, time: &str, subject: &str, recorded: &str, data: EventData) {
+            self.next += 1;
+            let mut e = Event::new(uuid::Uuid::from_u128(self.next), "test", time, subject, data).unwrap();
+            e.recordedtime = Some(instant(recorded));
+            self.events.push(e);
+        }
+
+        fn unit(&mut self, time: &str, recorded: &str, code: &str, level: Level, parent: Option<&str>) {
+            let data = EventData::AdminUnitEstablished(AdminUnitEstablished {
+                code: code.into(),
+                level,
+                name: format!("Đơn vị {code}"),
+                parent: parent.map(Into::into),
+                coordinates: None,
+            });
+            self.put(time, code, recorded, data);
+        }
+
+        fn dissolve(&mut self, time: &str, code: &str, successors: &[&str]) {
+            let successors =
+                successors.iter().enumerate().map(|(i, s)| Successor { code: (*s).into(), default: i == 0 }).collect();
+            let data = EventData::AdminUnitDissolved(AdminUnitDissolved { code: code.into(), successors });
+            self.put(time, code, DISSOLUTIONS, data);
+        }
+    }
+
+    /// Hà Nội (01) with districts 001 (communes 00001, 00002) and 002 (00003, 00004) until the reform of
+    /// 1 July 2025, which makes the communes 00010 and 00011: 00001 passes whole into 00010, 00002 is
+    /// divided between 00010 (its default) and 00011, 00004 passes into 00011, 00003 keeps its code
+    /// under the city; 001 is divided between 00010 and 00011, 002 passes into the city. On 1 January
+    /// 2026 00011 passes into 00003. One citizen registers in each old commune.
+    fn world() -> Engine {
+        engine_of(world_events().iter())
+    }
+
+    fn engine_of<'a>(events: impl Iterator<Item = &'a Event>) -> Engine {
+        let mut engine = Engine::new();
+        for e in events {
+            engine.apply(e);
+        }
+        engine
+    }
+
+    fn world_events() -> Vec<Event> {
+        let mut w = World { events: Vec::new(), next: 0 };
+        let start = "2021-01-01T00:00:00+07:00";
+        let reform = "2025-07-01T00:00:00+07:00";
+        w.unit(start, EARLY, "01", Level::Province, None);
+        w.unit(start, EARLY, "001", Level::District, Some("01"));
+        w.unit(start, EARLY, "002", Level::District, Some("01"));
+        for (commune, district) in [("00001", "001"), ("00002", "001"), ("00003", "002"), ("00004", "002")] {
+            w.unit(start, EARLY, commune, Level::Commune, Some(district));
+        }
+        w.unit(reform, NEW_UNITS, "00010", Level::Commune, Some("01"));
+        w.unit(reform, NEW_UNITS, "00011", Level::Commune, Some("01"));
+        let reparent =
+            EventData::AdminUnitReparented(AdminUnitReparented { code: "00003".into(), parent: "01".into() });
+        w.put(reform, "00003", DISSOLUTIONS, reparent);
+        w.dissolve(reform, "00001", &["00010"]);
+        w.dissolve(reform, "00002", &["00010", "00011"]);
+        w.dissolve(reform, "00004", &["00011"]);
+        w.dissolve(reform, "001", &["00010", "00011"]);
+        w.dissolve(reform, "002", &["01"]);
+        w.dissolve("2026-01-01T00:00:00+07:00", "00011", &["00003"]);
+        for (n, commune) in ["00001", "00002", "00003", "00004"].into_iter().enumerate() {
+            let data = EventData::RegistrationSubmitted(RegistrationSubmitted {
+                subject_kind: SubjectKind::Citizen,
+                commune: commune.into(),
+                title: Title::LearningCitizen,
+                cycle_year: 2025,
+                subject_group: None,
+            });
+            w.put("2025-02-01T09:00:00+07:00", &format!("cit-{n}"), EARLY, data);
+        }
+        w.events
+    }
+
+    fn review(engine: &Engine, scope: &str, as_of: &str, known_at: Option<&str>) -> Result<Review, QueryError> {
+        let query = Query { scope: scope.into(), as_of: day(as_of), known_at: known_at.map(instant), milestone: None };
+        engine.review(&query)
+    }
+
+    /// (code, default, divided) of the reform section, and each row's registered learning citizens.
+    type Listed<'a> = (Relation, Vec<(&'a str, bool, bool)>, Vec<(&'a str, u64)>);
+
+    fn related(review: &Review) -> Listed<'_> {
+        let reform = review.reform.as_ref().expect("a review of what the reform made of the scope");
+        assert_eq!(reform.code, review.scope);
+        let listed = reform.units.iter().map(|u| (u.code.as_str(), u.default, u.divided)).collect();
+        let rows = review
+            .units
+            .iter()
+            .map(|u| (u.code.as_str(), u.titles.get(&Title::LearningCitizen).map_or(0, |c| c.registered)))
+            .collect();
+        assert!(review.targets.is_empty() && review.milestone.is_none(), "a unit not in force has no targets");
+        (reform.relation, listed, rows)
+    }
+
+    #[test]
+    fn a_unit_in_force_has_no_reform_section() {
+        let engine = world();
+        let city = review(&engine, "01", "2025-07-15", None).unwrap();
+        assert!(city.reform.is_none());
+        assert_eq!(city.units[0].code, "01");
+        let json = serde_json::to_string(&city).unwrap();
+        assert!(!json.contains("reform"), "{json}");
+    }
+
+    #[test]
+    fn a_commune_dissolved_whole_answers_with_its_successor() {
+        let engine = world();
+        let r = review(&engine, "00001", "2025-07-15", None).unwrap();
+        let (relation, listed, rows) = related(&r);
+        assert_eq!(relation, Relation::Successors);
+        assert_eq!(listed, [("00010", true, false)]);
+        // 00010 counts the citizens of 00001 and, by default, of the divided 00002.
+        assert_eq!(rows, [("00010", 2)]);
+        assert_eq!(r.units[0].placed_by_default[&Title::LearningCitizen].registered, 1);
+        let reform = r.reform.as_ref().unwrap();
+        assert_eq!(
+            (reform.level, reform.name.as_str(), reform.date),
+            (Level::Commune, "Đơn vị 00001", day("2025-07-01"))
+        );
+        assert_eq!((r.geography.districts, r.geography.communes), (0, 1));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["reform"]["relation"], "successors");
+        assert_eq!(json["reform"]["date"], "2025-07-01");
+        assert_eq!(json["reform"]["units"][0], serde_json::json!({"code": "00010", "default": true, "divided": false}));
+    }
+
+    #[test]
+    fn a_divided_unit_answers_with_every_successor_the_default_first() {
+        let engine = world();
+        for scope in ["00002", "001"] {
+            let r = review(&engine, scope, "2025-07-15", None).unwrap();
+            let (relation, listed, rows) = related(&r);
+            assert_eq!(relation, Relation::Successors, "{scope}");
+            assert_eq!(listed, [("00010", true, true), ("00011", false, true)], "{scope}");
+            assert_eq!(rows, [("00010", 2), ("00011", 1)], "{scope}");
+        }
+    }
+
+    #[test]
+    fn a_district_abolished_into_the_city_answers_with_what_its_communes_became() {
+        let engine = world();
+        // 002 passed into the city (its parent): its communes 00003 (kept) and 00004 (into 00011).
+        let r = review(&engine, "002", "2025-12-31", None).unwrap();
+        let (relation, listed, rows) = related(&r);
+        assert_eq!(relation, Relation::Successors);
+        assert_eq!(listed, [("00003", false, false), ("00011", false, false)], "no default: the city is");
+        assert_eq!(rows, [("00003", 1), ("00011", 1)]);
+        assert_eq!((r.geography.provinces, r.geography.districts, r.geography.communes), (0, 0, 2));
+        // After 00011 passed into 00003, one unit.
+        let r1 = review(&engine, "002", "2026-06-30", None).unwrap();
+        let (_, listed, _) = related(&r1);
+        assert_eq!(listed, [("00003", false, false)]);
+    }
+
+    #[test]
+    fn successors_are_followed_to_the_units_in_force_on_the_date() {
+        let engine = world();
+        let r2 = review(&engine, "00004", "2025-12-31", None).unwrap();
+        let (_, listed, _) = related(&r2);
+        assert_eq!(listed, [("00011", true, false)]);
+        // 00011 passed into 00003 on 1 January 2026.
+        let r = review(&engine, "00004", "2026-06-30", None).unwrap();
+        let (_, listed, _) = related(&r);
+        assert_eq!(listed, [("00003", true, false)]);
+        assert_eq!(r.reform.as_ref().unwrap().date, day("2025-07-01"), "the asked unit's own dissolution");
+        let r3 = review(&engine, "00002", "2026-06-30", None).unwrap();
+        let (_, listed, _) = related(&r3);
+        assert_eq!(listed, [("00010", true, true), ("00003", false, true)]);
+    }
+
+    #[test]
+    fn a_new_unit_before_the_reform_answers_with_its_predecessors() {
+        let engine = world();
+        let r = review(&engine, "00010", "2025-06-30", None).unwrap();
+        let (relation, listed, rows) = related(&r);
+        assert_eq!(relation, Relation::Predecessors);
+        // District 001 also names 00010 but holds 00001 and 00002: left out, not counted twice.
+        assert_eq!(listed, [("00001", true, false), ("00002", true, true)]);
+        assert_eq!(rows, [("00001", 1), ("00002", 1)]);
+        assert_eq!(r.reform.as_ref().unwrap().date, day("2025-07-01"));
+        assert_eq!((r.geography.districts, r.geography.communes), (0, 2));
+        let r4 = review(&engine, "00011", "2025-06-30", None).unwrap();
+        let (_, listed, _) = related(&r4);
+        assert_eq!(listed, [("00004", true, false), ("00002", false, true)]);
+    }
+
+    #[test]
+    fn unknown_codes_and_units_without_relation_stay_errors() {
+        let engine = world();
+        assert_eq!(review(&engine, "99999", "2025-07-15", None), Err(QueryError::UnknownScope("99999".into())));
+        // Hà Nội before its establishment: nothing dissolves into it.
+        assert!(matches!(review(&engine, "01", "2020-06-30", None), Err(QueryError::ScopeNotInForce { .. })));
+        // A series still has no point where the unit is not in force.
+        let points =
+            engine.series("001", Title::LearningCitizen, &[day("2025-06-30"), day("2025-07-15")], None).unwrap();
+        assert_eq!(points.iter().map(|p| p.0).collect::<Vec<_>>(), [day("2025-06-30")]);
+    }
+
+    #[test]
+    fn the_answer_does_not_depend_on_the_order_events_arrived_in() {
+        let events = world_events();
+        let (forward, backward) = (engine_of(events.iter()), engine_of(events.iter().rev()));
+        let mut compared = 0;
+        for scope in ["001", "002", "00002", "00004", "00010", "00011"] {
+            for date in ["2025-06-30", "2025-07-15", "2026-06-30"] {
+                let (a, b) = (review(&forward, scope, date, None), review(&backward, scope, date, None));
+                assert_eq!(a, b, "{scope} {date}");
+                compared += usize::from(a.is_ok_and(|r| r.reform.is_some()));
+            }
+        }
+        assert!(compared >= 10, "{compared}");
+    }
+
+    #[test]
+    fn before_the_reform_was_recorded_there_is_no_relation() {
+        let engine = world();
+        let between = Some("2025-07-01T00:00:00Z");
+        // The new commune was recorded, the dissolutions naming it were not: nothing it comes from yet.
+        assert_eq!(
+            review(&engine, "00010", "2025-06-30", between),
+            Err(QueryError::ScopeNotInForce { code: "00010".into(), as_of: day("2025-06-30") })
+        );
+        // Nor the new commune itself before it was recorded.
+        assert!(matches!(
+            review(&engine, "00010", "2025-06-30", Some("2025-05-01T00:00:00Z")),
+            Err(QueryError::ScopeNotInForce { .. })
+        ));
+        // The old commune was still in force as known then: its ordinary review.
+        let old = review(&engine, "00001", "2025-07-15", between).unwrap();
+        assert!(old.reform.is_none());
+        assert_eq!(old.units[0].code, "00001");
+        // Once the dissolutions are known, the answers above change.
+        assert!(review(&engine, "00010", "2025-06-30", Some(DISSOLUTIONS)).unwrap().reform.is_some());
+        assert!(review(&engine, "00001", "2025-07-15", Some(DISSOLUTIONS)).unwrap().reform.is_some());
     }
 }
