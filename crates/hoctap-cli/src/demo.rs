@@ -67,7 +67,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         let mut review = tracker.engine.review(&query)?;
         hoctap_report::stamp(&mut review, hoctap_api::now_micros());
         let took = t.elapsed();
-        println!("{}", hoctap_report::table(&review).trim_end());
+        println!("{}", hoctap_report::table(&review, hoctap_report::Rows::Summary).trim_end());
         println!("(computed in {took:.1?})\n");
         written.push(write(
             &args.out.join(format!("{name}-{date}.html")),

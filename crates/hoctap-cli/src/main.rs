@@ -182,6 +182,18 @@ struct ReviewArgs {
     /// Start the CSV with a UTF-8 byte order mark, so that Excel on Windows reads "Hà Nội" right.
     #[arg(long)]
     bom: bool,
+    /// Rows of the table format: `summary` (the scope's row and, per title, the five units furthest
+    /// behind their denominator) or `all` (every unit). Other formats always hold every unit.
+    #[arg(long, value_enum, default_value_t = Units::Summary)]
+    units: Units,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Units {
+    /// The scope's row and the units furthest behind.
+    Summary,
+    /// Every unit's row.
+    All,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -282,7 +294,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             hoctap_report::stamp(&mut review, hoctap_api::now_micros());
             let bytes = match args.format {
-                Format::Table => hoctap_report::table(&review).into_bytes(),
+                Format::Table => {
+                    let rows = match args.units {
+                        Units::Summary => hoctap_report::Rows::Summary,
+                        Units::All => hoctap_report::Rows::All,
+                    };
+                    hoctap_report::table(&review, rows).into_bytes()
+                }
                 Format::Json => hoctap_report::json(&review).into_bytes(),
                 Format::Csv if args.bom => hoctap_report::csv_with_bom(&review).into_bytes(),
                 Format::Csv => hoctap_report::csv(&review).into_bytes(),

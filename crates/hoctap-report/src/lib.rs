@@ -16,6 +16,8 @@ mod rows;
 pub mod sheet;
 mod terminal;
 
+pub use terminal::Rows;
+
 use hoctap_domain::review::Review;
 
 /// The software that computes reviews, as every review states it: `hoctap 0.1.0`.
@@ -40,9 +42,10 @@ pub fn json(review: &Review) -> String {
 }
 
 /// The review for a terminal: header facts (scope, as of, known at, milestone, geography), the targets
-/// table, one table per title counted, and digital skills beside the baselines.
-pub fn table(review: &Review) -> String {
-    terminal::render(review)
+/// table, one table per title counted, and digital skills beside the baselines; `rows` says whether
+/// every unit's rows are printed or a summary (the scope's row and the units furthest behind).
+pub fn table(review: &Review, rows: Rows) -> String {
+    terminal::render(review, rows)
 }
 
 /// The units established by `as_of` for a terminal (`hoctap units`): those in force with their parent,

@@ -15,15 +15,49 @@ use hoctap_domain::codes::{Metric, Title};
 use hoctap_domain::review::{ListedUnit, Review, UnitReview};
 use std::fmt::Write as _;
 
-/// Renders the whole review.
-pub(crate) fn render(review: &Review) -> String {
+/// Which units' rows the terminal report prints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Rows {
+    /// The scope's own row and, per title, the units furthest behind (the lowest share recognised
+    /// of their denominator): what a reviewer reads first.
+    #[default]
+    Summary,
+    /// Every unit's row.
+    All,
+}
+
+/// Units listed per title in a summary besides the scope's own row.
+pub(crate) const FURTHEST_BEHIND: usize = 5;
+
+/// Renders the review with the rows asked for.
+pub(crate) fn render(review: &Review, rows: Rows) -> String {
     let mut out = String::new();
     // Writing into a String cannot fail; the Result only exists because `fmt::Write` is general.
-    let _ = write_review(&mut out, review);
+    let _ = write_review(&mut out, review, rows);
     out
 }
 
-fn write_review(out: &mut String, review: &Review) -> std::fmt::Result {
+/// The units of a title's table: all of them, or the scope's row then those furthest behind (a
+/// reform answer has no scope row: every unit listed is related to the code asked).
+fn title_units(review: &Review, title: Title, rows: Rows) -> Vec<&UnitReview> {
+    let skip = usize::from(review.reform.is_none());
+    if rows == Rows::All || review.units.len() <= skip + FURTHEST_BEHIND {
+        return review.units.iter().collect();
+    }
+    let baseline = title_baseline(title);
+    let mut behind: Vec<(f64, &UnitReview)> = review.units[skip..]
+        .iter()
+        .filter_map(|u| {
+            let recognised = u.titles.get(&title).copied().unwrap_or_default().recognised;
+            let denominator = baseline.and_then(|m| u.baselines.get(&m).copied());
+            share(recognised, denominator).map(|p| (p, u))
+        })
+        .collect();
+    behind.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.code.cmp(&b.1.code)));
+    review.units[..skip].iter().chain(behind.into_iter().take(FURTHEST_BEHIND).map(|(_, u)| u)).collect()
+}
+
+fn write_review(out: &mut String, review: &Review, rows: Rows) -> std::fmt::Result {
     writeln!(out, "Đánh giá xây dựng xã hội học tập: {}", scope_heading(review))?;
     writeln!(out, "Ngày đánh giá (as of): {}", review.as_of)?;
     if let Some(approved) = approved_text(review) {
@@ -49,10 +83,21 @@ fn write_review(out: &mut String, review: &Review) -> std::fmt::Result {
         writeln!(out, "{}", targets_table(review))?;
     }
 
+    let mut left_out = false;
     for title in titles_present(review) {
         writeln!(out)?;
         writeln!(out, "{}", title_heading(title))?;
-        writeln!(out, "{}", title_table(review, title))?;
+        let units = title_units(review, title, rows);
+        if rows == Rows::Summary && units.len() < review.units.len() {
+            left_out = true;
+            writeln!(
+                out,
+                "{} và {} đơn vị có tỷ lệ công nhận thấp nhất (the scope and the units furthest behind)",
+                scope_heading(review),
+                units.len() - 1
+            )?;
+        }
+        writeln!(out, "{}", title_table(review, title, &units))?;
         if any_placed_by_default(review, title) {
             writeln!(out, "{BY_DEFAULT_NOTE}")?;
         }
@@ -64,7 +109,23 @@ fn write_review(out: &mut String, review: &Review) -> std::fmt::Result {
 
     writeln!(out)?;
     writeln!(out, "Kỹ năng số (digital_skill) và mẫu số (baselines)")?;
-    writeln!(out, "{}", skills_table(review))?;
+    let skill_units: Vec<&UnitReview> = match rows {
+        Rows::Summary if review.reform.is_none() && review.units.len() > 1 + FURTHEST_BEHIND => {
+            review.units.iter().take(1).collect()
+        }
+        _ => review.units.iter().collect(),
+    };
+    left_out |= skill_units.len() < review.units.len();
+    writeln!(out, "{}", skills_table(review, &skill_units))?;
+    if left_out {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "Tóm tắt: {} đơn vị; --units all in tất cả (a summary of {} units; --units all prints every row).",
+            review.units.len(),
+            review.units.len()
+        )?;
+    }
     Ok(())
 }
 
@@ -109,7 +170,7 @@ fn unit_columns(unit: &UnitReview) -> Vec<String> {
 }
 
 /// One table per title keeps the width readable on an 80–120 column terminal; eight titles side by side would not.
-fn title_table(review: &Review, title: Title) -> Table {
+fn title_table(review: &Review, title: Title, units: &[&UnitReview]) -> Table {
     let baseline = title_baseline(title);
     let mut header: Vec<String> = ["Mã", "Đơn vị", "Cấp", "Đăng ký", "Kê khai", "Minh chứng", "Công nhận"]
         .iter()
@@ -125,7 +186,7 @@ fn title_table(review: &Review, title: Title) -> Table {
     }
     let width = header.len();
     let mut table = new_table(header);
-    for unit in &review.units {
+    for unit in units {
         let counts = unit.titles.get(&title).copied().unwrap_or_default();
         let mut row = unit_columns(unit);
         row.extend([counts.registered, counts.declared, counts.evidenced, counts.recognised].map(count));
@@ -144,14 +205,14 @@ fn title_table(review: &Review, title: Title) -> Table {
 }
 
 /// Digital skill beside every denominator, so a reviewer can check a target's denominator unit by unit.
-fn skills_table(review: &Review) -> Table {
+fn skills_table(review: &Review, units: &[&UnitReview]) -> Table {
     let metrics = metrics_present(review);
     let mut header: Vec<String> =
         ["Mã", "Đơn vị", "Cấp", "Kỹ năng số", "% người lớn"].iter().map(|h| (*h).to_owned()).collect();
     header.extend(metrics.iter().map(|m| metric_heading(*m)));
     let width = header.len();
     let mut table = new_table(header);
-    for unit in &review.units {
+    for unit in units {
         let adults = unit.baselines.get(&Metric::Adults).copied();
         let mut row = unit_columns(unit);
         row.push(count(unit.digital_skill));

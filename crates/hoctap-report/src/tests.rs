@@ -194,7 +194,7 @@ fn only_the_generation_time_differs_between_two_answers() {
 
 #[test]
 fn table_reads_in_vietnamese() {
-    let text = table(&sample());
+    let text = table(&sample(), Rows::All);
     for needle in [
         "Hà Nội (01)",
         "Ngày đánh giá (as of): 2025-12-31",
@@ -257,7 +257,7 @@ fn table_reads_in_vietnamese() {
 fn table_borders_stay_straight_with_diacritics() {
     // Every line of a boxed table is as wide as its top border: comfy-table measured "Hà Nội" as six
     // columns, not as its UTF-8 byte length. Precomposed Vietnamese letters are one column each.
-    let text = table(&sample());
+    let text = table(&sample(), Rows::All);
     let lines: Vec<&str> = text.lines().collect();
     let mut checked = 0;
     for (i, line) in lines.iter().enumerate() {
@@ -371,7 +371,7 @@ fn html_is_self_contained_and_escapes_data() {
 fn placed_by_default_shows_in_every_format_only_where_there_is_some() {
     let plain = sample();
     assert!(!json(&plain).contains("placed_by_default"), "absent when no unit has any");
-    assert!(!table(&plain).contains("theo mặc định") && !html(&[&plain], "t").contains("theo mặc định"));
+    assert!(!table(&plain, Rows::All).contains("theo mặc định") && !html(&[&plain], "t").contains("theo mặc định"));
     assert!(!csv(&plain).contains("placed_by_default"));
 
     let mut review = sample();
@@ -382,7 +382,7 @@ fn placed_by_default_shows_in_every_format_only_where_there_is_some() {
     assert_eq!(doc["units"][1]["placed_by_default"]["learning_citizen"]["registered"], 7);
     assert!(doc["units"][2].get("placed_by_default").is_none());
 
-    let text = table(&review);
+    let text = table(&review, Rows::All);
     assert!(text.contains("Công nhận theo mặc định") && text.contains("Theo mặc định (placed by default)"), "{text}");
     let page = html(&[&review], "t");
     assert!(page.contains("Công nhận theo mặc định") && page.contains(r#"<p class="note">Theo mặc định"#));
@@ -439,7 +439,7 @@ fn a_unit_not_in_force_says_what_became_of_it_in_every_format() {
     assert_eq!(doc["units"][0]["code"], "00004");
     assert!(!json(&sample()).contains("\"reform\""), "absent from an ordinary review");
 
-    let text = table(&review);
+    let text = table(&review, Rows::All);
     assert!(text.contains("Đánh giá xây dựng xã hội học tập: Quận Ba Đình (001)"), "{text}");
     assert!(text.contains(sentence), "{text}");
     assert!(text.contains("Một phần: đơn vị bị chia tách") && text.contains("Mặc định: đối tượng"), "{text}");
@@ -482,7 +482,7 @@ fn a_new_unit_before_the_reform_says_what_it_comes_from() {
     review.units.truncate(1);
     review.units[0].code = "00001".into();
     review.units[0].name = "Phường Phúc Xá".into();
-    let text = table(&review);
+    let text = table(&review, Rows::All);
     assert!(
         text.contains("Phường Ba Đình (00004) chỉ có từ 01/07/2025. Đơn vị hợp thành 00004 tại ngày 2025-06-30: Phường Phúc Xá (00001). Số liệu dưới đây là của đơn vị này, tính toàn bộ."),
         "{text}"
@@ -645,8 +645,8 @@ fn an_approved_review_states_its_decision_in_every_format() {
     assert!(plain_doc.get("approved").is_none());
 
     let line = "Đã phê duyệt (approved review): Quyết định số 15/QĐ-UBND (UBND-01), ngày 2026-01-20";
-    assert!(table(&approved).contains(line), "{}", table(&approved));
-    assert!(!table(&plain).contains("Đã phê duyệt"));
+    assert!(table(&approved, Rows::All).contains(line), "{}", table(&approved, Rows::All));
+    assert!(!table(&plain, Rows::All).contains("Đã phê duyệt"));
     let page = html(&[&approved], "t");
     assert!(page.contains("Đã phê duyệt (approved review)") && page.contains("15/QĐ-UBND"), "{page}");
     assert!(!html(&[&plain], "t").contains("Đã phê duyệt"));
@@ -659,4 +659,42 @@ fn an_approved_review_states_its_decision_in_every_format() {
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let records: Vec<csv::StringRecord> = reader.records().collect::<Result<_, _>>().expect("parses");
     assert!(records.iter().all(|r| (&r[22], &r[23], &r[24]) == ("", "", "")));
+}
+
+/// The terminal summary: the scope's row and the units furthest behind per title; `Rows::All` every row.
+#[test]
+fn the_terminal_summary_keeps_the_scope_and_the_units_furthest_behind() {
+    let mut review = sample();
+    // Ten communes, recognised 10 … 100 of 100 adults each, in shuffled order; one without a baseline.
+    for (i, recognised) in [70u64, 20, 100, 50, 10, 90, 30, 60, 80, 40].into_iter().enumerate() {
+        let code = format!("0000{i}");
+        review.units.push(unit(
+            &code,
+            Level::Commune,
+            &format!("Xã {i}"),
+            counts(100, 100, 100, recognised),
+            5,
+            Some(100),
+        ));
+    }
+    review.units.push(unit("00099", Level::Commune, "Xã thiếu mẫu số", counts(1, 1, 1, 0), 0, None));
+    let summary = table(&review, Rows::Summary);
+    let all = table(&review, Rows::All);
+    // The five lowest shares (10 %, 20 %, 30 %, 40 %, 50 %: communes 4, 1, 6, 9, 3), the scope first.
+    for kept in ["Hà Nội", "Xã 4", "Xã 1", "Xã 6", "Xã 9", "Xã 3"] {
+        assert!(summary.contains(kept), "{kept} in the summary:\n{summary}");
+    }
+    for left in ["Xã 0 ", "Xã 2", "Xã 5", "Xã 7", "Xã 8", "Xã thiếu mẫu số", "Ba Đình"] {
+        assert!(!summary.contains(left), "{left} is not in the summary:\n{summary}");
+        assert!(all.contains(left.trim_end()), "{left} is in every row");
+    }
+    let lowest = summary.find("Xã 4").expect("listed");
+    assert!(lowest < summary.find("Xã 3").expect("listed"), "lowest share first");
+    assert!(summary.contains("--units all"), "the summary says how to see every row");
+    assert!(!all.contains("--units all"));
+    // The header and the targets are the same in both.
+    let targets = |text: &str| text[..text.find("Công dân học tập").expect("a title")].to_owned();
+    assert_eq!(targets(&summary), targets(&all));
+    // A review with few units is printed whole either way.
+    assert_eq!(table(&sample(), Rows::Summary), table(&sample(), Rows::All));
 }
