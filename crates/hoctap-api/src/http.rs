@@ -184,37 +184,45 @@ async fn reviews(
     params: Result<Query<ReviewParams>, QueryRejection>,
 ) -> Result<Response, Failure> {
     let Query(p) = params.map_err(Failure::query)?;
-    if let Some(number) = p.approved.filter(|n| !n.is_empty()) {
-        let other = [&p.scope, &p.as_of, &p.known_at, &p.milestone].into_iter().any(|v| v.is_some());
-        if other {
-            return Err(Failure::parameter(
-                "approved",
-                "`approved` names the whole question (scope, date, milestone, known-at): give it alone",
-            ));
-        }
-        let mut client = api.connection().await?;
-        let schema = api.serving(&client).await?;
-        let mut review = hoctap_store::review_approved(&mut client, &schema, &api.inner.cache, &number)
-            .await
-            .map_err(Failure::store)?;
-        hoctap_report::stamp(&mut review, crate::now_micros());
-        return Ok(([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], hoctap_report::json(&review))
-            .into_response());
+    /// What a request asks: a question, or the review a decision approved.
+    enum Asked {
+        Question(hoctap_domain::Query),
+        Approved(String),
     }
-    let scope = required("scope", p.scope)?;
-    let as_of = day("as_of", p.as_of)?;
-    let known_at = known_at(p.known_at)?;
-    let milestone = match p.milestone.filter(|m| !m.is_empty()) {
-        None => None,
-        Some(text) => Some(text.parse::<i32>().map_err(|_| {
-            Failure::parameter("milestone", format!("`milestone` `{text}` is not a year (an integer such as 2025)"))
-        })?),
+    let asked = match p.approved.filter(|n| !n.is_empty()) {
+        Some(number) => {
+            if [&p.scope, &p.as_of, &p.known_at, &p.milestone].into_iter().any(|v| v.is_some()) {
+                return Err(Failure::parameter(
+                    "approved",
+                    "`approved` names the whole question (scope, date, milestone, known-at): give it alone",
+                ));
+            }
+            Asked::Approved(number)
+        }
+        None => {
+            let scope = required("scope", p.scope)?;
+            let as_of = day("as_of", p.as_of)?;
+            let known_at = known_at(p.known_at)?;
+            let milestone = match p.milestone.filter(|m| !m.is_empty()) {
+                None => None,
+                Some(text) => Some(text.parse::<i32>().map_err(|_| {
+                    Failure::parameter(
+                        "milestone",
+                        format!("`milestone` `{text}` is not a year (an integer such as 2025)"),
+                    )
+                })?),
+            };
+            Asked::Question(hoctap_domain::Query { scope, as_of, known_at, milestone })
+        }
     };
-    let query = hoctap_domain::Query { scope, as_of, known_at, milestone };
     let mut client = api.connection().await?;
     let schema = api.serving(&client).await?;
-    let mut review =
-        hoctap_store::review(&mut client, &schema, &api.inner.cache, &query).await.map_err(Failure::store)?;
+    let cache = &api.inner.cache;
+    let mut review = match &asked {
+        Asked::Question(query) => hoctap_store::review(&mut client, &schema, cache, query).await,
+        Asked::Approved(number) => hoctap_store::review_approved(&mut client, &schema, cache, number).await,
+    }
+    .map_err(Failure::store)?;
     hoctap_report::stamp(&mut review, crate::now_micros());
     Ok(([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], hoctap_report::json(&review)).into_response())
 }
