@@ -51,12 +51,19 @@ fn help_for_every_command() {
     let ran = run(hoctap().arg("--help"));
     assert_eq!(ran.code, Some(0), "{ran:?}");
     assert!(ran.stdout.contains("Usage: hoctap"), "{}", ran.stdout);
-    for command in ["ingest", "review", "generate", "geography", "demo", "bench"] {
+    for command in ["ingest", "review", "diff", "generate", "geography", "demo", "bench"] {
         assert!(ran.stdout.contains(&format!("\n  {command} ")), "--help lists `{command}`:\n{}", ran.stdout);
     }
-    for command in
-        [&["ingest"][..], &["review"], &["generate"], &["geography"], &["demo"], &["bench"], &["bench", "replay"]]
-    {
+    for command in [
+        &["ingest"][..],
+        &["review"],
+        &["diff"],
+        &["generate"],
+        &["geography"],
+        &["demo"],
+        &["bench"],
+        &["bench", "replay"],
+    ] {
         let ran = run(hoctap().args(command).arg("--help"));
         assert_eq!(ran.code, Some(0), "hoctap {command:?} --help: {ran:?}");
         let usage = format!("Usage: hoctap {}", command.join(" "));
@@ -906,4 +913,91 @@ fn an_approved_review_keeps_its_figures_while_later_events_arrive() {
     assert!(unknown.stderr.contains("no review was approved by decision `99/QĐ-UBND`"), "{}", unknown.stderr);
     let both = run(hoctap().arg("--data-dir").arg(&data).args(["review", "--approved", "15/QĐ-UBND", "--scope", "01"]));
     assert_eq!(both.code, Some(2), "--approved names the whole question: {both:?}");
+}
+
+/// The demo records the campaign day by day on a simulated clock, approves the phase review as reported
+/// at the sơ kết meeting, and shows what changed since; `hoctap diff --approved` gives the same changes,
+/// each listed event recorded between the meeting and now, and the approved review is the one written.
+#[test]
+fn the_demo_tells_the_story_of_an_approved_review_and_what_changed_since() {
+    let dir = temp();
+    let out = dir.path().join("demo");
+    let ran = run(hoctap().args(["demo", "--citizens", "200", "--out"]).arg(&out));
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    assert!(ran.stdout.contains("as reported at the meeting on 2026-01-15"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("recorded: vn.hoctap.review.approved.v1"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("What changed since the approved review"), "{}", ran.stdout);
+    for file in ["phase-review-2025-12-31.xlsx", "final-review-2030-12-31.xlsx", "changes-since-approval.json"] {
+        assert!(out.join(file).metadata().is_ok_and(|m| m.len() > 0), "{file} written");
+    }
+    let data = out.join("data");
+
+    // The approved review is the review as known at the end of the meeting's day, and the one written.
+    let approved =
+        run(hoctap().arg("--data-dir").arg(&data).args(["review", "--approved", "15/QĐ-UBND", "--format", "json"]));
+    assert_eq!(approved.code, Some(0), "{approved:?}");
+    let approved: Value = serde_json::from_str(&approved.stdout).expect("JSON");
+    assert_eq!(approved["known_at"], "2026-01-15T16:59:59.999999Z");
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("phase-review-2025-12-31.json")).unwrap()).unwrap();
+    assert_eq!(written["units"], approved["units"]);
+    assert_eq!(written["approved"]["number"], "15/QĐ-UBND");
+    // History was recorded as it happened: as known now the phase review differs from the approved one.
+    let now = review_json(&data, "2025-12-31");
+    assert_ne!(now["units"], approved["units"], "late reports after the meeting changed the 2025 figures");
+
+    let diff =
+        run(hoctap().arg("--data-dir").arg(&data).args(["diff", "--approved", "15/QĐ-UBND", "--format", "json"]));
+    assert_eq!(diff.code, Some(0), "{diff:?}");
+    let diff: Value = serde_json::from_str(&diff.stdout).expect("JSON");
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("changes-since-approval.json")).unwrap()).unwrap();
+    assert_eq!(diff, saved, "the demo's diff is the command's");
+    assert_eq!(diff["before"]["known_at"], "2026-01-15T16:59:59.999999Z");
+    // Every figure that changed is one where the approved review and the review now differ.
+    let figures = diff["figures"].as_array().expect("figures");
+    assert!(!figures.is_empty());
+    let city_now = &now["units"][0]["titles"];
+    let city_then = &approved["units"][0]["titles"];
+    for f in figures.iter().filter(|f| f["unit"] == "01" && f["title"].is_string()) {
+        let (title, count) = (f["title"].as_str().unwrap(), f["count"].as_str().unwrap());
+        assert_eq!(f["before"], city_then[title][count], "{f}");
+        assert_eq!(f["after"], city_now[title][count], "{f}");
+    }
+    // Every event listed was recorded after the meeting, in the order recorded.
+    let events = diff["events"].as_array().expect("events");
+    assert!(!events.is_empty());
+    let instant = |t: &str| hoctap_domain::time::parse_instant(t).unwrap_or_else(|| panic!("an instant: {t}"));
+    let times: Vec<i64> = events.iter().map(|e| instant(e["recordedtime"].as_str().unwrap())).collect();
+    let meeting = instant("2026-01-15T16:59:59.999999Z");
+    assert!(times.iter().all(|&t| t > meeting), "{times:?}");
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "in recorded order");
+    assert!(events.iter().all(|e| e["source"].as_str().is_some_and(|s| !s.is_empty())));
+
+    // The table: the two knowledge times and the scope's own figures by default.
+    let table = run(hoctap().arg("--data-dir").arg(&data).args([
+        "diff",
+        "--scope",
+        "01",
+        "--as-of",
+        "2025-12-31",
+        "--known-at",
+        "2026-01-15",
+    ]));
+    assert_eq!(table.code, Some(0), "{table:?}");
+    assert!(table.stdout.contains("Trước (known at): 2026-01-15T16:59:59.999999Z"), "{}", table.stdout);
+    assert!(table.stdout.contains("Số liệu thay đổi (figures that changed)"), "{}", table.stdout);
+    // Nothing changes between a time and itself.
+    let same = run(hoctap().arg("--data-dir").arg(&data).args([
+        "diff",
+        "--scope",
+        "01",
+        "--as-of",
+        "2025-12-31",
+        "--known-at",
+        "2026-01-15",
+        "--vs",
+        "2026-01-15",
+    ]));
+    assert!(same.stdout.contains("Không có số liệu nào thay đổi (no figure changed)."), "{}", same.stdout);
 }

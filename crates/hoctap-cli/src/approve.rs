@@ -5,7 +5,7 @@ use crate::ingest::{self, Input};
 use crate::tracker::Tracker;
 use anyhow::{Context, Result};
 use hoctap_domain::event::{Decision, EventData, EventType, ReviewApproved};
-use hoctap_domain::{Day, Event, Query, QueryError};
+use hoctap_domain::{Day, Event, Query, QueryError, Refusal};
 use sha2::{Digest as _, Sha256};
 use std::path::Path;
 use std::process::ExitCode;
@@ -50,14 +50,79 @@ pub fn run(data_dir: &Path, args: &ApproveArgs) -> Result<ExitCode> {
         known_at: crate::known_at_arg(args.known_at.as_deref())?,
         milestone: args.milestone,
     };
+    let decision = Decision { number: args.number.clone(), issuer: args.issuer.clone(), date };
     let mut tracker = Tracker::open(data_dir)?;
-    // The review must exist as asked (scope in force on D, something recorded by K); its statement of
-    // known-at (K, or the newest event recorded) and its milestone are what the approval freezes.
-    let review = tracker.engine.review(&query)?;
+    let recorded = record(&mut tracker, &query, decision)?;
+    tracker.save_checkpoint();
+    if let Outcome::Refused(refusal) = &recorded.outcome {
+        eprintln!("refused: {refusal}");
+        eprintln!("the refused approval was kept with its reason in {}", data_dir.join("dead-letter.ndjson").display());
+        return Ok(ExitCode::from(1));
+    }
+    println!("{}", recorded.summary());
+    println!("{}", recorded.event.to_json());
+    println!("reproduce it with: hoctap review --approved '{}'", recorded.data.decision.number);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What became of an approval.
+pub enum Outcome {
+    Recorded,
+    /// The same approval was in the log already.
+    AlreadyRecorded,
+    Refused(Refusal),
+}
+
+/// An approval as [`record`] built it, and what became of it.
+pub struct Approved {
+    pub event: Event,
+    pub data: ReviewApproved,
+    /// Events recorded by the frozen known-at.
+    pub events: u64,
+    pub outcome: Outcome,
+}
+
+impl Approved {
+    /// `recorded: vn.hoctap.review.approved.v1 <id> — decision … approves the review of scope … on …`.
+    pub fn summary(&self) -> String {
+        let verb = match self.outcome {
+            Outcome::Recorded => "recorded",
+            Outcome::AlreadyRecorded => "already recorded (the same approval)",
+            Outcome::Refused(_) => "refused",
+        };
+        let (data, decision) = (&self.data, &self.data.decision);
+        format!(
+            "{verb}: {} {} — decision {} of {} dated {} approves the review of scope {} on {}{} as known at {} ({} events recorded by then)",
+            EventType::ReviewApproved.type_name(),
+            self.event.id,
+            decision.number,
+            decision.issuer,
+            decision.date,
+            data.scope,
+            data.as_of,
+            data.milestone.map(|m| format!(" (milestone {m})")).unwrap_or_default(),
+            data.known_at,
+            self.events
+        )
+    }
+}
+
+/// Records that `decision` approved the review `query` asks for, through the path of `hoctap ingest`
+/// (the same rules, the log, the dead-letter file). The review must exist as asked (scope in force on
+/// D, something recorded by K); its statement of known-at (K, or the newest event recorded) and its
+/// milestone are what the approval freezes. The event is stamped on the tracker's clock, or on
+/// `recorded_at` (UTC microseconds) when the caller simulates one.
+pub fn record_at(
+    tracker: &mut Tracker,
+    query: &Query,
+    decision: Decision,
+    recorded_at: Option<i64>,
+) -> Result<Approved> {
+    let review = tracker.engine.review(query)?;
     // A unit not in force on D has no review of its own to adopt: its review only says what the reform
     // made of it, with other units' figures.
     if review.reform.is_some() {
-        return Err(QueryError::ScopeNotInForce { code: query.scope, as_of: query.as_of })
+        return Err(QueryError::ScopeNotInForce { code: query.scope.clone(), as_of: query.as_of })
             .context("a decision approves the review of a unit in force on its date");
     }
     let known_at = review.known_at.clone().context("the review states no known-at: no event in the log is stamped")?;
@@ -66,41 +131,29 @@ pub fn run(data_dir: &Path, args: &ApproveArgs) -> Result<ExitCode> {
         as_of: review.as_of,
         milestone: review.milestone,
         known_at,
-        decision: Decision { number: args.number.clone(), issuer: args.issuer.clone(), date },
+        decision,
     };
-    let time = format!("{date}T00:00:00+07:00");
+    let time = format!("{}T00:00:00+07:00", data.decision.date);
     let event = Event::new(event_id(&data), SOURCE, &time, &data.scope, EventData::ReviewApproved(data.clone()))
         .context("building the approval event")?;
-    let line = event.to_json();
-
-    // Through the path of `hoctap ingest`: the same rules, the log, the dead-letter file.
+    let input = Input::Bytes(event.to_json().into_bytes());
     let mut refusals = Vec::new();
-    let summary =
-        ingest::ingest(&mut tracker, &Input::Bytes(line.clone().into_bytes()), &mut |_, r| refusals.push(r.clone()))?;
-    tracker.save_checkpoint();
-    if let Some(refusal) = refusals.first() {
-        eprintln!("refused: {refusal}");
-        eprintln!("the refused approval was kept with its reason in {}", data_dir.join("dead-letter.ndjson").display());
-        return Ok(ExitCode::from(1));
-    }
-    let verb = if summary.accepted == 1 { "recorded" } else { "already recorded (the same approval)" };
-    let decision = &data.decision;
-    println!(
-        "{verb}: {} {} — decision {} of {} dated {} approves the review of scope {} on {}{} as known at {} ({} events recorded by then)",
-        EventType::ReviewApproved.type_name(),
-        event.id,
-        decision.number,
-        decision.issuer,
-        decision.date,
-        data.scope,
-        data.as_of,
-        data.milestone.map(|m| format!(" (milestone {m})")).unwrap_or_default(),
-        data.known_at,
-        review.events
-    );
-    println!("{line}");
-    println!("reproduce it with: hoctap review --approved '{}'", decision.number);
-    Ok(ExitCode::SUCCESS)
+    let mut on_refusal = |_: u64, r: &Refusal| refusals.push(r.clone());
+    let summary = match recorded_at {
+        None => ingest::ingest(tracker, &input, &mut on_refusal)?,
+        Some(now) => ingest::ingest_recorded_at(tracker, &input, now, &mut on_refusal)?,
+    };
+    let outcome = match refusals.into_iter().next() {
+        Some(refusal) => Outcome::Refused(refusal),
+        None if summary.accepted == 1 => Outcome::Recorded,
+        None => Outcome::AlreadyRecorded,
+    };
+    Ok(Approved { event, data, events: review.events, outcome })
+}
+
+/// [`record_at`] on the system clock.
+pub fn record(tracker: &mut Tracker, query: &Query, decision: Decision) -> Result<Approved> {
+    record_at(tracker, query, decision, None)
 }
 
 /// The approval's id, from its content: approving the same review by the same decision twice gives the

@@ -2,8 +2,12 @@
 
 use crate::ingest::{self, Input};
 use crate::tracker::Tracker;
+use crate::{approve, progress};
 use anyhow::{Context, Result};
-use hoctap_domain::{Day, Query, Review};
+use hoctap_domain::event::Decision;
+use hoctap_domain::time::parse_known_at;
+use hoctap_domain::{Day, Event, Query};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -21,81 +25,154 @@ pub struct DemoArgs {
     out: PathBuf,
 }
 
-/// The reviews the campaign plans: the phase review (sơ kết) and the final review (tổng kết).
-const REVIEWS: [(&str, &str); 2] = [("phase-review", "2025-12-31"), ("final-review", "2030-12-31")];
+/// The sơ kết meeting: the phase review is reported as known at the end of this day (UTC+07:00) …
+const MEETING: &str = "2026-01-15";
+/// … and adopted by this decision.
+const DECISION: (&str, &str, &str) = ("15/QĐ-UBND", "UBND-01", "2026-01-20");
+/// The scope of the demo's reviews: Hà Nội.
+const CITY: &str = "01";
 
 pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     let started = Instant::now();
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let events = args.out.join("events.ndjson");
     let config = hoctap_gen::Config::new(args.citizens, args.seed);
-    let file = std::fs::File::create(&events).with_context(|| format!("creating {}", events.display()))?;
-    let stats = hoctap_gen::write_ndjson(&config, std::io::BufWriter::with_capacity(1 << 20, file))?;
+    // Every event with the instant it arrives on the generator's clock, in arrival order.
+    let mut events = hoctap_gen::generate_arrived(&config);
+    let arrivals: Vec<i64> = events.iter_mut().map(|e| e.recordedtime.take().expect("arrival stamp")).collect();
+    let path = args.out.join("events.ndjson");
+    write_ndjson(&path, &events)?;
     eprintln!(
-        "generated a city of {} citizens: {} events for {} subjects in {:.1?} → {}",
+        "generated a city of {} citizens: {} events in {:.1?} → {}",
         args.citizens,
-        stats.events,
-        stats.subjects,
+        events.len(),
         started.elapsed(),
-        events.display()
+        path.display()
     );
 
     let data_dir = args.out.join("data");
     fresh_log_dir(&data_dir)?;
     let mut tracker = Tracker::open(&data_dir)?;
     let t = Instant::now();
-    let summary = ingest::ingest(&mut tracker, &Input::File(events.clone()), &mut |line, r| {
-        eprintln!("refused (line {line}): {r}")
-    })?;
+    // The history up to the day the decision is signed; the approval is recorded that day.
+    let (number, issuer, date) = DECISION;
+    let signed = parse_known_at(date).expect("date");
+    let split = arrivals.partition_point(|&a| a <= signed);
+    let mut summary = record_history(&mut tracker, &events[..split], &arrivals[..split])?;
+
+    // The sơ kết meeting: the phase review as the city knew it that day, adopted by a decision.
+    let meeting = Query {
+        scope: CITY.into(),
+        as_of: Day::parse("2025-12-31").expect("date"),
+        known_at: parse_known_at(MEETING),
+        milestone: None,
+    };
+    let mut reported = tracker.engine.review(&meeting)?;
+    hoctap_report::stamp(&mut reported, hoctap_api::now_micros());
+    println!("Sơ kết: the phase review as reported at the meeting on {MEETING} (known at its end, UTC+07:00)\n");
+    println!("{}", hoctap_report::table(&reported, hoctap_report::Rows::Summary).trim_end());
+    let decision = Decision { number: number.into(), issuer: issuer.into(), date: Day::parse(date).expect("date") };
+    let approved = approve::record_at(&mut tracker, &meeting, decision, Some(signed))?;
+    if let approve::Outcome::Refused(refusal) = &approved.outcome {
+        anyhow::bail!("the demo's approval was refused: {refusal}");
+    }
+    println!("\n{}\n", approved.summary());
+
+    // The rest of the campaign, with the late reports about 2025.
+    summary.add(&record_history(&mut tracker, &events[split..], &arrivals[split..])?);
+    let (first, last) = (arrivals.first().copied().unwrap_or(0), arrivals.last().copied().unwrap_or(0));
     eprintln!(
-        "ingested {} lines in {:.1?}: {} accepted, {} sent twice, {} refused",
-        summary.lines,
+        "recorded the campaign as it happened, each day's events on that day ({} … {}), in {:.1?}: {} accepted, {} sent twice, {} refused",
+        Day::of_instant(first),
+        Day::of_instant(last),
         t.elapsed(),
         summary.accepted,
         summary.duplicates,
         summary.refused
     );
-    // So that the reviews the demo suggests at the end start from here instead of replaying.
-    tracker.save_checkpoint();
+    drop(events);
+
+    // What the late reports changed since: the same question as known now.
+    let diff = tracker.engine.diff(&meeting, None)?;
+    println!("What changed since the approved review (hoctap diff --approved '{number}'):\n");
+    println!("{}\n", hoctap_report::diff_table(&diff, hoctap_report::Rows::Summary).trim_end());
 
     let mut written = Vec::new();
-    let mut reviews = Vec::new();
-    for (name, date) in REVIEWS {
-        let query =
-            Query { scope: "01".into(), as_of: Day::parse(date).expect("date"), known_at: None, milestone: None };
-        let t = Instant::now();
-        let mut review = tracker.engine.review(&query)?;
-        hoctap_report::stamp(&mut review, hoctap_api::now_micros());
-        let took = t.elapsed();
-        println!("{}", hoctap_report::table(&review, hoctap_report::Rows::Summary).trim_end());
-        println!("(computed in {took:.1?})\n");
-        written.push(write(
-            &args.out.join(format!("{name}-{date}.html")),
-            &hoctap_report::html(&[&review], &hoctap_report::page_title(&review)),
-        )?);
-        written.push(write(&args.out.join(format!("{name}-{date}.csv")), &hoctap_report::csv(&review))?);
-        written.push(write(&args.out.join(format!("{name}-{date}.json")), &hoctap_report::json(&review))?);
-        reviews.push(review);
+    let mut phase = tracker.engine.approved_review(number)?;
+    hoctap_report::stamp(&mut phase, hoctap_api::now_micros());
+    let final_query =
+        Query { scope: CITY.into(), as_of: Day::parse("2030-12-31").expect("date"), known_at: None, milestone: None };
+    let t = Instant::now();
+    let mut last_review = tracker.engine.review(&final_query)?;
+    hoctap_report::stamp(&mut last_review, hoctap_api::now_micros());
+    let took = t.elapsed();
+    println!("Tổng kết: the final review as known now\n");
+    println!("{}", hoctap_report::table(&last_review, hoctap_report::Rows::Summary).trim_end());
+    println!("(computed in {took:.1?})\n");
+    for (name, review) in [("phase-review", &phase), ("final-review", &last_review)] {
+        let stem = format!("{name}-{}", review.as_of);
+        let html = hoctap_report::html(&[review], &hoctap_report::page_title(review));
+        written.push(write(&args.out.join(format!("{stem}.html")), html.as_bytes())?);
+        written.push(write(&args.out.join(format!("{stem}.csv")), hoctap_report::csv(review).as_bytes())?);
+        written.push(write(&args.out.join(format!("{stem}.json")), hoctap_report::json(review).as_bytes())?);
+        let xlsx = hoctap_report::xlsx(review).context("building the workbook")?;
+        written.push(write(&args.out.join(format!("{stem}.xlsx")), &xlsx)?);
     }
-    let all: Vec<&Review> = reviews.iter().collect();
+    written.push(write(&args.out.join("changes-since-approval.json"), hoctap_report::diff_json(&diff).as_bytes())?);
     written.push(write(
         &args.out.join("report.html"),
-        &hoctap_report::html(&all, "Hà Nội — sơ kết 2025 và tổng kết 2030"),
+        hoctap_report::html(&[&phase, &last_review], "Hà Nội — sơ kết 2025 và tổng kết 2030").as_bytes(),
     )?);
-    println!("Reports:");
+    // So that the commands the demo suggests start from here instead of replaying.
+    tracker.save_checkpoint();
+    println!("Reports (the phase review is the approved one):");
     for path in &written {
         println!("  {}", path.display());
     }
-    println!(
-        "Ask more: hoctap --data-dir {} review --scope 01 --as-of 2027-06-30   (done in {:.1?})",
-        data_dir.display(),
-        started.elapsed()
-    );
+    let dir = data_dir.display();
+    println!("Ask more:");
+    println!("  hoctap --data-dir {dir} review --scope 01 --as-of 2027-06-30");
+    println!("  hoctap --data-dir {dir} review --approved '{number}'");
+    println!("  hoctap --data-dir {dir} diff --approved '{number}' --units all");
+    println!("(done in {:.1?})", started.elapsed());
     Ok(ExitCode::SUCCESS)
 }
 
-fn write(path: &Path, text: &str) -> Result<PathBuf> {
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+/// Ingests the events day by day of their arrival, each day's batch recorded on a clock that reads
+/// that day (the first arrival of the day), so that the log holds the history as it happened.
+fn record_history(tracker: &mut Tracker, events: &[Event], arrivals: &[i64]) -> Result<ingest::Summary> {
+    let bar = progress::items(events.len() as u64, "record");
+    let mut total = ingest::Summary::default();
+    let mut from = 0;
+    while from < events.len() {
+        let day = Day::of_instant(arrivals[from]);
+        let to = from + arrivals[from..].iter().take_while(|&&a| Day::of_instant(a) == day).count();
+        let mut lines = Vec::new();
+        for event in &events[from..to] {
+            lines.extend_from_slice(event.to_json().as_bytes());
+            lines.push(b'\n');
+        }
+        let summary = ingest::ingest_recorded_at(tracker, &Input::Bytes(lines), arrivals[from], &mut |line, r| {
+            eprintln!("refused (day {day}, line {line}): {r}")
+        })?;
+        total.add(&summary);
+        bar.inc((to - from) as u64);
+        from = to;
+    }
+    bar.finish_and_clear();
+    Ok(total)
+}
+
+fn write_ndjson(path: &Path, events: &[Event]) -> Result<()> {
+    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    for event in events {
+        writeln!(out, "{}", event.to_json()).with_context(|| format!("writing {}", path.display()))?;
+    }
+    out.flush().with_context(|| format!("writing {}", path.display()))
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
     Ok(path.to_owned())
 }
 

@@ -23,6 +23,16 @@ pub struct Summary {
     pub warned: u64,
 }
 
+impl Summary {
+    pub fn add(&mut self, other: &Summary) {
+        self.lines += other.lines;
+        self.accepted += other.accepted;
+        self.duplicates += other.duplicates;
+        self.refused += other.refused;
+        self.warned += other.warned;
+    }
+}
+
 /// One input: a file (read twice: once for the units it establishes, once to ingest) or standard input
 /// (held in memory so it can be read twice).
 pub enum Input {
@@ -71,11 +81,7 @@ pub fn run(data_dir: &Path, files: &[PathBuf]) -> Result<ExitCode> {
             "{name}: {} lines, {} accepted, {} already known, {} refused; {} accepted with warnings",
             s.lines, s.accepted, s.duplicates, s.refused, s.warned
         );
-        total.lines += s.lines;
-        total.accepted += s.accepted;
-        total.duplicates += s.duplicates;
-        total.refused += s.refused;
-        total.warned += s.warned;
+        total.add(&s);
     }
     if total.warned > 0 {
         println!("{} accepted events will not count as they stand: see the warnings above", total.warned);
@@ -97,12 +103,44 @@ pub fn ingest(tracker: &mut Tracker, input: &Input, on_refusal: &mut dyn FnMut(u
     ingest_with(tracker, input, on_refusal, &mut |_, _| {})
 }
 
+/// Which clock stamps `recordedtime`.
+#[derive(Clone, Copy, Debug)]
+enum Clock {
+    /// The system's, read at each append; a progress bar shows the work.
+    System,
+    /// A simulated instant (UTC microseconds) standing for the system clock, as the demo records a
+    /// history as it happened; no progress bar (the caller shows its own).
+    Simulated(i64),
+}
+
+/// [`ingest`] recorded as if the system clock read `now` (UTC microseconds): the events are stamped
+/// from `now` on (just after the log's last record when that is later), and admission judges an
+/// approval's known-at against `now`.
+pub fn ingest_recorded_at(
+    tracker: &mut Tracker,
+    input: &Input,
+    now: i64,
+    on_refusal: &mut dyn FnMut(u64, &Refusal),
+) -> Result<Summary> {
+    ingest_on(tracker, input, Clock::Simulated(now), on_refusal, &mut |_, _| {})
+}
+
 /// [`ingest`], where `on_warning` also hears, once the whole input is in, each warning about an
 /// accepted line (so that a line placing a subject, or naming the event a retraction names, counts
 /// wherever it stands in the input).
 pub fn ingest_with(
     tracker: &mut Tracker,
     input: &Input,
+    on_refusal: &mut dyn FnMut(u64, &Refusal),
+    on_warning: &mut dyn FnMut(u64, &Warning),
+) -> Result<Summary> {
+    ingest_on(tracker, input, Clock::System, on_refusal, on_warning)
+}
+
+fn ingest_on(
+    tracker: &mut Tracker,
+    input: &Input,
+    clock: Clock,
     on_refusal: &mut dyn FnMut(u64, &Refusal),
     on_warning: &mut dyn FnMut(u64, &Warning),
 ) -> Result<Summary> {
@@ -118,18 +156,27 @@ pub fn ingest_with(
         }
     }
     // Every stamp of this batch is at or after this instant: an approval must have frozen an earlier one.
-    let mut batch = Batch::recording_at(hoctap_api::now_micros());
+    let mut batch = Batch::recording_at(match clock {
+        Clock::System => hoctap_api::now_micros(),
+        Clock::Simulated(now) => now,
+    });
     batch.add_units(&tracker.engine, &establishments);
     drop(establishments);
 
-    let bar = progress::bytes(input.len(), "ingest");
+    let bar = match clock {
+        Clock::System => progress::bytes(input.len(), "ingest"),
+        Clock::Simulated(_) => indicatif::ProgressBar::hidden(),
+    };
     let mut summary = Summary::default();
     let mut accepted: Vec<Event> = Vec::with_capacity(CHUNK);
     let mut refused: Vec<(Vec<u8>, Refusal)> = Vec::new();
     let mut warned: Vec<(u64, Event)> = Vec::new();
     let flush =
         |tracker: &mut Tracker, accepted: &mut Vec<Event>, refused: &mut Vec<(Vec<u8>, Refusal)>| -> Result<()> {
-            tracker.log.append(accepted)?;
+            match clock {
+                Clock::System => tracker.log.append(accepted)?,
+                Clock::Simulated(now) => tracker.log.append_at(accepted, now)?,
+            }
             for event in accepted.iter() {
                 tracker.engine.apply(event);
             }

@@ -5,6 +5,7 @@ mod bench;
 mod bench_pg;
 mod bench_read;
 mod demo;
+mod diff;
 mod ingest;
 mod pipeline;
 mod progress;
@@ -63,6 +64,13 @@ enum Command {
     /// is refused (rule approval_conflict). Exit status: 0 recorded (or already recorded), 1 refused,
     /// 2 usage or I/O error, or a review that cannot be given (scope not in force, nothing recorded).
     Approve(approve::ApproveArgs),
+    /// What changed in a review between two knowledge times: each figure and target that differs
+    /// (unit, title, count, before, after) and the events recorded in between that changed them (id,
+    /// type, source, subject, recordedtime).
+    ///
+    /// `--approved NUMBER` compares the approved review with what is known now (or at --vs): what
+    /// changed since the meeting that adopted it. The same as GET /v1/reviews/diff.
+    Diff(diff::DiffArgs),
     /// Cut the log at its first damaged record, keeping a copy of everything cut.
     ///
     /// For a log that commands refuse to open because a record in its middle is damaged (the error
@@ -196,6 +204,15 @@ enum Units {
     All,
 }
 
+impl Units {
+    fn rows(self) -> hoctap_report::Rows {
+        match self {
+            Units::Summary => hoctap_report::Rows::Summary,
+            Units::All => hoctap_report::Rows::All,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum ListFormat {
     /// For a person at a terminal.
@@ -279,6 +296,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Ingest { files } => ingest::run(&cli.data_dir, &files),
         Command::Approve(args) => approve::run(&cli.data_dir, &args),
+        Command::Diff(args) => diff::run(&cli.data_dir, &args),
         Command::Review(args) => {
             let asked = args.asked()?;
             if args.format == Format::Xlsx && args.out.is_none() {
@@ -294,13 +312,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             hoctap_report::stamp(&mut review, hoctap_api::now_micros());
             let bytes = match args.format {
-                Format::Table => {
-                    let rows = match args.units {
-                        Units::Summary => hoctap_report::Rows::Summary,
-                        Units::All => hoctap_report::Rows::All,
-                    };
-                    hoctap_report::table(&review, rows).into_bytes()
-                }
+                Format::Table => hoctap_report::table(&review, args.units.rows()).into_bytes(),
                 Format::Json => hoctap_report::json(&review).into_bytes(),
                 Format::Csv if args.bom => hoctap_report::csv_with_bom(&review).into_bytes(),
                 Format::Csv => hoctap_report::csv(&review).into_bytes(),

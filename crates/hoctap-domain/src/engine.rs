@@ -120,7 +120,14 @@ pub(crate) struct Meta {
     /// The event's subject (every event's, interned). A retraction counts only for an event of its own
     /// subject (rule 1), and a subject event's records are found through it.
     subject: u32,
+    /// The event's `source`, interned in `Engine::sources` ([`NO_SOURCE`] when not kept: a ledger's
+    /// histories do not store it, and a state holds at most `NO_SOURCE` distinct sources). Only an
+    /// audit diff reads it (`engine/diff.rs`).
+    source: u16,
 }
+
+/// [`Meta::source`] of an event whose source is not kept.
+const NO_SOURCE: u16 = u16::MAX;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[repr(u8)]
@@ -269,6 +276,8 @@ pub struct Engine {
     targets: Vec<Stamped<TargetRec>>,
     /// Review approvals, sorted by (time, event id): looked up by decision number (`engine/approval.rs`).
     approvals: Vec<Stamped<ApprovalRec>>,
+    /// The events' sources by [`Meta::source`].
+    sources: Interner,
 }
 
 /// Orders records by (time, event id): the only order the rules know.
@@ -470,7 +479,8 @@ impl Engine {
     /// [`Engine::apply`] with the event's [`Digest`] computed beforehand (on a replay's decoding threads).
     pub fn apply_digested(&mut self, event: &Event, digest: &Digest) {
         let recorded = event.recordedtime.unwrap_or(i64::MIN);
-        let Some(ev) = self.push_meta(event.id, recorded, digest.fingerprint, &event.subject) else { return };
+        let source = self.source_ix(&event.source);
+        let Some(ev) = self.push_meta(event.id, recorded, digest.fingerprint, &event.subject, source) else { return };
         let has_retractors = self.metas[ev as usize].has_retractors;
         let day = event.day();
         let instant = event.instant;
@@ -590,7 +600,18 @@ impl Engine {
     }
 
     /// Registers a new event id and returns its meta index; `None` when the id is known (rule 3).
-    fn push_meta(&mut self, id: Uuid, recorded: i64, fingerprint: u64, subject: &str) -> Option<u32> {
+    /// The interned index of `source`, [`NO_SOURCE`] once as many sources are kept.
+    fn source_ix(&mut self, source: &str) -> u16 {
+        if let Some(ix) = self.sources.get(source) {
+            return ix as u16;
+        }
+        if self.sources.codes.len() >= usize::from(NO_SOURCE) {
+            return NO_SOURCE;
+        }
+        self.sources.intern(source) as u16
+    }
+
+    fn push_meta(&mut self, id: Uuid, recorded: i64, fingerprint: u64, subject: &str, source: u16) -> Option<u32> {
         let ev = self.metas.len() as u32;
         // One probe of the id index for both the check and the insert: it is the largest table.
         match self.ids.entry(id) {
@@ -599,7 +620,7 @@ impl Engine {
         };
         let subject = self.subject_ix(subject);
         let has_retractors = self.retractors.contains_key(&id);
-        self.metas.push(Meta { id, recorded, fingerprint, has_retractors, subject });
+        self.metas.push(Meta { id, recorded, fingerprint, has_retractors, subject, source });
         Some(ev)
     }
 
@@ -695,6 +716,7 @@ impl Engine {
 mod approval;
 mod checkpoint;
 mod contributions;
+mod diff;
 mod digest;
 mod ledger;
 mod name;

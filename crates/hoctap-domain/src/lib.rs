@@ -4,6 +4,7 @@
 //! with [`Engine::apply`] and ask questions with [`Engine::review`].
 
 pub mod codes;
+pub mod diff;
 pub mod engine;
 pub mod event;
 pub mod geo;
@@ -14,6 +15,7 @@ pub mod time;
 pub mod validate;
 pub mod warning;
 
+pub use diff::ReviewDiff;
 pub use engine::{
     Admission, Approval, ApprovalError, Batch, CHECKPOINT_VERSION, CheckpointError, Contribution, Deltas, Digest,
     Engine, HistoryError, Ledger, Locator, Measure, MemoryStats, Place, PlaceCounts, Query, QueryError, Recorded,

@@ -383,12 +383,18 @@ impl Log {
     /// back. On `Ok` the events are on disk. On `Err` the events keep their previous `recordedtime`,
     /// none of them is acknowledged, and (after an I/O error) this `Log` refuses further appends.
     pub fn append(&mut self, events: &mut [Event]) -> Result<(), LogError> {
+        self.append_at(events, now_micros())
+    }
+
+    /// [`Log::append`] on a clock the caller reads: `now` (UTC microseconds) stands for the system
+    /// clock, so the stamps are `now`, or just after the last record's when that is later. A
+    /// simulation that records a history as it happened (the demo) passes its own clock.
+    pub fn append_at(&mut self, events: &mut [Event], now: i64) -> Result<(), LogError> {
         self.writable()?;
         if events.is_empty() {
             return Ok(());
         }
         let before: Vec<Option<i64>> = events.iter().map(|e| e.recordedtime).collect();
-        let now = now_micros();
         let mut last = self.last_recorded;
         let mut end = self.end;
         let mut buf = Vec::with_capacity(events.len() * 512);

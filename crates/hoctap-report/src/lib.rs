@@ -10,6 +10,7 @@
 //! - Machine formats (JSON, CSV) keep unrounded numbers; a missing percentage is `null` / an empty cell.
 //! - CSV is one long table (see [`csv`]); baselines appear as `measure = baseline:<metric>`.
 
+mod diff;
 mod figures;
 mod page;
 mod rows;
@@ -46,6 +47,19 @@ pub fn json(review: &Review) -> String {
 /// every unit's rows are printed or a summary (the scope's row and the units furthest behind).
 pub fn table(review: &Review, rows: Rows) -> String {
     terminal::render(review, rows)
+}
+
+/// The audit diff for a terminal: the two knowledge times, the targets and figures that changed, and
+/// the first events recorded in between that changed them (the JSON lists every one); `rows` says
+/// whether every unit's figures are printed or the scope's own (with a count of the rest).
+pub fn diff_table(diff: &hoctap_domain::ReviewDiff, rows: Rows) -> String {
+    diff::render(diff, rows)
+}
+
+/// The audit diff as data, pretty-printed: `hoctap diff --format json` and `GET /v1/reviews/diff`
+/// print the same bytes for the same diff.
+pub fn diff_json(diff: &hoctap_domain::ReviewDiff) -> String {
+    serde_json::to_string_pretty(diff).expect("a ReviewDiff always serialises to JSON")
 }
 
 /// The units established by `as_of` for a terminal (`hoctap units`): those in force with their parent,

@@ -129,14 +129,14 @@ fn write_review(out: &mut String, review: &Review, rows: Rows) -> std::fmt::Resu
     Ok(())
 }
 
-fn new_table(header: Vec<String>) -> Table {
+pub(crate) fn new_table(header: Vec<String>) -> Table {
     let mut table = Table::new();
     table.load_preset(presets::UTF8_FULL_CONDENSED).set_header(header);
     table
 }
 
 /// Numbers are right-aligned so that digits of the same magnitude line up down a column.
-fn align_right(table: &mut Table, columns: impl IntoIterator<Item = usize>) {
+pub(crate) fn align_right(table: &mut Table, columns: impl IntoIterator<Item = usize>) {
     for index in columns {
         if let Some(column) = table.column_mut(index) {
             column.set_cell_alignment(CellAlignment::Right);

@@ -6,7 +6,7 @@
 //! fields (event id → meta, subject name → subject, code → unit) are not stored but rebuilt on load:
 //! the file is smaller and cannot hold an index that disagrees with its records.
 
-use super::{ApprovalRec, Engine, Interner, Meta, Name, Stamped, Subject, TargetRec};
+use super::{ApprovalRec, Engine, Interner, Meta, NO_SOURCE, Name, Stamped, Subject, TargetRec};
 use crate::codes::Metric;
 use crate::event::Event;
 use crate::geo::{UnitHistory, UnitId};
@@ -18,7 +18,7 @@ use uuid::Uuid;
 /// Version of the encoded state. Bump it whenever the bytes of the same events change: a field added
 /// to a record, or `Engine::apply` keeping something else (the golden test below fails first). A
 /// checkpoint of another version is ignored and the log replayed.
-pub const CHECKPOINT_VERSION: u32 = 5;
+pub const CHECKPOINT_VERSION: u32 = 6;
 
 /// Why bytes are not a usable engine state. In every case the caller replays the log instead.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +54,8 @@ struct State<'a> {
     targets: Cow<'a, [Stamped<TargetRec>]>,
     /// Review approvals (version 5), sorted by (time, event id) like every record.
     approvals: Cow<'a, [Stamped<ApprovalRec>]>,
+    /// The events' sources by their index in `Meta::source` (version 6).
+    source_names: Cow<'a, [Box<str>]>,
 }
 
 /// What baselines are kept by: the unit and the metric.
@@ -70,9 +72,21 @@ impl Engine {
     /// The whole state as bytes (see [`Engine::from_checkpoint`]). The same state gives the same bytes.
     pub fn to_checkpoint(&self) -> Vec<u8> {
         // Exhaustive on purpose: a field added to the engine must be stored or rebuilt, or this stops compiling.
-        let Engine { ids: _, metas, retractors, subject_ids, subjects, units, geo, baselines, targets, approvals } =
-            self;
+        let Engine {
+            ids: _,
+            metas,
+            retractors,
+            subject_ids,
+            subjects,
+            units,
+            geo,
+            baselines,
+            targets,
+            approvals,
+            sources,
+        } = self;
         let Interner { ids: _, codes } = units;
+        let Interner { ids: _, codes: source_names } = sources;
         let mut subject_names = vec![Cow::Borrowed(""); subjects.len()];
         for (name, &s) in subject_ids {
             subject_names[s as usize] = Cow::Borrowed(&**name);
@@ -92,6 +106,7 @@ impl Engine {
             baselines,
             targets: Cow::Borrowed(targets),
             approvals: Cow::Borrowed(approvals),
+            source_names: Cow::Borrowed(source_names),
         };
         // No record encodes to more bytes than it takes in memory: one allocation holds the whole
         // state, where growing by doubling would copy (and fault in) a gigabyte several times.
@@ -136,6 +151,12 @@ impl Engine {
         if geo.len() > codes.len() {
             return Err(CheckpointError::Inconsistent("more unit histories than unit codes"));
         }
+        let source_names = state.source_names.into_owned();
+        if metas.iter().any(|m| m.source != NO_SOURCE && usize::from(m.source) >= source_names.len()) {
+            return Err(CheckpointError::Inconsistent("an event names a source that is not there"));
+        }
+        let source_ids = index(source_names.iter().cloned(), source_names.len())
+            .ok_or(CheckpointError::Inconsistent("a source twice"))?;
         Ok(Engine {
             ids,
             metas,
@@ -147,6 +168,7 @@ impl Engine {
             baselines: state.baselines.into_iter().map(|(key, list)| (key, list.into_owned())).collect(),
             targets: state.targets.into_owned(),
             approvals: state.approvals.into_owned(),
+            sources: Interner { ids: source_ids, codes: source_names },
         })
     }
 }
@@ -354,6 +376,6 @@ mod tests {
     #[test]
     fn the_encoding_of_a_fixed_world_is_pinned_to_its_version() {
         let bytes = fold(&world()).to_checkpoint();
-        assert_eq!((CHECKPOINT_VERSION, bytes.len(), digest(&bytes)), (5, 1604, 7_034_330_055_815_430_524));
+        assert_eq!((CHECKPOINT_VERSION, bytes.len(), digest(&bytes)), (6, 1633, 18_220_100_656_643_723_539));
     }
 }

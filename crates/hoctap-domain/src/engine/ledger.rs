@@ -8,7 +8,7 @@
 //! needs, per batch, only the histories of the subjects the batch touches: [`Ledger::load`] takes them
 //! as stored, [`Ledger::fold`] returns the [`Deltas`], [`Ledger::history`] gives what to store back.
 
-use super::{Contribution, Engine, Kind, Measure, Place, Rec};
+use super::{Contribution, Engine, Kind, Measure, NO_SOURCE, Place, Rec};
 use crate::event::Event;
 use crate::time::Day;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -120,7 +120,7 @@ impl Ledger {
             let twice = || corrupt("an event id twice");
             if tag == TAG_RETRACTION {
                 let named = r.id().ok_or_else(|| corrupt("truncated retraction"))?;
-                let ev = self.engine.push_meta(id, recorded, 0, subject).ok_or_else(twice)?;
+                let ev = self.engine.push_meta(id, recorded, 0, subject, NO_SOURCE).ok_or_else(twice)?;
                 self.engine.push_retraction(ev, named);
                 continue;
             }
@@ -131,7 +131,7 @@ impl Ledger {
                 if has_commune(kind) { r.code().map(|code| self.engine.units.intern(code) as i32) } else { r.i32() };
             let (a, b, cycle, title) =
                 (a, r.i32(), r.i16(), r.u8()).into_option().ok_or_else(|| corrupt("truncated record"))?;
-            let ev = self.engine.push_meta(id, recorded, 0, subject).ok_or_else(twice)?;
+            let ev = self.engine.push_meta(id, recorded, 0, subject, NO_SOURCE).ok_or_else(twice)?;
             let retractable = self.engine.metas[ev as usize].has_retractors;
             let day = Day::of_instant(instant).0;
             self.engine.push_rec(Rec { instant, recorded, ev, day, a, b, cycle, kind, title, retractable });

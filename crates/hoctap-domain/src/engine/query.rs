@@ -75,8 +75,8 @@ impl Recorded {
 const REGISTERED: usize = 0;
 const DECLARED: usize = 1;
 const EVIDENCED: usize = 2;
-const RECOGNISED: usize = 3;
-const LC: usize = 0; // Title::LearningCitizen.index()
+pub(super) const RECOGNISED: usize = 3;
+pub(super) const LC: usize = 0; // Title::LearningCitizen.index()
 
 /// Counts for one unit: per title the four measures, digital skills, and the learning-citizen splits
 /// that indicators need.
@@ -121,6 +121,7 @@ struct Related {
 }
 
 /// What one subject contributes at D.
+#[derive(PartialEq, Eq)]
 pub(super) struct SubjectAt {
     /// Per title, one bit per measure (REGISTERED…RECOGNISED).
     pub(super) measures: [u8; TITLES],
@@ -614,11 +615,7 @@ impl Engine {
 
     fn tally_in_parts(&self, geo: &GeoAt<'_>, day: Day, known_at: Option<i64>, parts: usize) -> (Vec<Tally>, Vec<u8>) {
         let n = geo.units.len();
-        // A subject whose id is the code of an established unit is that unit (rule 6).
-        let admin: HashMap<u32, UnitId> = (0..n)
-            .filter(|&u| geo.units[u].level.is_some())
-            .filter_map(|u| self.subject_ids.get(&*self.units.codes[u]).map(|&s| (s, u as UnitId)))
-            .collect();
+        let admin = self.admin_subjects(geo);
         let chunk = self.subjects.len().div_ceil(parts.max(1)).max(1);
         let parts: Vec<(Vec<Tally>, Vec<u8>)> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..self.subjects.len())
@@ -661,13 +658,7 @@ impl Engine {
             let subject = &self.subjects[sid];
             let at = self.subject_at(subject, day.0, year, known_at);
             let own_unit = admin.get(&(sid as u32)).copied();
-            let (location, by_default) = match own_unit {
-                // An administrative unit is counted in itself while in force, never in a successor.
-                Some(unit) => (Some(unit).filter(|u| geo.units[*u as usize].in_force), false),
-                None => {
-                    at.code.map_or((None, false), |code| (geo.resolved[code as usize], geo.by_default[code as usize]))
-                }
-            };
+            let (location, by_default) = locate(geo, own_unit, &at);
             let Some(loc) = location else { continue };
             let t = &mut own[loc as usize];
             for (title, &bits) in at.measures.iter().enumerate() {
@@ -699,6 +690,15 @@ impl Engine {
             }
         }
         (own, holds)
+    }
+
+    /// The subjects that are administrative units: a subject whose id is the code of an established
+    /// unit is that unit (rule 6).
+    pub(super) fn admin_subjects(&self, geo: &GeoAt<'_>) -> HashMap<u32, UnitId> {
+        (0..geo.units.len())
+            .filter(|&u| geo.units[u].level.is_some())
+            .filter_map(|u| self.subject_ids.get(&*self.units.codes[u]).map(|&s| (s, u as UnitId)))
+            .collect()
     }
 
     /// One subject's standing at D (rules 4–6).
@@ -901,6 +901,16 @@ impl Engine {
 }
 
 /// Each unit's tally plus those of every unit below it on D.
+/// Where a subject standing `at` on D is counted, and whether only by a divided unit's default: an
+/// administrative unit (`own_unit`) in itself while in force, never in a successor; any other subject
+/// in the unit in force that its code resolves to.
+pub(super) fn locate(geo: &GeoAt<'_>, own_unit: Option<UnitId>, at: &SubjectAt) -> (Option<UnitId>, bool) {
+    match own_unit {
+        Some(unit) => (Some(unit).filter(|u| geo.units[*u as usize].in_force), false),
+        None => at.code.map_or((None, false), |code| (geo.resolved[code as usize], geo.by_default[code as usize])),
+    }
+}
+
 fn roll_up(geo: &GeoAt<'_>, own: &[Tally]) -> Vec<Tally> {
     let mut rolled = own.to_vec();
     for (u, tally) in own.iter().enumerate() {
