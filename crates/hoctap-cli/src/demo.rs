@@ -91,6 +91,10 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         data_dir.display(),
         started.elapsed()
     );
+    println!(
+        "Dashboard: hoctap --data-dir {} serve   then open http://127.0.0.1:8090/ in a browser",
+        data_dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,12 +10,14 @@
 //! - Machine formats (JSON, CSV) keep unrounded numbers; a missing percentage is `null` / an empty cell.
 //! - CSV is one long table (see [`csv`]); baselines appear as `measure = baseline:<metric>`.
 
+mod dashboard;
 mod figures;
 mod page;
 mod rows;
 pub mod sheet;
 mod terminal;
 
+pub use dashboard::{approvals_json, labels_json};
 pub use terminal::Rows;
 
 use hoctap_domain::review::Review;
