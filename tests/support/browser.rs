@@ -4,7 +4,7 @@
 //!
 //! A missing chromium fails the test with the command that installs it: it is never skipped.
 
-use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
+use headless_chrome::protocol::cdp::Page::{CaptureScreenshotFormatOption, Viewport};
 use headless_chrome::{Browser, LaunchOptions, Tab};
 use serde_json::Value;
 use std::ffi::OsStr;
@@ -111,23 +111,34 @@ impl Page {
     pub fn screenshot(&self, name: &str) -> PathBuf {
         let png =
             self.tab.capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true).expect("a screenshot");
-        save(name, &png)
+        save(name, &png, 10_000)
     }
 
     /// One element as a PNG file in [`screenshot_dir`].
+    ///
+    /// The element is scrolled to the top of the window first and clipped in page coordinates (what
+    /// the protocol expects): an element below the first screen is drawn, not a blank area.
     pub fn screenshot_of(&self, selector: &str, name: &str) -> PathBuf {
-        let element = self.tab.wait_for_element(selector).unwrap_or_else(|e| panic!("{selector}: {e}"));
-        let png = element.capture_screenshot(CaptureScreenshotFormatOption::Png).expect("a screenshot");
-        save(name, &png)
+        self.wait_for(selector);
+        let quoted = serde_json::to_string(selector).expect("a string");
+        let rect = self.eval(&format!(
+            "(() => {{ const e = document.querySelector({quoted}); e.scrollIntoView(); \
+             const r = e.getBoundingClientRect(); return [r.left + scrollX, r.top + scrollY, r.width, r.height]; }})()"
+        ));
+        let n = |i: usize| rect[i].as_f64().unwrap_or_else(|| panic!("{selector}: no box ({rect})"));
+        let clip = Viewport { x: n(0), y: n(1), width: n(2), height: n(3), scale: 1.0 };
+        let png = self
+            .tab
+            .capture_screenshot(CaptureScreenshotFormatOption::Png, None, Some(clip), true)
+            .expect("a screenshot");
+        self.eval("(() => { scrollTo(0, 0); return true; })()");
+        save(name, &png, 1_000)
     }
 }
 
-fn save(name: &str, png: &[u8]) -> PathBuf {
-    assert!(
-        png.starts_with(b"\x89PNG") && png.len() > 10_000,
-        "{name}: not a PNG of a drawn page ({} bytes)",
-        png.len()
-    );
+/// Writes `png`, which must be a PNG of at least `min` bytes (a blank capture is smaller).
+fn save(name: &str, png: &[u8], min: usize) -> PathBuf {
+    assert!(png.starts_with(b"\x89PNG") && png.len() >= min, "{name}: not a PNG of a drawn page ({} bytes)", png.len());
     let path = screenshot_dir().join(name);
     std::fs::write(&path, png).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
     eprintln!("screenshot: {}", path.display());
@@ -302,7 +313,8 @@ pub fn drive_dashboard(base: &str, prefix: &str) -> (PathBuf, PathBuf) {
     assert_eq!(shown, expected_sorted, "the district's communes");
 
     // A commune's counts over time, from the series endpoint.
-    page.click(&format!(r#"#units tbody tr[data-code="{}"] td:nth-child(1)"#, expected[0]));
+    // (The table is still sorted by recognised count: the first commune shown has the most.)
+    page.click(r#"#units tbody tr[data-level="commune"] td:nth-child(1)"#);
     page.wait_for("#series svg path");
     page.screenshot_of("#series", &format!("{prefix}-series.png"));
     page.click("#crumbs a");

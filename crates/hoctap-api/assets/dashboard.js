@@ -602,7 +602,9 @@
     const last = Date.UTC(LAST_YEAR, 11, 31);
     const when = (day) => Date.parse(day + 'T00:00:00Z');
     const sx = (ms) => L + ((ms - first) / (last - first)) * (W - L - R);
-    const top = Math.max(1, ...series.points.map((p) => p.registered), ...series.points.map((p) => p.recognised));
+    // Four whole steps on the axis, whatever the counts.
+    const most = Math.max(0, ...series.points.flatMap((p) => COUNTS.map((c) => p[c])));
+    const top = Math.max(4, Math.ceil(most / 4) * 4);
     const sy = (v) => T + (1 - v / top) * (H - T - B);
     const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `${name} — ${titleName(state.title)}` });
     for (let i = 0; i <= 4; i++) {
