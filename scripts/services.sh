@@ -3,7 +3,8 @@
 # - PostgreSQL at 127.0.0.1:5432: started when a local cluster exists but is down; on a machine without
 #   one, Debian's `postgresql` is installed and a cluster with trust authentication created (root or
 #   sudo needed), and the database `test` created when missing;
-# - tansu, the Kafka-protocol broker installable from crates.io (tests start their own instances).
+# - tansu, the Kafka-protocol broker installable from crates.io (tests start their own instances);
+# - chromium, Debian's browser, which the dashboard's tests drive headless (root or sudo needed).
 # Source it (`. scripts/services.sh`) so that PATH includes cargo's bin folder afterwards.
 set -euo pipefail
 
@@ -16,8 +17,16 @@ if ! command -v tansu >/dev/null 2>&1; then
   cargo install tansu --version "$TANSU_VERSION" --locked --features "dynostore postgres" >&2
 fi
 
-# PostgreSQL: user `postgres`, trust authentication on 127.0.0.1:5432, database `test`.
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# The dashboard's browser tests (tests/support/browser.rs) drive Debian's chromium.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  echo "services: installing chromium (Debian's package) for the dashboard's browser tests…" >&2
+  as_root apt-get update >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >&2
+fi
+
+# PostgreSQL: user `postgres`, trust authentication on 127.0.0.1:5432, database `test`.
 pg_ready() { command -v pg_isready >/dev/null 2>&1 && pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; }
 if ! pg_ready; then
   if ! command -v pg_ctlcluster >/dev/null 2>&1; then

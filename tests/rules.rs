@@ -138,3 +138,58 @@ fn a_unit_is_its_own_subject_only_as_known() {
     let after = review(&engine, "2025-06-30", None);
     assert_eq!(after.units[0].titles[&title].recognised, 1);
 }
+
+/// Completeness names the communes that reported nothing in the cycle of D, those without a
+/// denominator the targets divide by, and the targets without a denominator; a commune's recognition
+/// of an earlier cycle does not count as reporting in this one.
+#[test]
+fn completeness_names_silent_communes_missing_denominators_and_targets_without_one() {
+    let mut events = city();
+    events.push(unit(4, "00002", "commune", "Xã C", Some("001")));
+    events.push(unit(5, "00003", "commune", "Xã D", Some("001")));
+    // Adults recorded for B and D (D's is 0, which divides nothing); households for no commune.
+    events.push(baseline(10, "2021-01-01T00:00:00+07:00", "00001", 100));
+    events.push(baseline(11, "2021-01-01T00:00:00+07:00", "00003", 0));
+    events.push(target(12, "2021-06-01T00:00:00+07:00", ("UBND-01", "1", 2021), "learning_citizen/adults", 2025, 50.0));
+    events.push(target(
+        13,
+        "2021-06-01T00:00:00+07:00",
+        ("UBND-01", "2", 2021),
+        "learning_family/households",
+        2025,
+        70.0,
+    ));
+    // B registers in 2025; C's citizen was recognised in 2024 only (valid through 2025).
+    events.push(reg(20, "2025-02-01T09:00:00+07:00", "cit-b", "00001", 2025, "resident"));
+    events.push(reg(21, "2024-02-01T09:00:00+07:00", "cit-c", "00002", 2024, "resident"));
+    events.push(grant(22, "2024-11-01T09:00:00+07:00", "cit-c", "learning_citizen", 2024, "2024-01-01", "2025-12-31"));
+    let engine = fold(&events);
+
+    let r = review(&engine, "2025-12-31", None);
+    let c = r.completeness.as_ref().expect("a review of a scope in force states its completeness");
+    assert_eq!((c.cycle_year, c.communes), (2025, 3));
+    let codes = |units: Vec<&str>| units.into_iter().map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(codes(c.silent.iter().map(|u| u.code.as_str()).collect()), ["00002", "00003"]);
+    assert_eq!(c.silent[0].name, "Xã C");
+    let missing: Vec<(&str, Vec<&str>)> =
+        c.without_baseline.iter().map(|u| (u.code.as_str(), u.metrics.iter().map(|m| m.as_str()).collect())).collect();
+    assert_eq!(
+        missing,
+        [
+            ("00001", vec!["households"]),
+            ("00002", vec!["adults", "households"]),
+            ("00003", vec!["adults", "households"])
+        ]
+    );
+    let without: Vec<&str> = c.targets_without_denominator.iter().map(|t| t.indicator.as_str()).collect();
+    assert_eq!(without, ["learning_family/households"]);
+
+    // In 2024 C reported and B did not; the review of a district scope covers its communes alike.
+    let r = review(&engine, "2024-12-31", None);
+    let c = r.completeness.unwrap();
+    assert_eq!(codes(c.silent.iter().map(|u| u.code.as_str()).collect()), ["00001", "00003"]);
+    let district = engine
+        .review(&Query { scope: "001".into(), as_of: day("2025-12-31"), known_at: None, milestone: None })
+        .unwrap();
+    assert_eq!(district.completeness.unwrap().communes, 3);
+}

@@ -1,6 +1,7 @@
 //! Helpers for the end-to-end tests: a terse way to write the events of a hand-checked world, that world
 //! itself ([`scenario_world`]), and the real `hoctap` binary ([`hoctap`]) with NDJSON inputs for it.
 
+pub mod browser;
 mod cli;
 mod pg;
 mod pg_cluster;

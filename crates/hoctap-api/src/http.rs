@@ -1,5 +1,6 @@
 //! The HTTP side: routes, query parameters, and how store errors become statuses.
 
+use crate::answers::{Answers, Asked, Embedded};
 use crate::dates::{MAX_POINTS, Series, Step, dates};
 use crate::{Api, metrics};
 use axum::extract::Request;
@@ -18,16 +19,37 @@ use hoctap_store::{Schema, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::error::SqlState;
 
-pub(crate) fn router(api: Api) -> Router {
+/// The routes every server answers, over any source of [`Answers`]: the dashboard and `/v1/…`.
+fn answering<A: Answers>() -> Router<A> {
     Router::new()
-        .route("/v1/reviews", get(reviews).layer(middleware::from_fn_with_state(api.clone(), timeout)))
-        .route("/v1/units", get(units).layer(middleware::from_fn_with_state(api.clone(), timeout)))
-        .route("/v1/units/{code}/series", get(series).layer(middleware::from_fn_with_state(api.clone(), timeout)))
+        .route("/", get(crate::dashboard::index))
+        .route("/dashboard.js", get(crate::dashboard::script))
+        .route("/dashboard.css", get(crate::dashboard::style))
+        .route("/v1/reviews", get(reviews::<A>))
+        .route("/v1/units", get(units::<A>))
+        .route("/v1/units/{code}/series", get(series::<A>))
+        .route("/v1/approvals", get(approvals::<A>))
+}
+
+fn no_such_path() -> Failure {
+    Failure::NotFound("no such path".into())
+}
+
+/// `hoctap api`: the shared routes within the request timeout, `/healthz` and `/metrics`, request
+/// metrics around everything.
+pub(crate) fn router(api: Api) -> Router {
+    answering::<Api>()
+        .route_layer(middleware::from_fn_with_state(api.clone(), timeout))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .fallback(|| async { Failure::NotFound("no such path".into()) })
+        .fallback(|| async { no_such_path() })
         .layer(middleware::from_fn_with_state(api.clone(), metrics::track))
         .with_state(api)
+}
+
+/// `hoctap serve`: the shared routes answered from an engine in memory.
+pub(crate) fn embedded_router(embedded: Embedded) -> Router {
+    answering::<Embedded>().fallback(|| async { no_such_path() }).with_state(embedded)
 }
 
 /// Answers 503 when the request is not answered within [`crate::ApiConfig::request_timeout`]. The
@@ -51,13 +73,16 @@ async fn timeout(State(api): State<Api>, request: Request, next: Next) -> Respon
 /// Why a request gets no answer; each variant is one status and the JSON body
 /// `{"error": "...", "parameter": "..."}` (`parameter` only for [`Failure::Parameter`]).
 #[derive(Debug)]
-pub(crate) enum Failure {
+pub enum Failure {
     /// 400: one query parameter is missing or invalid.
     Parameter { parameter: &'static str, message: String },
     /// 400: the query string itself does not parse (e.g. a parameter given twice).
     Query(String),
     /// 404: the unit is unknown or not in force (or the path does not exist).
     NotFound(String),
+    /// 404: the domain cannot answer the question (unknown scope, not in force, nothing recorded by
+    /// the known-at); the message is the domain's.
+    Unanswered(hoctap_domain::QueryError),
     /// 503: PostgreSQL is unreachable or the deployment has no read models yet; retry later.
     Unavailable(String),
     /// 500: a bug or a corrupt read model; details are in the log only.
@@ -77,6 +102,10 @@ impl IntoResponse for Failure {
             Failure::Parameter { parameter, message } => (StatusCode::BAD_REQUEST, message.as_str(), Some(*parameter)),
             Failure::Query(message) => (StatusCode::BAD_REQUEST, message.as_str(), None),
             Failure::NotFound(message) => (StatusCode::NOT_FOUND, message.as_str(), None),
+            Failure::Unanswered(error) => {
+                return (StatusCode::NOT_FOUND, Json(ErrorBody { error: &error.to_string(), parameter: None }))
+                    .into_response();
+            }
             Failure::Unavailable(message) => (StatusCode::SERVICE_UNAVAILABLE, message.as_str(), None),
             Failure::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal error", None),
         };
@@ -93,14 +122,27 @@ impl Failure {
         Failure::Parameter { parameter, message: message.into() }
     }
 
-    fn query(rejection: QueryRejection) -> Failure {
+    fn rejected(rejection: QueryRejection) -> Failure {
         Failure::Query(format!("the query string does not parse: {}", rejection.body_text()))
     }
 
-    fn store(error: StoreError) -> Failure {
+    /// The domain's answer that there is no answer.
+    pub(crate) fn query(error: QueryError) -> Failure {
+        Failure::Unanswered(error)
+    }
+
+    /// No approved review for that decision number.
+    pub(crate) fn approval(error: hoctap_domain::ApprovalError) -> Failure {
         match error {
-            StoreError::Query(e) => Failure::NotFound(e.to_string()),
-            StoreError::Approval(e) => Failure::NotFound(e.to_string()),
+            hoctap_domain::ApprovalError::Query(e) => Failure::Unanswered(e),
+            other => Failure::NotFound(other.to_string()),
+        }
+    }
+
+    pub(crate) fn store(error: StoreError) -> Failure {
+        match error {
+            StoreError::Query(e) => Failure::Unanswered(e),
+            StoreError::Approval(e) => Failure::approval(e),
             StoreError::NoDeployment(_) => Failure::Unavailable(error.to_string()),
             StoreError::Db { ref source, .. } if source.code() == Some(&SqlState::QUERY_CANCELED) => {
                 tracing::warn!(error = %error, "a statement was cancelled");
@@ -124,7 +166,7 @@ impl Failure {
 
 impl Api {
     /// A pooled connection, or 503.
-    async fn connection(&self) -> Result<deadpool_postgres::Object, Failure> {
+    pub(crate) async fn connection(&self) -> Result<deadpool_postgres::Object, Failure> {
         self.inner.pool.get().await.map_err(|e| {
             tracing::warn!(error = %e, "no PostgreSQL connection");
             Failure::Unavailable("PostgreSQL is unreachable; retry later".into())
@@ -133,7 +175,7 @@ impl Api {
 
     /// The generation serving now. A deployment whose control schema does not exist yet is 503 like
     /// one without a generation: `hoctap project` creates it.
-    async fn serving(&self, client: &tokio_postgres::Client) -> Result<Schema, Failure> {
+    pub(crate) async fn serving(&self, client: &tokio_postgres::Client) -> Result<Schema, Failure> {
         let deployment = &self.inner.deployment;
         match deployment.active(client).await {
             Err(StoreError::Db { source, .. }) if matches!(source.code(), Some(c) if *c == SqlState::UNDEFINED_TABLE || *c == SqlState::INVALID_SCHEMA_NAME) => {
@@ -179,16 +221,11 @@ struct ReviewParams {
     milestone: Option<String>,
 }
 
-async fn reviews(
-    State(api): State<Api>,
+async fn reviews<A: Answers>(
+    State(answers): State<A>,
     params: Result<Query<ReviewParams>, QueryRejection>,
 ) -> Result<Response, Failure> {
-    let Query(p) = params.map_err(Failure::query)?;
-    /// What a request asks: a question, or the review a decision approved.
-    enum Asked {
-        Question(hoctap_domain::Query),
-        Approved(String),
-    }
+    let Query(p) = params.map_err(Failure::rejected)?;
     let asked = match p.approved.filter(|n| !n.is_empty()) {
         Some(number) => {
             if [&p.scope, &p.as_of, &p.known_at, &p.milestone].into_iter().any(|v| v.is_some()) {
@@ -215,14 +252,7 @@ async fn reviews(
             Asked::Question(hoctap_domain::Query { scope, as_of, known_at, milestone })
         }
     };
-    let mut client = api.connection().await?;
-    let schema = api.serving(&client).await?;
-    let cache = &api.inner.cache;
-    let mut review = match &asked {
-        Asked::Question(query) => hoctap_store::review(&mut client, &schema, cache, query).await,
-        Asked::Approved(number) => hoctap_store::review_approved(&mut client, &schema, cache, number).await,
-    }
-    .map_err(Failure::store)?;
+    let mut review = answers.review(asked).await?;
     hoctap_report::stamp(&mut review, crate::now_micros());
     Ok(([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], hoctap_report::json(&review)).into_response())
 }
@@ -234,17 +264,14 @@ struct UnitsParams {
 }
 
 /// `GET /v1/units`: the document `hoctap units --format json` prints (`hoctap_report::units_json`).
-async fn units(
-    State(api): State<Api>,
+async fn units<A: Answers>(
+    State(answers): State<A>,
     params: Result<Query<UnitsParams>, QueryRejection>,
 ) -> Result<Response, Failure> {
-    let Query(p) = params.map_err(Failure::query)?;
+    let Query(p) = params.map_err(Failure::rejected)?;
     let as_of = day("as_of", p.as_of)?;
     let known_at = known_at(p.known_at)?;
-    let client = api.connection().await?;
-    let schema = api.serving(&client).await?;
-    let units =
-        hoctap_store::units(&**client, &schema, &api.inner.cache, as_of, known_at).await.map_err(Failure::store)?;
+    let units = answers.units(as_of, known_at).await?;
     let k = known_at.map(format_instant);
     let body = hoctap_report::units_json(&units, as_of, k.as_deref());
     Ok(([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
@@ -259,12 +286,12 @@ struct SeriesParams {
     known_at: Option<String>,
 }
 
-async fn series(
-    State(api): State<Api>,
+async fn series<A: Answers>(
+    State(answers): State<A>,
     Path(unit): Path<String>,
     params: Result<Query<SeriesParams>, QueryRejection>,
 ) -> Result<Response, Failure> {
-    let Query(p) = params.map_err(Failure::query)?;
+    let Query(p) = params.map_err(Failure::rejected)?;
     let title_text = required("title", p.title)?;
     let title = Title::parse(&title_text).ok_or_else(|| {
         let known: Vec<&str> = Title::ALL.iter().map(|t| t.as_str()).collect();
@@ -291,18 +318,32 @@ async fn series(
     if dates.is_empty() {
         return Err(Failure::parameter("step", format!("no {} end lies between {from} and {to}", step.as_str())));
     }
-    let mut client = api.connection().await?;
-    let schema = api.serving(&client).await?;
-    let points = match hoctap_store::series(&mut client, &schema, &api.inner.cache, &unit, title, &dates, known_at)
-        .await
-    {
+    let points = match answers.series(unit.clone(), title, dates, known_at).await {
         Ok(points) => points,
-        Err(StoreError::Query(QueryError::ScopeNotInForce { code, .. })) => {
+        Err(Failure::Unanswered(QueryError::ScopeNotInForce { code, .. })) => {
             return Err(Failure::NotFound(format!("unit `{code}` is not in force on any date from {from} to {to}")));
         }
-        Err(e) => return Err(Failure::store(e)),
+        Err(e) => return Err(e),
     };
     Ok(Json(Series::new(unit, title, step, known_at, points)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct ApprovalsParams {
+    known_at: Option<String>,
+}
+
+/// `GET /v1/approvals`: the approved reviews a reviewer can open (`hoctap_report::approvals_json`).
+async fn approvals<A: Answers>(
+    State(answers): State<A>,
+    params: Result<Query<ApprovalsParams>, QueryRejection>,
+) -> Result<Response, Failure> {
+    let Query(p) = params.map_err(Failure::rejected)?;
+    let known_at = known_at(p.known_at)?;
+    let approvals = answers.approvals(known_at).await?;
+    let k = known_at.map(format_instant);
+    let body = hoctap_report::approvals_json(&approvals, k.as_deref());
+    Ok(([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
 }
 
 #[derive(Debug, Serialize)]
@@ -328,6 +369,7 @@ async fn healthz(State(api): State<Api>) -> Response {
         Err(failure) => {
             let reason = match failure {
                 Failure::Unavailable(reason) | Failure::NotFound(reason) | Failure::Query(reason) => reason,
+                Failure::Unanswered(e) => e.to_string(),
                 Failure::Parameter { message, .. } => message,
                 Failure::Internal => "the serving generation cannot be read".into(),
             };

@@ -23,11 +23,15 @@
 //! switch takes effect on the next request without a restart. Nothing is cached: the read models are
 //! the state, and the API can run as many replicas as PostgreSQL tolerates.
 
+mod answers;
+mod dashboard;
 mod dates;
 mod http;
 mod metrics;
 
+pub use answers::{Answers, Asked, Embedded};
 pub use dates::{MAX_POINTS, Point, Series, Step, TooManyPoints, dates};
+pub use http::Failure;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use hoctap_store::Deployment;
@@ -184,6 +188,22 @@ pub async fn serve(
     api.inner.pool.close();
     api.inner.health.close();
     tracing::info!("api stopped");
+    Ok(())
+}
+
+/// The routes of `hoctap serve`: the dashboard and the same `/v1/…` routes as [`router`], answered by
+/// an engine in memory.
+pub fn embedded_router(embedded: Embedded) -> axum::Router {
+    http::embedded_router(embedded)
+}
+
+/// Serves `embedded` on `listener` until `shutdown` completes, letting every request in flight finish.
+pub async fn serve_embedded(
+    embedded: Embedded,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ApiError> {
+    axum::serve(listener, embedded_router(embedded)).with_graceful_shutdown(shutdown).await?;
     Ok(())
 }
 

@@ -133,6 +133,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     println!("  hoctap --data-dir {dir} review --scope 01 --as-of 2027-06-30");
     println!("  hoctap --data-dir {dir} review --approved '{number}'");
     println!("  hoctap --data-dir {dir} diff --approved '{number}' --units all");
+    println!("Dashboard: hoctap --data-dir {dir} serve   then open http://127.0.0.1:8090/ in a browser");
     println!("(done in {:.1?})", started.elapsed());
     Ok(ExitCode::SUCCESS)
 }

@@ -10,6 +10,7 @@ mod ingest;
 mod pipeline;
 mod progress;
 mod series;
+mod serve;
 mod services;
 mod tracker;
 
@@ -137,9 +138,18 @@ enum Command {
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// The reviewers' web dashboard and the HTTP API (reviews, units, series, approvals) from the
+    /// embedded log, with no other service: open http://127.0.0.1:8090/ in a browser.
+    ///
+    /// Vietnamese first, with English; targets against the plans, the units table (sort, filter,
+    /// city → district → commune), each indicator 2021–2030, any date and known-at, the approved
+    /// reviews. The same routes and documents as `hoctap api` (docs/openapi.json). The log is read
+    /// once at start: restart to see events ingested since. Stops on Ctrl-C or SIGTERM.
+    Serve(serve::ServeArgs),
     /// The front door for source systems: HTTP in, Kafka out (POST /v1/events, bearer tokens per source).
     Gateway(services::GatewayArgs),
-    /// The read side over HTTP: reviews and time series from the PostgreSQL read models.
+    /// The read side over HTTP: reviews and time series from the PostgreSQL read models, and the
+    /// dashboard at `/`.
     ///
     /// GET /v1/reviews?scope=&as_of=[&known_at=][&milestone=] answers the same document as
     /// `review --format json`, from the read models that `hoctap project` fills; GET
@@ -366,6 +376,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Geography { province, established, out } => geography(&province, &established, out.as_deref()),
         Command::Demo(args) => demo::run(&args),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Serve(args) => serve::run(&cli.data_dir, &args),
         Command::Gateway(args) => services::gateway(&args),
         Command::Api(args) => services::api(&args),
         Command::Project(args) => pipeline::project(&args),

@@ -140,6 +140,52 @@ pub struct Review {
     /// lists, in its order.
     pub units: Vec<UnitReview>,
     pub targets: Vec<TargetReview>,
+    /// What the figures may lack: the communes of the scope that reported nothing in the cycle, those
+    /// without a denominator the targets need, the targets without a denominator. Absent from a review
+    /// with `reform`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completeness: Option<Completeness>,
+}
+
+/// How complete the data behind a review is, commune by commune (the communes in force at D within the
+/// scope). Computed with the review's own counts and denominators, so it says exactly what is missing
+/// from those figures.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Completeness {
+    /// The cycle year of D: the year whose registrations, declarations and evidence are counted.
+    pub cycle_year: i32,
+    /// Communes in force at D within the scope.
+    pub communes: u64,
+    /// Communes where no subject is counted as registered, declared or evidenced for any title in the
+    /// cycle year (recognitions of earlier cycles may still count there), in code order.
+    pub silent: Vec<NamedUnit>,
+    /// Communes without a denominator (rule 7: recorded for the commune) for a metric the scope's
+    /// targets divide by, in code order, with the metrics missing.
+    pub without_baseline: Vec<MissingBaselines>,
+    /// The targets whose denominator is missing or 0 in the scope (status `no_denominator`).
+    pub targets_without_denominator: Vec<TargetName>,
+}
+
+/// A unit by code and name (the name in force at D).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NamedUnit {
+    pub code: String,
+    pub name: String,
+}
+
+/// A commune and the metrics it has no denominator for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MissingBaselines {
+    pub code: String,
+    pub name: String,
+    pub metrics: Vec<Metric>,
+}
+
+/// A target by plan and indicator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TargetName {
+    pub plan: String,
+    pub indicator: String,
 }
 
 /// What became of a unit that is not in force at D, or what a unit not yet established at D comes from:

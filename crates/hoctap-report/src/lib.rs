@@ -10,6 +10,7 @@
 //! - Machine formats (JSON, CSV) keep unrounded numbers; a missing percentage is `null` / an empty cell.
 //! - CSV is one long table (see [`csv`]); baselines appear as `measure = baseline:<metric>`.
 
+mod dashboard;
 mod diff;
 mod figures;
 mod page;
@@ -17,6 +18,7 @@ mod rows;
 pub mod sheet;
 mod terminal;
 
+pub use dashboard::{approvals_json, labels_json};
 pub use terminal::Rows;
 
 use hoctap_domain::review::Review;

@@ -94,6 +94,7 @@ fn sample() -> Review {
         milestone: Some(2025),
         geography: Geography { provinces: 1, districts: 2, communes: 0 },
         reform: None,
+        completeness: None,
         units: vec![scope, ba_dinh, hoan_kiem],
         targets: vec![
             target("learning_citizen/adults", 50.0, 2_093_824, Some(4_000_000), Status::Met),

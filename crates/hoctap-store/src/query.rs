@@ -423,6 +423,17 @@ pub async fn review_approved(
     Ok(review)
 }
 
+/// The approved reviews as known at `known_at` (`None`: now), found among the reference events the
+/// read models hold: [`Engine::approvals`], the list the embedded engine gives.
+pub async fn approvals(
+    client: &impl GenericClient,
+    schema: &Schema,
+    cache: &ReadCache,
+    known_at: Option<i64>,
+) -> Result<Vec<hoctap_domain::Approval>, StoreError> {
+    Ok(cache.get(client, schema).await?.engine.approvals(known_at))
+}
+
 /// The events the read models hold as recorded by `known_at` (all of them when `None`), the newest
 /// `recordedtime` among them and the first of all: what a review states it counted. As known now
 /// from the offset rows; as known at K from the log's blocks (summed by PostgreSQL up to K, read only

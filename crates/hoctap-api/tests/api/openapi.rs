@@ -30,6 +30,7 @@ const NOT_EXERCISED: &[(&str, &str, u16)] = &[
     ("/v1/reviews", "get", 500),
     ("/v1/units", "get", 500),
     ("/v1/units/{code}/series", "get", 500),
+    ("/v1/approvals", "get", 500),
 ];
 
 struct Gateway {
@@ -170,10 +171,18 @@ async fn every_answer_of_both_services_matches_the_document_and_every_documented
         api.get("/healthz", "/healthz", &[]).await.status,
         empty.get("/healthz", "/healthz", &[]).await.status,
         api.get("/metrics", "/metrics", &[]).await.status,
+        api.get("/", "/", &[]).await.status,
+        api.get("/v1/approvals", "/v1/approvals", &[]).await.status,
+        api.get("/v1/approvals", "/v1/approvals", &[("known_at", "2026-01-15")]).await.status,
+        api.get("/v1/approvals", "/v1/approvals", &[("known_at", "soon")]).await.status,
+        empty.get("/v1/approvals", "/v1/approvals", &[]).await.status,
     ];
     assert_eq!(
         statuses,
-        [200, 200, 400, 400, 200, 404, 503, 200, 200, 400, 404, 503, 200, 200, 400, 503, 200, 503, 200]
+        [
+            200, 200, 400, 400, 200, 404, 503, 200, 200, 400, 404, 503, 200, 200, 400, 503, 200, 503, 200, 200, 200,
+            200, 400, 503
+        ]
     );
 
     // The gateway, on a broker of its own.

@@ -117,6 +117,31 @@ impl Engine {
         Ok(Approval { event_id, recorded, data: first, known_at: frozen })
     }
 
+    /// Every approved review that can be reproduced as known at `known_at` (`None`: now): one per
+    /// decision number among the approvals recorded by then and not retracted, as [`Engine::approval`]
+    /// finds it. A number in conflict, or an approval that froze no past instant, is left out: it
+    /// answers no review. Ordered by the review's date, then the decision's date and number.
+    pub fn approvals(&self, known_at: Option<i64>) -> Vec<Approval> {
+        let mut numbers: Vec<&str> = self
+            .approvals
+            .iter()
+            .filter(|a| self.alive(a.ev, known_at))
+            .map(|a| a.value.decision.number.as_str())
+            .collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        let mut found: Vec<Approval> =
+            numbers.into_iter().filter_map(|number| self.approval(number, known_at).ok()).collect();
+        found.sort_by(|a, b| {
+            (a.data.as_of, a.data.decision.date, &a.data.decision.number).cmp(&(
+                b.data.as_of,
+                b.data.decision.date,
+                &b.data.decision.number,
+            ))
+        });
+        found
+    }
+
     /// The review approved by decision `number` (as known now), computed again and marked as the
     /// approved review: the same figures, `known_at` and `events` as when it was approved.
     pub fn approved_review(&self, number: &str) -> Result<Review, ApprovalError> {
@@ -322,6 +347,35 @@ mod tests {
         assert!(matches!(engine.approval("16/QD-UBND", None), Err(ApprovalError::NotFound { .. })));
         let message = engine.approval("16/QD-UBND", None).unwrap_err().to_string();
         assert!(message.contains("16/QD-UBND"), "{message}");
+    }
+
+    #[test]
+    fn the_list_of_approvals_holds_each_reproducible_decision_once_as_known_at_a_time() {
+        let mut events = world();
+        events.push(approval(20, "2025-12-31", "2026-01-10T00:00:00Z", "15/QD-UBND", "2026-01-21T00:00:00Z"));
+        // An identical copy under another id is the same approval.
+        events.push(approval(21, "2025-12-31", "2026-01-10T07:00:00+07:00", "15/QD-UBND", "2026-01-22T00:00:00Z"));
+        events.push(approval(22, "2025-06-30", "2026-01-10T00:00:00Z", "16/QD-UBND", "2026-01-23T00:00:00Z"));
+        // Frozen after its own recording: it reproduces nothing, so it is not offered.
+        events.push(approval(23, "2025-12-31", "2026-02-10T00:00:00Z", "17/QD-UBND", "2026-02-01T00:00:00Z"));
+        let engine = fold(&events);
+        let numbers = |k: Option<i64>| -> Vec<String> {
+            engine.approvals(k).into_iter().map(|a| a.data.decision.number).collect()
+        };
+        assert_eq!(numbers(None), ["16/QD-UBND", "15/QD-UBND"], "ordered by the review's date");
+        assert_eq!(numbers(parse_instant("2026-01-22T12:00:00Z")), ["15/QD-UBND"]);
+        assert!(numbers(parse_instant("2026-01-20T00:00:00Z")).is_empty());
+        let first = &engine.approvals(None)[1];
+        assert_eq!(
+            (first.event_id, first.known_at),
+            (Uuid::from_u128(20), parse_instant("2026-01-10T00:00:00Z").unwrap())
+        );
+
+        // A retracted approval leaves the list; a conflict answers neither review.
+        let mut retracted = events.clone();
+        retracted.push(retraction(24, 22, "2026-01-24T00:00:00Z"));
+        retracted.push(approval(25, "2025-09-30", "2026-01-10T00:00:00Z", "15/QD-UBND", "2026-01-25T00:00:00Z"));
+        assert!(fold(&retracted).approvals(None).is_empty());
     }
 
     #[test]

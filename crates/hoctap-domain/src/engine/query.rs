@@ -5,7 +5,10 @@ use super::{Engine, Kind, Measure, NO_GROUP, Place, Rec, Stamped, Subject, Targe
 use crate::codes::{GROUPS, Level, Metric, TITLES, Title};
 use crate::geo::{GeoAt, UnitAt, UnitId};
 use crate::indicator::Indicator;
-use crate::review::{Geography, Reform, RelatedUnit, Relation, Review, Status, TargetReview, TitleCounts, UnitReview};
+use crate::review::{
+    Completeness, Geography, MissingBaselines, NamedUnit, Reform, RelatedUnit, Relation, Review, Status, TargetName,
+    TargetReview, TitleCounts, UnitReview,
+};
 use crate::time::{self, Day};
 use foldhash::{HashMap, HashMapExt};
 
@@ -483,7 +486,15 @@ impl Engine {
             }
         }
 
+        let completeness = match about {
+            About::Scope(scope) => {
+                Some(self.completeness(geo, scope, tallies, &targets, day, known_at, &mut denominators))
+            }
+            About::Reform { .. } => None,
+        };
+
         Review {
+            completeness,
             scope: query.scope.clone(),
             as_of: day,
             approved: None,
@@ -496,6 +507,72 @@ impl Engine {
             reform,
             units,
             targets,
+        }
+    }
+
+    /// The completeness of the scope's data (see [`Completeness`]): its communes in force at D whose
+    /// tallies hold no registration, declaration or evidence of the cycle year, those without a
+    /// denominator for a metric the targets divide by, and the targets without a denominator.
+    #[allow(clippy::too_many_arguments)]
+    fn completeness(
+        &self,
+        geo: &GeoAt<'_>,
+        scope: UnitId,
+        tallies: &[Tally],
+        targets: &[TargetReview],
+        day: Day,
+        known_at: Option<i64>,
+        denominators: &mut HashMap<(UnitId, Metric), Option<u64>>,
+    ) -> Completeness {
+        let mut metrics: Vec<Metric> = targets
+            .iter()
+            .filter_map(|t| match Indicator::parse(&t.indicator)? {
+                Indicator::Recognised { metric, .. } | Indicator::DigitalSkill { metric } => Some(metric),
+                Indicator::UnitsHolding { .. } | Indicator::DigitalSkillOfLearningCitizens => None,
+            })
+            .collect();
+        metrics.sort_unstable();
+        metrics.dedup();
+        let mut communes: Vec<UnitId> = (0..geo.units.len() as UnitId)
+            .filter(|&u| {
+                let at = &geo.units[u as usize];
+                at.in_force && at.level == Some(Level::Commune) && geo.within(u, scope)
+            })
+            .collect();
+        communes.sort_by(|a, b| self.units.codes[*a as usize].cmp(&self.units.codes[*b as usize]));
+        let named = |u: UnitId| NamedUnit {
+            code: self.units.codes[u as usize].to_string(),
+            name: geo.units[u as usize].name.to_owned(),
+        };
+        let silent = communes
+            .iter()
+            .filter(|&&u| {
+                tallies[u as usize].titles.iter().all(|m| m[REGISTERED] == 0 && m[DECLARED] == 0 && m[EVIDENCED] == 0)
+            })
+            .map(|&u| named(u))
+            .collect();
+        let mut without_baseline = Vec::new();
+        for &u in &communes {
+            let missing: Vec<Metric> = metrics
+                .iter()
+                .copied()
+                .filter(|&m| !matches!(self.denominator(geo, u, m, day, known_at, denominators), Some(v) if v > 0))
+                .collect();
+            if !missing.is_empty() {
+                let NamedUnit { code, name } = named(u);
+                without_baseline.push(MissingBaselines { code, name, metrics: missing });
+            }
+        }
+        Completeness {
+            cycle_year: day.year(),
+            communes: communes.len() as u64,
+            silent,
+            without_baseline,
+            targets_without_denominator: targets
+                .iter()
+                .filter(|t| t.status == Status::NoDenominator)
+                .map(|t| TargetName { plan: t.plan.clone(), indicator: t.indicator.clone() })
+                .collect(),
         }
     }
 

@@ -1,0 +1,56 @@
+//! The reviewers' web dashboard at `/`: one HTML page, its script and its stylesheet, built into the
+//! binary (`include_str!`), with no CDN and no build step, so it works offline. The page reads the
+//! same `/v1/…` routes as any program; the Vietnamese labels of the codes come from
+//! `hoctap_report::labels_json`, written into the page when it is first served.
+
+use axum::http::HeaderValue;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+use std::sync::LazyLock;
+
+const PAGE: &str = include_str!("../assets/index.html");
+const SCRIPT: &str = include_str!("../assets/dashboard.js");
+const STYLE: &str = include_str!("../assets/dashboard.css");
+/// Where the page holds the labels (inside a `<script type="application/json">`).
+const LABELS_SLOT: &str = "{/*LABELS*/}";
+
+/// The page with the labels in place. The labels' JSON holds no `<`, so it cannot end the script
+/// element early (checked by a test).
+static INDEX: LazyLock<String> = LazyLock::new(|| PAGE.replacen(LABELS_SLOT, &hoctap_report::labels_json(), 1));
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [(CONTENT_TYPE, HeaderValue::from_static(content_type)), (CACHE_CONTROL, HeaderValue::from_static("no-cache"))],
+        body,
+    )
+        .into_response()
+}
+
+pub(crate) async fn index() -> Response {
+    asset("text/html; charset=utf-8", INDEX.as_str())
+}
+
+pub(crate) async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+pub(crate) async fn style() -> Response {
+    asset("text/css; charset=utf-8", STYLE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_holds_the_labels_and_links_only_its_own_assets() {
+        assert!(PAGE.contains(LABELS_SLOT));
+        assert!(!INDEX.contains(LABELS_SLOT));
+        assert!(INDEX.contains("Công dân học tập"), "the Vietnamese labels are in the page");
+        assert!(!hoctap_report::labels_json().contains('<'));
+        for text in [PAGE, SCRIPT, STYLE] {
+            assert!(!text.contains("http://") && !text.contains("https://"), "nothing is fetched from elsewhere");
+        }
+        assert!(PAGE.contains(r#"src="/dashboard.js""#) && PAGE.contains(r#"href="/dashboard.css""#));
+    }
+}
