@@ -61,13 +61,20 @@ mod head;
 mod spec;
 
 use hoctap_domain::event::{Event, EventType};
+pub use hoctap_geography::{GeographyError, Scope};
 use std::collections::BTreeMap;
 
 /// What to generate. Two equal configs give byte-identical output.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Number of citizens; every other population scales with it (see the crate docs).
+    /// Number of citizens; every other population scales with it (see the crate docs). With
+    /// [`Scope::All`] they are spread over the whole country.
     pub citizens: u64,
+    /// Where they live: a province as it stands from 1 July 2025 (`01` Hà Nội, the default; `31`
+    /// Hải Phòng with Hải Dương, merged into it), or the whole country. A province the official
+    /// geography does not have makes the generating functions panic: check it first with
+    /// [`Config::check`].
+    pub province: Scope,
     /// Seed of every random choice but the map, which is the same for every seed.
     pub seed: u64,
     /// Whether to add duplicates, retractions and months-late events. Off gives a clean feed, for
@@ -78,9 +85,23 @@ pub struct Config {
 impl Config {
     /// A messy city of `citizens` citizens.
     pub fn new(citizens: u64, seed: u64) -> Config {
-        Config { citizens, seed, messy: true }
+        Config { citizens, seed, messy: true, province: Scope::Province(HANOI.to_owned()) }
+    }
+
+    /// The same city in another province, or the whole country.
+    pub fn in_province(self, province: Scope) -> Config {
+        Config { province, ..self }
+    }
+
+    /// Whether the province can be generated: an error naming what to ask instead (a province merged
+    /// into another, an unknown code) otherwise.
+    pub fn check(&self) -> Result<(), GeographyError> {
+        hoctap_geography::Official::load()?.events(&self.province, geo::established()).map(drop)
     }
 }
+
+/// Hà Nội's code, the default province.
+pub const HANOI: &str = "01";
 
 impl Default for Config {
     /// The demo's city: 20,000 citizens, about 0.8 M events.
@@ -190,7 +211,8 @@ enum Item<'a> {
 
 /// The generation loop shared by both entry points: the head, then one year's stream after another.
 fn drive(config: &Config, each: &mut dyn FnMut(Item<'_>)) -> Stats {
-    let mut world = city::World::new(config.citizens, config.seed);
+    let mut world = city::World::new(config.citizens, config.seed, &config.province)
+        .unwrap_or_else(|e| panic!("cannot generate province {:?} (check the config with Config::check): {e}", config.province));
     let mut per_type = [0u64; 32];
     let mut stats = Stats { subjects: world.subjects(), ..Stats::default() };
 
