@@ -16,6 +16,10 @@ pub struct DemoArgs {
     /// Seed of the generator.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// The province to generate and review (as it stands from 1 July 2025: 01 Hà Nội, 31 Hải Phòng
+    /// with Hải Dương, …); `all` generates the whole country and reviews Hà Nội.
+    #[arg(long, default_value = "01")]
+    province: hoctap_geography::Scope,
     /// Folder for the generated events, the demo's own log and the reports (its log is started afresh).
     #[arg(long, default_value = "demo-out")]
     out: PathBuf,
@@ -28,12 +32,21 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     let started = Instant::now();
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let events = args.out.join("events.ndjson");
-    let config = hoctap_gen::Config::new(args.citizens, args.seed);
+    let config = hoctap_gen::Config::new(args.citizens, args.seed).in_province(args.province.clone());
+    config.check()?;
+    let scope = match &args.province {
+        hoctap_geography::Scope::Province(code) => code.clone(),
+        hoctap_geography::Scope::All => hoctap_gen::HANOI.to_owned(),
+    };
     let file = std::fs::File::create(&events).with_context(|| format!("creating {}", events.display()))?;
     let stats = hoctap_gen::write_ndjson(&config, std::io::BufWriter::with_capacity(1 << 20, file))?;
     eprintln!(
-        "generated a city of {} citizens: {} events for {} subjects in {:.1?} → {}",
+        "generated {} citizens on the official map of {}: {} events for {} subjects in {:.1?} → {}",
         args.citizens,
+        match &args.province {
+            hoctap_geography::Scope::Province(code) => format!("province {code}"),
+            hoctap_geography::Scope::All => "the whole country".to_owned(),
+        },
         stats.events,
         stats.subjects,
         started.elapsed(),
@@ -62,7 +75,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     let mut reviews = Vec::new();
     for (name, date) in REVIEWS {
         let query =
-            Query { scope: "01".into(), as_of: Day::parse(date).expect("date"), known_at: None, milestone: None };
+            Query { scope: scope.clone(), as_of: Day::parse(date).expect("date"), known_at: None, milestone: None };
         let t = Instant::now();
         let mut review = tracker.engine.review(&query)?;
         hoctap_report::stamp(&mut review, hoctap_api::now_micros());
@@ -78,16 +91,17 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         reviews.push(review);
     }
     let all: Vec<&Review> = reviews.iter().collect();
+    let name = reviews.first().and_then(|r| r.units.first()).map_or(scope.as_str(), |u| u.name.as_str());
     written.push(write(
         &args.out.join("report.html"),
-        &hoctap_report::html(&all, "Hà Nội — sơ kết 2025 và tổng kết 2030"),
+        &hoctap_report::html(&all, &format!("{name} — sơ kết 2025 và tổng kết 2030")),
     )?);
     println!("Reports:");
     for path in &written {
         println!("  {}", path.display());
     }
     println!(
-        "Ask more: hoctap --data-dir {} review --scope 01 --as-of 2027-06-30   (done in {:.1?})",
+        "Ask more: hoctap --data-dir {} review --scope {scope} --as-of 2027-06-30   (done in {:.1?})",
         data_dir.display(),
         started.elapsed()
     );

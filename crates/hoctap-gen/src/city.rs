@@ -177,7 +177,11 @@ fn office_time(rng: &mut Rng, from: Local, to: Local) -> Local {
 }
 
 impl World {
-    pub(crate) fn new(citizens: u64, seed: u64, province: &hoctap_geography::Scope) -> Result<World, hoctap_geography::GeographyError> {
+    pub(crate) fn new(
+        citizens: u64,
+        seed: u64,
+        province: &hoctap_geography::Scope,
+    ) -> Result<World, hoctap_geography::GeographyError> {
         let geo = Geography::official(province)?;
         let pop = Population::new(&geo, citizens, seed);
         Ok(World { geo, pop, seed })

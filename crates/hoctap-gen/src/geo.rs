@@ -178,8 +178,9 @@ impl Geography {
             }
         }
 
-        let old_communes: Vec<u16> =
-            (0..units.len() as u16).filter(|&u| units[u as usize].level == Level::Commune && !units[u as usize].new).collect();
+        let old_communes: Vec<u16> = (0..units.len() as u16)
+            .filter(|&u| units[u as usize].level == Level::Commune && !units[u as usize].new)
+            .collect();
         let in_force_after = |u: &Unit| !u.dissolved();
         let communes_after: Vec<u16> = (0..units.len() as u16)
             .filter(|&u| units[u as usize].level == Level::Commune && in_force_after(&units[u as usize]))

@@ -2,9 +2,9 @@
 //! plans' targets. They come first whatever their `time`, so that a streaming ingest knows every unit
 //! before a subject names it.
 
+use crate::city::Counts;
 use crate::city::World;
 use crate::clock::{self, Local};
-use crate::city::Counts;
 use crate::geo;
 use crate::spec::mix;
 use fastrand::Rng;
@@ -120,25 +120,26 @@ fn baselines(world: &World, seed: u64, put: &mut impl FnMut(Local, &str, EventDa
     // every factor × 0.97 stays ≥ 1, so a commune never has fewer than the subjects generated there.
     let mut scaled =
         |count: u64, factor: f64| (count as f64 * factor * (0.97 + 0.06 * rng.f64()) + rng.f64()).floor() as u64;
-    let mut per_commune = |t: Local, commune: u16, n: Counts, growth: f64, record: &mut dyn FnMut(Local, u16, Metric, u64)| {
-        let adults = (scaled(n.residents, ADULTS) as f64 * growth).ceil() as u64;
-        for (metric, value) in [
-            (Metric::Adults, adults),
-            (Metric::Households, scaled(n.families, HOUSEHOLDS)),
-            (Metric::Clans, scaled(n.clans, CLANS)),
-            (Metric::Communities, scaled(n.communities, COMMUNITIES)),
-            (Metric::Units, scaled(n.units, UNITS)),
-            (Metric::UnitStaff, scaled(n.staff, UNIT_STAFF)),
-            (Metric::AdultsInLearningModels, (adults as f64 * ADULTS_IN_LEARNING_MODELS).round() as u64),
-        ] {
-            // One commune never reports its agencies' staff: the city's figure is then the sum over
-            // the communes that do (rule 7).
-            if metric == Metric::UnitStaff && Some(commune) == geo.without_unit_staff {
-                continue;
+    let mut per_commune =
+        |t: Local, commune: u16, n: Counts, growth: f64, record: &mut dyn FnMut(Local, u16, Metric, u64)| {
+            let adults = (scaled(n.residents, ADULTS) as f64 * growth).ceil() as u64;
+            for (metric, value) in [
+                (Metric::Adults, adults),
+                (Metric::Households, scaled(n.families, HOUSEHOLDS)),
+                (Metric::Clans, scaled(n.clans, CLANS)),
+                (Metric::Communities, scaled(n.communities, COMMUNITIES)),
+                (Metric::Units, scaled(n.units, UNITS)),
+                (Metric::UnitStaff, scaled(n.staff, UNIT_STAFF)),
+                (Metric::AdultsInLearningModels, (adults as f64 * ADULTS_IN_LEARNING_MODELS).round() as u64),
+            ] {
+                // One commune never reports its agencies' staff: the city's figure is then the sum over
+                // the communes that do (rule 7).
+                if metric == Metric::UnitStaff && Some(commune) == geo.without_unit_staff {
+                    continue;
+                }
+                record(t, commune, metric, value);
             }
-            record(t, commune, metric, value);
-        }
-    };
+        };
 
     // The old communes from the start, from the subjects generated there.
     let start = clock::year_start(2021);

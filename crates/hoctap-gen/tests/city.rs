@@ -189,10 +189,8 @@ fn the_map_is_the_official_geography_as_hoctap_geography_writes_it() {
         .unwrap()
         .events(&hoctap_geography::Scope::Province("01".into()), day("2021-01-01"))
         .unwrap();
-    let generated: Vec<&Event> = events
-        .iter()
-        .filter(|e| matches!(e.event_type().stem().split('.').next(), Some("admin_unit")))
-        .collect();
+    let generated: Vec<&Event> =
+        events.iter().filter(|e| matches!(e.event_type().stem().split('.').next(), Some("admin_unit"))).collect();
     assert_eq!(generated, official.iter().collect::<Vec<_>>(), "the same events, ids and all");
     assert!(events.starts_with(&official), "the stream starts with the map");
 }
@@ -276,7 +274,8 @@ fn subjects_of_divided_communes_are_placed_by_default_until_a_source_names_their
 #[test]
 fn a_province_merged_into_another_is_generated_with_it() {
     // Hải Dương (30) joined Hải Phòng (31) on 1 July 2025.
-    let config = Config { messy: false, ..Config::new(600, 2) }.in_province(hoctap_geography::Scope::Province("31".into()));
+    let config =
+        Config { messy: false, ..Config::new(600, 2) }.in_province(hoctap_geography::Scope::Province("31".into()));
     config.check().unwrap();
     let mut events = Vec::new();
     generate(&config, |e| events.push(e.clone()));
@@ -306,7 +305,9 @@ fn a_province_merged_into_another_is_generated_with_it() {
     let mut before = HashMap::new();
     for e in &events {
         let commune = match &e.data {
-            EventData::RegistrationSubmitted(d) if d.subject_kind == hoctap_domain::codes::SubjectKind::Citizen => &d.commune,
+            EventData::RegistrationSubmitted(d) if d.subject_kind == hoctap_domain::codes::SubjectKind::Citizen => {
+                &d.commune
+            }
             _ => continue,
         };
         if e.day() < day("2025-07-01") {
