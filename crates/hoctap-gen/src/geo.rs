@@ -163,19 +163,21 @@ impl Geography {
                 unit.weight = density * (0.5 + rng.f64());
             }
         }
-        for at in 0..units.len() {
-            let weight = units[at].weight;
-            if weight == 0.0 {
-                continue;
-            }
-            match units[at].successors.len() {
-                0 => units[at].weight_after += weight,
+        // After the reform a commune holds the people of the old communes (or the parts of them) that
+        // passed into it, and a commune that kept its code its own.
+        let mut after = vec![0.0; units.len()];
+        for (at, unit) in units.iter().enumerate().filter(|(_, u)| u.weight > 0.0) {
+            match unit.successors.len() {
+                0 => after[at] += unit.weight,
                 n => {
-                    for (i, &s) in units[at].successors.clone().iter().enumerate() {
-                        units[s as usize].weight_after += weight * share(i, n);
+                    for (i, &s) in unit.successors.iter().enumerate() {
+                        after[s as usize] += unit.weight * share(i, n);
                     }
                 }
             }
+        }
+        for (unit, weight) in units.iter_mut().zip(after) {
+            unit.weight_after = weight;
         }
 
         let old_communes: Vec<u16> = (0..units.len() as u16)
