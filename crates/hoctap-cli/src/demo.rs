@@ -20,6 +20,10 @@ pub struct DemoArgs {
     /// Seed of the generator.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// The province to generate and review (as it stands from 1 July 2025: 01 Hà Nội, 31 Hải Phòng
+    /// with Hải Dương, …); `all` generates the whole country and reviews Hà Nội.
+    #[arg(long, default_value = "01")]
+    province: hoctap_geography::Scope,
     /// Folder for the generated events, the demo's own log and the reports (its log is started afresh).
     #[arg(long, default_value = "demo-out")]
     out: PathBuf,
@@ -27,23 +31,30 @@ pub struct DemoArgs {
 
 /// The sơ kết meeting: the phase review is reported as known at the end of this day (UTC+07:00) …
 const MEETING: &str = "2026-01-15";
-/// … and adopted by this decision.
-const DECISION: (&str, &str, &str) = ("15/QĐ-UBND", "UBND-01", "2026-01-20");
-/// The scope of the demo's reviews: Hà Nội.
-const CITY: &str = "01";
+/// … and adopted by this decision of the province's people's committee (`UBND-<code>`), signed that day.
+const DECISION: (&str, &str) = ("15/QĐ-UBND", "2026-01-20");
 
 pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     let started = Instant::now();
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let config = hoctap_gen::Config::new(args.citizens, args.seed);
+    let config = hoctap_gen::Config::new(args.citizens, args.seed).in_province(args.province.clone());
+    config.check()?;
+    let scope = match &args.province {
+        hoctap_geography::Scope::Province(code) => code.clone(),
+        hoctap_geography::Scope::All => hoctap_gen::HANOI.to_owned(),
+    };
     // Every event with the instant it arrives on the generator's clock, in arrival order.
     let mut events = hoctap_gen::generate_arrived(&config);
     let arrivals: Vec<i64> = events.iter_mut().map(|e| e.recordedtime.take().expect("arrival stamp")).collect();
     let path = args.out.join("events.ndjson");
     write_ndjson(&path, &events)?;
     eprintln!(
-        "generated a city of {} citizens: {} events in {:.1?} → {}",
+        "generated {} citizens on the official map of {}: {} events in {:.1?} → {}",
         args.citizens,
+        match &args.province {
+            hoctap_geography::Scope::Province(code) => format!("province {code}"),
+            hoctap_geography::Scope::All => "the whole country".to_owned(),
+        },
         events.len(),
         started.elapsed(),
         path.display()
@@ -54,14 +65,14 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     let mut tracker = Tracker::open(&data_dir)?;
     let t = Instant::now();
     // The history up to the day the decision is signed; the approval is recorded that day.
-    let (number, issuer, date) = DECISION;
+    let (number, date) = DECISION;
     let signed = parse_known_at(date).expect("date");
     let split = arrivals.partition_point(|&a| a <= signed);
     let mut summary = record_history(&mut tracker, &events[..split], &arrivals[..split])?;
 
     // The sơ kết meeting: the phase review as the city knew it that day, adopted by a decision.
     let meeting = Query {
-        scope: CITY.into(),
+        scope: scope.clone(),
         as_of: Day::parse("2025-12-31").expect("date"),
         known_at: parse_known_at(MEETING),
         milestone: None,
@@ -70,7 +81,8 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     hoctap_report::stamp(&mut reported, hoctap_api::now_micros());
     println!("Sơ kết: the phase review as reported at the meeting on {MEETING} (known at its end, UTC+07:00)\n");
     println!("{}", hoctap_report::table(&reported, hoctap_report::Rows::Summary).trim_end());
-    let decision = Decision { number: number.into(), issuer: issuer.into(), date: Day::parse(date).expect("date") };
+    let issuer = format!("UBND-{scope}");
+    let decision = Decision { number: number.into(), issuer, date: Day::parse(date).expect("date") };
     let approved = approve::record_at(&mut tracker, &meeting, decision, Some(signed))?;
     if let approve::Outcome::Refused(refusal) = &approved.outcome {
         anyhow::bail!("the demo's approval was refused: {refusal}");
@@ -100,7 +112,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     let mut phase = tracker.engine.approved_review(number)?;
     hoctap_report::stamp(&mut phase, hoctap_api::now_micros());
     let final_query =
-        Query { scope: CITY.into(), as_of: Day::parse("2030-12-31").expect("date"), known_at: None, milestone: None };
+        Query { scope: scope.clone(), as_of: Day::parse("2030-12-31").expect("date"), known_at: None, milestone: None };
     let t = Instant::now();
     let mut last_review = tracker.engine.review(&final_query)?;
     hoctap_report::stamp(&mut last_review, hoctap_api::now_micros());
@@ -120,7 +132,8 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     written.push(write(&args.out.join("changes-since-approval.json"), hoctap_report::diff_json(&diff).as_bytes())?);
     written.push(write(
         &args.out.join("report.html"),
-        hoctap_report::html(&[&phase, &last_review], "Hà Nội — sơ kết 2025 và tổng kết 2030").as_bytes(),
+        hoctap_report::html(&[&phase, &last_review], &format!("{} — sơ kết 2025 và tổng kết 2030", phase_name(&phase)))
+            .as_bytes(),
     )?);
     // So that the commands the demo suggests start from here instead of replaying.
     tracker.save_checkpoint();
@@ -130,7 +143,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     }
     let dir = data_dir.display();
     println!("Ask more:");
-    println!("  hoctap --data-dir {dir} review --scope 01 --as-of 2027-06-30");
+    println!("  hoctap --data-dir {dir} review --scope {scope} --as-of 2027-06-30");
     println!("  hoctap --data-dir {dir} review --approved '{number}'");
     println!("  hoctap --data-dir {dir} diff --approved '{number}' --units all");
     println!("Dashboard: hoctap --data-dir {dir} serve   then open http://127.0.0.1:8090/ in a browser");
@@ -161,6 +174,11 @@ fn record_history(tracker: &mut Tracker, events: &[Event], arrivals: &[i64]) -> 
     }
     bar.finish_and_clear();
     Ok(total)
+}
+
+/// The name of the scope a review is about, for the report's title.
+fn phase_name(review: &hoctap_domain::Review) -> &str {
+    review.units.first().map_or(review.scope.as_str(), |u| u.name.as_str())
 }
 
 fn write_ndjson(path: &Path, events: &[Event]) -> Result<()> {

@@ -99,7 +99,11 @@ enum Command {
     /// For each date exactly the counts of the review of --scope on that date; dates on which the
     /// unit is not in force are left out. The same points as GET /v1/units/{code}/series.
     Series(series::SeriesArgs),
-    /// Write a deterministic synthetic city shaped like Hà Nội as NDJSON.
+    /// Write a deterministic synthetic city on the real map as NDJSON: Hà Nội by default.
+    ///
+    /// The official units of the province (those `hoctap geography` writes, the 1 July 2025 reform
+    /// and its divided communes included), its baselines and targets, and the people of the
+    /// campaign's 2021–2030 cycles living in its real communes and wards.
     Generate {
         /// Number of citizens (about 40 events each over 2021–2030).
         #[arg(long, default_value_t = 20_000)]
@@ -107,6 +111,10 @@ enum Command {
         /// Seed of the generator: the same seed gives the same bytes.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// A province as it stands from 1 July 2025 (01 Hà Nội, 31 Hải Phòng with Hải Dương, …), with
+        /// every old province merged into it; or `all`: the whole country, --citizens spread over it.
+        #[arg(long, default_value = "01")]
+        province: hoctap_geography::Scope,
         /// Output file; standard output when absent.
         #[arg(long, short)]
         out: Option<PathBuf>,
@@ -132,8 +140,9 @@ enum Command {
         #[arg(long, short)]
         out: Option<PathBuf>,
     },
-    /// One command from events to reviews: generate a city, ingest it, print the phase review
-    /// (2025-12-31) and the final review (2030-12-31), and write them as HTML and CSV.
+    /// One command from events to reviews: generate a city on the real map (Hà Nội by default),
+    /// ingest it, print the phase review (2025-12-31) and the final review (2030-12-31), and write
+    /// them as HTML, CSV and JSON.
     Demo(demo::DemoArgs),
     /// Benchmarks that print figures.
     #[command(subcommand)]
@@ -358,8 +367,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Series(args) => series::run(&cli.data_dir, &args),
         Command::Repair => repair(&cli.data_dir),
-        Command::Generate { citizens, seed, out } => {
-            let config = hoctap_gen::Config::new(citizens, seed);
+        Command::Generate { citizens, seed, province, out } => {
+            let config = hoctap_gen::Config::new(citizens, seed).in_province(province);
+            config.check()?;
             let stats = match out {
                 Some(path) => {
                     let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;

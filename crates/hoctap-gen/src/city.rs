@@ -6,7 +6,7 @@
 
 use crate::clock::{self, DAY, HOUR, Local};
 use crate::content::{MINISTRY, REASON_RESTORE, SubjectId, floor_of};
-use crate::geo::{self, CITY, Geography};
+use crate::geo::{self, Geography};
 use crate::spec::{Kind, Scores, Spec, mix, rel, retraction_seed};
 use fastrand::Rng;
 use hoctap_domain::codes::{Level, SubjectGroup, SubjectKind};
@@ -20,6 +20,10 @@ const BACKFILL: f64 = 0.003;
 const RETRACTION_FIRST: f64 = 0.06;
 /// Share of retractions that are themselves retracted.
 const RETRACTION_RETRACTED: f64 = 0.05;
+/// Share of the subjects of a divided commune, living outside its default successor, whose source
+/// names their new ward (a `subject.relocated`) between the reform and the end of 2025. The others
+/// are placed by default until an event of theirs names a commune (their next registration).
+const WARD_NAMED: f64 = 0.35;
 
 /// Subject kinds in the order their index ranges follow each other.
 const KINDS: [SubjectKind; 6] = [
@@ -56,9 +60,13 @@ pub(crate) struct Population {
     skill: Vec<u8>,
     /// Per non-administrative subject: the commune it last named (possibly dissolved since).
     commune: Vec<u16>,
+    /// Per subject: which part of a divided commune it lives in (see `Geography::lives_in`).
+    keys: u64,
     /// XOR key of the pseudonyms, from the seed.
     key: u32,
     pub counts: Vec<Counts>,
+    /// The same, by where the subjects live from the reform on.
+    pub counts_after: Vec<Counts>,
 }
 
 /// The whole simulated world.
@@ -169,10 +177,14 @@ fn office_time(rng: &mut Rng, from: Local, to: Local) -> Local {
 }
 
 impl World {
-    pub(crate) fn new(citizens: u64, seed: u64) -> World {
-        let geo = Geography::hanoi();
+    pub(crate) fn new(
+        citizens: u64,
+        seed: u64,
+        province: &hoctap_geography::Scope,
+    ) -> Result<World, hoctap_geography::GeographyError> {
+        let geo = Geography::official(province)?;
         let pop = Population::new(&geo, citizens, seed);
-        World { geo, pop, seed }
+        Ok(World { geo, pop, seed })
     }
 
     /// Number of subjects, administrative units included.
@@ -211,22 +223,28 @@ impl World {
             for subject in range {
                 let mut rng = self.rng_for(subject, year);
                 let home = self.pop.commune[subject as usize];
-                let issuer_at = |t| if kind == SubjectKind::Unit { CITY } else { geo.in_force(home, t) };
-                cycle.run(&mut rng, out, Who { subject, year }, &|t| geo.in_force(home, t), &issuer_at);
+                let key = self.pop.key_of(subject);
+                let at = |t| geo.lives_in(home, t, key);
+                // A unit (agency, school, enterprise) is recognised by its province, the others by
+                // their commune.
+                let issuer_at = |t| if kind == SubjectKind::Unit { geo.province_at(at(t), t) } else { at(t) };
+                let who = Who { subject, year };
+                cycle.run(&mut rng, out, who, &at, &issuer_at);
+                if year == 2025 {
+                    name_the_ward(geo, &mut rng, out, who, home, key);
+                }
             }
         }
-        let reform = geo::reform();
         for (unit_index, unit) in geo.units.iter().enumerate() {
             let u = unit_index as u16;
             let subject = admin + unit_index as u32;
-            let dissolved = unit.successor.is_some();
-            let new = geo.new_communes.contains(&u);
             // Units about to be dissolved register in 2025 but are gone before any decision.
-            let (active, complete) = match unit.level {
-                Level::Province => (true, true),
-                _ if new => (year >= 2026, true),
-                _ if dissolved => (year <= 2025, year <= 2024),
-                _ => (true, true),
+            let (active, complete) = if unit.new {
+                (year >= 2026, true)
+            } else if unit.dissolved() {
+                (year <= 2025, year <= 2024)
+            } else {
+                (true, true)
             };
             if !active {
                 continue;
@@ -235,9 +253,9 @@ impl World {
                 Level::Province => Cycle {
                     kind: SubjectKind::Province,
                     p_register: 1.0,
-                    declare: true,
+                    declare: complete,
                     p_declare: 1.0,
-                    // Hà Nội is recognised as a learning city from the 2028 cycle on.
+                    // Every province is recognised as a learning city from the 2028 cycle on.
                     grant: year >= 2028,
                     p_grant: 1.0,
                     revocable: false,
@@ -252,12 +270,7 @@ impl World {
                     revocable: false,
                 },
             };
-            let parent = unit.parent;
-            let issuer_at = |t: Local| match unit.level {
-                Level::Province => MINISTRY,
-                Level::Commune if t < reform => parent,
-                _ => CITY,
-            };
+            let issuer_at = |t: Local| geo.issuer_of(u, t).unwrap_or(MINISTRY);
             let mut rng = self.rng_for(subject, year);
             cycle.run(&mut rng, out, Who { subject, year }, &|_| u, &issuer_at);
         }
@@ -342,13 +355,17 @@ impl Population {
         }
         let total = starts[5] + geo.units.len() as u32;
         let mut rng = Rng::with_seed(mix(seed ^ 0x706f_7075_6c61_7465));
+        let keys = mix(seed ^ 0x7761_7264);
+        let key_of = |subject: usize| mix(keys ^ subject as u64);
         let mut counts = vec![Counts::default(); geo.units.len()];
+        let mut counts_after = vec![Counts::default(); geo.units.len()];
         let start = clock::year_start(2021);
+        let reform = geo::reform();
         let mut group = Vec::with_capacity(citizens as usize);
         let mut propensity = Vec::with_capacity(citizens as usize);
         let mut joins = Vec::with_capacity(citizens as usize);
         let mut commune = Vec::with_capacity(starts[5] as usize);
-        for _ in 0..citizens {
+        for i in 0..citizens as usize {
             let c = geo.pick_commune(&mut rng, start);
             // Hà Nội's adults by how the portal groups them: mostly residents, then workers.
             let g = match rng.u32(0..100) {
@@ -357,9 +374,12 @@ impl Population {
                 75..88 => SubjectGroup::Staff,
                 _ => SubjectGroup::Student,
             };
-            counts[c as usize].residents += 1;
-            if g == SubjectGroup::Staff {
-                counts[c as usize].staff += 1;
+            let after = geo.lives_in(c, reform, key_of(i));
+            for (n, at) in [(&mut counts, c), (&mut counts_after, after)] {
+                n[at as usize].residents += 1;
+                if g == SubjectGroup::Staff {
+                    n[at as usize].staff += 1;
+                }
             }
             commune.push(c);
             group.push(g);
@@ -373,12 +393,15 @@ impl Population {
         for (k, &size) in sizes.iter().enumerate().skip(1) {
             for _ in 0..size {
                 let c = geo.pick_commune(&mut rng, start);
-                let n = &mut counts[c as usize];
-                match k {
-                    1 => n.families += 1,
-                    2 => n.clans += 1,
-                    3 => n.communities += 1,
-                    _ => n.units += 1,
+                let after = geo.lives_in(c, reform, key_of(commune.len()));
+                for (n, at) in [(&mut counts, c), (&mut counts_after, after)] {
+                    let n = &mut n[at as usize];
+                    match k {
+                        1 => n.families += 1,
+                        2 => n.clans += 1,
+                        3 => n.communities += 1,
+                        _ => n.units += 1,
+                    }
                 }
                 commune.push(c);
             }
@@ -391,9 +414,16 @@ impl Population {
             joins,
             skill: vec![0; citizens as usize],
             commune,
+            keys,
             key: mix(seed) as u32,
             counts,
+            counts_after,
         }
+    }
+
+    /// The key that decides which part of a divided commune the subject lives in.
+    pub(crate) fn key_of(&self, subject: u32) -> u64 {
+        mix(self.keys ^ u64::from(subject))
     }
 
     /// The subject's kind and its id on the wire: a pseudonym, or an administrative unit's code.
@@ -430,10 +460,11 @@ impl Population {
         let (start, end) = (clock::year_start(year), clock::year_start(year + 1));
 
         // The move is decided first so that every event of the year names the commune of its day.
+        let key = self.key_of(subject);
         let moved = (rng.f64() < 0.02).then(|| {
             let t = office_time(rng, start, end - DAY);
             let mut to = geo.pick_commune(rng, t);
-            if to == geo.in_force(home, t) {
+            if to == geo.lives_in(home, t, key) {
                 to = geo.pick_commune(rng, t);
             }
             (t, to)
@@ -441,12 +472,13 @@ impl Population {
         if let Some((t, to)) = moved {
             out.event(rng, Kind::Relocate, who, t, to, 0);
         }
+        // Every event names the commune the citizen lives in on its day.
         let commune_at = |t: Local| {
             let raw = match moved {
                 Some((moved_at, to)) if t >= moved_at => to,
                 _ => home,
             };
-            geo.in_force(raw, t)
+            geo.lives_in(raw, t, key)
         };
 
         let trend = f64::from(year - 2021);
@@ -480,8 +512,27 @@ impl Population {
             out.event(rng, Kind::Skill, who, t, commune_at(t), skill + 1);
             self.skill[i] = skill + 1;
         }
+        if year == 2025 && moved.is_none() {
+            name_the_ward(geo, rng, out, who, home, key);
+        }
         if let Some((_, to)) = moved {
             self.commune[i] = to;
         }
     }
+}
+
+/// After the reform, the source of some subjects of a divided commune who live outside its default
+/// successor names their new ward. Until an event of theirs names a commune, the others are counted
+/// in the default successor, "placed by default".
+fn name_the_ward(geo: &Geography, rng: &mut Rng, out: &mut Out<'_>, who: Who, home: u16, key: u64) {
+    let reform = geo::reform();
+    if !geo.is_divided(home) {
+        return;
+    }
+    let ward = geo.lives_in(home, reform, key);
+    if ward == geo.in_force(home, reform) || rng.f64() >= WARD_NAMED {
+        return;
+    }
+    let t = office_time(rng, reform, clock::midnight(2025, 12, 20));
+    out.event(rng, Kind::Relocate, who, t, ward, 0);
 }

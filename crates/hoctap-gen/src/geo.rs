@@ -1,190 +1,76 @@
-//! The geography of the synthetic Hà Nội: 30 districts and 579 communes from 2021, and the reform of
-//! 1 July 2025 that leaves 126 communes directly under the city and no districts.
+//! The map the generated people live on: Vietnam's official units of one province (Hà Nội by
+//! default) or of the whole country, before and after the reform of 1 July 2025, read from the
+//! events `hoctap-geography` writes for it.
 //!
-//! The geography does not depend on the seed: every generated city has the same map, so datasets of
-//! different seeds can be compared unit by unit. Only the people living on it change.
+//! The generator learns the map from those events rather than from the dataset's tables, so that
+//! it knows exactly what a tracker fed the same events knows: a commune that kept its code is the
+//! same unit before and after the reform (even when part of it went to a neighbour: the events
+//! cannot say so), a dissolved commune passes into its successors, a divided one into several,
+//! one of them the default.
+//!
+//! The map does not depend on the seed: every generated city of a province has the same units and
+//! the same weights, so datasets of different seeds can be compared unit by unit. Only the people
+//! living on it change.
 
 use crate::clock::{self, Local};
+use crate::spec::mix;
 use fastrand::Rng;
 use hoctap_domain::codes::Level;
-use std::collections::HashSet;
+use hoctap_domain::event::{Event, EventData};
+use hoctap_geography::{GeographyError, Official, Scope};
+use std::collections::HashMap;
 
 /// The day the two-tier local government took effect.
 pub(crate) fn reform() -> Local {
     clock::midnight(2025, 7, 1)
 }
 
-/// How many communes the reform establishes; with the kept ones Hà Nội has 126.
-const NEW_COMMUNES: usize = 110;
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum DistrictKind {
-    /// Quận: urban, its communes are wards (phường).
-    Urban,
-    /// Thị xã: a town, wards and rural communes.
-    Town,
-    /// Huyện: rural, one township (thị trấn) and rural communes (xã).
-    Rural,
+/// The day the generated map starts: the old units are established on it.
+pub(crate) fn established() -> hoctap_domain::time::Day {
+    clock::date(2021, 1, 1)
 }
 
-use DistrictKind::{Rural, Town, Urban};
-
-/// Hà Nội's 30 districts before 2025 and how many communes each had (579 in all, as around 2020).
-const DISTRICTS: [(&str, DistrictKind, usize); 30] = [
-    ("Ba Đình", Urban, 14),
-    ("Hoàn Kiếm", Urban, 18),
-    ("Tây Hồ", Urban, 8),
-    ("Long Biên", Urban, 14),
-    ("Cầu Giấy", Urban, 8),
-    ("Đống Đa", Urban, 21),
-    ("Hai Bà Trưng", Urban, 18),
-    ("Hoàng Mai", Urban, 14),
-    ("Thanh Xuân", Urban, 11),
-    ("Nam Từ Liêm", Urban, 10),
-    ("Bắc Từ Liêm", Urban, 13),
-    ("Hà Đông", Urban, 17),
-    ("Sơn Tây", Town, 15),
-    ("Sóc Sơn", Rural, 26),
-    ("Đông Anh", Rural, 24),
-    ("Gia Lâm", Rural, 22),
-    ("Thanh Trì", Rural, 16),
-    ("Mê Linh", Rural, 18),
-    ("Ba Vì", Rural, 31),
-    ("Phúc Thọ", Rural, 21),
-    ("Đan Phượng", Rural, 16),
-    ("Hoài Đức", Rural, 20),
-    ("Quốc Oai", Rural, 21),
-    ("Thạch Thất", Rural, 23),
-    ("Chương Mỹ", Rural, 32),
-    ("Thanh Oai", Rural, 21),
-    ("Thường Tín", Rural, 29),
-    ("Phú Xuyên", Rural, 27),
-    ("Ứng Hòa", Rural, 29),
-    ("Mỹ Đức", Rural, 22),
-];
-
-/// Real ward names of the four central districts; the other communes get invented names.
-const REAL_WARDS: [&[&str]; 5] = [
-    &[
-        "Phúc Xá",
-        "Trúc Bạch",
-        "Vĩnh Phúc",
-        "Cống Vị",
-        "Liễu Giai",
-        "Nguyễn Trung Trực",
-        "Quán Thánh",
-        "Ngọc Hà",
-        "Điện Biên",
-        "Đội Cấn",
-        "Ngọc Khánh",
-        "Kim Mã",
-        "Giảng Võ",
-        "Thành Công",
-    ],
-    &[
-        "Phúc Tân",
-        "Đồng Xuân",
-        "Hàng Mã",
-        "Hàng Buồm",
-        "Hàng Đào",
-        "Hàng Bồ",
-        "Cửa Đông",
-        "Lý Thái Tổ",
-        "Hàng Bạc",
-        "Hàng Gai",
-        "Chương Dương",
-        "Hàng Trống",
-        "Cửa Nam",
-        "Hàng Bông",
-        "Tràng Tiền",
-        "Trần Hưng Đạo",
-        "Phan Chu Trinh",
-        "Hàng Bài",
-    ],
-    &["Phú Thượng", "Nhật Tân", "Tứ Liên", "Quảng An", "Xuân La", "Yên Phụ", "Bưởi", "Thụy Khuê"],
-    &[],
-    &["Nghĩa Đô", "Nghĩa Tân", "Mai Dịch", "Dịch Vọng", "Dịch Vọng Hậu", "Quan Hoa", "Yên Hòa", "Trung Hòa"],
-];
-
-const FIRST: [&str; 40] = [
-    "An",
-    "Bình",
-    "Phúc",
-    "Thịnh",
-    "Hòa",
-    "Đông",
-    "Tây",
-    "Nam",
-    "Bắc",
-    "Tân",
-    "Phú",
-    "Long",
-    "Vĩnh",
-    "Thanh",
-    "Minh",
-    "Quang",
-    "Đại",
-    "Hồng",
-    "Kim",
-    "Liên",
-    "Mỹ",
-    "Ngọc",
-    "Sơn",
-    "Thượng",
-    "Hạ",
-    "Cổ",
-    "Đức",
-    "Hưng",
-    "Lạc",
-    "Văn",
-    "Xuân",
-    "Yên",
-    "Hoàng",
-    "Trung",
-    "Cao",
-    "Đồng",
-    "Tiên",
-    "Tam",
-    "Song",
-    "Vạn",
-];
-
-const SECOND: [&str; 30] = [
-    "Lộc", "Hà", "Sơn", "Lâm", "Phong", "Thành", "Tiến", "Hòa", "Bình", "Khê", "Xá", "Phương", "Mỹ", "Nghĩa", "Lợi",
-    "Thái", "Cường", "Lập", "Hiệp", "Thuận", "Quý", "Định", "Trạch", "Giang", "Đình", "Hồ", "Mai", "Tảo", "Viên",
-    "Dương",
-];
+/// Share of a divided commune's people who live in the part that went to its default successor;
+/// the rest are spread evenly over the other successors. The dataset names the default but does not
+/// say how people were split, so this is the generator's assumption, not a fact.
+const DEFAULT_SHARE: f64 = 0.5;
 
 /// One administrative unit, with what the reform does to it.
 pub(crate) struct Unit {
     pub code: String,
-    pub name: String,
     pub level: Level,
-    /// Index of the parent (the city's parent is itself).
+    /// Index of the parent before the reform (a province is its own parent).
     pub parent: u16,
-    /// Set for the communes and districts the reform dissolves.
-    pub successor: Option<u16>,
-    /// Relative number of people living there (communes only).
+    /// Index of the parent from the reform on, for a unit still in force then.
+    pub parent_after: u16,
+    /// For a unit the reform dissolves: what it passed into, the default first.
+    pub successors: Vec<u16>,
+    /// Established by the reform (a new commune with a code of its own).
+    pub new: bool,
+    /// Relative number of people living there before the reform (communes only).
     pub weight: f64,
+    /// Relative number of people living there from the reform on (communes in force then).
+    pub weight_after: f64,
 }
 
-/// A unit renamed before the reform.
-pub(crate) struct Rename {
-    pub unit: u16,
-    pub time: Local,
-    pub name: String,
+impl Unit {
+    pub(crate) fn dissolved(&self) -> bool {
+        !self.successors.is_empty()
+    }
 }
 
-/// The whole map. Unit 0 is the city, 1..=30 the districts, then the old communes, then the new ones.
+/// The whole map, with the events that describe it (the head of the stream writes them as they are).
 pub(crate) struct Geography {
     pub units: Vec<Unit>,
-    pub old_communes: std::ops::Range<u16>,
-    pub new_communes: std::ops::Range<u16>,
-    /// Old communes the reform keeps (moved under the city).
-    pub kept: Vec<u16>,
-    pub renames: Vec<Rename>,
-    /// One kept commune for which no `unit_staff` baseline is recorded.
-    pub without_unit_staff: u16,
+    /// The `admin_unit.*` events of the official geography, in the order `hoctap geography` writes them.
+    pub events: Vec<Event>,
+    /// The provinces in force from the reform on, in code order: the scopes of the targets.
+    pub provinces: Vec<u16>,
+    /// The communes in force before the reform, and from it on.
+    pub old_communes: Vec<u16>,
+    pub communes_after: Vec<u16>,
+    /// One commune in force on both sides of the reform for which no `unit_staff` baseline is recorded.
+    pub without_unit_staff: Option<u16>,
     before: Picker,
     after: Picker,
 }
@@ -216,151 +102,164 @@ impl Picker {
     }
 }
 
-pub(crate) const CITY: u16 = 0;
-
 impl Geography {
-    pub(crate) fn hanoi() -> Geography {
-        // A constant seed: the map is the same whatever the caller's seed (see the module comment).
-        let mut rng = Rng::with_seed(0x4841_4e4f_4920_3031);
-        let mut units = vec![Unit {
-            code: "01".into(),
-            name: "Hà Nội".into(),
-            level: Level::Province,
-            parent: CITY,
-            successor: None,
-            weight: 0.0,
-        }];
-        for (i, (name, kind, _)) in DISTRICTS.iter().enumerate() {
-            let prefix = match kind {
-                Urban => "Quận",
-                Town => "Thị xã",
-                Rural => "Huyện",
-            };
-            units.push(Unit {
-                code: format!("{:03}", i + 1),
-                name: format!("{prefix} {name}"),
-                level: Level::District,
-                parent: CITY,
-                successor: Some(CITY),
-                weight: 0.0,
-            });
-        }
+    /// The official map of `scope` (a province as it stands from 1 July 2025 with every province
+    /// merged into it, or the whole country).
+    pub(crate) fn official(scope: &Scope) -> Result<Geography, GeographyError> {
+        let events = Official::load()?.events(scope, established())?;
+        Ok(Geography::from_events(events))
+    }
 
-        let mut used: HashSet<String> = DISTRICTS.iter().map(|d| d.0.to_owned()).collect();
-        used.extend(REAL_WARDS.iter().flat_map(|w| w.iter().map(|n| (*n).to_owned())));
-        let first_commune = units.len() as u16;
-        // Base names (without "Phường"/"Xã") of the old communes, to name the new ones after them.
-        let mut bases = Vec::new();
-        let mut by_district: Vec<Vec<u16>> = vec![Vec::new(); DISTRICTS.len()];
-        let mut serial = 0usize;
-        for (d, (district_name, kind, count)) in DISTRICTS.iter().enumerate() {
-            let density = match kind {
-                Urban => 1.4,
-                Town => 1.0,
-                Rural => 0.8,
-            };
-            for k in 0..*count {
-                let real = REAL_WARDS.get(d).and_then(|w| w.get(k)).copied();
-                let (prefix, base) = match (kind, real) {
-                    (_, Some(real)) => ("Phường", real.to_owned()),
-                    (Rural, None) if k == 0 => ("Thị trấn", (*district_name).to_owned()),
-                    (Urban, None) => ("Phường", invent(&mut rng, &mut used)),
-                    (Town, None) if k < 9 => ("Phường", invent(&mut rng, &mut used)),
-                    _ => ("Xã", invent(&mut rng, &mut used)),
-                };
-                // National commune codes are spread out; a stride of 3 keeps ours looking alike.
-                let code = format!("{:05}", 1 + 3 * serial);
-                serial += 1;
-                by_district[d].push(units.len() as u16);
-                units.push(Unit {
-                    code,
-                    name: format!("{prefix} {base}"),
-                    level: Level::Commune,
-                    parent: d as u16 + 1,
-                    successor: None,
-                    weight: density * (0.5 + rng.f64()),
-                });
-                bases.push(base);
-            }
-        }
-        let old_communes = first_commune..units.len() as u16;
-
-        // The reform keeps the last commune of every rural district but Gia Lâm: 16 communes.
-        let kept: Vec<u16> = DISTRICTS
-            .iter()
-            .enumerate()
-            .filter(|(_, (name, kind, _))| *kind == Rural && *name != "Gia Lâm")
-            .map(|(d, _)| *by_district[d].last().expect("every district has communes"))
-            .collect();
-        let dissolved: Vec<Vec<u16>> =
-            by_district.iter().map(|cs| cs.iter().copied().filter(|c| !kept.contains(c)).collect()).collect();
-        let shares = largest_remainder(&dissolved.iter().map(Vec::len).collect::<Vec<_>>(), NEW_COMMUNES);
-
-        let first_new = units.len() as u16;
-        let mut new_serial = 0usize;
-        for (d, members) in dissolved.iter().enumerate() {
-            let groups = shares[d];
-            let (district_name, kind, _) = DISTRICTS[d];
-            let prefix = if kind == Rural { "Xã" } else { "Phường" };
-            for g in 0..groups {
-                // Consecutive neighbours merge: group g takes an even slice of the district's communes.
-                let from = members.len() * g / groups;
-                let to = members.len() * (g + 1) / groups;
-                let new = units.len() as u16;
-                let mut weight = 0.0;
-                for &old in &members[from..to] {
-                    let unit = &mut units[old as usize];
-                    unit.successor = Some(new);
-                    weight += unit.weight;
+    fn from_events(events: Vec<Event>) -> Geography {
+        let reform_day = clock::day_of(reform());
+        let mut units: Vec<Unit> = Vec::new();
+        let mut index: HashMap<String, u16> = HashMap::new();
+        let mut names: Vec<String> = Vec::new();
+        for e in &events {
+            match &e.data {
+                EventData::AdminUnitEstablished(d) => {
+                    let at = u16::try_from(units.len()).expect("fewer than 65 536 units");
+                    let parent = d.parent.as_ref().map_or(at, |p| index[p.as_str()]);
+                    index.insert(d.code.clone(), at);
+                    names.push(d.name.clone());
+                    units.push(Unit {
+                        code: d.code.clone(),
+                        level: d.level,
+                        parent,
+                        parent_after: parent,
+                        successors: Vec::new(),
+                        new: e.day() >= reform_day,
+                        weight: 0.0,
+                        weight_after: 0.0,
+                    });
                 }
-                let base = if g == 0 {
-                    district_name.to_owned()
-                } else {
-                    bases[(members[from] - first_commune) as usize].clone()
-                };
-                units.push(Unit {
-                    code: format!("{:05}", 20_001 + 3 * new_serial),
-                    name: format!("{prefix} {base}"),
-                    level: Level::Commune,
-                    parent: CITY,
-                    successor: None,
-                    weight,
-                });
-                new_serial += 1;
+                EventData::AdminUnitReparented(d) => {
+                    let at = index[d.code.as_str()];
+                    units[at as usize].parent_after = index[d.parent.as_str()];
+                }
+                EventData::AdminUnitDissolved(d) => {
+                    let at = index[d.code.as_str()] as usize;
+                    let default = d.default_successor().expect("the official geography names a default");
+                    let mut successors = vec![index[default]];
+                    successors.extend(d.successors.iter().filter(|s| !s.default).map(|s| index[s.code.as_str()]));
+                    units[at].successors = successors;
+                }
+                _ => {}
             }
         }
-        let new_communes = first_new..units.len() as u16;
 
-        // A few renames before the reform: two communes become wards, one takes a new name.
-        let pick_rural = |d: usize, k: usize| by_district[d][k];
-        let mut renames = Vec::new();
-        for (unit, time, to_ward) in [
-            (pick_rural(16, 3), clock::midnight(2023, 7, 1), false),
-            (pick_rural(15, 2), clock::midnight(2024, 11, 1), true),
-            (pick_rural(15, 4), clock::midnight(2024, 11, 1), true),
-        ] {
-            let base = &bases[(unit - first_commune) as usize];
-            let name =
-                if to_ward { format!("Phường {base}") } else { format!("Xã {}", invent(&mut rng, &mut used)) };
-            renames.push(Rename { unit, time, name });
+        // Where people live: wards are denser than townships, townships than rural communes. The
+        // same constant seed for every city (see the module comment).
+        let mut rng = Rng::with_seed(0x4841_4e4f_4920_3031);
+        for (unit, name) in units.iter_mut().zip(&names) {
+            if unit.level == Level::Commune && !unit.new {
+                let density = if name.starts_with("Phường") {
+                    1.4
+                } else if name.starts_with("Thị trấn") {
+                    1.0
+                } else {
+                    0.8
+                };
+                unit.weight = density * (0.5 + rng.f64());
+            }
+        }
+        // After the reform a commune holds the people of the old communes (or the parts of them) that
+        // passed into it, and a commune that kept its code its own.
+        let mut after = vec![0.0; units.len()];
+        for (at, unit) in units.iter().enumerate().filter(|(_, u)| u.weight > 0.0) {
+            match unit.successors.len() {
+                0 => after[at] += unit.weight,
+                n => {
+                    for (i, &s) in unit.successors.iter().enumerate() {
+                        after[s as usize] += unit.weight * share(i, n);
+                    }
+                }
+            }
+        }
+        for (unit, weight) in units.iter_mut().zip(after) {
+            unit.weight_after = weight;
         }
 
-        let before = Picker::new(old_communes.clone().collect(), |u| units[u as usize].weight);
-        let after =
-            Picker::new(kept.iter().copied().chain(new_communes.clone()).collect(), |u| units[u as usize].weight);
-        let without_unit_staff = kept[kept.len() / 2];
-        Geography { units, old_communes, new_communes, kept, renames, without_unit_staff, before, after }
+        let old_communes: Vec<u16> = (0..units.len() as u16)
+            .filter(|&u| units[u as usize].level == Level::Commune && !units[u as usize].new)
+            .collect();
+        let in_force_after = |u: &Unit| !u.dissolved();
+        let communes_after: Vec<u16> = (0..units.len() as u16)
+            .filter(|&u| units[u as usize].level == Level::Commune && in_force_after(&units[u as usize]))
+            .collect();
+        let mut provinces: Vec<u16> = (0..units.len() as u16)
+            .filter(|&u| units[u as usize].level == Level::Province && in_force_after(&units[u as usize]))
+            .collect();
+        provinces.sort_by(|a, b| units[*a as usize].code.cmp(&units[*b as usize].code));
+        let kept: Vec<u16> = communes_after.iter().copied().filter(|&u| !units[u as usize].new).collect();
+        let without_unit_staff = kept.get(kept.len() / 2).copied();
+        let before = Picker::new(old_communes.clone(), |u| units[u as usize].weight);
+        let after = Picker::new(communes_after.clone(), |u| units[u as usize].weight_after);
+        Geography { units, events, provinces, old_communes, communes_after, without_unit_staff, before, after }
     }
 
     pub(crate) fn code(&self, unit: u16) -> &str {
         &self.units[unit as usize].code
     }
 
-    /// The commune in force at `t` for a subject whose last known commune is `commune`.
+    /// The commune in force at `t` that the tracker counts a subject in whose last named commune is
+    /// `commune`: the default successor of a dissolved one.
     pub(crate) fn in_force(&self, commune: u16, t: Local) -> u16 {
-        match self.units[commune as usize].successor {
-            Some(successor) if t >= reform() => successor,
+        match self.units[commune as usize].successors.first() {
+            Some(&default) if t >= reform() => default,
             _ => commune,
+        }
+    }
+
+    /// The commune in force at `t` where a subject whose last named commune is `commune` actually
+    /// lives: for a divided commune, the part of it that the subject's `key` falls in (half the
+    /// people in the default successor's part, the rest spread evenly over the others).
+    pub(crate) fn lives_in(&self, commune: u16, t: Local, key: u64) -> u16 {
+        let successors = &self.units[commune as usize].successors;
+        if t < reform() || successors.is_empty() {
+            return commune;
+        }
+        let n = successors.len();
+        if n == 1 {
+            return successors[0];
+        }
+        let x = (mix(key ^ 0x7061_7274) >> 11) as f64 / (1u64 << 53) as f64;
+        let mut sum = 0.0;
+        for (i, &s) in successors.iter().enumerate() {
+            sum += share(i, n);
+            if x < sum {
+                return s;
+            }
+        }
+        successors[n - 1]
+    }
+
+    /// Whether the tracker places a subject of `commune` by default from the reform on.
+    pub(crate) fn is_divided(&self, commune: u16) -> bool {
+        self.units[commune as usize].successors.len() > 1
+    }
+
+    /// The province a unit in force at `t` lies in.
+    pub(crate) fn province_at(&self, unit: u16, t: Local) -> u16 {
+        let mut u = unit;
+        loop {
+            let unit = &self.units[u as usize];
+            if unit.level == Level::Province {
+                return u;
+            }
+            u = if t >= reform() { unit.parent_after } else { unit.parent };
+        }
+    }
+
+    /// The unit that decides on a unit's title at `t`: a commune's district before the reform and its
+    /// province after; a district's province. `None` for a province (the ministry decides).
+    pub(crate) fn issuer_of(&self, unit: u16, t: Local) -> Option<u16> {
+        let u = &self.units[unit as usize];
+        match u.level {
+            Level::Province => None,
+            Level::District => Some(u.parent),
+            Level::Commune if t < reform() => Some(u.parent),
+            Level::Commune => Some(u.parent_after),
         }
     }
 
@@ -368,70 +267,63 @@ impl Geography {
     pub(crate) fn pick_commune(&self, rng: &mut Rng, t: Local) -> u16 {
         if t >= reform() { self.after.pick(rng) } else { self.before.pick(rng) }
     }
-
-    /// Whether an old commune survives the reform.
-    #[cfg(test)]
-    pub(crate) fn is_kept(&self, unit: u16) -> bool {
-        self.kept.contains(&unit)
-    }
 }
 
-/// A two-syllable place name not used before.
-fn invent(rng: &mut Rng, used: &mut HashSet<String>) -> String {
-    loop {
-        let name = format!("{} {}", FIRST[rng.usize(..FIRST.len())], SECOND[rng.usize(..SECOND.len())]);
-        if used.insert(name.clone()) {
-            return name;
-        }
+/// The share of a divided commune's people living in its `i`-th successor of `n` (the default first).
+fn share(i: usize, n: usize) -> f64 {
+    match (n, i) {
+        (1, _) => 1.0,
+        (_, 0) => DEFAULT_SHARE,
+        _ => (1.0 - DEFAULT_SHARE) / (n - 1) as f64,
     }
-}
-
-/// Splits `total` over `weights` in proportion, at least 1 each, summing exactly to `total`.
-fn largest_remainder(weights: &[usize], total: usize) -> Vec<usize> {
-    let sum: usize = weights.iter().sum();
-    let mut shares: Vec<usize> = weights.iter().map(|w| (w * total / sum).max(1)).collect();
-    let mut order: Vec<usize> = (0..weights.len()).collect();
-    // Hand out what is left to the largest remainders; ties go to the earlier district.
-    order.sort_by_key(|&i| std::cmp::Reverse((weights[i] * total) % sum));
-    let mut i = 0;
-    while shares.iter().sum::<usize>() < total {
-        shares[order[i % order.len()]] += 1;
-        i += 1;
-    }
-    while shares.iter().sum::<usize>() > total {
-        let largest = (0..shares.len()).max_by_key(|&i| shares[i]).expect("non-empty");
-        shares[largest] -= 1;
-    }
-    shares
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     #[test]
-    fn the_reform_leaves_126_communes() {
-        let g = Geography::hanoi();
-        assert_eq!(g.old_communes.len(), 579);
-        assert_eq!(g.kept.len(), 16);
-        assert_eq!(g.new_communes.len(), NEW_COMMUNES);
-        for c in g.old_communes.clone() {
-            let unit = &g.units[c as usize];
-            assert_eq!(unit.successor.is_none(), g.is_kept(c), "{}", unit.name);
-        }
+    fn hanoi_has_526_communes_then_126() {
+        let g = Geography::official(&Scope::Province("01".into())).unwrap();
+        assert_eq!(g.old_communes.len(), 526);
+        assert_eq!(g.communes_after.len(), 126);
+        let divided = g.old_communes.iter().filter(|&&c| g.is_divided(c)).count();
+        // 199 were divided; the events show it only for those whose code did not live on.
+        assert!((100..=199).contains(&divided), "{divided}");
         let codes: HashSet<&str> = g.units.iter().map(|u| u.code.as_str()).collect();
         assert_eq!(codes.len(), g.units.len(), "codes are unique");
-        // As in the real reform, a new commune may take the name of one it absorbs; names are unique
-        // among the units in force on either side of 1 July 2025.
-        let before: HashSet<&str> = g.units[..g.new_communes.start as usize].iter().map(|u| u.name.as_str()).collect();
-        assert_eq!(before.len(), g.new_communes.start as usize);
-        let after: HashSet<&str> = g
-            .kept
-            .iter()
-            .chain(&g.new_communes.clone().collect::<Vec<_>>())
-            .map(|&u| g.units[u as usize].name.as_str())
-            .collect();
-        assert_eq!(after.len(), 126);
-        assert_eq!(g.units[g.old_communes.start as usize].name, "Phường Phúc Xá");
+        assert_eq!(g.provinces.iter().map(|&p| g.code(p)).collect::<Vec<_>>(), ["01"]);
+        // People after the reform live where the people before it lived.
+        let before: f64 = g.old_communes.iter().map(|&c| g.units[c as usize].weight).sum();
+        let after: f64 = g.communes_after.iter().map(|&c| g.units[c as usize].weight_after).sum();
+        assert!((before - after).abs() < 1e-6 * before, "{before} {after}");
+    }
+
+    #[test]
+    fn a_divided_communes_people_split_half_to_the_default() {
+        let g = Geography::official(&Scope::Province("01".into())).unwrap();
+        let divided = *g.old_communes.iter().find(|&&c| g.is_divided(c)).unwrap();
+        let default = g.in_force(divided, reform());
+        assert_ne!(default, divided);
+        let n = 10_000;
+        let at_default = (0..n).filter(|&k| g.lives_in(divided, reform(), k) == default).count();
+        assert!((4_500..5_500).contains(&at_default), "{at_default}");
+        assert_eq!(g.lives_in(divided, reform() - 1, 3), divided, "before the reform it is whole");
+        for k in 0..100 {
+            assert!(g.units[divided as usize].successors.contains(&g.lives_in(divided, reform(), k)));
+        }
+    }
+
+    #[test]
+    fn a_merged_province_passes_into_the_one_it_joined() {
+        let g = Geography::official(&Scope::Province("31".into())).unwrap();
+        let hai_duong = g.units.iter().position(|u| u.code == "30").unwrap() as u16;
+        let hai_phong = g.units.iter().position(|u| u.code == "31").unwrap() as u16;
+        assert_eq!(g.in_force(hai_duong, reform()), hai_phong);
+        let commune = g.old_communes.iter().copied().find(|&c| g.province_at(c, reform() - 1) == hai_duong).unwrap();
+        let now = g.in_force(commune, reform());
+        assert_eq!(g.province_at(now, reform()), hai_phong);
+        assert_eq!(g.provinces, [hai_phong]);
     }
 }

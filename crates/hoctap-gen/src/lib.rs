@@ -1,15 +1,18 @@
-//! A deterministic synthetic city shaped like Hà Nội, for the demo, the tests and the benchmarks.
+//! A deterministic synthetic city on the real map — Hà Nội by default, any province, or the whole
+//! country — for the demo, the tests and the benchmarks.
 //!
 //! [`generate`] produces the events a tracker would receive from 2021 to 2030 (and the late ones
-//! of early 2031): the map with its reform of 1 July 2025, the baselines, the plans' targets, and
-//! ten yearly cycles of citizens, families, clans, communities, units and the administrative units
-//! themselves — with the mess of real feeds (duplicates, retractions, late and out-of-order events).
-//! The same [`Config`] always gives the same events, byte for byte.
+//! of early 2031): the official map with its reform of 1 July 2025, exactly as `hoctap geography`
+//! writes it (crate `hoctap-geography`: real codes and names, districts abolished, provinces merged,
+//! communes merged or divided), the baselines, the plans' targets, and ten yearly cycles of
+//! citizens, families, clans, communities, units and the administrative units themselves — with the
+//! mess of real feeds (duplicates, retractions, late and out-of-order events). Only the people are
+//! invented. The same [`Config`] always gives the same events, byte for byte.
 //!
 //! # Arrival order
-//! 1. The head: every `admin_unit.*` event (the reform included), every `baseline.recorded`, every
-//!    `target.set`, whatever their `time`, so that a streaming reader knows each unit before it is
-//!    named.
+//! 1. The head: every `admin_unit.*` event (the reform included, in `hoctap geography`'s order and
+//!    with its ids), every `baseline.recorded`, every `target.set`, whatever their `time`, so that a
+//!    streaming reader knows each unit before it is named.
 //! 2. Then one stream per calendar year 2021, 2022, …: the subject events whose arrival falls in that
 //!    year, sorted by arrival. An event arrives up to two days after its `time`, so the order is only
 //!    roughly the order of `time`. Decisions of February Y+1 for cycle Y, and events a source sends
@@ -17,8 +20,9 @@
 //!
 //! # Sizes
 //! About 39–40 events per citizen (their families, clans, communities and units included) plus a
-//! fixed ≈ 18,000 for the map, the baselines, the targets and the administrative units' own cycles:
-//! 2,000 citizens give ≈ 96,000 events, 20,000 ≈ 0.80 M, 250,000 ≈ 9.85 M. Memory holds one year
+//! fixed ≈ 17,000 for Hà Nội's map, baselines, targets and administrative units' own cycles:
+//! 2,000 citizens give ≈ 96,000 events, 20,000 ≈ 0.80 M, 250,000 ≈ 9.85 M. The whole country adds
+//! ≈ 0.3 M of fixed events (its 10,800 units and their cycles) whatever the number of citizens. Memory holds one year
 //! of compact specs (32 bytes per event) and a few bytes per subject, never the whole stream
 //! (≈ 80 MB resident at 250,000 citizens). In release builds on the 2-core build machine,
 //! [`write_ndjson`] into a `BufWriter` over `/dev/null` runs at 2–2.8 M events a second (a file on
@@ -27,9 +31,12 @@
 //! # Model, per cycle year Y
 //! - Subjects: `citizens` citizens (45 % residents, 30 % workers, 13 % staff, 12 % students),
 //!   citizens/3 families, /60 clans, /54 communities (≈ 8 per commune at 250,000), /80 units, each in
-//!   a commune chosen by population weight; the 720 administrative units are themselves subjects of
-//!   `learning_commune` (old communes until 2025, new ones from 2026), `learning_district` (until
-//!   2025) and `learning_city` (recognised from the 2028 cycle on).
+//!   an old commune chosen by weight (wards 1.4, townships 1.0, rural communes 0.8, times a constant
+//!   random 0.5–1.5; the dataset has no population); the administrative units (Hà Nội: the city, 30
+//!   districts, 526 communes) are themselves subjects of `learning_commune` (dissolved communes until
+//!   2025, communes that kept their code throughout, communes established by the reform from 2026),
+//!   `learning_district` (until 2025) and `learning_city` (every province in force, recognised from
+//!   the 2028 cycle on).
 //! - Participation grows: staff and 55 % of the other citizens take part from 2021, the rest join
 //!   between 2022 and 2028. A taking-part citizen registers (January–March) with a probability
 //!   rising from 66 % to 80 % over the decade (scaled by a personal propensity; staff more); families
@@ -39,12 +46,24 @@
 //!   recognised in November–December, or one in ten in February of Y+1 (still for cycle Y); 0.5 %
 //!   of recognitions are revoked later with an `effective` date before the revocation.
 //! - Citizens move (2 % a year) and get digital skills (≈ 67 % hold one by 2030).
-//! - After 1 July 2025 new events name the commune in force; a subject with no event since keeps its
-//!   old commune, which the successor chain resolves.
+//! - Where people live after 1 July 2025: in the successor of their old commune; in a divided
+//!   commune, half of them in the part that went to the default successor and the rest spread
+//!   evenly over the other parts (an assumption: the dataset says which successor is the default,
+//!   not how people were split). Events after the reform name the commune a subject lives in. A
+//!   subject with no such event keeps its old commune, which the tracker resolves to the default
+//!   successor: in a divided commune it is then "placed by default", rightly or not. Between the
+//!   reform and the end of 2025 the source names the ward of 35 % of those who live outside the
+//!   default's part (a `subject.relocated`); the others are placed by default until their next
+//!   registration, so the phase review rests partly on the defaults and the final one hardly.
 //! - Baselines are recorded per commune only (districts and the city are sums), from the subjects
 //!   generated there: adults 1.2 × citizens (see `head` for why not more), households 1.3 × families,
-//!   clans 1.2, communities 1.15, units 1.25, unit staff 1.1 × staff citizens (one kept commune
-//!   never reports it), adults in learning models 0.85 × adults. Folded by the domain engine, the
+//!   clans 1.2, communities 1.15, units 1.25, unit staff 1.1 × staff citizens (one commune that kept
+//!   its code never reports it), adults in learning models 0.85 × adults; adults are counted again
+//!   in 2024 (+2 %); on 1 July 2025 every commune in force is counted again within its new borders,
+//!   from the subjects living there.
+//! - Targets: Hà Nội (`01`) carries its own plans and the national ones (domain.md); every other
+//!   province in force the national plan 677/QĐ-TTg it adopts.
+//! - Folded by the domain engine, the
 //!   20,000-citizen city (seed 1) just meets `learning_citizen/adults` at the 2025 phase review
 //!   (50.6 % for 50 %), meets the clan, community and 677 targets, is behind on households, units and
 //!   digital skills, and at the final review is behind most 2030 targets (65 % for 70 %; staff
@@ -61,13 +80,20 @@ mod head;
 mod spec;
 
 use hoctap_domain::event::{Event, EventType};
+pub use hoctap_geography::{GeographyError, Scope};
 use std::collections::BTreeMap;
 
 /// What to generate. Two equal configs give byte-identical output.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Number of citizens; every other population scales with it (see the crate docs).
+    /// Number of citizens; every other population scales with it (see the crate docs). With
+    /// [`Scope::All`] they are spread over the whole country.
     pub citizens: u64,
+    /// Where they live: a province as it stands from 1 July 2025 (`01` Hà Nội, the default; `31`
+    /// Hải Phòng with Hải Dương, merged into it), or the whole country. A province the official
+    /// geography does not have makes the generating functions panic: check it first with
+    /// [`Config::check`].
+    pub province: Scope,
     /// Seed of every random choice but the map, which is the same for every seed.
     pub seed: u64,
     /// Whether to add duplicates, retractions and months-late events. Off gives a clean feed, for
@@ -78,9 +104,23 @@ pub struct Config {
 impl Config {
     /// A messy city of `citizens` citizens.
     pub fn new(citizens: u64, seed: u64) -> Config {
-        Config { citizens, seed, messy: true }
+        Config { citizens, seed, messy: true, province: Scope::Province(HANOI.to_owned()) }
+    }
+
+    /// The same city in another province, or the whole country.
+    pub fn in_province(self, province: Scope) -> Config {
+        Config { province, ..self }
+    }
+
+    /// Whether the province can be generated: an error naming what to ask instead (a province merged
+    /// into another, an unknown code) otherwise.
+    pub fn check(&self) -> Result<(), GeographyError> {
+        hoctap_geography::Official::load()?.events(&self.province, geo::established()).map(drop)
     }
 }
+
+/// Hà Nội's code, the default province.
+pub const HANOI: &str = "01";
 
 impl Default for Config {
     /// The demo's city: 20,000 citizens, about 0.8 M events.
@@ -190,7 +230,9 @@ enum Item<'a> {
 
 /// The generation loop shared by both entry points: the head, then one year's stream after another.
 fn drive(config: &Config, each: &mut dyn FnMut(Item<'_>)) -> Stats {
-    let mut world = city::World::new(config.citizens, config.seed);
+    let mut world = city::World::new(config.citizens, config.seed, &config.province).unwrap_or_else(|e| {
+        panic!("cannot generate province {:?} (check the config with Config::check): {e}", config.province)
+    });
     let mut per_type = [0u64; 32];
     let mut stats = Stats { subjects: world.subjects(), ..Stats::default() };
 

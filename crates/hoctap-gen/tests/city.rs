@@ -66,9 +66,11 @@ fn size_is_about_48_events_per_citizen_at_this_scale() {
     assert_eq!(stats.events, events.len() as u64);
     assert!((60_000..=120_000).contains(&stats.events), "{} events", stats.events);
     assert_eq!(stats.by_type.values().sum::<u64>(), stats.events);
-    assert_eq!(stats.by_type[&EventType::AdminUnitEstablished], 1 + 30 + 579 + 110);
-    assert_eq!(stats.by_type[&EventType::AdminUnitReparented], 16);
-    assert_eq!(stats.by_type[&EventType::AdminUnitDissolved], 563 + 30);
+    // Hà Nội's official units: the city, 30 districts, 526 communes; on 1 July 2025 the 126 that
+    // kept an old code are reparented, the 400 others dissolved with the 30 districts.
+    assert_eq!(stats.by_type[&EventType::AdminUnitEstablished], 1 + 30 + 526);
+    assert_eq!(stats.by_type[&EventType::AdminUnitReparented], 126);
+    assert_eq!(stats.by_type[&EventType::AdminUnitDissolved], 400 + 30);
     assert_eq!(stats.by_type[&EventType::TargetSet], 31);
     let subjects: HashSet<&str> = events.iter().map(|e| e.subject.as_str()).collect();
     assert!(subjects.len() as u64 <= stats.subjects);
@@ -164,13 +166,188 @@ fn the_reform_leaves_126_communes_and_no_districts() {
         }
         established.len()
     };
-    assert_eq!(in_force(day("2025-06-30"), Level::Commune), 579);
+    assert_eq!(in_force(day("2025-06-30"), Level::Commune), 526);
     assert_eq!(in_force(day("2025-06-30"), Level::District), 30);
     assert_eq!(in_force(day("2025-07-01"), Level::Commune), 126);
     assert_eq!(in_force(day("2025-07-01"), Level::District), 0);
     assert_eq!(in_force(day("2030-12-31"), Level::Province), 1);
-    let renames = events.iter().filter(|e| matches!(e.data, EventData::AdminUnitRenamed(_)));
-    assert!(renames.clone().count() >= 2 && renames.clone().all(|e| e.day() < day("2025-07-01")));
+    // The communes that kept their code take their new names on the day of the reform.
+    let renamed: HashMap<&str, &str> = events
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::AdminUnitRenamed(r) => Some((r.code.as_str(), r.name.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(renamed.get("00004"), Some(&"Phường Ba Đình"), "Trúc Bạch became the ward of Ba Đình");
+}
+
+#[test]
+fn the_map_is_the_official_geography_as_hoctap_geography_writes_it() {
+    let (events, _, _) = city();
+    let official = hoctap_geography::Official::load()
+        .unwrap()
+        .events(&hoctap_geography::Scope::Province("01".into()), day("2021-01-01"))
+        .unwrap();
+    let generated: Vec<&Event> =
+        events.iter().filter(|e| matches!(e.event_type().stem().split('.').next(), Some("admin_unit"))).collect();
+    assert_eq!(generated, official.iter().collect::<Vec<_>>(), "the same events, ids and all");
+    assert!(events.starts_with(&official), "the stream starts with the map");
+}
+
+/// Which of Hà Nội's communes the reform divided, and their default successor.
+fn divided_hanoi() -> HashMap<String, (String, Vec<String>)> {
+    let (events, _, _) = city();
+    events
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::AdminUnitDissolved(d) if d.is_divided() => Some((
+                d.code.clone(),
+                (
+                    d.default_successor().unwrap().to_owned(),
+                    d.successors.iter().filter(|s| !s.default).map(|s| s.code.clone()).collect(),
+                ),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn subjects_of_divided_communes_are_placed_by_default_until_a_source_names_their_ward() {
+    let (events, _, _) = city();
+    let divided = divided_hanoi();
+    assert!(divided.len() > 100, "{} divided communes", divided.len());
+    // Each subject's last commune named before the reform, from the events alone.
+    let reform = day("2025-07-01");
+    let mut last: HashMap<&str, (Day, &str)> = HashMap::new();
+    let mut named_ward = 0;
+    for e in events {
+        let commune = match &e.data {
+            EventData::RegistrationSubmitted(d) => &d.commune,
+            EventData::SkillCertified(d) => &d.commune,
+            EventData::SubjectRelocated(d) => &d.commune,
+            _ => continue,
+        };
+        if e.day() < reform {
+            if last.get(e.subject.as_str()).is_none_or(|(d, _)| *d <= e.day()) {
+                last.insert(&e.subject, (e.day(), commune));
+            }
+        } else if let EventData::SubjectRelocated(_) = &e.data
+            && e.day() < day("2026-01-01")
+            && let Some((_, old)) = last.get(e.subject.as_str())
+            && let Some((_, others)) = divided.get(*old)
+        {
+            // A relocation into a part of the divided commune that is not the default: the source
+            // names the ward the subject lives in (or the subject moved there).
+            named_ward += usize::from(others.contains(commune));
+        }
+    }
+    let in_divided = last.values().filter(|(_, c)| divided.contains_key(*c)).count();
+    assert!(in_divided > 100, "{in_divided} subjects last named a divided commune before the reform");
+    assert!(named_ward > 10, "{named_ward} relocations name a ward that took part of a divided commune");
+
+    // Folded by the domain: the phase review rests partly on the default, the final one no longer.
+    let mut engine = hoctap_domain::Engine::new();
+    for e in events {
+        engine.apply(e);
+    }
+    let review = |as_of: &str| {
+        let query = hoctap_domain::Query { scope: "01".into(), as_of: day(as_of), known_at: None, milestone: None };
+        engine.review(&query).unwrap()
+    };
+    let lc = hoctap_domain::codes::Title::LearningCitizen;
+    let phase = review("2025-12-31");
+    let by_default = phase.units[0].placed_by_default[&lc];
+    let counted = phase.units[0].titles[&lc];
+    assert!(by_default.registered > 0 && by_default.recognised > 0, "{by_default:?}");
+    assert!(by_default.recognised < counted.recognised / 2, "{by_default:?} of {counted:?}");
+    let defaults: HashSet<&str> = divided.values().map(|(d, _)| d.as_str()).collect();
+    for unit in phase.units.iter().skip(1).filter(|u| !u.placed_by_default.is_empty()) {
+        assert!(defaults.contains(unit.code.as_str()), "{} is no default successor", unit.code);
+    }
+    let final_review = review("2030-12-31");
+    let left = final_review.units[0].placed_by_default.get(&lc).map_or(0, |c| c.recognised);
+    assert!(left * 20 < by_default.recognised, "{left} still placed by default in 2030");
+}
+
+#[test]
+fn a_province_merged_into_another_is_generated_with_it() {
+    // Hải Dương (30) joined Hải Phòng (31) on 1 July 2025.
+    let config =
+        Config { messy: false, ..Config::new(600, 2) }.in_province(hoctap_geography::Scope::Province("31".into()));
+    config.check().unwrap();
+    let mut events = Vec::new();
+    generate(&config, |e| events.push(e.clone()));
+    let mut province_of_district: HashMap<&str, &str> = HashMap::new();
+    let mut district_of: HashMap<&str, &str> = HashMap::new();
+    // The communes in force from the reform on, with their province.
+    let mut after: HashMap<&str, &str> = HashMap::new();
+    for e in &events {
+        match &e.data {
+            EventData::AdminUnitEstablished(u) if u.level == Level::District => {
+                province_of_district.insert(&u.code, u.parent.as_deref().unwrap());
+            }
+            EventData::AdminUnitEstablished(u) if e.day() < day("2025-07-01") => {
+                district_of.insert(&u.code, u.parent.as_deref().unwrap_or_default());
+            }
+            EventData::AdminUnitEstablished(u) => {
+                after.insert(&u.code, u.parent.as_deref().unwrap());
+            }
+            EventData::AdminUnitReparented(u) => {
+                after.insert(&u.code, &u.parent);
+            }
+            _ => {}
+        }
+    }
+    let province = |commune: &str| district_of.get(commune).map(|d| province_of_district[d]);
+    // Before the reform both provinces have people; after it every event names a commune of 31.
+    let mut before = HashMap::new();
+    for e in &events {
+        let commune = match &e.data {
+            EventData::RegistrationSubmitted(d) if d.subject_kind == hoctap_domain::codes::SubjectKind::Citizen => {
+                &d.commune
+            }
+            _ => continue,
+        };
+        if e.day() < day("2025-07-01") {
+            *before.entry(province(commune).unwrap()).or_insert(0) += 1;
+        } else {
+            assert_eq!(after.get(commune.as_str()), Some(&"31"), "{commune} named on {}", e.day());
+        }
+    }
+    assert!(before["30"] > 100 && before["31"] > 100, "{before:?}");
+    let scopes: HashSet<&str> = events
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::TargetSet(t) => Some(t.scope.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(scopes, HashSet::from(["31"]), "the national targets, adopted by the province in force");
+    assert!(events.iter().any(|e| matches!(&e.data, EventData::AdminUnitDissolved(d) if d.code == "30")));
+
+    let err = Config::new(10, 1).in_province(hoctap_geography::Scope::Province("30".into())).check().unwrap_err();
+    assert!(err.to_string().contains("--province 31"), "{err}");
+}
+
+#[test]
+fn the_whole_country_at_a_chosen_size() {
+    let config = Config { messy: false, ..Config::new(3_000, 4) }.in_province(hoctap_geography::Scope::All);
+    let mut provinces_named = HashSet::new();
+    let mut scopes = HashSet::new();
+    let stats = generate(&config, |e| match &e.data {
+        EventData::RegistrationSubmitted(d) if e.subject.starts_with("cit-") => {
+            provinces_named.insert(d.commune.clone());
+        }
+        EventData::TargetSet(t) => {
+            scopes.insert(t.scope.clone());
+        }
+        _ => {}
+    });
+    assert_eq!(scopes.len(), 34, "every province in force adopts the national targets");
+    assert!(provinces_named.len() > 1_000, "{} communes named", provinces_named.len());
+    assert!(stats.by_type[&EventType::AdminUnitEstablished] > 10_000);
 }
 
 #[test]
