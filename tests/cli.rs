@@ -252,7 +252,8 @@ fn review_json_has_the_contract_shape() {
             "units",
             "targets",
             "milestone",
-            "geography"
+            "geography",
+            "completeness"
         ])
     );
     // Never "now": the newest record of the log, every event of it, this software, a real instant.
