@@ -928,6 +928,7 @@ fn the_demo_tells_the_story_of_an_approved_review_and_what_changed_since() {
     assert!(ran.stdout.contains("as reported at the meeting on 2026-01-15"), "{}", ran.stdout);
     assert!(ran.stdout.contains("recorded: vn.hoctap.review.approved.v1"), "{}", ran.stdout);
     assert!(ran.stdout.contains("What changed since the approved review"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("\nReports:\n"), "CI looks for the list of reports: {}", ran.stdout);
     for file in ["phase-review-2025-12-31.xlsx", "final-review-2030-12-31.xlsx", "changes-since-approval.json"] {
         assert!(out.join(file).metadata().is_ok_and(|m| m.len() > 0), "{file} written");
     }

@@ -120,6 +120,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     println!("Tổng kết: the final review as known now\n");
     println!("{}", hoctap_report::table(&last_review, hoctap_report::Rows::Summary).trim_end());
     println!("(computed in {took:.1?})\n");
+    // The phase review written is the approved one.
     for (name, review) in [("phase-review", &phase), ("final-review", &last_review)] {
         let stem = format!("{name}-{}", review.as_of);
         let html = hoctap_report::html(&[review], &hoctap_report::page_title(review));
@@ -137,7 +138,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     )?);
     // So that the commands the demo suggests start from here instead of replaying.
     tracker.save_checkpoint();
-    println!("Reports (the phase review is the approved one):");
+    println!("Reports:");
     for path in &written {
         println!("  {}", path.display());
     }
