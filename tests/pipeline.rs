@@ -213,6 +213,9 @@ impl Stack {
                 self.deployment.name().into(),
                 "--listen".into(),
                 format!("127.0.0.1:{port}"),
+                // The reviews compared with the engine are public; readers' tokens are tested in
+                // crates/hoctap-api/tests/api/access.rs.
+                "--public-reviews".into(),
             ],
         );
         let url = format!("http://127.0.0.1:{port}");

@@ -193,3 +193,32 @@ fn completeness_names_silent_communes_missing_denominators_and_targets_without_o
         .unwrap();
     assert_eq!(district.completeness.unwrap().communes, 3);
 }
+
+/// What a reader of one province may read (`Engine::provinces_of`): a unit belongs to every province
+/// its parents ever reached, a retracted reparenting takes nothing with it, an unknown code belongs
+/// nowhere.
+#[test]
+fn a_unit_belongs_to_every_province_its_parents_ever_reached() {
+    let t = "2025-07-01T00:00:00+07:00";
+    let events = vec![
+        unit(1, "01", "province", "Hà Nội", None),
+        unit(2, "79", "province", "Hồ Chí Minh", None),
+        unit(3, "001", "district", "Ba Đình", Some("01")),
+        unit(4, "00001", "commune", "Phúc Xá", Some("001")),
+        unit(5, "00002", "commune", "Trúc Bạch", Some("001")),
+        unit(6, "00003", "commune", "Vĩnh Phúc", Some("001")),
+        event(7, "admin_unit.reparented", t, "00002", json!({"code": "00002", "parent": "79"})),
+        event(8, "admin_unit.reparented", t, "00003", json!({"code": "00003", "parent": "79"})),
+        event(9, "event.retracted", t, "00003", json!({"event_id": hoctap_tests::id(8), "reason": "nhập nhầm"})),
+    ];
+    let mut engine = Engine::new();
+    for e in events.iter().map(|e| recorded(e.clone(), "2026-01-05T00:00:00Z")) {
+        engine.apply(&e);
+    }
+    assert_eq!(engine.provinces_of("01"), ["01"]);
+    assert_eq!(engine.provinces_of("001"), ["01"]);
+    assert_eq!(engine.provinces_of("00001"), ["01"]);
+    assert_eq!(engine.provinces_of("00002"), ["01", "79"]);
+    assert_eq!(engine.provinces_of("00003"), ["01"]);
+    assert!(engine.provinces_of("26734").is_empty());
+}

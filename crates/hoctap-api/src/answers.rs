@@ -3,7 +3,7 @@
 //! [`Answers`], so both servers give the same documents byte for byte (but for `generated_at`).
 
 use crate::Api;
-use crate::http::Failure;
+use crate::http::{Access, Failure};
 use hoctap_domain::codes::Title;
 use hoctap_domain::review::{ListedUnit, TitleCounts};
 use hoctap_domain::{Approval, Day, Engine, Query, Review};
@@ -36,6 +36,11 @@ pub trait Answers: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<(Day, TitleCounts)>, Failure>> + Send;
     /// The approved reviews as known at `known_at` (`Engine::approvals`).
     fn approvals(&self, known_at: Option<i64>) -> impl Future<Output = Result<Vec<Approval>, Failure>> + Send;
+    /// An engine holding at least the reference events as known now, to tell which provinces a unit
+    /// lies in (`Engine::provinces_of`).
+    fn reference(&self) -> impl Future<Output = Result<Arc<Engine>, Failure>> + Send;
+    /// Who may read what; `None` answers everyone.
+    fn access(&self) -> Option<&Access>;
 }
 
 impl Answers for Api {
@@ -74,6 +79,16 @@ impl Answers for Api {
         let client = self.connection().await?;
         let schema = self.serving(&client).await?;
         hoctap_store::approvals(&**client, &schema, &self.inner.cache, known_at).await.map_err(Failure::store)
+    }
+
+    async fn reference(&self) -> Result<Arc<Engine>, Failure> {
+        let client = self.connection().await?;
+        let schema = self.serving(&client).await?;
+        hoctap_store::reference(&**client, &schema, &self.inner.cache).await.map_err(Failure::store)
+    }
+
+    fn access(&self) -> Option<&Access> {
+        Some(&self.inner.access)
     }
 }
 
@@ -127,5 +142,14 @@ impl Answers for Embedded {
 
     async fn approvals(&self, known_at: Option<i64>) -> Result<Vec<Approval>, Failure> {
         self.with(move |engine| Ok(engine.approvals(known_at))).await
+    }
+
+    async fn reference(&self) -> Result<Arc<Engine>, Failure> {
+        Ok(self.engine.clone())
+    }
+
+    /// `hoctap serve` is a reviewer's own server (it listens on 127.0.0.1 by default): open.
+    fn access(&self) -> Option<&Access> {
+        None
     }
 }

@@ -6,16 +6,17 @@ use crate::{Api, metrics};
 use axum::extract::Request;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router, middleware};
 use hoctap_domain::codes::Title;
 use hoctap_domain::time::{format_instant, parse_known_at};
-use hoctap_domain::{Day, QueryError};
+use hoctap_domain::{Day, Engine, QueryError};
 use hoctap_store::{Schema, StoreError};
+use hoctap_tokens::{Holder, Scope, Tokens};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::error::SqlState;
 
@@ -78,6 +79,10 @@ pub enum Failure {
     Parameter { parameter: &'static str, message: String },
     /// 400: the query string itself does not parse (e.g. a parameter given twice).
     Query(String),
+    /// 401: no bearer token, or one no reader holds (`invalid`); the body names the rule `token`.
+    Unauthenticated { invalid: bool },
+    /// 403: the reader is allowed another province than the unit asked about; the rule `province`.
+    Forbidden(String),
     /// 404: the unit is unknown or not in force (or the path does not exist).
     NotFound(String),
     /// 404: the domain cannot answer the question (unknown scope, not in force, nothing recorded by
@@ -94,24 +99,50 @@ struct ErrorBody<'a> {
     error: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     parameter: Option<&'static str>,
+    /// The access rule refused (`token`, `province`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<&'static str>,
 }
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        let (status, message, parameter) = match &self {
-            Failure::Parameter { parameter, message } => (StatusCode::BAD_REQUEST, message.as_str(), Some(*parameter)),
-            Failure::Query(message) => (StatusCode::BAD_REQUEST, message.as_str(), None),
-            Failure::NotFound(message) => (StatusCode::NOT_FOUND, message.as_str(), None),
-            Failure::Unanswered(error) => {
-                return (StatusCode::NOT_FOUND, Json(ErrorBody { error: &error.to_string(), parameter: None }))
-                    .into_response();
+        let (status, message, parameter, rule) = match &self {
+            Failure::Parameter { parameter, message } => {
+                (StatusCode::BAD_REQUEST, message.as_str(), Some(*parameter), None)
             }
-            Failure::Unavailable(message) => (StatusCode::SERVICE_UNAVAILABLE, message.as_str(), None),
-            Failure::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal error", None),
+            Failure::Query(message) => (StatusCode::BAD_REQUEST, message.as_str(), None, None),
+            Failure::Unauthenticated { invalid: false } => (
+                StatusCode::UNAUTHORIZED,
+                "a reader's token is required: send an Authorization: Bearer <token> header",
+                None,
+                Some("token"),
+            ),
+            Failure::Unauthenticated { invalid: true } => {
+                (StatusCode::UNAUTHORIZED, "the token is not a reader's token", None, Some("token"))
+            }
+            Failure::Forbidden(message) => (StatusCode::FORBIDDEN, message.as_str(), None, Some("province")),
+            Failure::NotFound(message) => (StatusCode::NOT_FOUND, message.as_str(), None, None),
+            Failure::Unanswered(error) => {
+                let body = ErrorBody { error: &error.to_string(), parameter: None, rule: None };
+                return (StatusCode::NOT_FOUND, Json(body)).into_response();
+            }
+            Failure::Unavailable(message) => (StatusCode::SERVICE_UNAVAILABLE, message.as_str(), None, None),
+            Failure::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal error", None, None),
         };
-        let mut response = (status, Json(ErrorBody { error: message, parameter })).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
+        let mut response = (status, Json(ErrorBody { error: message, parameter, rule })).into_response();
+        match self {
+            Failure::Unavailable(_) => {
+                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            Failure::Unauthenticated { invalid } => {
+                let challenge = if invalid {
+                    "Bearer realm=\"hoctap\", error=\"invalid_token\""
+                } else {
+                    "Bearer realm=\"hoctap\""
+                };
+                response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            }
+            _ => {}
         }
         response
     }
@@ -186,6 +217,58 @@ impl Api {
     }
 }
 
+/// Who may read what on a server: the readers' tokens and whether reviews are public. A server
+/// without one (`hoctap serve`, local) answers everyone.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    pub readers: Tokens,
+    pub public_reviews: bool,
+}
+
+/// The reader whose token the request carries. Without a token: `None` where the route is public
+/// (`public`, or a server without [`Access`]), else 401; a token sent must be a reader's (401
+/// otherwise), public route or not.
+fn reader<A: Answers>(answers: &A, headers: &HeaderMap, public: bool) -> Result<Option<Holder>, Failure> {
+    let Some(access) = answers.access() else { return Ok(None) };
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return if public { Ok(None) } else { Err(Failure::Unauthenticated { invalid: false }) };
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(hoctap_tokens::bearer)
+        .and_then(|token| access.readers.authenticate(token))
+        .map(|holder| Some(holder.clone()))
+        .ok_or(Failure::Unauthenticated { invalid: true })
+}
+
+/// The one province `reader` is limited to (`None`: a national reader or a public request).
+fn province_of(reader: Option<&Holder>) -> Option<&str> {
+    match reader {
+        Some(Holder { scope: Scope::Province(province), .. }) => Some(province),
+        _ => None,
+    }
+}
+
+/// Whether `reader` (`None`: a public request) may read unit `code`: a reader of one province only
+/// units that ever lay in it (`Engine::provinces_of`, over the reference events as known now).
+async fn allowed<A: Answers>(answers: &A, reader: Option<&Holder>, code: &str) -> Result<(), Failure> {
+    let Some(province) = province_of(reader) else { return Ok(()) };
+    let provinces = answers.reference().await?.provinces_of(code);
+    if provinces.iter().any(|p| p == province) {
+        return Ok(());
+    }
+    let lies = if provinces.is_empty() {
+        "is not a unit known to lie in any province".to_owned()
+    } else {
+        format!("lies in province {}", provinces.join(", "))
+    };
+    let name = reader.map(|r| r.name.as_str()).unwrap_or_default();
+    Err(Failure::Forbidden(format!(
+        "reader `{name}` may read province {province} only, and unit `{code}` {lies} (rule: province)"
+    )))
+}
+
 /// A parameter that must be present and not empty.
 fn required(parameter: &'static str, value: Option<String>) -> Result<String, Failure> {
     value.filter(|v| !v.is_empty()).ok_or_else(|| Failure::parameter(parameter, format!("`{parameter}` is required")))
@@ -223,8 +306,12 @@ struct ReviewParams {
 
 async fn reviews<A: Answers>(
     State(answers): State<A>,
+    headers: HeaderMap,
     params: Result<Query<ReviewParams>, QueryRejection>,
 ) -> Result<Response, Failure> {
+    let public = answers.access().is_some_and(|a| a.public_reviews);
+    // Public reviews are the same for everyone: a reader's province restricts nothing there.
+    let reader = reader(&answers, &headers, public)?.filter(|_| !public);
     let Query(p) = params.map_err(Failure::rejected)?;
     let asked = match p.approved.filter(|n| !n.is_empty()) {
         Some(number) => {
@@ -252,7 +339,18 @@ async fn reviews<A: Answers>(
             Asked::Question(hoctap_domain::Query { scope, as_of, known_at, milestone })
         }
     };
+    let approved = match &asked {
+        Asked::Question(query) => {
+            allowed(&answers, reader.as_ref(), &query.scope).await?;
+            false
+        }
+        Asked::Approved(_) => true,
+    };
     let mut review = answers.review(asked).await?;
+    if approved {
+        // The scope of an approved review is known once the approval is found.
+        allowed(&answers, reader.as_ref(), &review.scope).await?;
+    }
     hoctap_report::stamp(&mut review, crate::now_micros());
     Ok(([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], hoctap_report::json(&review)).into_response())
 }
@@ -266,12 +364,19 @@ struct UnitsParams {
 /// `GET /v1/units`: the document `hoctap units --format json` prints (`hoctap_report::units_json`).
 async fn units<A: Answers>(
     State(answers): State<A>,
+    headers: HeaderMap,
     params: Result<Query<UnitsParams>, QueryRejection>,
 ) -> Result<Response, Failure> {
+    let reader = reader(&answers, &headers, false)?;
     let Query(p) = params.map_err(Failure::rejected)?;
     let as_of = day("as_of", p.as_of)?;
     let known_at = known_at(p.known_at)?;
-    let units = answers.units(as_of, known_at).await?;
+    let mut units = answers.units(as_of, known_at).await?;
+    if let Some(province) = province_of(reader.as_ref()) {
+        // A reader of one province lists the units it may ask about.
+        let reference = answers.reference().await?;
+        units.retain(|u| reference.provinces_of(&u.code).iter().any(|p| p == province));
+    }
     let k = known_at.map(format_instant);
     let body = hoctap_report::units_json(&units, as_of, k.as_deref());
     Ok(([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
@@ -288,9 +393,11 @@ struct SeriesParams {
 
 async fn series<A: Answers>(
     State(answers): State<A>,
+    headers: HeaderMap,
     Path(unit): Path<String>,
     params: Result<Query<SeriesParams>, QueryRejection>,
 ) -> Result<Response, Failure> {
+    let reader = reader(&answers, &headers, false)?;
     let Query(p) = params.map_err(Failure::rejected)?;
     let title_text = required("title", p.title)?;
     let title = Title::parse(&title_text).ok_or_else(|| {
@@ -318,6 +425,7 @@ async fn series<A: Answers>(
     if dates.is_empty() {
         return Err(Failure::parameter("step", format!("no {} end lies between {from} and {to}", step.as_str())));
     }
+    allowed(&answers, reader.as_ref(), &unit).await?;
     let points = match answers.series(unit.clone(), title, dates, known_at).await {
         Ok(points) => points,
         Err(Failure::Unanswered(QueryError::ScopeNotInForce { code, .. })) => {
@@ -336,11 +444,20 @@ struct ApprovalsParams {
 /// `GET /v1/approvals`: the approved reviews a reviewer can open (`hoctap_report::approvals_json`).
 async fn approvals<A: Answers>(
     State(answers): State<A>,
+    headers: HeaderMap,
     params: Result<Query<ApprovalsParams>, QueryRejection>,
 ) -> Result<Response, Failure> {
+    // Which reviews were approved is as public as the reviews themselves.
+    let public = answers.access().is_some_and(|a| a.public_reviews);
+    let reader = reader(&answers, &headers, public)?.filter(|_| !public);
     let Query(p) = params.map_err(Failure::rejected)?;
     let known_at = known_at(p.known_at)?;
-    let approvals = answers.approvals(known_at).await?;
+    let mut approvals = answers.approvals(known_at).await?;
+    if let Some(province) = province_of(reader.as_ref()) {
+        // A reader of one province lists the approvals of the scopes it may read.
+        let reference = answers.reference().await?;
+        approvals.retain(|a| reference.provinces_of(&a.data.scope).iter().any(|p| p == province));
+    }
     let k = known_at.map(format_instant);
     let body = hoctap_report::approvals_json(&approvals, k.as_deref());
     Ok(([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
@@ -370,7 +487,8 @@ async fn healthz(State(api): State<Api>) -> Response {
             let reason = match failure {
                 Failure::Unavailable(reason) | Failure::NotFound(reason) | Failure::Query(reason) => reason,
                 Failure::Unanswered(e) => e.to_string(),
-                Failure::Parameter { message, .. } => message,
+                Failure::Parameter { message, .. } | Failure::Forbidden(message) => message,
+                Failure::Unauthenticated { .. } => "unauthenticated".into(),
                 Failure::Internal => "the serving generation cannot be read".into(),
             };
             let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(Health::Unavailable { reason })).into_response();

@@ -13,8 +13,17 @@
 //! - `GET /metrics`: Prometheus (OpenMetrics text): requests by route and status, their durations, the
 //!   connection pool.
 //!
+//! Every `/v1/…` route asks for a reader's bearer token (`Authorization: Bearer <token>`; readers are
+//! [`ApiConfig::readers`], stored hashed like the gateway's sources: `hoctap_tokens`). A reader is
+//! allowed one province or all (`*`): a reader of province P gets reviews and series only of units
+//! that lie in P (a unit belongs to every province its parents ever reached: `Engine::provinces_of`)
+//! and the units list of P; anything else is 403 with `"rule": "province"`. No token, or one not known,
+//! is 401 with `"rule": "token"`. With [`ApiConfig::public_reviews`], `GET /v1/reviews` also answers
+//! without a token, for every scope (campaign figures are published); a token sent anyway must be
+//! valid. `/healthz` and `/metrics` never ask for one.
+//!
 //! Errors are JSON `{"error": "...", "parameter": "as_of"}` (`parameter` only when one query parameter
-//! is missing or invalid): 400 for the caller's parameters, 404 for a unit unknown or not in force,
+//! is missing or invalid; `rule` on 401 and 403): 400 for the caller's parameters, 404 for a unit unknown or not in force,
 //! 503 (with `Retry-After`) when PostgreSQL is unreachable, the deployment has no read models yet, a
 //! statement ran past [`ApiConfig::statement_timeout`] or the request past [`ApiConfig::request_timeout`].
 //! The contract is `docs/openapi.json`; the tests check every answer against it.
@@ -31,10 +40,11 @@ mod metrics;
 
 pub use answers::{Answers, Asked, Embedded};
 pub use dates::{MAX_POINTS, Point, Series, Step, TooManyPoints, dates};
-pub use http::Failure;
+pub use http::{Access, Failure};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use hoctap_store::Deployment;
+pub use hoctap_tokens::{Holders, Scope, Tokens, TokensError, hash_token};
 use metrics::Metrics;
 use std::future::Future;
 use std::sync::Arc;
@@ -66,16 +76,23 @@ pub struct ApiConfig {
     /// The longest a request to `/v1/…` may take, waiting for a connection included; past it the answer
     /// is 503 with `Retry-After`. `/healthz` and `/metrics` are outside it (they bound themselves).
     pub request_timeout: Duration,
+    /// The readers and the province each may read (`[[reader]]` entries; tokens stored hashed). None
+    /// configured: only what [`ApiConfig::public_reviews`] opens, and `/healthz`, `/metrics`, answer.
+    pub readers: Tokens,
+    /// `GET /v1/reviews` answers without a token, for every scope: aggregate figures are public.
+    pub public_reviews: bool,
 }
 
 impl ApiConfig {
-    /// The settings with the default timeouts.
+    /// The settings with the default timeouts, no reader and no public review.
     pub fn new(postgres: impl Into<String>, deployment: Deployment) -> ApiConfig {
         ApiConfig {
             postgres: postgres.into(),
             deployment,
             statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            readers: Tokens::default(),
+            public_reviews: false,
         }
     }
 }
@@ -107,6 +124,7 @@ struct Inner {
     /// One connection of `/healthz`'s own, so a busy `pool` cannot hold a health check up.
     health: Pool,
     request_timeout: Duration,
+    access: Access,
     deployment: Deployment,
     metrics: Metrics,
     /// The reference engine and count keys of the serving generation, kept between requests.
@@ -137,6 +155,7 @@ impl Api {
                 pool,
                 health,
                 request_timeout: config.request_timeout,
+                access: Access { readers: config.readers.clone(), public_reviews: config.public_reviews },
                 deployment: config.deployment.clone(),
                 metrics: Metrics::new(),
                 cache: hoctap_store::ReadCache::new(),

@@ -58,7 +58,8 @@ pub fn gateway(args: &GatewayArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let path = args.tokens.as_ref().context("--tokens is required")?;
-    let tokens = hoctap_gateway::Tokens::load(path).with_context(|| format!("reading {}", path.display()))?;
+    let tokens = hoctap_gateway::Tokens::load(path, hoctap_gateway::Holders::Sources)
+        .with_context(|| format!("reading {}", path.display()))?;
     let mut config = hoctap_gateway::GatewayConfig::new(args.brokers.clone(), tokens);
     config.event_partitions = args.partitions;
     config.producer = args.producer_settings.iter().cloned().collect();
@@ -96,12 +97,32 @@ pub struct ApiArgs {
     /// Seconds a request to `/v1/…` may take in all before it is answered 503.
     #[arg(long, env = "HOCTAP_API_REQUEST_TIMEOUT", default_value_t = hoctap_api::DEFAULT_REQUEST_TIMEOUT.as_secs())]
     request_timeout: u64,
+    /// TOML file of readers: `[[reader]] name, province ("01", or "*" for every province),
+    /// token_sha256` (tokens are stored hashed; `hoctap gateway --hash-token TOKEN` prints the hash of
+    /// one). A reader of one province reads reviews, series and units of that province only.
+    #[arg(long, env = "HOCTAP_READERS")]
+    readers: Option<PathBuf>,
+    /// Answer `GET /v1/reviews` without a token, for every scope (campaign figures are published);
+    /// series and units still need a reader's token.
+    #[arg(long, env = "HOCTAP_PUBLIC_REVIEWS")]
+    public_reviews: bool,
 }
 
 pub fn api(args: &ApiArgs) -> Result<ExitCode> {
+    let readers = match &args.readers {
+        Some(path) => hoctap_api::Tokens::load(path, hoctap_api::Holders::Readers)
+            .with_context(|| format!("reading {}", path.display()))?,
+        None if args.public_reviews => hoctap_api::Tokens::default(),
+        None => anyhow::bail!(
+            "give --readers FILE (the readers' tokens) or --public-reviews (reviews open to all), or both: \
+             without either the API would answer nothing but /healthz and /metrics"
+        ),
+    };
     let config = hoctap_api::ApiConfig {
         statement_timeout: std::time::Duration::from_secs(args.statement_timeout.max(1)),
         request_timeout: std::time::Duration::from_secs(args.request_timeout.max(1)),
+        readers,
+        public_reviews: args.public_reviews,
         ..hoctap_api::ApiConfig::new(args.store.postgres.clone(), args.store.deployment()?)
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;

@@ -2,7 +2,7 @@
 
 use crate::Gateway;
 use crate::state::{Judgement, SIZE_RULE, Verdict};
-use crate::tokens::Source;
+use crate::Source;
 use axum::body::Bytes;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::rejection::BytesRejection;
@@ -95,10 +95,7 @@ impl FromRequestParts<Gateway> for Authenticated {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, gateway: &Gateway) -> Result<Authenticated, Response> {
-        let token = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
-            let (scheme, token) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        });
+        let token = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(hoctap_tokens::bearer);
         match token.and_then(|t| gateway.inner.tokens.authenticate(t)) {
             Some(source) => match gateway.inner.rate.check_key(&source.name) {
                 Ok(()) => Ok(Authenticated(source.clone())),

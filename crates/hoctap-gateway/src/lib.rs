@@ -31,9 +31,11 @@
 mod http;
 mod places;
 mod state;
-mod tokens;
 
-pub use tokens::{Scope, Source, Tokens, TokensError, hash_token};
+pub use hoctap_tokens::{Holders, Scope, Tokens, TokensError, hash_token};
+
+/// A source system, as authenticated (a holder of a `[[source]]` token).
+pub type Source = hoctap_tokens::Holder;
 
 use hoctap_domain::Event;
 use hoctap_kafka::{Producer, Route, Topics};

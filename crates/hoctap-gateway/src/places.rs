@@ -21,7 +21,7 @@
 //! allowed in both (a national one). A retraction has the subject of the event it names (the domain
 //! refuses any other, `subject_mismatch`), so it belongs to that event's provinces.
 
-use crate::tokens::Scope;
+use crate::Scope;
 use hoctap_domain::codes::Level;
 use hoctap_domain::{Event, EventData};
 use std::collections::{HashMap, HashSet};

@@ -4,7 +4,7 @@
 //! of this state; publishing and folding happen in `http`.
 
 use crate::places::{self, Places};
-use crate::tokens::Source;
+use crate::Source;
 use hoctap_domain::validate::{CITIZEN_ID_DETAIL, find_citizen_id_in_json};
 use hoctap_domain::{Admission, Batch, Engine, Event, Refusal, Rule, Warning};
 use hoctap_kafka::{Reason, Route};

@@ -3,7 +3,7 @@
 //! topics, duplicates, a restart, and Kafka going away.
 
 use hoctap_domain::Event;
-use hoctap_gateway::{GatewayConfig, Tokens, hash_token};
+use hoctap_gateway::{GatewayConfig, Holders, Tokens, hash_token};
 use hoctap_kafka::test_broker::TestBroker;
 use hoctap_kafka::{DeadLetter, Record, Topics, read_all};
 use reqwest::StatusCode;
@@ -38,7 +38,7 @@ fn tokens() -> Tokens {
         hash_token(HCM),
         hash_token(GSO)
     );
-    Tokens::from_toml(&text).unwrap()
+    Tokens::from_toml(&text, Holders::Sources).unwrap()
 }
 
 fn config(brokers: &str) -> GatewayConfig {

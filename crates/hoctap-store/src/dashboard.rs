@@ -41,17 +41,31 @@ pub(crate) async fn install(tx: &Transaction<'_>, deployment: &Deployment, servi
          CREATE OR REPLACE VIEW {v}.refreshed AS
              SELECT refreshed_at, events, last_recorded, '{serving}'::text AS generation
              FROM {g}.dashboard_refresh;
-         DO $$ BEGIN
-             IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN
-                 CREATE ROLE \"{role}\" NOLOGIN;
-             END IF;
-         END $$;
-         GRANT USAGE ON SCHEMA {v} TO \"{role}\";
-         GRANT SELECT ON ALL TABLES IN SCHEMA {v} TO \"{role}\";"
+         {}",
+        read_only_role(&role, &[v.as_str()])
     ))
     .await
     .map_err(db("installing the dashboard views"))?;
     Ok(())
+}
+
+/// SQL that creates `role` (a group role, NOLOGIN: a login role is granted it) when missing and lets
+/// it read every table and view of `schemas`, and nothing more: no write, no other schema. The
+/// dashboards' role and the API's role are both made by it.
+pub(crate) fn read_only_role(role: &str, schemas: &[&str]) -> String {
+    let mut sql = format!(
+        "DO $$ BEGIN
+             IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN
+                 CREATE ROLE \"{role}\" NOLOGIN;
+             END IF;
+         END $$;"
+    );
+    for s in schemas {
+        sql.push_str(&format!(
+            "\n         GRANT USAGE ON SCHEMA {s} TO \"{role}\";\n         GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO \"{role}\";"
+        ));
+    }
+    sql
 }
 
 /// What one [`refresh_dashboard`] did.

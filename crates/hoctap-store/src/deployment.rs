@@ -17,7 +17,8 @@ use crate::{Schema, StoreError, migrate};
 use tokio_postgres::{Client, GenericClient, Transaction};
 
 /// A deployment named by its control schema, e.g. `hoctap` (generations `hoctap_g1`, …; dashboard
-/// views `hoctap_dashboard_v1`; the dashboards' read-only role `hoctap_dashboard`).
+/// views `hoctap_dashboard_v1`; the dashboards' read-only role `hoctap_dashboard`; the API's
+/// read-only role `hoctap_api`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Deployment {
     control: Schema,
@@ -55,6 +56,13 @@ impl Deployment {
         format!("{}_dashboard", self.control)
     }
 
+    /// The role the API reads through (granted to its login role: `GRANT hoctap_api TO api`): SELECT
+    /// on the control schema and on the serving generation, nothing else. [`Deployment::ensure`] and
+    /// [`Deployment::switch`] grant it the generation that serves, in their transaction.
+    pub fn api_role(&self) -> String {
+        format!("{}_api", self.control)
+    }
+
     /// Creates the control schema and the first generation when missing, brings the serving
     /// generation's migrations up to date, installs the dashboard views over it and returns it.
     /// Idempotent; concurrent callers serialise on an advisory lock.
@@ -88,6 +96,7 @@ impl Deployment {
         lock(&tx, self).await?;
         let active = self.active(&tx).await?;
         crate::dashboard::install(&tx, self, &active).await?;
+        self.grant_api(&tx, &active).await?;
         tx.commit().await.map_err(db("installing the dashboard views"))?;
         Ok(active)
     }
@@ -156,11 +165,20 @@ impl Deployment {
         )
         .await
         .map_err(db("switching the serving generation"))?;
-        crate::dashboard::install(tx, self, next).await
+        crate::dashboard::install(tx, self, next).await?;
+        self.grant_api(tx, next).await
     }
 
-    /// Drops the deployment: its control schema, every generation, the views and the dashboard role
-    /// (for tests and for starting over; the role is kept when something else still uses it).
+    /// Lets [`Deployment::api_role`] read the control schema and `serving` (created when missing).
+    async fn grant_api(&self, tx: &Transaction<'_>, serving: &Schema) -> Result<(), StoreError> {
+        let (control, serving) = (self.control.ident(), serving.ident());
+        let sql = crate::dashboard::read_only_role(&self.api_role(), &[&control, &serving]);
+        tx.batch_execute(&sql).await.map_err(db("granting the API's role"))
+    }
+
+    /// Drops the deployment: its control schema, every generation, the views, the dashboard role and
+    /// the API's role (for tests and for starting over; a role is kept when something else still uses
+    /// it, e.g. a login role it was granted to).
     pub async fn drop_all(&self, client: &mut Client) -> Result<(), StoreError> {
         let prefix = format!("{}_g", self.control);
         let rows = client
@@ -182,8 +200,10 @@ impl Deployment {
         }
         // With the views gone the role holds no grants; roles are cluster-wide, so a role still used
         // elsewhere (another database) is kept.
-        if let Err(e) = client.batch_execute(&format!("DROP ROLE IF EXISTS \"{}\"", self.dashboard_role())).await {
-            tracing::info!(role = %self.dashboard_role(), error = %e, "the dashboard role is kept");
+        for role in [self.dashboard_role(), self.api_role()] {
+            if let Err(e) = client.batch_execute(&format!("DROP ROLE IF EXISTS \"{role}\"")).await {
+                tracing::info!(role = %role, error = %e, "the role is kept");
+            }
         }
         Ok(())
     }

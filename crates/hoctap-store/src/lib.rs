@@ -32,7 +32,7 @@ pub use deployment::{Deployment, differences, drop_generation, events_applied};
 pub use error::StoreError;
 pub use migrate::{MIGRATIONS, Migration, migrate};
 pub use projection::{Applied, Consumed, DEFAULT_CACHE_BYTES, Position, Projection, offsets};
-pub use query::{ReadCache, approvals, place_counts, recorded, review, review_approved, units};
+pub use query::{ReadCache, approvals, place_counts, recorded, reference, review, review_approved, units};
 pub use series::series;
 pub use stats::{analyze, recorded_span, size_bytes};
 

@@ -464,6 +464,17 @@ pub(crate) fn instant(micros: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(micros).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
+/// The engine of the reference events the read models hold (geography, baselines, targets, approvals),
+/// as known now: what the API asks where a unit lies (`Engine::provinces_of`) before it answers a
+/// reader allowed one province.
+pub async fn reference(
+    client: &impl GenericClient,
+    schema: &Schema,
+    cache: &ReadCache,
+) -> Result<Arc<Engine>, StoreError> {
+    Ok(cache.get(client, schema).await?.engine.clone())
+}
+
 /// The administrative units established by `day` as known at `known_at` (`None`: as known now): those
 /// in force with their parent, and those dissolved by then with their successor in force. The answer
 /// of [`Engine::units_on`] over the reference events the read models hold, the list `hoctap units`

@@ -116,7 +116,27 @@ impl Answer {
 /// (path template, method, status) of an answer, for the coverage of the document.
 pub type Exercised = (String, String, u16);
 
-/// A running API on port 0 and a client that checks every answer against the document.
+/// The readers every test API knows: a national one (the token [`App::get`] sends), Hà Nội's (01)
+/// and Hồ Chí Minh City's (79).
+pub const NATIONAL_READER: &str = "reader-token-national";
+pub const HANOI_READER: &str = "reader-token-hanoi";
+pub const HCM_READER: &str = "reader-token-hcm";
+
+pub fn readers() -> hoctap_api::Tokens {
+    let text = [("bo-gddt", "*", NATIONAL_READER), ("so-gddt-hanoi", "01", HANOI_READER), ("so-gddt-hcm", "79", HCM_READER)]
+        .iter()
+        .map(|(name, province, token)| {
+            format!(
+                "[[reader]]\nname = \"{name}\"\nprovince = \"{province}\"\ntoken_sha256 = \"{}\"\n",
+                hoctap_api::hash_token(token)
+            )
+        })
+        .collect::<String>();
+    hoctap_api::Tokens::from_toml(&text, hoctap_api::Holders::Readers).unwrap()
+}
+
+/// A running API on port 0 and a client that checks every answer against the document. `client`
+/// sends the national reader's token with every request; [`App::get_as`] sends another or none.
 pub struct App {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
@@ -133,14 +153,24 @@ pub async fn spawn_api_on(postgres: &str, deployment: &Deployment) -> App {
     spawn_api_with(hoctap_api::ApiConfig::new(postgres, deployment.clone())).await
 }
 
-pub async fn spawn_api_with(config: hoctap_api::ApiConfig) -> App {
+/// The API with `config`; with [`readers`] when it names none.
+pub async fn spawn_api_with(mut config: hoctap_api::ApiConfig) -> App {
+    if config.readers.is_empty() {
+        config.readers = readers();
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(hoctap_api::serve(config, listener, async {
         let _ = stopped.await;
     }));
-    App { addr, client: reqwest::Client::new(), exercised: Mutex::default(), stop: Some(stop), server: Some(server) }
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {NATIONAL_READER}")).unwrap(),
+    );
+    let client = reqwest::Client::builder().default_headers(headers).build().unwrap();
+    App { addr, client, exercised: Mutex::default(), stop: Some(stop), server: Some(server) }
 }
 
 impl App {
@@ -155,6 +185,19 @@ impl App {
             .await
             .unwrap_or_else(|e| panic!("GET {path}: {e}"));
         let answer = read(response).await;
+        self.check("get", template, &answer);
+        answer
+    }
+
+    /// `GET path` with `query` and `authorization` as the `Authorization` header (none: `None`),
+    /// checked like [`App::get`].
+    pub async fn get_as(&self, authorization: Option<&str>, template: &str, path: &str, query: &[(&str, &str)]) -> Answer {
+        let mut request = reqwest::Client::new().get(format!("http://{}{path}", self.addr)).query(query);
+        if let Some(value) = authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, value);
+        }
+        let answer = read(request.send().await.unwrap_or_else(|e| panic!("GET {path}: {e}")));
+        let answer = answer.await;
         self.check("get", template, &answer);
         answer
     }

@@ -7,7 +7,7 @@ use crate::helpers::{Answer, Exercised, Fresh, OPENAPI, connect, read, refs, spa
 use hoctap_api::Step;
 use hoctap_domain::codes::{Level, Metric, Title};
 use hoctap_domain::review::Status;
-use hoctap_gateway::{GatewayConfig, Tokens, hash_token};
+use hoctap_gateway::{GatewayConfig, Holders, Tokens, hash_token};
 use hoctap_kafka::test_broker::TestBroker;
 use hoctap_tests::{scenario_world, source_json};
 use serde_json::{Value, json};
@@ -50,7 +50,7 @@ async fn spawn_gateway() -> Gateway {
         hash_token(HN),
         hash_token(GSO)
     );
-    let mut config = GatewayConfig::new(broker.brokers(), Tokens::from_toml(&text).unwrap());
+    let mut config = GatewayConfig::new(broker.brokers(), Tokens::from_toml(&text, Holders::Sources).unwrap());
     config.event_partitions = 2;
     // As in the gateway's own tests: one record per producer batch against tansu, and a dead broker
     // fails a request within seconds.
@@ -132,6 +132,7 @@ async fn every_answer_of_both_services_matches_the_document_and_every_documented
     let api = spawn_api(&fresh.deployment).await;
     let empty = spawn_api(&never.deployment).await;
     let month = [("title", "learning_citizen"), ("from", "2025-01-01"), ("to", "2025-12-31")];
+    let hcm = format!("Bearer {}", crate::helpers::HCM_READER);
     let statuses = [
         api.get("/v1/reviews", "/v1/reviews", &[("scope", "01"), ("as_of", "2025-06-30")]).await.status,
         api.get(
@@ -176,12 +177,18 @@ async fn every_answer_of_both_services_matches_the_document_and_every_documented
         api.get("/v1/approvals", "/v1/approvals", &[("known_at", "2026-01-15")]).await.status,
         api.get("/v1/approvals", "/v1/approvals", &[("known_at", "soon")]).await.status,
         empty.get("/v1/approvals", "/v1/approvals", &[]).await.status,
+        // Readers: none, or one of another province (access.rs tests each rule).
+        api.get_as(None, "/v1/reviews", "/v1/reviews", &[("scope", "01"), ("as_of", "2025-12-31")]).await.status,
+        api.get_as(Some(&hcm), "/v1/reviews", "/v1/reviews", &[("scope", "01"), ("as_of", "2025-12-31")]).await.status,
+        api.get_as(Some("Bearer guessed"), "/v1/units/{code}/series", "/v1/units/01/series", &month).await.status,
+        api.get_as(Some(&hcm), "/v1/units/{code}/series", "/v1/units/001/series", &month).await.status,
+        api.get_as(None, "/v1/units", "/v1/units", &[("as_of", "2025-12-31")]).await.status,
     ];
     assert_eq!(
         statuses,
         [
             200, 200, 400, 400, 200, 404, 503, 200, 200, 400, 404, 503, 200, 200, 400, 503, 200, 503, 200, 200, 200,
-            200, 400, 503
+            200, 400, 503, 401, 403, 401, 403, 401
         ]
     );
 

@@ -3,7 +3,7 @@
 
 use super::{Engine, Kind, Measure, NO_GROUP, Place, Rec, Stamped, Subject, TargetRec};
 use crate::codes::{GROUPS, Level, Metric, TITLES, Title};
-use crate::geo::{GeoAt, UnitAt, UnitId};
+use crate::geo::{Change, GeoAt, UnitAt, UnitId};
 use crate::indicator::Indicator;
 use crate::review::{
     Completeness, Geography, MissingBaselines, NamedUnit, Reform, RelatedUnit, Relation, Review, Status, TargetName,
@@ -664,6 +664,40 @@ impl Engine {
             })
             .collect();
         out.sort_by(|a, b| a.code.cmp(&b.code));
+        out
+    }
+
+    /// The provinces unit `code` ever lay in, as known now: the province-level units reached by
+    /// following every parent it was ever given (establishments and reparentings not retracted),
+    /// whatever the date. What a reader allowed one province may read (the gateway asks the same
+    /// question of the units an event names: a unit that passed from one province to another belongs
+    /// to both). Sorted; empty for a code never established.
+    pub fn provinces_of(&self, code: &str) -> Vec<String> {
+        let Some(start) = self.units.get(code) else { return Vec::new() };
+        let mut seen = vec![start];
+        let mut todo = vec![start];
+        let mut out = Vec::new();
+        while let Some(unit) = todo.pop() {
+            let Some(history) = self.geo.get(unit as usize) else { continue };
+            for rec in history.recs.iter().filter(|r| self.alive(r.ev, None)) {
+                let parent = match &rec.change {
+                    Change::Established { level, parent, .. } => {
+                        if *level == Level::Province {
+                            out.push(self.units.codes[unit as usize].to_string());
+                        }
+                        *parent
+                    }
+                    Change::Reparented { parent } => Some(*parent),
+                    Change::Renamed { .. } | Change::Dissolved { .. } => None,
+                };
+                if let Some(p) = parent.filter(|p| !seen.contains(p)) {
+                    seen.push(p);
+                    todo.push(p);
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
         out
     }
 
