@@ -1,8 +1,8 @@
 //! The HTTP side: routes, authentication, content types, and one request from judgement to answer.
 
 use crate::Gateway;
-use crate::state::{Judgement, SIZE_RULE, Verdict};
 use crate::Source;
+use crate::state::{Judgement, SIZE_RULE, Verdict};
 use axum::body::Bytes;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::rejection::BytesRejection;

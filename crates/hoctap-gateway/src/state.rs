@@ -3,8 +3,8 @@
 //! retractions), and the last `recordedtime` it stamped. Judging a request is a synchronous function
 //! of this state; publishing and folding happen in `http`.
 
-use crate::places::{self, Places};
 use crate::Source;
+use crate::places::{self, Places};
 use hoctap_domain::validate::{CITIZEN_ID_DETAIL, find_citizen_id_in_json};
 use hoctap_domain::{Admission, Batch, Engine, Event, Refusal, Rule, Warning};
 use hoctap_kafka::{Reason, Route};

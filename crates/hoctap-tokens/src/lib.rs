@@ -139,8 +139,7 @@ impl Tokens {
         }
         let mut sources: Vec<Holder> = Vec::with_capacity(entries.len());
         for e in entries {
-            let invalid =
-                |problem: String| TokensError::Invalid { table: kind.table(), name: e.name.clone(), problem };
+            let invalid = |problem: String| TokensError::Invalid { table: kind.table(), name: e.name.clone(), problem };
             let scope = match e.province.as_str() {
                 "*" => Scope::All,
                 p if p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()) => Scope::Province(p.to_owned()),

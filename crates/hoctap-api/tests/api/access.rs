@@ -20,7 +20,13 @@ fn two_provinces() -> Vec<Event> {
         unit(901, "760", "district", "Quận 1", Some("79")),
         unit(902, "26734", "commune", "Tân Định", Some("760")),
         unit(903, "00099", "commune", "Xã Biên", Some("001")),
-        event(904, "admin_unit.reparented", "2025-07-01T00:00:00+07:00", "00099", json!({"code": "00099", "parent": "79"})),
+        event(
+            904,
+            "admin_unit.reparented",
+            "2025-07-01T00:00:00+07:00",
+            "00099",
+            json!({"code": "00099", "parent": "79"}),
+        ),
         event(
             905,
             "review.approved",
@@ -43,7 +49,8 @@ fn review(scope: &str) -> [(&str, &str); 2] {
     [("scope", scope), ("as_of", "2025-12-31")]
 }
 
-const YEARS: [(&str, &str); 4] = [("title", "learning_citizen"), ("from", "2021-01-01"), ("to", "2025-12-31"), ("step", "year")];
+const YEARS: [(&str, &str); 4] =
+    [("title", "learning_citizen"), ("from", "2021-01-01"), ("to", "2025-12-31"), ("step", "year")];
 
 fn refused(answer: &Answer, status: u16, rule: &str) {
     assert_eq!(answer.status, status, "{}", answer.text);
@@ -210,11 +217,7 @@ async fn the_api_reads_through_a_role_that_can_only_select_the_serving_read_mode
         (format!("SELECT count(*) FROM \"{}_g1\".subjects", other.deployment.name()), "read another generation"),
     ] {
         let error = limited.batch_execute(&sql).await.expect_err(what);
-        assert_eq!(
-            error.code(),
-            Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
-            "{what}: {error}"
-        );
+        assert_eq!(error.code(), Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE), "{what}: {error}");
     }
     drop(limited);
 

@@ -123,15 +123,16 @@ pub const HANOI_READER: &str = "reader-token-hanoi";
 pub const HCM_READER: &str = "reader-token-hcm";
 
 pub fn readers() -> hoctap_api::Tokens {
-    let text = [("bo-gddt", "*", NATIONAL_READER), ("so-gddt-hanoi", "01", HANOI_READER), ("so-gddt-hcm", "79", HCM_READER)]
-        .iter()
-        .map(|(name, province, token)| {
-            format!(
-                "[[reader]]\nname = \"{name}\"\nprovince = \"{province}\"\ntoken_sha256 = \"{}\"\n",
-                hoctap_api::hash_token(token)
-            )
-        })
-        .collect::<String>();
+    let text =
+        [("bo-gddt", "*", NATIONAL_READER), ("so-gddt-hanoi", "01", HANOI_READER), ("so-gddt-hcm", "79", HCM_READER)]
+            .iter()
+            .map(|(name, province, token)| {
+                format!(
+                    "[[reader]]\nname = \"{name}\"\nprovince = \"{province}\"\ntoken_sha256 = \"{}\"\n",
+                    hoctap_api::hash_token(token)
+                )
+            })
+            .collect::<String>();
     hoctap_api::Tokens::from_toml(&text, hoctap_api::Holders::Readers).unwrap()
 }
 
@@ -191,7 +192,13 @@ impl App {
 
     /// `GET path` with `query` and `authorization` as the `Authorization` header (none: `None`),
     /// checked like [`App::get`].
-    pub async fn get_as(&self, authorization: Option<&str>, template: &str, path: &str, query: &[(&str, &str)]) -> Answer {
+    pub async fn get_as(
+        &self,
+        authorization: Option<&str>,
+        template: &str,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Answer {
         let mut request = reqwest::Client::new().get(format!("http://{}{path}", self.addr)).query(query);
         if let Some(value) = authorization {
             request = request.header(reqwest::header::AUTHORIZATION, value);
