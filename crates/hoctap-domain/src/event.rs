@@ -674,7 +674,9 @@ fn decode(json: &[u8]) -> Result<Event, Refusal> {
         Ok(wire) => wire,
         Err(_) => read_wire(json, false).map_err(|e| {
             let id = sniff_id(json);
-            let field = if e.is_data() { "(envelope)" } else { "(line)" };
+            // A JSON object whose attribute has the wrong type: name that attribute. Other JSON
+            // (an array, a number) is wrong as a whole.
+            let field = if e.is_data() { mistyped_attribute(json).unwrap_or("(envelope)") } else { "(line)" };
             Refusal::new(id, field, if e.is_data() { Rule::Schema } else { Rule::Json }, e.to_string())
         })?,
     };
@@ -746,14 +748,46 @@ pub fn parse_type(ty: &str) -> Result<(EventType, u32), String> {
     Ok((event_type, version))
 }
 
-/// Best effort: the `id` of a line that is not a valid envelope, so that its refusal still names it.
-fn sniff_id(json: &[u8]) -> Option<String> {
-    #[derive(Deserialize)]
-    struct IdOnly {
-        id: Option<serde_json::Value>,
+/// The envelope attribute of a JSON object that is neither a string nor null (every attribute the
+/// envelope reads but `data` is text), for the refusal of an envelope that does not decode.
+/// Every occurrence counts: an attribute given twice may be mistyped in its first copy only.
+fn mistyped_attribute(json: &[u8]) -> Option<&'static str> {
+    const TEXT: &[&str] =
+        &["id", "specversion", "source", "type", "time", "subject", "datacontenttype", "recordedtime"];
+    struct Scan;
+    impl<'de> serde::de::Visitor<'de> for Scan {
+        type Value = Option<&'static str>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                match TEXT.iter().find(|a| **a == key) {
+                    Some(a) => {
+                        let value: serde_json::Value = map.next_value()?;
+                        if found.is_none() && !value.is_string() && !value.is_null() {
+                            found = Some(*a);
+                        }
+                    }
+                    None => {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(found)
+        }
     }
-    let v: IdOnly = serde_json::from_slice(json).ok()?;
-    match v.id? {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    serde::Deserializer::deserialize_map(&mut de, Scan).ok().flatten()
+}
+
+/// Best effort: the `id` of a line that is not a valid envelope, so that its refusal still names it.
+/// An `id` given twice is read as the decoder reads it: the last one (a derived struct would refuse the
+/// duplicate and name no id; found by `tests/fuzz.rs`).
+fn sniff_id(json: &[u8]) -> Option<String> {
+    let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(json).ok()?;
+    match object.remove("id")? {
         serde_json::Value::String(s) => Some(s),
         other => Some(other.to_string()),
     }
@@ -855,6 +889,28 @@ mod tests {
         let back = Event::from_json_recorded(r.to_json().as_bytes()).unwrap();
         assert_eq!(back, r);
         assert_eq!(back.fingerprint(), e.fingerprint(), "recordedtime is not content");
+    }
+
+    /// Found by `tests/fuzz.rs`: an envelope attribute of another type was refused as `(envelope)`.
+    #[test]
+    fn an_attribute_of_the_wrong_type_is_named() {
+        for (attribute, value) in [("subject", "5"), ("time", "true"), ("specversion", "{}"), ("type", "[]")] {
+            let bad = REG.replace(&format!(r#""{attribute}":"#), &format!(r#""{attribute}":{value},"was":"#));
+            let r = Event::from_json(bad.as_bytes()).unwrap_err();
+            assert_eq!((r.field.as_str(), r.rule), (attribute, Rule::Schema), "{r}");
+            assert_eq!(r.event_id.as_deref(), Some("6f1c1a52-3d8e-4f0e-9a43-0b8e9f7f2d11"));
+        }
+        let r = Event::from_json(b"[1, 2]").unwrap_err();
+        assert_eq!((r.field.as_str(), r.rule), ("(envelope)", Rule::Schema)); // An attribute given twice, mistyped in its first copy.
+        let twice = REG.replace(r#""subject":"#, r#""subject":{"a":1},"subject":"#);
+        assert_eq!(Event::from_json(twice.as_bytes()).unwrap_err().field, "subject");
+        // An id given twice: the last, as the decoder reads it.
+        let twice = REG.replace(r#""source":"#, r#""id":"1c283915-c64a-482f-8e51-0dbf3019abb4","source":[],"was":"#);
+        let r = Event::from_json(twice.as_bytes()).unwrap_err();
+        assert_eq!((r.field.as_str(), r.event_id.as_deref()), ("source", Some("1c283915-c64a-482f-8e51-0dbf3019abb4")));
+        // A line that is only a citizen-ID number.
+        let r = Event::from_json(br#""001203004567""#).unwrap_err();
+        assert_eq!((r.field.as_str(), r.rule), ("(event)", Rule::CitizenId));
     }
 
     #[test]

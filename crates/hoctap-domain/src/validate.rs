@@ -234,7 +234,10 @@ pub fn find_citizen_id_in_json(raw: &[u8]) -> Option<String> {
         return None;
     }
     match serde_json::from_slice::<Value>(raw) {
-        Ok(value) => citizen_id_in_data(&value, "").map(|(path, _)| path),
+        // A JSON text that is only the number (a string at the root) has no path: the event is at fault.
+        Ok(value) => {
+            citizen_id_in_data(&value, "").map(|(path, _)| if path.is_empty() { "(event)".to_owned() } else { path })
+        }
         Err(_) => find_citizen_id(&unescape_digits(&text)).map(|_| "(event)".to_owned()),
     }
 }
