@@ -58,6 +58,6 @@ fn the_dashboard_of_hoctap_serve_shows_the_review_and_follows_the_date() {
     assert!(ingested.status.code().is_some_and(|c| c <= 1), "{}", String::from_utf8_lossy(&ingested.stderr));
 
     let served = serve(&data);
-    let (overview, chart) = drive_dashboard(&served.base, "serve");
+    let (overview, chart) = drive_dashboard(&served.base, "serve", None);
     assert!(is_png(&overview, 50_000) && is_png(&chart, 5_000));
 }

@@ -172,8 +172,20 @@ fn shown_targets(page: &Page) -> Vec<(String, String, Option<f64>, String)> {
 
 /// The review the page's own server answers for the question (fetched by the page, so the figures on
 /// screen are compared with the API's document).
+/// Types `token` into the page's token form and sends it.
+fn enter_token(page: &Page, token: &str) {
+    page.wait_for("#token-form:not([hidden]) #token");
+    let quoted = serde_json::to_string(token).expect("a string");
+    page.eval(&format!("document.querySelector('#token').value = {quoted}"));
+    page.click("#token-form button[type=submit]");
+}
+
+/// The review the API gives, asked from the page with the reader's token it keeps (if any).
 fn api_review(page: &Page, scope: &str, as_of: &str) -> Value {
-    page.eval(&format!("fetch('/v1/reviews?scope={scope}&as_of={as_of}').then(r => r.json())"))
+    page.eval(&format!(
+        "fetch('/v1/reviews?scope={scope}&as_of={as_of}', {{ headers: sessionStorage.getItem('hoctap.token') \
+         ? {{ Authorization: 'Bearer ' + sessionStorage.getItem('hoctap.token') }} : {{}} }}).then(r => r.json())"
+    ))
 }
 
 /// Asserts the page's targets are the review's: every target, its status, its actual to two decimals.
@@ -206,10 +218,18 @@ fn pick_date(page: &Page, as_of: &str) {
 /// The walk-through of the dashboard at `base` (e.g. `http://127.0.0.1:8090`), whose data is a city
 /// with province `01` and districts before 1 July 2025: the targets appear with the API's figures;
 /// another date changes them; the charts are drawn; English; the units table sorts, filters and
-/// drills down to communes; a unit's series is drawn. Screenshots are named `<prefix>-….png`; returns
-/// the overview's and a chart's.
-pub fn drive_dashboard(base: &str, prefix: &str) -> (PathBuf, PathBuf) {
+/// drills down to communes; a unit's series is drawn. With `token`, the server has readers: the page
+/// asks for a token, says a wrong one is wrong, and shows everything once `token` is typed.
+/// Screenshots are named `<prefix>-….png`; returns the overview's and a chart's.
+pub fn drive_dashboard(base: &str, prefix: &str, token: Option<&str>) -> (PathBuf, PathBuf) {
     let page = Page::open(&format!("{base}/"));
+    if let Some(token) = token {
+        // A server with readers: the page asks for a token; a wrong one is said to be wrong.
+        page.wait_for(r#"body[data-state="token"]"#);
+        enter_token(&page, "not-a-reader");
+        page.wait_for(r#"body[data-state="token"] #token-wrong:not([hidden])"#);
+        enter_token(&page, token);
+    }
     page.wait_ready("2025-12-31");
     let heading = page.eval("document.querySelector('#targets th').textContent");
     assert_eq!(heading, "Chỉ tiêu", "Vietnamese first");

@@ -28,6 +28,8 @@
   const TEXT = {
     vi: {
       app_title: 'Xã hội học tập', app_sub: 'Bảng theo dõi kết quả xây dựng xã hội học tập 2021–2030',
+      token_hint: 'Máy chủ này chỉ trả lời người xem có mã truy cập (do đơn vị quản lý hệ thống cấp).',
+      token: 'Mã truy cập', token_go: 'Xem', token_wrong: 'Mã truy cập không đúng.',
       as_of: 'Tính đến ngày', known_at: 'Dữ liệu ghi nhận đến', known_at_date: 'Ngày ghi nhận',
       now: 'Mới nhất (mọi dữ liệu đã ghi nhận)', pick_date: 'Chọn một ngày…', approved_opt: 'Đã phê duyệt',
       targets: 'Chỉ tiêu', indicator: 'Chỉ tiêu', plan: 'Kế hoạch', target: 'Mục tiêu', actual: 'Thực tế',
@@ -50,6 +52,8 @@
     },
     en: {
       app_title: 'Learning society', app_sub: 'Progress towards the learning-society targets, 2021–2030',
+      token_hint: 'This server answers readers with an access token only (issued by the system\'s operator).',
+      token: 'Access token', token_go: 'Open', token_wrong: 'That access token is not valid.',
       as_of: 'As of', known_at: 'As known at', known_at_date: 'Known at (date)',
       now: 'Latest (everything recorded)', pick_date: 'Pick a date…', approved_opt: 'Approved',
       targets: 'Targets', indicator: 'Indicator', plan: 'Plan', target: 'Target', actual: 'Actual',
@@ -149,8 +153,13 @@
   const levelName = (level) => words().levels[level] ?? level;
   const statusName = (status) => words().statuses[status] ?? status;
 
+  // A reader's token, asked for when the server answers 401 (`hoctap api --readers`); kept for the tab.
+  const TOKEN = 'hoctap.token';
   async function getJson(url) {
-    const response = await fetch(url, { headers: { Accept: 'application/json' } });
+    const headers = { Accept: 'application/json' };
+    const token = sessionStorage.getItem(TOKEN);
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const response = await fetch(url, { headers });
     const body = await response.json().catch(() => ({}));
     if (!response.ok) {
       const error = new Error(body.error || `${response.status} ${response.statusText}`);
@@ -226,6 +235,7 @@
       document.body.dataset.state = 'ready';
     } catch (e) {
       if (generation !== state.generation) return;
+      if (e.status === 401) return askToken();
       $('#error').textContent = e.message;
       $('#error').hidden = false;
       document.body.dataset.state = 'error';
@@ -594,6 +604,7 @@
     try {
       series = await getJson(`/v1/units/${encodeURIComponent(code)}/series?${q}`);
     } catch (e) {
+      if (e.status === 401) return askToken();
       box.replaceChildren(el('p', { class: 'error', text: e.message }));
       return;
     }
@@ -625,6 +636,15 @@
     );
   }
 
+  function askToken() {
+    const wrong = sessionStorage.getItem(TOKEN) !== null;
+    sessionStorage.removeItem(TOKEN);
+    $('#token-wrong').hidden = !wrong;
+    $('#token-form').hidden = false;
+    $('#token').focus();
+    document.body.dataset.state = 'token';
+  }
+
   async function loadApprovals() {
     try {
       state.approvals = (await getJson('/v1/approvals')).approvals;
@@ -635,6 +655,16 @@
 
   // Controls.
   $('#controls').addEventListener('submit', (e) => e.preventDefault());
+  $('#token-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    sessionStorage.setItem(TOKEN, $('#token').value.trim());
+    $('#token').value = '';
+    $('#token-form').hidden = true;
+    loadApprovals().then(() => {
+      applyText();
+      load();
+    });
+  });
   $('#as-of').value = state.asOf;
   $('#as-of').addEventListener('change', (e) => {
     if (!e.target.value) return;

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 const REVIEWS: &str = "/v1/reviews";
 const SERIES: &str = "/v1/units/{code}/series";
 const UNITS: &str = "/v1/units";
+const APPROVALS: &str = "/v1/approvals";
 
 /// The hand world (Hà Nội, 01) with Hồ Chí Minh City (79) beside it, one commune that passed from a
 /// Hà Nội district to HCM (so it belongs to both), and a review of 01 approved by a decision.
@@ -85,6 +86,7 @@ async fn a_reader_reads_its_province_only_and_nobody_reads_without_a_token() {
             app.get_as(a, REVIEWS, REVIEWS, &[("approved", "15/QĐ-UBND")]).await,
             app.get_as(a, SERIES, "/v1/units/01/series", &YEARS).await,
             app.get_as(a, UNITS, UNITS, &[("as_of", "2025-12-31")]).await,
+            app.get_as(a, APPROVALS, APPROVALS, &[]).await,
             // Refused before the parameters are read: a caller without a token learns nothing.
             app.get_as(a, REVIEWS, REVIEWS, &[("scope", "01")]).await,
         ];
@@ -124,6 +126,14 @@ async fn a_reader_reads_its_province_only_and_nobody_reads_without_a_token() {
     assert_eq!(app.get_as(c, REVIEWS, REVIEWS, &review("79")).await.status, 200);
     assert_eq!(app.get_as(c, REVIEWS, REVIEWS, &review("00099")).await.status, 200);
     assert_eq!(app.get_as(c, SERIES, "/v1/units/26734/series", &YEARS).await.status, 200);
+
+    // The approvals list: a province reader gets those of its scopes (Hà Nội's decision is not HCM's).
+    let approved = |answer: Answer| -> Vec<String> {
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        answer.json()["approvals"].as_array().unwrap().iter().map(|a| a["number"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(approved(app.get_as(h, APPROVALS, APPROVALS, &[]).await), ["15/QĐ-UBND"]);
+    assert!(approved(app.get_as(c, APPROVALS, APPROVALS, &[]).await).is_empty());
 
     // The units list: each province reader gets its own units; the national reader every one.
     let as_of = [("as_of", "2025-06-30")];
@@ -167,6 +177,9 @@ async fn public_reviews_open_the_reviews_and_nothing_else() {
     assert_eq!(figures(&open), figures(&national));
     assert_eq!(public.get_as(None, REVIEWS, REVIEWS, &review("79")).await.status, 200);
     assert_eq!(public.get_as(None, REVIEWS, REVIEWS, &[("approved", "15/QĐ-UBND")]).await.status, 200);
+    // Which reviews were approved is as public as the reviews.
+    let approvals = public.get_as(None, APPROVALS, APPROVALS, &[]).await;
+    assert_eq!(approvals.json()["approvals"][0]["number"], "15/QĐ-UBND", "{}", approvals.text);
     // A province reader's token restricts nothing on a public review...
     let hcm = bearer(HCM_READER);
     assert_eq!(public.get_as(Some(&hcm), REVIEWS, REVIEWS, &review("01")).await.status, 200);
@@ -177,6 +190,7 @@ async fn public_reviews_open_the_reviews_and_nothing_else() {
     refused(&public.get_as(Some(&hcm), SERIES, "/v1/units/01/series", &YEARS).await, 403, "province");
     // Without the option the same review is closed.
     refused(&closed.get_as(None, REVIEWS, REVIEWS, &review("01")).await, 401, "token");
+    refused(&closed.get_as(None, APPROVALS, APPROVALS, &[]).await, 401, "token");
 
     public.stop().await;
     closed.stop().await;

@@ -2,7 +2,7 @@
 //! byte the documents `hoctap api` gives from PostgreSQL for the same events (`generated_at` aside),
 //! errors included; and the dashboard of `hoctap api` in a real browser (Debian's chromium).
 
-use crate::helpers::{Fresh, city, connect, engine_of, spawn_api};
+use crate::helpers::{Fresh, NATIONAL_READER, city, connect, engine_of, spawn_api};
 use hoctap_domain::Event;
 use hoctap_domain::time::format_instant;
 use hoctap_tests::without_generated_at;
@@ -69,7 +69,11 @@ async fn the_embedded_server_answers_byte_for_byte_what_the_api_answers() {
         "/v1/approvals?known_at=soon".to_owned(),
         "/no/such/path".to_owned(),
     ];
-    let http = reqwest::Client::new();
+    // The national reader's token: `hoctap api` asks for one, `hoctap serve` (local) needs none.
+    let mut headers = reqwest::header::HeaderMap::new();
+    let bearer = format!("Bearer {NATIONAL_READER}");
+    headers.insert(reqwest::header::AUTHORIZATION, reqwest::header::HeaderValue::from_str(&bearer).unwrap());
+    let http = reqwest::Client::builder().default_headers(headers).build().unwrap();
     let mut statuses = Vec::new();
     for path in &asked {
         let get = |base: String| {
@@ -120,7 +124,8 @@ async fn the_embedded_server_answers_byte_for_byte_what_the_api_answers() {
 }
 
 /// The dashboard of `hoctap api` (PostgreSQL read models) in chromium: the walk-through of
-/// `hoctap_tests::browser::drive_dashboard`, screenshots `api-….png`.
+/// `hoctap_tests::browser::drive_dashboard` with the national reader's token typed into the page,
+/// screenshots `api-….png`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_of_the_api_shows_the_review_and_follows_the_date_in_a_browser() {
     let mut client = connect().await;
@@ -130,7 +135,8 @@ async fn the_dashboard_of_the_api_shows_the_review_and_follows_the_date_in_a_bro
     let base = format!("http://{}", api.addr);
     // The browser is driven synchronously, off the runtime that serves the API.
     let (overview, chart) =
-        tokio::task::spawn_blocking(move || hoctap_tests::browser::drive_dashboard(&base, "api")).await.unwrap();
+        tokio::task::spawn_blocking(move || hoctap_tests::browser::drive_dashboard(&base, "api", Some(NATIONAL_READER)))
+            .await.unwrap();
     assert!(hoctap_tests::browser::is_png(&overview, 50_000) && hoctap_tests::browser::is_png(&chart, 5_000));
     api.stop().await;
     fresh.remove(&mut client).await;
