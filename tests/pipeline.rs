@@ -114,6 +114,7 @@ impl Stack {
         )
         .expect("writing the tokens");
         let port = free_port();
+        let name = format!("t_{:016x}", fastrand::u64(..));
         let gateway = Service::start(
             "gateway",
             dir.path(),
@@ -127,13 +128,16 @@ impl Stack {
                 tokens.display().to_string(),
                 "--partitions".into(),
                 PARTITIONS.into(),
+                "--postgres".into(),
+                postgres.into(),
+                "--deployment".into(),
+                name.clone(),
                 // tansu skips the rest of a producer batch when a consumer resumes inside it
                 // (shared/broker.md, gap 1): every record its own batch, so restarts are exact.
                 "--producer-setting".into(),
                 "batch.num.messages=1".into(),
             ],
         );
-        let name = format!("t_{:016x}", fastrand::u64(..));
         let mut stack = Stack {
             broker,
             postgres: postgres.to_owned(),

@@ -21,6 +21,10 @@ pub enum BenchCommand {
     /// The read side at one city size: load a generated city into PostgreSQL through the projector's
     /// apply path, start a projector process on it, then time reviews and series; prints `key: value`.
     ReadSide(crate::bench_read::ReadSideArgs),
+    /// The gateway's start time and resident memory after many accepted events: a generated city is
+    /// written to the gateway's tables as the gateway writes them, then `hoctap gateway` is started
+    /// (with a tail of the log to fold, then without) and asked about known events; prints `key: value`.
+    Gateway(crate::bench_gateway::GatewayBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -45,6 +49,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Replay(args) => replay(&args),
         BenchCommand::Pipeline(args) => crate::bench_pg::pipeline(&args),
         BenchCommand::ReadSide(args) => crate::bench_read::read_side(&args),
+        BenchCommand::Gateway(args) => crate::bench_gateway::gateway(&args),
     }
 }
 

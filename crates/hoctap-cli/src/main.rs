@@ -2,6 +2,7 @@
 
 mod approve;
 mod bench;
+mod bench_gateway;
 mod bench_pg;
 mod bench_read;
 mod demo;

@@ -10,7 +10,7 @@ use std::time::Duration;
 /// Where the read models live: flags, or `HOCTAP_…` environment variables.
 #[derive(Debug, clap::Args)]
 pub struct StoreArgs {
-    /// PostgreSQL holding the read models: a `postgresql://` URL or libpq-style `host=… user=… dbname=…`.
+    /// PostgreSQL holding the read models (and the gateway's memory of the events topic): a `postgresql://` URL or libpq-style `host=… user=… dbname=…`.
     /// The value is never shown in `--help` (it may hold a password).
     #[arg(
         long,

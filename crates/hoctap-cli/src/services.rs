@@ -13,6 +13,16 @@ pub struct GatewayArgs {
     /// Address to listen on.
     #[arg(long, env = "HOCTAP_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
+    /// PostgreSQL (`--postgres`) keeps what the gateway remembers of the events topic (ids, content
+    /// digests, subjects' communes, folded offsets, the writer lease) in the schema
+    /// `<deployment>_gateway`; the start reads only the topic's tail.
+    #[command(flatten)]
+    store: crate::pipeline::StoreArgs,
+    /// Seconds the writer lease lasts without renewal: with several gateways, one writes and the others
+    /// answer 503 until it is released (a graceful stop) or expires (a crash). Must exceed 6/5 of two
+    /// publish timeouts plus 2 s.
+    #[arg(long, env = "HOCTAP_LEASE_SECONDS", default_value_t = 30)]
+    lease_seconds: u64,
     /// TOML file of source systems: `[[source]] name, province, token_sha256` (tokens are stored hashed;
     /// `hoctap gateway --hash-token TOKEN` prints the hash of one).
     #[arg(long, env = "HOCTAP_TOKENS", required_unless_present = "hash_token")]
@@ -60,7 +70,9 @@ pub fn gateway(args: &GatewayArgs) -> Result<ExitCode> {
     let path = args.tokens.as_ref().context("--tokens is required")?;
     let tokens = hoctap_gateway::Tokens::load(path, hoctap_gateway::Holders::Sources)
         .with_context(|| format!("reading {}", path.display()))?;
-    let mut config = hoctap_gateway::GatewayConfig::new(args.brokers.clone(), tokens);
+    let mut config =
+        hoctap_gateway::GatewayConfig::new(args.brokers.clone(), tokens, args.store.postgres.clone(), args.store.deployment()?);
+    config.lease = std::time::Duration::from_secs(args.lease_seconds);
     config.event_partitions = args.partitions;
     config.producer = args.producer_settings.iter().cloned().collect();
     config.limits = hoctap_gateway::Limits {

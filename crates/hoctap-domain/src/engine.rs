@@ -2,7 +2,7 @@
 //! answers reviews. Folding cannot fail and does not depend on the order events arrive in.
 
 use crate::codes::{Metric, Title};
-use crate::event::{Decision, Event, EventData, Plan, ReviewApproved};
+use crate::event::{ContentDigest, Decision, Event, EventData, Plan, ReviewApproved};
 use crate::geo::{Change, GeoRec, UnitHistory, UnitId};
 use crate::indicator::Indicator;
 use crate::refusal::{Refusal, Rule};
@@ -42,6 +42,12 @@ pub struct Batch {
     /// The earliest `recordedtime` the door will stamp on the batch, when it knows it (its clock now):
     /// an approval must have frozen an instant before it.
     now: Option<i64>,
+    /// Events accepted before that the engine does not hold (a door that keeps its ids elsewhere, the
+    /// gateway in PostgreSQL, tells the batch about the ids it holds): their content digest and
+    /// subject (as [`subject_key`]).
+    prior: HashMap<Uuid, (ContentDigest, u64)>,
+    /// Subjects that events accepted before (and not in the engine) placed in a commune.
+    prior_placed: HashSet<u64>,
 }
 
 /// A subject's name as 64 bits, for a batch's bookkeeping: equal names, equal keys; two names with
@@ -58,6 +64,19 @@ impl Batch {
     /// (rule `known_at_future`); a [`Batch::default`] leaves that to [`Engine::approval`].
     pub fn recording_at(now: i64) -> Batch {
         Batch { now: Some(now), ..Batch::default() }
+    }
+
+    /// Tells the batch that an event with this id, content digest and subject was accepted before,
+    /// although the engine does not hold it: [`Engine::admit`] then treats a copy with the same digest
+    /// as a duplicate, one with another as a conflicting id, and a retraction naming it by its subject,
+    /// exactly as if the engine held it.
+    pub fn accepted_before(&mut self, id: Uuid, digest: ContentDigest, subject: &str) {
+        self.prior.insert(id, (digest, subject_key(subject)));
+    }
+
+    /// Tells the batch that events accepted before (not in the engine) placed `subject` in a commune.
+    pub fn placed_before(&mut self, subject: &str) {
+        self.prior_placed.insert(subject_key(subject));
     }
 
     /// Notes `event`'s subject under its id (the first one given for an id), and whether it places
@@ -91,6 +110,7 @@ impl Batch {
             .filter(|(e, _)| validate::check_content(e).is_ok())
             .filter(|(e, _)| {
                 engine.ids.get(&e.id).is_none_or(|&m| engine.metas[m as usize].fingerprint == e.fingerprint())
+                    && self.prior.get(&e.id).is_none_or(|(digest, _)| *digest == e.content_digest())
             })
             .collect();
         // Parents may be established later in the batch: settle until nothing changes.
@@ -333,13 +353,13 @@ impl Engine {
     pub fn admit(&self, batch: &mut Batch, event: &Event) -> Result<Admission, Refusal> {
         validate::check_content(event)?;
         let fingerprint = event.fingerprint();
-        let earlier = self
-            .ids
-            .get(&event.id)
-            .map(|&m| self.metas[m as usize].fingerprint)
-            .or_else(|| batch.ids.get(&event.id).copied());
-        if let Some(earlier) = earlier {
-            return if earlier == fingerprint {
+        let earlier = match (self.ids.get(&event.id), batch.prior.get(&event.id)) {
+            (Some(&m), _) => Some(self.metas[m as usize].fingerprint == fingerprint),
+            (None, Some((digest, _))) => Some(*digest == event.content_digest()),
+            (None, None) => batch.ids.get(&event.id).map(|&f| f == fingerprint),
+        };
+        if let Some(same) = earlier {
+            return if same {
                 Ok(Admission::Duplicate)
             } else {
                 Err(Refusal::new(
@@ -421,6 +441,7 @@ impl Engine {
         if about_subject
             && !self.is_placed(&event.subject)
             && !batch.placed.contains(&subject_key(&event.subject))
+            && !batch.prior_placed.contains(&subject_key(&event.subject))
             && !batch.units.contains(&event.subject)
         {
             warn(
@@ -434,6 +455,7 @@ impl Engine {
         }
         if let EventData::EventRetracted(d) = &event.data
             && !self.ids.contains_key(&d.event_id)
+            && !batch.prior.contains_key(&d.event_id)
             && !batch.subjects.contains_key(&d.event_id)
         {
             warn(
@@ -460,9 +482,10 @@ impl Engine {
     /// Whether the event `id` (accepted before, else in `batch`) is about `subject`; `None` when the
     /// event is known neither here nor in the batch.
     fn subject_of_is(&self, id: &Uuid, subject: &str, batch: &Batch) -> Option<bool> {
-        match self.ids.get(id) {
-            Some(&m) => Some(self.subject_ids.get(subject) == Some(&self.metas[m as usize].subject)),
-            None => batch.subjects.get(id).map(|&s| s == subject_key(subject)),
+        match (self.ids.get(id), batch.prior.get(id)) {
+            (Some(&m), _) => Some(self.subject_ids.get(subject) == Some(&self.metas[m as usize].subject)),
+            (None, Some(&(_, s))) => Some(s == subject_key(subject)),
+            (None, None) => batch.subjects.get(id).map(|&s| s == subject_key(subject)),
         }
     }
 

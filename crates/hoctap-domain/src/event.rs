@@ -402,6 +402,11 @@ pub struct EventRetracted {
     pub reason: String,
 }
 
+/// What decides whether two copies of one id are the same event, in a form that may be stored:
+/// [`Event::content_digest`]. 16 bytes (two different contents share one with odds 2⁻¹²⁸).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ContentDigest(pub [u8; 16]);
+
 /// One event, decoded. `recordedtime` is present once the tracker accepted it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
@@ -456,6 +461,22 @@ impl Event {
         self.datacontenttype.hash(&mut h);
         self.data.hash(&mut h);
         h.finish()
+    }
+
+    /// A stable digest of the same content as [`Event::fingerprint`] (`recordedtime` aside): the first
+    /// 16 bytes of the SHA-256 of the canonical JSON without `recordedtime`. Unlike the fingerprint it
+    /// may be stored (the gateway keeps it in PostgreSQL to refuse a conflicting copy after a restart).
+    pub fn content_digest(&self) -> ContentDigest {
+        use sha2::Digest as _;
+        let json = if self.recordedtime.is_some() {
+            Event { recordedtime: None, ..self.clone() }.to_json()
+        } else {
+            self.to_json()
+        };
+        let hash = sha2::Sha256::digest(json.as_bytes());
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&hash[..16]);
+        ContentDigest(bytes)
     }
 
     /// The canonical JSON form (one line, no trailing newline), as written to the log and to Kafka.

@@ -20,7 +20,7 @@ pub use engine::{
     Admission, Approval, ApprovalError, Batch, CHECKPOINT_VERSION, CheckpointError, Contribution, Deltas, Digest,
     Engine, HistoryError, Ledger, Locator, Measure, MemoryStats, Place, PlaceCounts, Query, QueryError, Recorded,
 };
-pub use event::{Event, EventData, EventType};
+pub use event::{ContentDigest, Event, EventData, EventType};
 pub use refusal::{Refusal, Rule};
 pub use review::Review;
 pub use time::Day;

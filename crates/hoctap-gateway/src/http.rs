@@ -1,8 +1,9 @@
 //! The HTTP side: routes, authentication, content types, and one request from judgement to answer.
 
-use crate::Gateway;
 use crate::Source;
-use crate::state::{Judgement, SIZE_RULE, Verdict};
+use crate::lease::{self, NotReady, Writer};
+use crate::state::{Decoded, Judgement, SIZE_RULE, Verdict};
+use crate::{Gateway, Inner};
 use axum::body::Bytes;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::rejection::BytesRejection;
@@ -15,10 +16,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use governor::clock::DefaultClock;
 use hoctap_domain::Event;
-use hoctap_kafka::{DeadLetter, PublishError, Reason, Route};
+use hoctap_kafka::{DeadLetter, PublishError, Reason, Route, Written};
+use hoctap_store::{Folded, StoreError};
 use serde::Serialize;
 use serde_json::value::RawValue;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use tower::{BoxError, ServiceBuilder};
 use uuid::Uuid;
 
@@ -44,9 +46,13 @@ pub(crate) fn router(gateway: Gateway) -> Router {
         .with_state(gateway)
 }
 
-/// `ok` when a Kafka broker answers (within 2 s); else 503 with `Retry-After`: events cannot be
-/// accepted now. Outside the concurrency bound, so a busy gateway still answers it.
+/// `ok` when this gateway holds the writer lease and a Kafka broker answers (within 2 s); else 503
+/// with `Retry-After`: events cannot be accepted here now (a standby says so, so that a load balancer
+/// sends requests to the writer). Outside the concurrency bound, so a busy gateway still answers it.
 async fn healthz(State(gateway): State<Gateway>) -> Response {
+    if !gateway.inner.lease.may_publish() {
+        return standby(&gateway);
+    }
     let producer = gateway.inner.producer.clone();
     match tokio::task::spawn_blocking(move || producer.reachable(std::time::Duration::from_secs(2))).await {
         Ok(Ok(())) => "ok".into_response(),
@@ -310,21 +316,40 @@ async fn handle(
     };
 
     let inner = &gateway.inner;
-    let mut state = tokio::select! {
-        state = inner.state.lock() => state,
+    // Decoded before the lock: it needs no state.
+    let decoded = match Decoded::new(&raws, inner.limits.event_bytes) {
+        Ok(decoded) => decoded,
+        Err(judgement) => return citizen_id_answer(&source, raws.len(), judgement),
+    };
+    let mut writer = tokio::select! {
+        writer = inner.state.lock() => writer,
         () = answer.closed() => return error(StatusCode::SERVICE_UNAVAILABLE, "given up before it was judged"),
     };
-    let mut verdicts = match state.judge(&source, &raws, inner.limits.event_bytes) {
-        Judgement::CitizenId(found) => {
-            drop(state);
-            tracing::info!(source = %source.name, events = raws.len(), "request refused: raw citizen-ID number");
-            let answer = Answer {
-                error: Some("a raw citizen-ID number (CCCD) was found; nothing in this request was accepted"),
-                refused: found.into_iter().map(|(i, reason)| Refused::new(i, 422, reason)).collect(),
-                ..Answer::default()
-            };
-            return (StatusCode::UNPROCESSABLE_ENTITY, Json(answer)).into_response();
+    let Some(epoch) = inner.lease.epoch_to_publish() else {
+        return standby(&gateway);
+    };
+    if let Err(e) = lease::ready(inner, &mut writer).await {
+        if let NotReady::Store(StoreError::Fenced { epoch, .. }) = &e {
+            inner.lease.lost(*epoch);
         }
+        tracing::warn!(error = %e, "the gateway cannot judge now");
+        return unavailable(inner, "the gateway cannot reach its state (PostgreSQL or the log) now; retry");
+    }
+    let Writer { db, ready } = &mut *writer;
+    let Some(current) = ready.as_mut().filter(|r| r.epoch == epoch) else {
+        return standby(&gateway);
+    };
+    let (ids, subjects) = decoded.lookups();
+    let known = match db.known(&ids, &subjects).await {
+        Ok(known) => known,
+        Err(e) => {
+            tracing::warn!(error = %e, "looking up a request's ids and subjects");
+            return unavailable(inner, "the gateway cannot reach its state (PostgreSQL) now; retry");
+        }
+    };
+    let state = &mut current.state;
+    let mut verdicts = match state.judge(&source, &raws, &decoded, &known) {
+        judgement @ Judgement::CitizenId(_) => return citizen_id_answer(&source, raws.len(), judgement),
         Judgement::Events(verdicts) => verdicts,
     };
 
@@ -368,9 +393,27 @@ async fn handle(
         Err(e) => Err(e),
     };
     match published {
-        Ok(()) => {
+        Ok(written) => {
             for (route, event) in &routed {
                 state.fold(event, *route);
+            }
+            let folded = remembered(&routed, &written, &inner.topics.events);
+            match db.record(epoch, &folded).await {
+                Ok(()) => {}
+                Err(e) => {
+                    if let StoreError::Fenced { .. } = e {
+                        inner.lease.lost(epoch);
+                        *ready = None;
+                    } else {
+                        current.stale = true;
+                    }
+                    tracing::warn!(source = %source.name, error = %e, "Kafka took a request's records but PostgreSQL did not remember them");
+                    return unavailable(
+                        inner,
+                        "the log took the events but the gateway could not record them; nothing is claimed accepted; \
+                         retry: those in the log come back as duplicates",
+                    );
+                }
             }
         }
         Err(e) => {
@@ -379,8 +422,10 @@ async fn handle(
                 for (route, event) in delivered.iter().filter_map(|&i| routed.get(i)) {
                     state.fold(event, *route);
                 }
+                // The events topic's records among them are read back from the log before the next judgement.
+                current.stale = true;
             }
-            drop(state);
+            drop(writer);
             tracing::warn!(source = %source.name, error = %e, "Kafka did not acknowledge a request's records");
             let mut response = error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -390,7 +435,7 @@ async fn handle(
             return response;
         }
     }
-    drop(state);
+    drop(writer);
 
     let mut answer = Answer::default();
     let mut single_status = StatusCode::ACCEPTED;
@@ -422,4 +467,56 @@ async fn handle(
     );
     let status = if kind == Kind::Single { single_status } else { StatusCode::ACCEPTED };
     (status, Json(answer)).into_response()
+}
+
+/// The answer to a request holding a raw citizen-ID number: 422, nothing published.
+fn citizen_id_answer(source: &Source, events: usize, judgement: Judgement) -> Response {
+    let Judgement::CitizenId(found) = judgement else {
+        unreachable!("called for a citizen-ID judgement only")
+    };
+    tracing::info!(source = %source.name, events, "request refused: raw citizen-ID number");
+    let answer = Answer {
+        error: Some("a raw citizen-ID number (CCCD) was found; nothing in this request was accepted"),
+        refused: found.into_iter().map(|(i, reason)| Refused::new(i, 422, reason)).collect(),
+        ..Answer::default()
+    };
+    (StatusCode::UNPROCESSABLE_ENTITY, Json(answer)).into_response()
+}
+
+/// 503 with `Retry-After`: nothing was accepted.
+fn unavailable(inner: &Inner, message: &str) -> Response {
+    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, message);
+    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(inner.lease.retry_after()));
+    response
+}
+
+/// The answer of a gateway that does not hold the writer lease (another one does).
+fn standby(gateway: &Gateway) -> Response {
+    unavailable(
+        &gateway.inner,
+        "standby: another gateway holds the writer lease; this one writes once it is released or expires; retry",
+    )
+}
+
+/// What PostgreSQL remembers of a request's records once Kafka took them: the events topic's ids,
+/// digests, subjects and placements, and the offsets after them.
+fn remembered<'a>(routed: &[(Route, &'a Event)], written: &[Written], events_topic: &'a str) -> Folded<'a> {
+    let mut folded = Folded::default();
+    let mut next: HashMap<(&str, i32), i64> = HashMap::new();
+    for ((route, event), w) in routed.iter().zip(written) {
+        if let Some(r) = event.recordedtime {
+            folded.last_recorded = folded.last_recorded.max(r);
+        }
+        if *route != Route::Events {
+            continue;
+        }
+        let n = next.entry((events_topic, w.partition)).or_insert(0);
+        *n = (*n).max(w.offset + 1);
+        folded.events.push((event.id, event.content_digest(), &event.subject));
+        if let Some(commune) = crate::places::placement(event) {
+            folded.placements.push((&event.subject, commune));
+        }
+    }
+    folded.next_offsets = next;
+    folded
 }

@@ -27,19 +27,29 @@
 //! next request is judged against everything the previous one accepted (its ids are duplicates, its
 //! units are known), never against a state that a publish in flight may still change. Throughput comes
 //! from batches, not from concurrent requests.
+//!
+//! What the gateway remembers is bounded by the city, not by the history: the reference topic
+//! (geography, baselines, targets, approvals) in memory, read whole at start; the events topic's ids,
+//! content digests, subjects and placements in PostgreSQL (`hoctap_store::GatewayState`), looked up
+//! per request and written after Kafka acknowledged them, with the offsets they reach, so that a start
+//! reads only the topic's tail. Several gateways may run: one holds the writer lease and serves, the
+//! others answer 503 with `Retry-After` until it is released or expires (`lease.rs`).
+//! Design: docs/design/2026-11-30-bounded-gateway.md.
 
 mod http;
+mod lease;
 mod places;
 mod state;
 
+pub use places::placement;
 pub use hoctap_tokens::{Holders, Scope, Tokens, TokensError, hash_token};
 
 /// A source system, as authenticated (a holder of a `[[source]]` token).
 pub type Source = hoctap_tokens::Holder;
 
-use hoctap_domain::Event;
-use hoctap_kafka::{Producer, Route, Topics};
-use state::State;
+use hoctap_kafka::{Producer, Topics};
+use hoctap_store::{Deployment, GatewayState};
+use lease::{LeaseView, Writer};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -59,10 +69,13 @@ pub struct GatewayConfig {
     /// librdkafka producer properties on top of the defaults (idempotence and `acks=all` are fixed).
     pub producer: BTreeMap<String, String>,
     pub tokens: Tokens,
-    /// Also read the events topic at start, so that ids accepted before a restart are duplicates and
-    /// subjects keep their province. Off: only the reference topic is read (a faster start, and a
-    /// resent event is published again; the fold downstream ignores the second copy).
-    pub replay_events: bool,
+    /// PostgreSQL holding what the gateway remembers of the events topic (a URL or libpq settings).
+    pub postgres: String,
+    /// The deployment: the gateway's tables live in the schema `<deployment>_gateway`.
+    pub deployment: Deployment,
+    /// How long the writer lease lasts without renewal: a gateway that dies is replaced after this.
+    /// Must leave room for two publishes ([`Limits::publish_timeout`]) after a renewal (every sixth).
+    pub lease: Duration,
     /// The largest request body accepted (413 above).
     pub max_body_bytes: usize,
     /// How long reading a topic at start waits for the next record before giving up.
@@ -112,7 +125,12 @@ impl Default for Limits {
 }
 
 impl GatewayConfig {
-    pub fn new(brokers: impl Into<String>, tokens: Tokens) -> GatewayConfig {
+    pub fn new(
+        brokers: impl Into<String>,
+        tokens: Tokens,
+        postgres: impl Into<String>,
+        deployment: Deployment,
+    ) -> GatewayConfig {
         GatewayConfig {
             brokers: brokers.into(),
             topics: Topics::default(),
@@ -120,7 +138,9 @@ impl GatewayConfig {
             replication: None,
             producer: BTreeMap::new(),
             tokens,
-            replay_events: true,
+            postgres: postgres.into(),
+            deployment,
+            lease: Duration::from_secs(30),
             max_body_bytes: 16 << 20,
             read_idle: Duration::from_secs(30),
             limits: Limits::default(),
@@ -137,6 +157,12 @@ pub enum GatewayError {
     /// Rebuilding the state at start failed unexpectedly (a panic while reading): a bug.
     #[error("rebuilding the state from Kafka: {0}")]
     Replay(String),
+    /// PostgreSQL is unreachable or refused the gateway's schema at start: fix the settings or retry.
+    #[error(transparent)]
+    Store(#[from] hoctap_store::StoreError),
+    /// The settings contradict each other (a lease too short for the publish timeout): fix them.
+    #[error("{0}")]
+    Settings(String),
     /// The HTTP server failed.
     #[error("serving HTTP: {0}")]
     Io(#[from] std::io::Error),
@@ -149,8 +175,16 @@ pub struct Gateway {
 }
 
 struct Inner {
-    state: Mutex<State>,
+    /// The writer: its PostgreSQL connection and, while it holds the lease, the reference state.
+    state: Mutex<Writer>,
+    /// The lease as this gateway holds it (renewed by its own task and connection).
+    lease: LeaseView,
     producer: Producer,
+    brokers: String,
+    topics: Topics,
+    read_idle: Duration,
+    postgres: String,
+    deployment: Deployment,
     tokens: Tokens,
     max_body_bytes: usize,
     limits: Limits,
@@ -165,9 +199,20 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// Creates the topics when missing, then rebuilds the state from the reference topic (and the
-    /// events topic, see [`GatewayConfig::replay_events`]), each read whole from its beginning.
+    /// Creates the topics when missing, connects to PostgreSQL (creating the gateway's schema), and
+    /// tries to take the writer lease: when it does, reads the reference topic whole and folds the
+    /// events topic's tail into PostgreSQL before returning; when another gateway holds it, returns a
+    /// standby that takes over once the lease is free.
     pub async fn start(config: GatewayConfig) -> Result<Gateway, GatewayError> {
+        let publish_bound = publish_bound(&config);
+        if config.lease.mul_f64(5.0 / 6.0) <= publish_bound * 2 + lease::MARGIN {
+            return Err(GatewayError::Settings(format!(
+                "the writer lease ({} s) must exceed 6/5 of two publish timeouts ({} s each) plus {} s",
+                config.lease.as_secs_f64(),
+                publish_bound.as_secs_f64(),
+                lease::MARGIN.as_secs()
+            )));
+        }
         hoctap_kafka::ensure_topics_with(&config.brokers, &config.topics, config.event_partitions, config.replication)
             .await?;
         let mut settings = config.producer.clone();
@@ -175,53 +220,59 @@ impl Gateway {
             .entry("message.timeout.ms".to_owned())
             .or_insert_with(|| config.limits.publish_timeout.as_millis().max(1).to_string());
         let producer = Producer::new(&config.brokers, config.topics.clone(), &settings)?;
-        let (brokers, topics, replay_events, idle) =
-            (config.brokers.clone(), config.topics.clone(), config.replay_events, config.read_idle);
-        let state = tokio::task::spawn_blocking(move || -> Result<State, GatewayError> {
-            let mut state = State::default();
-            let mut read = |topic: &str, route: Route| -> Result<u64, GatewayError> {
-                Ok(hoctap_kafka::read_to_end(&brokers, topic, idle, |record| {
-                    match Event::from_json_recorded(&record.payload) {
-                        Ok(event) => state.fold(&event, route),
-                        // Only the gateway writes these topics: an unreadable record is a broken invariant.
-                        Err(refusal) => tracing::error!(
-                            topic = %record.topic, partition = record.partition, offset = record.offset,
-                            error = %refusal, "unreadable record in the log; skipped"
-                        ),
-                    }
-                })?)
-            };
-            let reference = read(&topics.reference, Route::Reference)?;
-            let events = if replay_events { read(&topics.events, Route::Events)? } else { 0 };
-            tracing::info!(reference, events, "gateway state rebuilt from Kafka");
-            Ok(state)
-        })
-        .await
-        .map_err(|e| GatewayError::Replay(e.to_string()))??;
-        Ok(Gateway {
+        let schema = config.deployment.gateway_schema();
+        let db = GatewayState::connect(&config.postgres, schema.clone()).await?;
+        let lease_db = GatewayState::connect(&config.postgres, schema).await?;
+        let gateway = Gateway {
             inner: Arc::new(Inner {
-                state: Mutex::new(state),
+                state: Mutex::new(Writer::new(db)),
+                lease: LeaseView::new(config.lease, publish_bound),
                 producer,
+                brokers: config.brokers,
+                topics: config.topics,
+                read_idle: config.read_idle,
+                postgres: config.postgres,
+                deployment: config.deployment,
                 tokens: config.tokens,
                 max_body_bytes: config.max_body_bytes,
                 rate: governor::RateLimiter::keyed(quota(&config.limits)),
                 limits: config.limits,
             }),
-        })
+        };
+        if lease::try_take(&gateway.inner, &lease_db).await? {
+            // Ready before serving: the first request is judged against the whole log.
+            let mut writer = gateway.inner.state.lock().await;
+            lease::ready(&gateway.inner, &mut writer).await?;
+        } else {
+            tracing::info!("another gateway holds the writer lease: standing by");
+        }
+        tokio::spawn(lease::keep(Arc::downgrade(&gateway.inner), lease_db));
+        Ok(gateway)
     }
 
-    /// Events the gateway knows (read at start or accepted since).
-    pub async fn known_events(&self) -> usize {
-        self.inner.state.lock().await.events()
+    /// Whether this gateway holds the writer lease now (with room left to publish).
+    pub fn is_writer(&self) -> bool {
+        self.inner.lease.may_publish()
     }
 
-    /// Waits until no request is being judged or published, then flushes the producer.
+    /// Waits until no request is being judged or published, flushes the producer and gives the lease
+    /// up, so that a standby takes over at once.
     pub async fn drain(&self) {
-        let _idle = self.inner.state.lock().await;
+        let writer = self.inner.state.lock().await;
         if let Err(e) = self.inner.producer.flush(Duration::from_secs(30)) {
             tracing::warn!(error = %e, "flushing the producer at shutdown");
         }
+        lease::release(&self.inner, &writer.db).await;
     }
+}
+
+/// How long one publish may take: librdkafka's `message.timeout.ms` as configured.
+fn publish_bound(config: &GatewayConfig) -> Duration {
+    config
+        .producer
+        .get("message.timeout.ms")
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .map_or(config.limits.publish_timeout, Duration::from_millis)
 }
 
 /// The per-source quota: `source_requests_per_second` on average, `source_burst` at once (at least 1).

@@ -53,11 +53,21 @@ impl Places {
             EventData::AdminUnitReparented(d) => {
                 push_new(self.parents.entry(d.code.as_str().into()).or_default(), &d.parent)
             }
-            EventData::RegistrationSubmitted(d) => self.place_subject(&event.subject, &d.commune),
-            EventData::SkillCertified(d) => self.place_subject(&event.subject, &d.commune),
-            EventData::SubjectRelocated(d) => self.place_subject(&event.subject, &d.commune),
-            _ => {}
+            _ => {
+                if let Some(commune) = placement(event) {
+                    self.place_subject(&event.subject, commune);
+                }
+            }
         }
+    }
+
+    /// Subjects placed in communes, as PostgreSQL remembers them: (subject, commune).
+    pub fn placed<'a>(placements: impl IntoIterator<Item = (&'a str, &'a str)>) -> Places {
+        let mut places = Places::default();
+        for (subject, commune) in placements {
+            places.place_subject(subject, commune);
+        }
+        places
     }
 
     fn place_subject(&mut self, subject: &str, commune: &str) {
@@ -74,15 +84,27 @@ impl Places {
     }
 }
 
+/// The commune an event places its subject in (a registration, a skill certification, a relocation).
+pub fn placement(event: &Event) -> Option<&str> {
+    match &event.data {
+        EventData::RegistrationSubmitted(d) => Some(&d.commune),
+        EventData::SkillCertified(d) => Some(&d.commune),
+        EventData::SubjectRelocated(d) => Some(&d.commune),
+        _ => None,
+    }
+}
+
 fn push_new(list: &mut Vec<Box<str>>, item: &str) {
     if !list.iter().any(|x| &**x == item) {
         list.push(item.into());
     }
 }
 
-/// The accepted places with what one batch adds on top.
+/// The accepted places (the unit tree in memory, the batch's subjects as PostgreSQL remembers them)
+/// with what one batch adds on top.
 struct View<'a> {
     base: &'a Places,
+    prior: &'a Places,
     batch: &'a Places,
 }
 
@@ -103,7 +125,7 @@ impl View<'_> {
             if self.base.provinces.contains(c) || self.batch.provinces.contains(c) {
                 found.push(c);
             }
-            for places in [self.base, self.batch] {
+            for places in [self.base, self.prior, self.batch] {
                 if let Some(parents) = places.parents.get(c) {
                     stack.extend(parents.iter().map(|p| &**p));
                 }
@@ -117,7 +139,7 @@ impl View<'_> {
         if self.is_unit(subject) {
             return self.provinces_of(subject);
         }
-        let mut found: Vec<&str> = [self.base, self.batch]
+        let mut found: Vec<&str> = [self.base, self.prior, self.batch]
             .into_iter()
             .filter_map(|p| p.subjects.get(subject))
             .flatten()
@@ -143,7 +165,14 @@ pub(crate) struct Foreign {
 /// the batch), and a subject it places is placed for its other events. Only new units get their place
 /// from the batch, so a batch cannot move a known unit into the source's province to then publish
 /// for it: re-establishing or reparenting a known unit needs the unit and the new parent to be in it.
-pub(crate) fn check(places: &Places, scope: &Scope, source: &str, events: &[&Event]) -> Vec<Option<Foreign>> {
+/// `prior` holds the placements of the batch's subjects that PostgreSQL remembers.
+pub(crate) fn check(
+    places: &Places,
+    prior: &Places,
+    scope: &Scope,
+    source: &str,
+    events: &[&Event],
+) -> Vec<Option<Foreign>> {
     let mut verdicts: Vec<Option<Option<Foreign>>> = vec![None; events.len()];
     let mut batch = Places::default();
     let outside = |field: &str, code: &str, provinces: &[&str]| Foreign {
@@ -166,7 +195,7 @@ pub(crate) fn check(places: &Places, scope: &Scope, source: &str, events: &[&Eve
         let before = pending.len();
         pending.retain(|&i| {
             let EventData::AdminUnitEstablished(d) = &events[i].data else { unreachable!("filtered above") };
-            let view = View { base: places, batch: &batch };
+            let view = View { base: places, prior, batch: &batch };
             let allowed = match &d.parent {
                 None => scope.allows(std::iter::once(d.code.as_str())),
                 Some(p) => scope.allows(view.provinces_of(p).into_iter()),
@@ -183,7 +212,7 @@ pub(crate) fn check(places: &Places, scope: &Scope, source: &str, events: &[&Eve
     }
     for &i in &pending {
         let EventData::AdminUnitEstablished(d) = &events[i].data else { unreachable!("filtered above") };
-        let view = View { base: places, batch: &batch };
+        let view = View { base: places, prior, batch: &batch };
         let (field, code) = match &d.parent {
             Some(p) => ("data.parent", p.as_str()),
             None => ("data.code", d.code.as_str()),
@@ -202,7 +231,7 @@ pub(crate) fn check(places: &Places, scope: &Scope, source: &str, events: &[&Eve
         if named.is_empty() {
             continue;
         }
-        let view = View { base: places, batch: &batch };
+        let view = View { base: places, prior, batch: &batch };
         let places_subject = matches!(
             event.data,
             EventData::RegistrationSubmitted(_) | EventData::SkillCertified(_) | EventData::SubjectRelocated(_)
@@ -223,7 +252,7 @@ pub(crate) fn check(places: &Places, scope: &Scope, source: &str, events: &[&Eve
     }
 
     // 3. Events that name no unit belong to their subject's provinces.
-    let view = View { base: places, batch: &batch };
+    let view = View { base: places, prior, batch: &batch };
     for (i, event) in events.iter().enumerate() {
         if verdicts[i].is_some() {
             continue;
@@ -306,12 +335,12 @@ mod tests {
     fn units_belong_to_their_ancestors_provinces() {
         let places = known();
         let events = [registration(10, "cit-a", "00001"), registration(11, "cit-b", "26734")];
-        let verdicts = check(&places, &hanoi(), "hn", &events.iter().collect::<Vec<_>>());
+        let verdicts = check(&places, &Places::default(), &hanoi(), "hn", &events.iter().collect::<Vec<_>>());
         assert_eq!(verdicts[0], None);
         let foreign = verdicts[1].as_ref().unwrap();
         assert_eq!(foreign.field, "data.commune");
         assert!(foreign.detail.contains("province 79"), "{}", foreign.detail);
-        assert!(check(&places, &Scope::All, "gso", &events.iter().collect::<Vec<_>>()).iter().all(Option::is_none));
+        assert!(check(&places, &Places::default(), &Scope::All, "gso", &events.iter().collect::<Vec<_>>()).iter().all(Option::is_none));
     }
 
     fn approval(id: u32, scope: &str) -> Event {
@@ -325,7 +354,7 @@ mod tests {
     fn a_source_approves_only_reviews_of_its_province() {
         let places = known();
         let events = [approval(20, "01"), approval(21, "760")];
-        let verdicts = check(&places, &hanoi(), "hn", &events.iter().collect::<Vec<_>>());
+        let verdicts = check(&places, &Places::default(), &hanoi(), "hn", &events.iter().collect::<Vec<_>>());
         assert_eq!(verdicts[0], None);
         let foreign = verdicts[1].as_ref().unwrap();
         assert_eq!(foreign.field, "data.scope");
@@ -345,7 +374,7 @@ mod tests {
             withdrawal(26, "cit-d"),
             withdrawal(27, "cit-unknown"),
         ];
-        let verdicts = check(&places, &hanoi(), "hn", &events.iter().collect::<Vec<_>>());
+        let verdicts = check(&places, &Places::default(), &hanoi(), "hn", &events.iter().collect::<Vec<_>>());
         let foreign: Vec<bool> = verdicts.iter().map(Option::is_some).collect();
         // cit-d's withdrawal names no unit and cit-d was never placed (its registration was refused): allowed.
         assert_eq!(foreign, [false, false, false, false, true, true, false, false]);
@@ -356,7 +385,7 @@ mod tests {
         let places = known();
         let events =
             [unit(30, "26734", "commune", Some("001")), reparent(31, "26734", "001"), registration(32, "x", "26734")];
-        let verdicts = check(&places, &hanoi(), "hn", &events.iter().collect::<Vec<_>>());
+        let verdicts = check(&places, &Places::default(), &hanoi(), "hn", &events.iter().collect::<Vec<_>>());
         assert!(verdicts.iter().all(Option::is_some), "{verdicts:?}");
         assert_eq!(verdicts[0].as_ref().unwrap().field, "data.code");
     }
@@ -369,22 +398,26 @@ mod tests {
 
     #[test]
     fn a_subject_placed_in_another_province_is_not_taken_over() {
-        let mut places = known();
-        places.fold(&registration(50, "cit-hcm", "26734"));
+        // The unit tree in memory, the subject's placement as PostgreSQL remembers it.
+        let places = known();
+        let prior = Places::placed([("cit-hcm", "26734")]);
         let events = [
             relocation(51, "cit-hcm", "00001"),
             registration(52, "cit-hcm", "00001"),
             relocation(53, "cit-new", "00001"),
             withdrawal(54, "cit-new"),
         ];
-        let verdicts = check(&places, &hanoi(), "hn", &events.iter().collect::<Vec<_>>());
+        let verdicts = check(&places, &prior, &hanoi(), "hn", &events.iter().collect::<Vec<_>>());
         let fields: Vec<Option<&str>> = verdicts.iter().map(|v| v.as_ref().map(|f| f.field.as_str())).collect();
         assert_eq!(fields, [Some("subject"), Some("subject"), None, None]);
         assert!(verdicts[0].as_ref().unwrap().detail.contains("province 79"));
+        // Without what PostgreSQL remembers, the subject would be free to take.
+        let blind = check(&places, &Places::default(), &hanoi(), "hn", &events.iter().collect::<Vec<_>>());
+        assert!(blind.iter().all(Option::is_none), "{blind:?}");
         // A national source moves it; then both provinces may write about it.
-        assert!(check(&places, &Scope::All, "gso", &events[..1].iter().collect::<Vec<_>>())[0].is_none());
-        places.fold(&events[0]);
-        assert_eq!(check(&places, &hanoi(), "hn", &[&withdrawal(55, "cit-hcm")]), [None]);
+        assert!(check(&places, &prior, &Scope::All, "gso", &events[..1].iter().collect::<Vec<_>>())[0].is_none());
+        let moved = Places::placed([("cit-hcm", "26734"), ("cit-hcm", "00001")]);
+        assert_eq!(check(&places, &moved, &hanoi(), "hn", &[&withdrawal(55, "cit-hcm")]), [None]);
     }
 
     #[test]
@@ -392,7 +425,7 @@ mod tests {
         let mut places = known();
         places.fold(&reparent(40, "26734", "01"));
         let events = [registration(41, "x", "26734")];
-        assert_eq!(check(&places, &hanoi(), "hn", &events.iter().collect::<Vec<_>>()), [None]);
-        assert_eq!(check(&places, &Scope::Province("79".into()), "hcm", &events.iter().collect::<Vec<_>>()), [None]);
+        assert_eq!(check(&places, &Places::default(), &hanoi(), "hn", &events.iter().collect::<Vec<_>>()), [None]);
+        assert_eq!(check(&places, &Places::default(), &Scope::Province("79".into()), "hcm", &events.iter().collect::<Vec<_>>()), [None]);
     }
 }

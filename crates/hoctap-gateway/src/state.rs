@@ -1,13 +1,16 @@
-//! What the gateway knows: the events it accepted (folded into an `Engine` for the domain's rules of
-//! admission), their places (for authorisation), which ids went to the reference topic (to route
-//! retractions), and the last `recordedtime` it stamped. Judging a request is a synchronous function
-//! of this state; publishing and folding happen in `http`.
+//! What the gateway holds in memory: the reference events it accepted (folded into an `Engine` for the
+//! domain's rules of admission: units, approvals), the unit tree (for authorisation), which ids went to
+//! the reference topic (to route retractions), and the last `recordedtime` stamped. The events topic
+//! is remembered in PostgreSQL: a request's ids and subjects are looked up there ([`Decoded::lookups`])
+//! and handed to [`State::judge`] as [`Known`]. Judging a request is a synchronous function of both;
+//! publishing and recording happen in `http`.
 
 use crate::Source;
 use crate::places::{self, Places};
 use hoctap_domain::validate::{CITIZEN_ID_DETAIL, find_citizen_id_in_json};
-use hoctap_domain::{Admission, Batch, Engine, Event, Refusal, Rule, Warning};
+use hoctap_domain::{Admission, Batch, Engine, Event, EventData, Refusal, Rule, Warning};
 use hoctap_kafka::{Reason, Route};
+use hoctap_store::Known;
 use std::collections::HashSet;
 use uuid::Uuid;
 
@@ -57,19 +60,27 @@ fn sniff_id(raw: &[u8]) -> Option<String> {
 }
 
 impl State {
-    /// Takes in an event that is in the log (acknowledged by Kafka, or read back at start).
+    /// Takes in an event that is in the log (acknowledged by Kafka, or read back at start). Only
+    /// reference events are held; an event of the events topic only moves the last stamp (PostgreSQL
+    /// remembers it).
     pub fn fold(&mut self, event: &Event, route: Route) {
-        self.engine.apply(event);
-        self.places.fold(event);
         if route == Route::Reference {
+            self.engine.apply(event);
+            self.places.fold(event);
             self.reference_ids.insert(event.id);
         }
         if let Some(r) = event.recordedtime {
-            self.last_recorded = self.last_recorded.max(r);
+            self.saw_recorded(r);
         }
     }
 
-    pub fn events(&self) -> usize {
+    /// Notes a `recordedtime` already in the log: every later stamp is after it.
+    pub fn saw_recorded(&mut self, recorded: i64) {
+        self.last_recorded = self.last_recorded.max(recorded);
+    }
+
+    /// Reference events held.
+    pub fn reference_events(&self) -> usize {
         self.engine.len()
     }
 
@@ -85,32 +96,24 @@ impl State {
         Route::of(event, |id| self.reference_ids.contains(id) || batch_reference.contains(id))
     }
 
-    /// Judges a request's events as one batch: decoding, the domain's rules (units established
-    /// anywhere in the batch are known to all of it; ids accepted before are duplicates), then the
-    /// source's province.
+    /// Judges a request's events as one batch: the domain's rules (units established anywhere in the
+    /// batch are known to all of it; ids accepted before, here or in `known`, are duplicates), then
+    /// the source's province (subjects placed by `known` or by the batch).
     ///
     /// An event over `max_event_bytes` is refused alone (413, rule `size`) without being decoded.
-    pub fn judge(&self, source: &Source, raws: &[&[u8]], max_event_bytes: usize) -> Judgement {
-        let citizen_ids: Vec<(usize, Reason)> =
-            raws.iter().enumerate().filter_map(|(i, raw)| citizen_id_in(raw).map(|r| (i, r))).collect();
-        if !citizen_ids.is_empty() {
-            return Judgement::CitizenId(citizen_ids);
-        }
+    pub fn judge(&self, source: &Source, raws: &[&[u8]], decoded: &Decoded, known: &Known) -> Judgement {
+        let Decoded { events: decoded, max_event_bytes } = decoded;
+        let max_event_bytes = *max_event_bytes;
         let oversize = |raw: &[u8]| raw.len() > max_event_bytes;
-        let decoded: Vec<Result<Event, Refusal>> = raws
-            .iter()
-            .map(|raw| {
-                if oversize(raw) {
-                    // Not decoded (nor counted in the batch's units): refused below.
-                    Err(Refusal::new(None, "(event)", Rule::Json, String::new()))
-                } else {
-                    Event::from_json(raw)
-                }
-            })
-            .collect();
         // Stamped after judging, under the same lock: at this instant or later (an approval's known-at
         // must lie before its stamp).
         let mut batch = Batch::recording_at(clock_micros().max(self.last_recorded + 1));
+        for r in &known.events {
+            batch.accepted_before(r.id, r.digest, &r.subject);
+        }
+        for (subject, _) in &known.placements {
+            batch.placed_before(subject);
+        }
         batch.add_units(&self.engine, decoded.iter().filter_map(|d| d.as_ref().ok()));
 
         let mut verdicts: Vec<Option<Verdict>> = Vec::with_capacity(raws.len());
@@ -155,7 +158,8 @@ impl State {
 
         let events: Vec<&Event> =
             admitted.iter().map(|(i, _)| decoded[*i].as_ref().expect("admitted events decoded")).collect();
-        let foreign = places::check(&self.places, &source.scope, &source.name, &events);
+        let prior = Places::placed(known.placements.iter().map(|(s, c)| (s.as_str(), c.as_str())));
+        let foreign = places::check(&self.places, &prior, &source.scope, &source.name, &events);
         for ((i, admission), foreign) in admitted.into_iter().zip(foreign) {
             let event = decoded[i].as_ref().expect("admitted events decoded");
             verdicts[i] = Some(match (foreign, admission) {
@@ -173,6 +177,54 @@ impl State {
             });
         }
         Judgement::Events(verdicts.into_iter().map(|v| v.expect("every event judged")).collect())
+    }
+}
+
+/// A request's events decoded, before judging: what to look up in PostgreSQL first.
+#[derive(Debug)]
+pub(crate) struct Decoded {
+    events: Vec<Result<Event, Refusal>>,
+    max_event_bytes: usize,
+}
+
+impl Decoded {
+    /// Decodes a request's events. A raw citizen-ID number anywhere refuses the whole request
+    /// ([`Judgement::CitizenId`]); an event over `max_event_bytes` is not decoded (refused when judged).
+    pub fn new(raws: &[&[u8]], max_event_bytes: usize) -> Result<Decoded, Judgement> {
+        let citizen_ids: Vec<(usize, Reason)> =
+            raws.iter().enumerate().filter_map(|(i, raw)| citizen_id_in(raw).map(|r| (i, r))).collect();
+        if !citizen_ids.is_empty() {
+            return Err(Judgement::CitizenId(citizen_ids));
+        }
+        let events = raws
+            .iter()
+            .map(|raw| {
+                if raw.len() > max_event_bytes {
+                    // Not decoded (nor counted in the batch's units): refused when judged.
+                    Err(Refusal::new(None, "(event)", Rule::Json, String::new()))
+                } else {
+                    Event::from_json(raw)
+                }
+            })
+            .collect();
+        Ok(Decoded { events, max_event_bytes })
+    }
+
+    /// What PostgreSQL must say before judging: the ids of the events and of the events their
+    /// retractions name; the subjects of the events.
+    pub fn lookups(&self) -> (Vec<Uuid>, Vec<&str>) {
+        let events = || self.events.iter().filter_map(|e| e.as_ref().ok());
+        let mut ids: Vec<Uuid> = events().map(|e| e.id).collect();
+        ids.extend(events().filter_map(|e| match &e.data {
+            EventData::EventRetracted(d) => Some(d.event_id),
+            _ => None,
+        }));
+        ids.sort_unstable();
+        ids.dedup();
+        let mut subjects: Vec<&str> = events().map(|e| e.subject.as_str()).collect();
+        subjects.sort_unstable();
+        subjects.dedup();
+        (ids, subjects)
     }
 }
 

@@ -1,9 +1,11 @@
-//! The gateway over HTTP against a real broker (tansu, started per test): authentication, provinces,
-//! citizen-IDs, content types, batches validated as a whole, what reaches the events and dead-letter
-//! topics, duplicates, a restart, and Kafka going away.
+//! The gateway over HTTP against a real broker (tansu, started per test) and PostgreSQL (database
+//! `test`, a fresh deployment per test): authentication, provinces, citizen-IDs, content types, batches
+//! validated as a whole, what reaches the events and dead-letter topics, duplicates, a restart, Kafka
+//! going away, and two gateways on one broker.
 
 use hoctap_domain::Event;
 use hoctap_gateway::{GatewayConfig, Holders, Tokens, hash_token};
+use hoctap_store::{Deployment, GatewayState};
 use hoctap_kafka::test_broker::TestBroker;
 use hoctap_kafka::{DeadLetter, Record, Topics, read_all};
 use reqwest::StatusCode;
@@ -19,8 +21,35 @@ const GSO: &str = "token-gso";
 const SINGLE: &str = "application/cloudevents+json";
 const BATCH: &str = "application/cloudevents-batch+json";
 const CCCD: &str = "001203004567";
+/// The test suite's PostgreSQL (it must run: a test fails, never skips, when it cannot connect).
+const PG: &str = "postgresql://postgres@127.0.0.1:5432/test";
+
+/// A deployment of its own for one test; its gateway schema is dropped when the test's [`Scratch`]
+/// goes.
+fn fresh_deployment() -> Scratch {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("gw_{:x}_{}_{n}", nanos & 0xffff_ffff_ffff, std::process::id());
+    Scratch(Deployment::new(&name).unwrap())
+}
+
+/// A test's deployment; dropping it drops the gateway's schema.
+struct Scratch(Deployment);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let schema = self.0.gateway_schema();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(GatewayState::drop_schema(PG, &schema))
+        })
+        .join();
+    }
+}
 
 struct App {
+    deployment: Deployment,
     broker: Option<TestBroker>,
     brokers: String,
     addr: SocketAddr,
@@ -41,8 +70,8 @@ fn tokens() -> Tokens {
     Tokens::from_toml(&text, Holders::Sources).unwrap()
 }
 
-fn config(brokers: &str) -> GatewayConfig {
-    let mut config = GatewayConfig::new(brokers, tokens());
+fn config(brokers: &str, deployment: &Deployment) -> GatewayConfig {
+    let mut config = GatewayConfig::new(brokers, tokens(), PG, deployment.clone());
     config.event_partitions = 3;
     // Tests against tansu produce every record as its own batch (shared/broker.md, gap 1); a dead
     // broker fails a request within seconds.
@@ -56,15 +85,16 @@ fn config(brokers: &str) -> GatewayConfig {
 
 /// A fresh broker and a gateway on port 0, with the geography of Hà Nội (01) and Hồ Chí Minh City (79)
 /// published through it by the national source.
-async fn spawn_app() -> App {
+async fn spawn_app() -> (App, Scratch) {
     spawn_app_with(|_| {}).await
 }
 
 /// [`spawn_app`] with some settings changed (limits).
-async fn spawn_app_with(tweak: impl FnOnce(&mut GatewayConfig)) -> App {
+async fn spawn_app_with(tweak: impl FnOnce(&mut GatewayConfig)) -> (App, Scratch) {
     let broker = TestBroker::start();
     let brokers = broker.brokers();
-    let mut config = config(&brokers);
+    let scratch = fresh_deployment();
+    let mut config = config(&brokers, &scratch.0);
     tweak(&mut config);
     let mut app = serve_config(Some(broker), &brokers, config).await;
     let geography = [
@@ -80,25 +110,32 @@ async fn spawn_app_with(tweak: impl FnOnce(&mut GatewayConfig)) -> App {
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["accepted"].as_array().unwrap().len(), 7, "{body}");
     app.brokers = brokers;
-    app
+    (app, scratch)
 }
 
-async fn serve(broker: Option<TestBroker>, brokers: &str) -> App {
-    serve_config(broker, brokers, config(brokers)).await
+async fn serve(broker: Option<TestBroker>, brokers: &str, deployment: &Deployment) -> App {
+    serve_config(broker, brokers, config(brokers, deployment)).await
 }
 
 async fn serve_config(broker: Option<TestBroker>, brokers: &str, config: GatewayConfig) -> App {
+    serve_until(broker, brokers, config, StatusCode::OK).await
+}
+
+/// Starts a gateway and waits until `/healthz` answers `ready` (200 for the writer, 503 for a standby).
+async fn serve_until(broker: Option<TestBroker>, brokers: &str, config: GatewayConfig, ready: StatusCode) -> App {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
+    let deployment = config.deployment.clone();
     let server = tokio::spawn(hoctap_gateway::serve(config, listener, async {
         let _ = stopped.await;
     }));
     let client = reqwest::Client::new();
-    let app = App { broker, brokers: brokers.to_owned(), addr, client, stop: Some(stop), server: Some(server) };
+    let app =
+        App { deployment, broker, brokers: brokers.to_owned(), addr, client, stop: Some(stop), server: Some(server) };
     for _ in 0..600 {
         if let Ok(r) = app.client.get(format!("http://{addr}/healthz")).send().await
-            && r.status() == StatusCode::OK
+            && r.status() == ready
         {
             return app;
         }
@@ -210,7 +247,7 @@ fn ids(body: &Value, list: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_or_a_wrong_one_is_401() {
-    let app = spawn_app().await;
+    let (app, _scratch) = spawn_app().await;
     let batch = json!([registration(10, "cit-a", "00001")]).to_string();
     let (status, body, headers) = app.post_raw(None, BATCH, batch.clone()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
@@ -236,7 +273,7 @@ async fn no_token_or_a_wrong_one_is_401() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_content_type_is_415() {
-    let app = spawn_app().await;
+    let (app, _scratch) = spawn_app().await;
     for content_type in ["application/json", "text/plain", "application/cloudevents+xml"] {
         let (status, body, _) =
             app.post_raw(Some(HN), content_type, registration(10, "cit-a", "00001").to_string()).await;
@@ -255,7 +292,7 @@ async fn another_content_type_is_415() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_of_another_province_is_403_and_the_rest_of_the_batch_is_accepted() {
-    let app = spawn_app().await;
+    let (app, _scratch) = spawn_app().await;
     let batch = json!([
         registration(10, "cit-a", "00001"),
         registration(11, "cit-b", "26734"), // Hồ Chí Minh City
@@ -305,7 +342,7 @@ async fn an_event_of_another_province_is_403_and_the_rest_of_the_batch_is_accept
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_raw_citizen_id_anywhere_refuses_the_whole_request_422_without_repeating_it() {
-    let app = spawn_app().await;
+    let (app, _scratch) = spawn_app().await;
     let mut in_data = registration(21, "cit-b", "00001");
     in_data["data"]["commune"] = format!("00001 {CCCD}").into();
     let mut in_extension = registration(22, "cit-c", "00001");
@@ -351,7 +388,7 @@ async fn a_raw_citizen_id_anywhere_refuses_the_whole_request_422_without_repeati
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_with_an_invalid_event_publishes_the_valid_ones_and_dead_letters_the_other() {
-    let app = spawn_app().await;
+    let (app, _scratch) = spawn_app().await;
     let mut bad_year = registration(11, "cit-b", "00001");
     bad_year["data"]["cycle_year"] = 2019.into();
     let batch = json!([
@@ -406,7 +443,7 @@ async fn a_batch_with_an_invalid_event_publishes_the_valid_ones_and_dead_letters
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicates_are_reported_as_such_also_after_a_restart() {
-    let mut app = spawn_app().await;
+    let (mut app, _scratch) = spawn_app().await;
     let batch = json!([registration(10, "cit-a", "00001"), declaration(11, "cit-a", 90)]);
     let (status, body) = app.post(HN, BATCH, &batch).await;
     assert_eq!((status, ids(&body, "accepted")), (StatusCode::ACCEPTED, vec![id(10), id(11)]));
@@ -436,7 +473,7 @@ async fn duplicates_are_reported_as_such_also_after_a_restart() {
     app.stop().await;
     let broker = app.broker.take();
     let brokers = app.brokers.clone();
-    let app2 = serve(broker, &brokers).await;
+    let app2 = serve(broker, &brokers, &app.deployment).await;
     let (status, body) =
         app2.post(HN, BATCH, &json!([registration(10, "cit-a", "00001"), registration(13, "cit-z", "00004")])).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
@@ -452,7 +489,7 @@ async fn duplicates_are_reported_as_such_also_after_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_kafka_is_gone_the_answer_is_503_and_nothing_is_claimed() {
-    let mut app = spawn_app().await;
+    let (mut app, _scratch) = spawn_app().await;
     drop(app.broker.take());
     let (status, body, headers) =
         app.post_raw(Some(HN), BATCH, json!([registration(10, "cit-a", "00001")]).to_string()).await;
@@ -468,7 +505,7 @@ async fn when_kafka_is_gone_the_answer_is_503_and_nothing_is_claimed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_provinces_subject_cannot_be_retracted_moved_or_taken_over() {
-    let app = spawn_app().await;
+    let (app, _scratch) = spawn_app().await;
     // Hồ Chí Minh City's citizen.
     let (status, body) = app.post(HCM, SINGLE, &registration(10, "cit-h", "26734")).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
@@ -521,7 +558,7 @@ async fn another_provinces_subject_cannot_be_retracted_moved_or_taken_over() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_over_the_event_limit_is_413_whole_and_costs_nothing() {
-    let app = spawn_app_with(|c| c.limits.batch_events = 100).await;
+    let (app, _scratch) = spawn_app_with(|c| c.limits.batch_events = 100).await;
     // The batch of the report: 200 000 non-events.
     let ones = format!("[{}1]", "1,".repeat(199_999));
     let started = std::time::Instant::now();
@@ -542,7 +579,7 @@ async fn a_batch_over_the_event_limit_is_413_whole_and_costs_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_over_the_brokers_message_size_is_413_alone_and_the_batch_goes_on() {
-    let app = spawn_app().await;
+    let (app, _scratch) = spawn_app().await;
     let retraction =
         |n: u32, reason: String| envelope(n, "event.retracted", "cit-a", json!({"event_id": id(10), "reason": reason}));
     // 2 MB: more than the broker's 1 MB message limit.
@@ -575,7 +612,7 @@ async fn an_event_over_the_brokers_message_size_is_413_alone_and_the_batch_goes_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_control_character_in_any_string_is_422_and_the_batch_goes_on() {
-    let app = spawn_app().await;
+    let (app, _scratch) = spawn_app().await;
     let nul = registration(11, "cit-\u{0}x", "00001");
     assert!(nul.to_string().contains(r"cit-\u0000x"));
     let mut in_extension = registration(12, "cit-b", "00001");
@@ -597,7 +634,7 @@ async fn a_control_character_in_any_string_is_422_and_the_batch_goes_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_over_its_rate_is_429_with_retry_after_and_others_go_on() {
-    let app = spawn_app_with(|c| {
+    let (app, _scratch) = spawn_app_with(|c| {
         c.limits.source_requests_per_second = 1;
         c.limits.source_burst = 2;
     })
@@ -624,7 +661,7 @@ async fn a_source_over_its_rate_is_429_with_retry_after_and_others_go_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_over_the_concurrency_bound_or_the_timeout_are_503_with_retry_after() {
-    let mut app = spawn_app_with(|c| {
+    let (mut app, _scratch) = spawn_app_with(|c| {
         c.limits.concurrent_requests = 1;
         c.limits.request_timeout = Duration::from_secs(2);
     })
@@ -669,7 +706,7 @@ async fn requests_over_the_concurrency_bound_or_the_timeout_are_503_with_retry_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_that_will_not_count_as_they_stand_are_accepted_with_warnings() {
-    let app = spawn_app().await;
+    let (app, _scratch) = spawn_app().await;
     let mut far = registration(10, "cit-far", "00001");
     far["time"] = "2205-03-01T09:00:00+07:00".into();
     let batch = json!([
@@ -717,7 +754,7 @@ fn peak_rss_mib() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_large_requests_while_kafka_is_down_leaves_the_gateway_up_and_bounded() {
-    let mut app = spawn_app().await;
+    let (mut app, _scratch) = spawn_app().await;
     drop(app.broker.take());
     // One batch of 10 000 valid events padded to 16 MiB (the body limit), shared by every client (the
     // clients hold one copy; each request the gateway reads is its own).
@@ -768,4 +805,153 @@ async fn a_flood_of_large_requests_while_kafka_is_down_leaves_the_gateway_up_and
         "the gateway is up and says why it is not ready"
     );
     app.stop().await;
+}
+
+/// `/healthz` status and headers of a gateway.
+async fn health(app: &App) -> (StatusCode, String, bool) {
+    let r = app.client.get(format!("http://{}/healthz", app.addr)).send().await.unwrap();
+    let (status, retry) = (r.status(), r.headers().contains_key("retry-after"));
+    (status, r.text().await.unwrap(), retry)
+}
+
+/// Waits until `app` is the writer (its `/healthz` says ok); panics after two minutes.
+async fn until_writer(app: &App) {
+    for _ in 0..1200 {
+        if health(app).await.0 == StatusCode::OK {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the standby never took the writer lease");
+}
+
+/// Within each partition of the events topic, `recordedtime` increases with the offset: "known at K"
+/// is a prefix of every partition.
+async fn assert_recorded_in_offset_order(app: &App) -> Vec<Event> {
+    let records = app.read(&Topics::default().events).await;
+    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut events = Vec::new();
+    for r in &records {
+        let e = Event::from_json_recorded(&r.payload).unwrap();
+        let at = e.recordedtime.unwrap();
+        if let Some(before) = last.insert(r.partition, at) {
+            assert!(at > before, "partition {} offset {}: recordedtime {at} after {before}", r.partition, r.offset);
+        }
+        events.push(e);
+    }
+    events
+}
+
+/// A config whose writer lease is as short as the test's publish timeout (4 s) allows.
+fn short_lease(brokers: &str, deployment: &Deployment) -> GatewayConfig {
+    let mut c = config(brokers, deployment);
+    c.lease = Duration::from_secs(13);
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_reads_only_the_tail_of_the_log_and_still_knows_what_kafka_took() {
+    let (mut app, scratch) = spawn_app().await;
+    let (status, _) = app.post(HN, SINGLE, &registration(10, "cit-a", "00001")).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    app.stop().await;
+    // What a gateway that died between Kafka's acknowledgement and PostgreSQL's commit leaves: a
+    // stamped event in the topic that the tables do not hold.
+    let producer = hoctap_kafka::Producer::new(&app.brokers, Topics::default(), &BTreeMap::new()).unwrap();
+    let mut orphan = Event::from_json(registration(11, "cit-b", "26734").to_string().as_bytes()).unwrap();
+    orphan.recordedtime = Some(
+        i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros()).unwrap(),
+    );
+    producer.publish(std::slice::from_ref(&orphan)).await.unwrap();
+
+    let app2 = serve(app.broker.take(), &app.brokers, &scratch.0).await;
+    // The tail was folded: the orphan's id with other content is refused, its subject is HCM's.
+    let (status, body) = app2.post(HN, SINGLE, &registration(11, "cit-b", "00001")).await;
+    assert_eq!(
+        (status, body["refused"][0]["rule"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("duplicate_id")),
+        "{body}"
+    );
+    let (status, body) = app2.post(HN, SINGLE, &declaration(12, "cit-b", 90)).await;
+    assert_eq!((status, body["refused"][0]["field"].as_str()), (StatusCode::FORBIDDEN, Some("subject")), "{body}");
+    // The same event as sent is a duplicate; what PostgreSQL remembers is one row per event.
+    let (status, body) = app2.post(HCM, SINGLE, &registration(11, "cit-b", "26734")).await;
+    assert_eq!((status, ids(&body, "duplicates")), (StatusCode::ACCEPTED, vec![id(11)]), "{body}");
+    let state = GatewayState::connect(PG, scratch.0.gateway_schema()).await.unwrap();
+    assert_eq!(state.sizes().await.unwrap(), (2, 2), "accepted and placements: cit-a and cit-b");
+    let folded: i64 = state.folded(&Topics::default().events).await.unwrap().values().sum();
+    assert_eq!(folded, 2, "the next offsets of the partitions add up to the two records in the topic");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_on_one_broker_write_one_at_a_time_and_hand_over_on_a_graceful_stop() {
+    let broker = TestBroker::start();
+    let brokers = broker.brokers();
+    let scratch = fresh_deployment();
+    let mut a = serve_config(Some(broker), &brokers, short_lease(&brokers, &scratch.0)).await;
+    let geography = [unit(1, "01", "province", None), unit(2, "00001", "commune", Some("01")), unit(5, "79", "province", None), unit(7, "26734", "commune", Some("79"))];
+    assert_eq!(a.post(GSO, BATCH, &json!(geography)).await.0, StatusCode::ACCEPTED);
+    let (status, body) = a.post(HN, BATCH, &json!([registration(10, "cit-a", "00001"), declaration(11, "cit-a", 90)])).await;
+    assert_eq!(ids(&body, "accepted"), [id(10), id(11)], "{status} {body}");
+
+    // The second one stands by: 503 with Retry-After, on /healthz and on events.
+    let b = serve_until(None, &brokers, short_lease(&brokers, &scratch.0), StatusCode::SERVICE_UNAVAILABLE).await;
+    let (status, text, retry) = health(&b).await;
+    assert_eq!((status, retry), (StatusCode::SERVICE_UNAVAILABLE, true), "{text}");
+    assert!(text.contains("standby"), "{text}");
+    let (status, body, headers) = b.post_raw(Some(HN), SINGLE, registration(12, "cit-c", "00001").to_string()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(headers.contains_key("retry-after") && body["error"].as_str().unwrap().contains("standby"), "{body}");
+    // The writer goes on meanwhile.
+    let (status, body) = a.post(HN, SINGLE, &registration(13, "cit-d", "00001")).await;
+    assert_eq!((status, ids(&body, "accepted")), (StatusCode::ACCEPTED, vec![id(13)]), "{body}");
+
+    // A graceful stop releases the lease: the standby takes over and judges against what A accepted.
+    a.stop().await;
+    until_writer(&b).await;
+    let (status, body) = b
+        .post(HN, BATCH, &json!([registration(10, "cit-a", "00001"), declaration(11, "cit-a", 40), registration(12, "cit-c", "00001")]))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!((ids(&body, "duplicates"), ids(&body, "accepted")), (vec![id(10)], vec![id(12)]), "{body}");
+    assert_eq!(body["refused"][0]["rule"], "duplicate_id", "{body}");
+    let (status, body) = b.post(HCM, SINGLE, &declaration(14, "cit-d", 90)).await;
+    assert_eq!((status, body["refused"][0]["rule"].as_str()), (StatusCode::FORBIDDEN, Some("province")), "{body}");
+
+    // Every event once, and within each partition stamped in offset order, across the hand-over.
+    let events = assert_recorded_in_offset_order(&b).await;
+    let mut published: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
+    published.sort();
+    assert_eq!(published, [id(10), id(11), id(12), id(13)]);
+    let stamp = |n: u32| events.iter().find(|e| e.id.to_string() == id(n)).unwrap().recordedtime.unwrap();
+    assert!(stamp(12) > stamp(13), "the new writer stamps after the last stamp of the old one");
+    drop(a);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_writer_dies_the_standby_takes_over_once_its_lease_expired() {
+    let broker = TestBroker::start();
+    let brokers = broker.brokers();
+    let scratch = fresh_deployment();
+    let mut a = serve_config(Some(broker), &brokers, short_lease(&brokers, &scratch.0)).await;
+    let geography = [unit(1, "01", "province", None), unit(2, "00001", "commune", Some("01"))];
+    assert_eq!(a.post(GSO, BATCH, &json!(geography)).await.0, StatusCode::ACCEPTED);
+    let (_, body) = a.post(HN, SINGLE, &registration(10, "cit-a", "00001")).await;
+    assert_eq!(ids(&body, "accepted"), [id(10)]);
+    let b = serve_until(None, &brokers, short_lease(&brokers, &scratch.0), StatusCode::SERVICE_UNAVAILABLE).await;
+
+    // A dies without releasing anything: its server, its connections and its lease renewals stop
+    // (the broker, which the test holds in A's struct, stays).
+    let _broker = a.broker.take();
+    a.server.take().unwrap().abort();
+    a.stop.take();
+    drop(a);
+    // The lease still runs: B stands by until it expires.
+    assert_eq!(health(&b).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    until_writer(&b).await;
+    let (status, body) =
+        b.post(HN, BATCH, &json!([registration(10, "cit-a", "00001"), registration(11, "cit-b", "00001")])).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!((ids(&body, "duplicates"), ids(&body, "accepted")), (vec![id(10)], vec![id(11)]), "{body}");
+    assert_recorded_in_offset_order(&b).await;
 }

@@ -20,8 +20,8 @@ pub mod topics;
 
 pub use admin::{ensure_topics, ensure_topics_with};
 pub use dead_letter::{DeadLetter, Reason};
-pub use producer::{Producer, PublishError, producer_config};
-pub use reader::{Record, consumer_config, read_all, read_to_end, reader_config};
+pub use producer::{Producer, PublishError, Written, producer_config};
+pub use reader::{Record, consumer_config, read_all, read_from, read_to_end, reader_config};
 pub use topics::{CLOUDEVENTS_JSON, CONTENT_TYPE, DEFAULT_EVENT_PARTITIONS, Route, Topics};
 
 /// Setting up a Kafka client or reading a topic failed.

@@ -66,6 +66,13 @@ pub enum PublishError {
     },
 }
 
+/// Where Kafka wrote an acknowledged record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Written {
+    pub partition: i32,
+    pub offset: i64,
+}
+
 /// The idempotent producer (`enable.idempotence=true`, `acks=all`).
 ///
 /// Records of one key are written in the order they were handed over: the idempotent producer keeps
@@ -104,13 +111,13 @@ impl Producer {
     /// events: a retraction goes to the events topic), and returns once every one was acknowledged.
     pub async fn publish(&self, events: &[Event]) -> Result<(), PublishError> {
         let routed: Vec<(Route, &Event)> = events.iter().map(|e| (Route::of(e, |_| false), e)).collect();
-        self.publish_routed(&routed).await
+        self.publish_routed(&routed).await.map(drop)
     }
 
     /// Publishes each event to the topic of its route, key = `subject`, value = the canonical JSON,
     /// header `content-type: application/cloudevents+json`, in the order given; returns once every one
-    /// was acknowledged.
-    pub async fn publish_routed(&self, events: &[(Route, &Event)]) -> Result<(), PublishError> {
+    /// was acknowledged, with where each one was written (in the order given).
+    pub async fn publish_routed(&self, events: &[(Route, &Event)]) -> Result<Vec<Written>, PublishError> {
         if let Some((_, e)) = events.iter().find(|(_, e)| e.recordedtime.is_none()) {
             return Err(PublishError::Unstamped(e.id));
         }
@@ -136,7 +143,7 @@ impl Producer {
                 value: l.to_json(),
             })
             .collect();
-        self.send_all(records).await
+        self.send_all(records).await.map(drop)
     }
 
     /// Waits until every record handed over so far was acknowledged or failed.
@@ -151,11 +158,12 @@ impl Producer {
     }
 
     /// Hands every record to librdkafka (in order), then awaits every delivery report.
-    async fn send_all(&self, records: Vec<Outgoing<'_>>) -> Result<(), PublishError> {
+    async fn send_all(&self, records: Vec<Outgoing<'_>>) -> Result<Vec<Written>, PublishError> {
         let total = records.len();
         let headers = || OwnedHeaders::new().insert(Header { key: CONTENT_TYPE, value: Some(CLOUDEVENTS_JSON) });
         let mut pending: VecDeque<(usize, DeliveryFuture)> = VecDeque::with_capacity(total);
         let mut delivered = Vec::with_capacity(total);
+        let mut written = vec![Written { partition: -1, offset: -1 }; total];
         let mut first_error: Option<KafkaError> = None;
         for (i, out) in records.iter().enumerate() {
             let mut record = FutureRecord::to(out.topic).payload(out.value.as_str()).headers(headers());
@@ -172,7 +180,7 @@ impl Producer {
                         // The local queue is full: wait for the oldest record in flight to make room.
                         record = back;
                         match pending.pop_front() {
-                            Some((j, future)) => settle(j, future.await, &mut delivered, &mut first_error),
+                            Some((j, future)) => settle(j, future.await, &mut delivered, &mut written, &mut first_error),
                             None => tokio::time::sleep(Duration::from_millis(10)).await,
                         }
                     }
@@ -186,10 +194,10 @@ impl Producer {
             }
         }
         while let Some((i, future)) = pending.pop_front() {
-            settle(i, future.await, &mut delivered, &mut first_error);
+            settle(i, future.await, &mut delivered, &mut written, &mut first_error);
         }
         match first_error {
-            None => Ok(()),
+            None => Ok(written),
             Some(first) => {
                 delivered.sort_unstable();
                 tracing::warn!(total, delivered = delivered.len(), error = %first, "Kafka did not acknowledge every record");
@@ -203,10 +211,14 @@ fn settle<E>(
     index: usize,
     result: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, E>,
     delivered: &mut Vec<usize>,
+    written: &mut [Written],
     first_error: &mut Option<KafkaError>,
 ) {
     match result {
-        Ok(Ok(_)) => delivered.push(index),
+        Ok(Ok(delivery)) => {
+            delivered.push(index);
+            written[index] = Written { partition: delivery.partition, offset: delivery.offset };
+        }
         Ok(Err((e, _))) => {
             first_error.get_or_insert(e);
         }

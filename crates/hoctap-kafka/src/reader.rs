@@ -68,7 +68,20 @@ impl Record {
 /// The end is the high watermark of each partition at the start; the topic is not expected to hold
 /// transaction control records (nothing in hoctap writes transactionally), which would sit at the end
 /// and never be delivered.
-pub fn read_to_end(brokers: &str, topic: &str, idle: Duration, mut each: impl FnMut(Record)) -> Result<u64, Error> {
+pub fn read_to_end(brokers: &str, topic: &str, idle: Duration, each: impl FnMut(Record)) -> Result<u64, Error> {
+    read_from(brokers, topic, &HashMap::new(), idle, each)
+}
+
+/// [`read_to_end`] from the offsets in `from` (per partition; a partition not listed, or an offset
+/// below the partition's first, is read from its beginning): the tail of a topic whose head a reader
+/// already took in. Returns the number of records read.
+pub fn read_from(
+    brokers: &str,
+    topic: &str,
+    from: &HashMap<i32, i64>,
+    idle: Duration,
+    mut each: impl FnMut(Record),
+) -> Result<u64, Error> {
     let err = |source| Error::Read { topic: topic.to_owned(), source };
     let consumer: BaseConsumer = reader_config(brokers).create().map_err(Error::Client)?;
     // A topic created a moment ago may not be in every broker's metadata yet: ask again for a while.
@@ -93,9 +106,10 @@ pub fn read_to_end(brokers: &str, topic: &str, idle: Duration, mut each: impl Fn
     let mut assignment = TopicPartitionList::new();
     for p in partitions {
         let (low, high) = consumer.fetch_watermarks(topic, p, idle).map_err(err)?;
-        if high > low {
+        let start = from.get(&p).map_or(low, |&f| f.max(low));
+        if high > start {
             ends.insert(p, high);
-            assignment.add_partition_offset(topic, p, Offset::Offset(low)).map_err(err)?;
+            assignment.add_partition_offset(topic, p, Offset::Offset(start)).map_err(err)?;
         }
     }
     if ends.is_empty() {

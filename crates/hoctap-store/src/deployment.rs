@@ -46,6 +46,12 @@ impl Deployment {
         schema.as_str().strip_prefix(self.control.as_str())?.strip_prefix("_g")?.parse().ok()
     }
 
+    /// The schema of the gateway's memory of the events topic ([`crate::GatewayState`]): not a
+    /// generation (a rebuild leaves it alone; it describes the topic, not a read model).
+    pub fn gateway_schema(&self) -> Schema {
+        Schema::new(&format!("{}_gateway", self.control)).expect("checked by Deployment::new (shorter than the views)")
+    }
+
     /// The schema of the dashboards' views, version 1 of that surface.
     pub fn dashboard_schema(&self) -> Schema {
         Schema::new(&format!("{}_dashboard_v1", self.control)).expect("checked by Deployment::new")
@@ -176,9 +182,9 @@ impl Deployment {
         tx.batch_execute(&sql).await.map_err(db("granting the API's role"))
     }
 
-    /// Drops the deployment: its control schema, every generation, the views, the dashboard role and
-    /// the API's role (for tests and for starting over; a role is kept when something else still uses
-    /// it, e.g. a login role it was granted to).
+    /// Drops the deployment: its control schema, every generation, the views, the gateway's schema, the
+    /// dashboard role and the API's role (for tests and for starting over; a role is kept when something
+    /// else still uses it, e.g. a login role it was granted to).
     pub async fn drop_all(&self, client: &mut Client) -> Result<(), StoreError> {
         let prefix = format!("{}_g", self.control);
         let rows = client
@@ -191,6 +197,7 @@ impl Deployment {
             .filter(|s| self.generation_number(s).is_some())
             .collect();
         schemas.push(self.dashboard_schema());
+        schemas.push(self.gateway_schema());
         schemas.push(self.control.clone());
         for s in schemas {
             client

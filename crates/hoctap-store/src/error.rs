@@ -49,6 +49,11 @@ pub enum StoreError {
     /// `expected` and consume again.
     #[error("{topic}/{partition}: the batch starts at offset {got} but offset {expected} is the next to apply")]
     Gap { topic: String, partition: i32, expected: i64, got: i64 },
+    /// The gateway's writer lease of `epoch` was taken by another gateway (`current`): nothing was
+    /// written. **Stop writing**: this gateway is a standby now; answer 503 and take the lease again
+    /// when it is free (then read the topic's tail first).
+    #[error("the writer lease of epoch {epoch} was taken by another gateway (epoch now {current:?}); nothing written")]
+    Fenced { epoch: i64, current: Option<i64> },
     /// The review cannot be given (unknown scope, scope not in force on that date). **The caller's
     /// mistake**: HTTP 404, CLI exit 2.
     #[error(transparent)]

@@ -9,6 +9,9 @@
 //!   without replaying anything: the counts come from the delta tables, the placing and the targets
 //!   from the domain crate's [`hoctap_domain::Engine::review_from_counts`].
 //!
+//! - [`GatewayState`] is the gateway's memory of the events topic (ids, digests, placements, folded
+//!   offsets, the writer lease), in the schema `<deployment>_gateway`.
+//!
 //! Design: `docs/design/2026-11-23-read-model-contributions.md`. The tables are documented in
 //! `migrations/`. This crate is the only one that knows SQL.
 
@@ -18,6 +21,7 @@ mod dashboard;
 mod delta_log;
 mod deployment;
 mod error;
+mod gateway;
 mod keys;
 mod migrate;
 mod projection;
@@ -30,7 +34,8 @@ pub use dashboard::{Refreshed, dashboard_dates, refresh_dashboard};
 pub use delta_log::{compact_log, log_changes};
 pub use deployment::{Deployment, differences, drop_generation, events_applied};
 pub use error::StoreError;
-pub use migrate::{MIGRATIONS, Migration, migrate};
+pub use gateway::{Folded, GatewayState, Holder, Known, Lease, Remembered};
+pub use migrate::{GATEWAY_MIGRATIONS, MIGRATIONS, Migration, migrate};
 pub use projection::{Applied, Consumed, DEFAULT_CACHE_BYTES, Position, Projection, offsets};
 pub use query::{ReadCache, approvals, place_counts, recorded, reference, review, review_approved, units};
 pub use series::series;

@@ -27,10 +27,27 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 5, name: "lateness", sql: include_str!("../migrations/0005_lateness.sql") },
 ];
 
+/// The migrations of the gateway's schema (`<deployment>_gateway`, [`crate::GatewayState`]): what the
+/// gateway remembers of the events topic. Append only, like [`MIGRATIONS`].
+pub const GATEWAY_MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "gateway_state",
+    sql: include_str!("../migrations/gateway/0001_gateway_state.sql"),
+}];
+
 /// Creates `schema` if needed and applies the migrations it lacks, in order, in one transaction.
 /// Idempotent; concurrent callers on the same schema serialise on an advisory lock. Returns the
 /// versions applied by this call (empty when the schema was up to date).
 pub async fn migrate(client: &mut Client, schema: &Schema) -> Result<Vec<i32>, StoreError> {
+    migrate_with(client, schema, MIGRATIONS).await
+}
+
+/// [`migrate`] with another list of migrations (the gateway's schema).
+pub(crate) async fn migrate_with(
+    client: &mut Client,
+    schema: &Schema,
+    migrations: &[Migration],
+) -> Result<Vec<i32>, StoreError> {
     let s = schema.ident();
     let tx = client.transaction().await.map_err(db("beginning the migration"))?;
     tx.execute("SELECT pg_advisory_xact_lock(hashtext('hoctap-migrate:' || $1))", &[&schema.as_str()])
@@ -53,7 +70,7 @@ pub async fn migrate(client: &mut Client, schema: &Schema) -> Result<Vec<i32>, S
     let mut applied = Vec::new();
     for row in &rows {
         let (version, name): (i32, String) = (row.get(0), row.get(1));
-        match MIGRATIONS.iter().find(|m| m.version == version) {
+        match migrations.iter().find(|m| m.version == version) {
             Some(m) if m.name == name => applied.push(version),
             Some(m) => {
                 return Err(StoreError::Migration {
@@ -72,7 +89,7 @@ pub async fn migrate(client: &mut Client, schema: &Schema) -> Result<Vec<i32>, S
         }
     }
     let mut now = Vec::new();
-    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+    for m in migrations.iter().filter(|m| !applied.contains(&m.version)) {
         // The files name tables without a schema: they land in the generation's schema.
         tx.batch_execute(&format!("SET LOCAL search_path TO {s}; {}", m.sql))
             .await
@@ -92,11 +109,11 @@ pub async fn migrate(client: &mut Client, schema: &Schema) -> Result<Vec<i32>, S
 
 #[cfg(test)]
 mod tests {
-    use super::MIGRATIONS;
+    use super::{GATEWAY_MIGRATIONS, MIGRATIONS};
 
     #[test]
     fn versions_increase_and_match_the_file_names() {
-        for (i, m) in MIGRATIONS.iter().enumerate() {
+        for (i, m) in MIGRATIONS.iter().enumerate().chain(GATEWAY_MIGRATIONS.iter().enumerate()) {
             assert_eq!(m.version, i as i32 + 1);
             assert!(m.sql.starts_with(&format!("-- {:04} {}", m.version, m.name)), "{}", m.name);
         }

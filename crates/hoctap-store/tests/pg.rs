@@ -734,3 +734,51 @@ async fn dashboards_leave_out_a_province_after_it_was_merged() {
     assert_eq!(last, "2025-06-30");
     fresh.remove(&client).await;
 }
+
+/// The gateway's memory: what a request writes is what the next one looks up; the writer lease is
+/// taken by one gateway at a time, and a holder that lost it writes nothing more.
+#[tokio::test]
+async fn the_gateway_state_remembers_ids_and_placements_and_fences_an_old_writer() {
+    use hoctap_domain::ContentDigest;
+    use hoctap_store::{Folded, GatewayState};
+    use std::time::Duration;
+    let schema = Schema::new(&format!("hoctap_gw_test_{:016x}", fastrand::u64(..))).unwrap();
+    let a = GatewayState::connect(hoctap_tests::PG_URL, schema.clone()).await.unwrap();
+    let mut b = GatewayState::connect(hoctap_tests::PG_URL, schema.clone()).await.unwrap();
+    let ttl = Duration::from_secs(60);
+
+    let first = a.acquire("a", ttl).await.unwrap().expect("a free lease");
+    assert_eq!((first.epoch, first.last_recorded), (1, 0));
+    assert_eq!(b.acquire("b", ttl).await.unwrap(), None, "held by a");
+
+    let id = uuid::Uuid::from_u128(7);
+    let digest = ContentDigest([3; 16]);
+    let mut folded = Folded { last_recorded: 1_000, ..Folded::default() };
+    folded.events.push((id, digest, "cit-a"));
+    folded.placements.push(("cit-a", "00001"));
+    folded.next_offsets.insert(("events", 2), 10);
+    let mut a = a;
+    a.record(first.epoch, &folded).await.unwrap();
+    // Idempotent, and offsets never go back.
+    folded.next_offsets.insert(("events", 2), 4);
+    a.record(first.epoch, &folded).await.unwrap();
+    let known = b.known(&[id, uuid::Uuid::from_u128(8)], &["cit-a", "cit-z"]).await.unwrap();
+    assert_eq!(known.events.len(), 1);
+    assert_eq!((known.events[0].digest, known.events[0].subject.as_str()), (digest, "cit-a"));
+    assert_eq!(known.placements, [("cit-a".to_owned(), "00001".to_owned())]);
+    assert_eq!(b.folded("events").await.unwrap(), HashMap::from([(2, 10)]));
+
+    // Released: b takes it with a larger epoch and the last stamp; a is fenced.
+    a.release("a", first.epoch).await.unwrap();
+    let second = b.acquire("b", ttl).await.unwrap().expect("released");
+    assert_eq!((second.epoch, second.last_recorded), (2, 1_000));
+    assert!(!a.renew("a", first.epoch, ttl).await.unwrap());
+    match a.record(first.epoch, &Folded::default()).await {
+        Err(StoreError::Fenced { epoch: 1, current: Some(2) }) => {}
+        other => panic!("an old writer must be fenced: {other:?}"),
+    }
+    assert!(b.renew("b", second.epoch, ttl).await.unwrap());
+    b.record(second.epoch, &Folded { last_recorded: 2_000, ..Folded::default() }).await.unwrap();
+    assert_eq!(b.holder().await.unwrap().map(|h| (h.holder, h.epoch)), Some(("b".to_owned(), 2)));
+    GatewayState::drop_schema(hoctap_tests::PG_URL, &schema).await.unwrap();
+}

@@ -34,6 +34,8 @@ const NOT_EXERCISED: &[(&str, &str, u16)] = &[
 ];
 
 struct Gateway {
+    /// The deployment whose `<name>_gateway` schema holds the gateway's memory; dropped with it.
+    _fresh: crate::helpers::Fresh,
     broker: Option<TestBroker>,
     addr: SocketAddr,
     client: reqwest::Client,
@@ -50,7 +52,13 @@ async fn spawn_gateway() -> Gateway {
         hash_token(HN),
         hash_token(GSO)
     );
-    let mut config = GatewayConfig::new(broker.brokers(), Tokens::from_toml(&text, Holders::Sources).unwrap());
+    let fresh = crate::helpers::Fresh::named();
+    let mut config = GatewayConfig::new(
+        broker.brokers(),
+        Tokens::from_toml(&text, Holders::Sources).unwrap(),
+        crate::helpers::PG,
+        fresh.deployment.clone(),
+    );
     config.event_partitions = 2;
     // As in the gateway's own tests: one record per producer batch against tansu, and a dead broker
     // fails a request within seconds.
@@ -72,6 +80,7 @@ async fn spawn_gateway() -> Gateway {
         let _ = stopped.await;
     }));
     let gateway = Gateway {
+        _fresh: fresh,
         broker: Some(broker),
         addr,
         client: reqwest::Client::new(),
