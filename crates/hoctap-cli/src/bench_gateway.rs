@@ -177,8 +177,8 @@ pub fn gateway(args: &GatewayBenchArgs) -> Result<ExitCode> {
         let mut body: Vec<serde_json::Value> = sample
             .iter()
             .map(|e| {
-                let mut v: serde_json::Value = serde_json::from_str(&Event { recordedtime: None, ..e.clone() }.to_json())
-                    .expect("canonical JSON");
+                let mut v: serde_json::Value =
+                    serde_json::from_str(&Event { recordedtime: None, ..e.clone() }.to_json()).expect("canonical JSON");
                 v.as_object_mut().expect("an object").remove("recordedtime");
                 v
             })
@@ -194,9 +194,8 @@ pub fn gateway(args: &GatewayBenchArgs) -> Result<ExitCode> {
         let request_ms = asked.elapsed().as_secs_f64() * 1000.0;
         let answer: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
         let count = |list: &str| answer[list].as_array().map_or(0, Vec::len);
-        let refused_as_duplicates = answer["refused"]
-            .as_array()
-            .map_or(0, |r| r.iter().filter(|r| r["rule"] == "duplicate_id").count());
+        let refused_as_duplicates =
+            answer["refused"].as_array().map_or(0, |r| r.iter().filter(|r| r["rule"] == "duplicate_id").count());
         println!(
             "{run}_request: status {status}, {} duplicates of {} known, {refused_as_duplicates} conflicts refused of {conflicts}, {} accepted, {request_ms:.0} ms",
             count("duplicates"),

@@ -20,8 +20,12 @@ fn unit(n: u32, code: &str, level: &str, parent: Option<&str>) -> Event {
 }
 
 fn registration(n: u32, subject: &str, commune: &str) -> Event {
-    event(n, "registration.submitted", subject,
-        json!({"subject_kind": "citizen", "commune": commune, "title": "learning_citizen", "cycle_year": 2025}))
+    event(
+        n,
+        "registration.submitted",
+        subject,
+        json!({"subject_kind": "citizen", "commune": commune, "title": "learning_citizen", "cycle_year": 2025}),
+    )
 }
 
 fn withdrawal(n: u32, subject: &str) -> Event {
@@ -29,8 +33,12 @@ fn withdrawal(n: u32, subject: &str) -> Event {
 }
 
 fn retraction(n: u32, subject: &str, of: u32) -> Event {
-    event(n, "event.retracted", subject,
-        json!({"event_id": format!("00000000-0000-4000-8000-{of:012}"), "reason": "entered in error"}))
+    event(
+        n,
+        "event.retracted",
+        subject,
+        json!({"event_id": format!("00000000-0000-4000-8000-{of:012}"), "reason": "entered in error"}),
+    )
 }
 
 /// Every admission and warning of `request`, judged by `engine` with `batch`.

@@ -48,10 +48,8 @@ pub(crate) struct LeaseView {
 
 impl LeaseView {
     pub fn new(len: Duration, publish_bound: Duration) -> LeaseView {
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros())
-            .unwrap_or(0);
+        let started =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0);
         LeaseView {
             holder: format!("gateway-{}-{started:x}", std::process::id()),
             len,
@@ -150,7 +148,11 @@ pub(crate) async fn try_take(inner: &Inner, db: &GatewayState) -> Result<bool, S
     let sent = Instant::now();
     match db.acquire(&inner.lease.holder, inner.lease.len).await? {
         Some(lease) => {
-            inner.lease.set(Some(Held { epoch: lease.epoch, last_recorded: lease.last_recorded, until: sent + inner.lease.len }));
+            inner.lease.set(Some(Held {
+                epoch: lease.epoch,
+                last_recorded: lease.last_recorded,
+                until: sent + inner.lease.len,
+            }));
             tracing::info!(holder = %inner.lease.holder, epoch = lease.epoch, "took the writer lease");
             Ok(true)
         }

@@ -340,7 +340,11 @@ mod tests {
         let foreign = verdicts[1].as_ref().unwrap();
         assert_eq!(foreign.field, "data.commune");
         assert!(foreign.detail.contains("province 79"), "{}", foreign.detail);
-        assert!(check(&places, &Places::default(), &Scope::All, "gso", &events.iter().collect::<Vec<_>>()).iter().all(Option::is_none));
+        assert!(
+            check(&places, &Places::default(), &Scope::All, "gso", &events.iter().collect::<Vec<_>>())
+                .iter()
+                .all(Option::is_none)
+        );
     }
 
     fn approval(id: u32, scope: &str) -> Event {
@@ -426,6 +430,15 @@ mod tests {
         places.fold(&reparent(40, "26734", "01"));
         let events = [registration(41, "x", "26734")];
         assert_eq!(check(&places, &Places::default(), &hanoi(), "hn", &events.iter().collect::<Vec<_>>()), [None]);
-        assert_eq!(check(&places, &Places::default(), &Scope::Province("79".into()), "hcm", &events.iter().collect::<Vec<_>>()), [None]);
+        assert_eq!(
+            check(
+                &places,
+                &Places::default(),
+                &Scope::Province("79".into()),
+                "hcm",
+                &events.iter().collect::<Vec<_>>()
+            ),
+            [None]
+        );
     }
 }

@@ -180,7 +180,9 @@ impl Producer {
                         // The local queue is full: wait for the oldest record in flight to make room.
                         record = back;
                         match pending.pop_front() {
-                            Some((j, future)) => settle(j, future.await, &mut delivered, &mut written, &mut first_error),
+                            Some((j, future)) => {
+                                settle(j, future.await, &mut delivered, &mut written, &mut first_error)
+                            }
                             None => tokio::time::sleep(Duration::from_millis(10)).await,
                         }
                     }

@@ -256,9 +256,7 @@ impl GatewayState {
         let row = self
             .client
             .query_opt(
-                &format!(
-                    "SELECT holder, epoch, extract(epoch FROM expires_at - now())::float8 FROM {s}.writer"
-                ),
+                &format!("SELECT holder, epoch, extract(epoch FROM expires_at - now())::float8 FROM {s}.writer"),
                 &[],
             )
             .await
