@@ -2,7 +2,7 @@
 //! gateway does from PostgreSQL, judges exactly like an engine that folded those events: duplicates,
 //! conflicting ids, a retraction's subject and the warnings.
 
-use hoctap_domain::{Admission, Batch, Engine, Event, EventData};
+use hoctap_domain::{Batch, Engine, Event, EventData};
 use serde_json::{Value, json};
 
 fn event(n: u32, ty: &str, subject: &str, data: Value) -> Event {
