@@ -19,7 +19,7 @@ pub struct GatewayArgs {
     #[command(flatten)]
     store: crate::pipeline::StoreArgs,
     /// Seconds the writer lease lasts without renewal: with several gateways, one writes and the others
-    /// answer 503 until it is released (a graceful stop) or expires (a crash). Must exceed 6/5 of two
+    /// answer 503 until it is released (a graceful stop) or expires (a crash). Must exceed 10/9 of two
     /// publish timeouts plus 2 s.
     #[arg(long, env = "HOCTAP_LEASE_SECONDS", default_value_t = 30)]
     lease_seconds: u64,

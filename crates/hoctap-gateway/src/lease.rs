@@ -3,7 +3,7 @@
 //! The lease is a row in PostgreSQL (`hoctap_store::GatewayState::acquire`) with a fencing epoch. A
 //! gateway judges and publishes only while its lease, counted on its own monotonic clock from before
 //! the renewal was sent, has more than two publish timeouts (dead letters, then events) plus a margin
-//! left; it renews every sixth of the lease. So when another gateway takes an expired lease, every
+//! left; it renews every tenth of the lease. So when another gateway takes an expired lease, every
 //! record of the old holder was acknowledged or failed already, and the new holder, after reading the
 //! events topic's tail into PostgreSQL, stamps after the last `recordedtime` in the log: within each
 //! partition, `recordedtime` stays ordered across the hand-over. Every write to PostgreSQL names the
@@ -20,6 +20,9 @@ use std::collections::HashMap;
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
+
+/// Renewals per lease length: a renewal late by up to this many lease-tenths still keeps the writer writing.
+pub(crate) const RENEWALS: u32 = 10;
 
 /// Room kept on top of two publish timeouts before the lease runs out.
 pub(crate) const MARGIN: Duration = Duration::from_secs(2);
@@ -89,7 +92,7 @@ impl LeaseView {
 
     /// Seconds a client should wait before trying again when this gateway does not write.
     pub fn retry_after(&self) -> u64 {
-        (self.len / 6).as_secs().max(1)
+        (self.len / RENEWALS).as_secs().max(1)
     }
 
     fn stopped(&self) -> bool {
@@ -160,12 +163,12 @@ pub(crate) async fn try_take(inner: &Inner, db: &GatewayState) -> Result<bool, S
     }
 }
 
-/// Renews the lease every sixth of its length, or takes it when it is free (then makes the writer
+/// Renews the lease every tenth of its length, or takes it when it is free (then makes the writer
 /// ready), until the gateway stops or is dropped (then the lease expires on its own, as after a
 /// crash). Runs on a connection of its own, so that a request holding the writer's connection never
 /// delays a renewal.
 pub(crate) async fn keep(weak: Weak<Inner>, mut db: GatewayState) {
-    let Some(every) = weak.upgrade().map(|inner| inner.lease.len / 6) else { return };
+    let Some(every) = weak.upgrade().map(|inner| inner.lease.len / RENEWALS) else { return };
     loop {
         tokio::time::sleep(every).await;
         let Some(inner) = weak.upgrade() else { return };

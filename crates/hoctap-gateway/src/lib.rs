@@ -74,7 +74,7 @@ pub struct GatewayConfig {
     /// The deployment: the gateway's tables live in the schema `<deployment>_gateway`.
     pub deployment: Deployment,
     /// How long the writer lease lasts without renewal: a gateway that dies is replaced after this.
-    /// Must leave room for two publishes ([`Limits::publish_timeout`]) after a renewal (every sixth).
+    /// Must leave room for two publishes ([`Limits::publish_timeout`]) after a renewal (every tenth).
     pub lease: Duration,
     /// The largest request body accepted (413 above).
     pub max_body_bytes: usize,
@@ -205,9 +205,9 @@ impl Gateway {
     /// standby that takes over once the lease is free.
     pub async fn start(config: GatewayConfig) -> Result<Gateway, GatewayError> {
         let publish_bound = publish_bound(&config);
-        if config.lease.mul_f64(5.0 / 6.0) <= publish_bound * 2 + lease::MARGIN {
+        if config.lease.mul_f64(0.9) <= publish_bound * 2 + lease::MARGIN {
             return Err(GatewayError::Settings(format!(
-                "the writer lease ({} s) must exceed 6/5 of two publish timeouts ({} s each) plus {} s",
+                "the writer lease ({} s) must exceed 10/9 of two publish timeouts ({} s each) plus {} s",
                 config.lease.as_secs_f64(),
                 publish_bound.as_secs_f64(),
                 lease::MARGIN.as_secs()
@@ -242,7 +242,11 @@ impl Gateway {
         if lease::try_take(&gateway.inner, &lease_db).await? {
             // Ready before serving: the first request is judged against the whole log.
             let mut writer = gateway.inner.state.lock().await;
-            lease::ready(&gateway.inner, &mut writer).await?;
+            if let Err(e) = lease::ready(&gateway.inner, &mut writer).await {
+                // A standby need not wait for the lease to expire.
+                lease::release(&gateway.inner, &lease_db).await;
+                return Err(e.into());
+            }
         } else {
             tracing::info!("another gateway holds the writer lease: standing by");
         }

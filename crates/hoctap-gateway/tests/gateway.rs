@@ -842,10 +842,11 @@ async fn assert_recorded_in_offset_order(app: &App) -> Vec<Event> {
     events
 }
 
-/// A config whose writer lease is as short as the test's publish timeout (4 s) allows.
+/// A config with a short writer lease (20 s; the test's publish timeout is 4 s), so that a crash is
+/// taken over soon.
 fn short_lease(brokers: &str, deployment: &Deployment) -> GatewayConfig {
     let mut c = config(brokers, deployment);
-    c.lease = Duration::from_secs(13);
+    c.lease = Duration::from_secs(20);
     c
 }
 
