@@ -14,7 +14,7 @@ use axum::routing::get;
 use axum::{Json, Router, middleware};
 use hoctap_domain::codes::Title;
 use hoctap_domain::time::{format_instant, parse_known_at};
-use hoctap_domain::{Day, Engine, QueryError};
+use hoctap_domain::{Day, QueryError};
 use hoctap_store::{Schema, StoreError};
 use hoctap_tokens::{Holder, Scope, Tokens};
 use serde::{Deserialize, Serialize};

@@ -70,8 +70,12 @@ pub fn gateway(args: &GatewayArgs) -> Result<ExitCode> {
     let path = args.tokens.as_ref().context("--tokens is required")?;
     let tokens = hoctap_gateway::Tokens::load(path, hoctap_gateway::Holders::Sources)
         .with_context(|| format!("reading {}", path.display()))?;
-    let mut config =
-        hoctap_gateway::GatewayConfig::new(args.brokers.clone(), tokens, args.store.postgres.clone(), args.store.deployment()?);
+    let mut config = hoctap_gateway::GatewayConfig::new(
+        args.brokers.clone(),
+        tokens,
+        args.store.postgres.clone(),
+        args.store.deployment()?,
+    );
     config.lease = std::time::Duration::from_secs(args.lease_seconds);
     config.event_partitions = args.partitions;
     config.producer = args.producer_settings.iter().cloned().collect();

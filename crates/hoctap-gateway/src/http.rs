@@ -471,9 +471,7 @@ async fn handle(
 
 /// The answer to a request holding a raw citizen-ID number: 422, nothing published.
 fn citizen_id_answer(source: &Source, events: usize, judgement: Judgement) -> Response {
-    let Judgement::CitizenId(found) = judgement else {
-        unreachable!("called for a citizen-ID judgement only")
-    };
+    let Judgement::CitizenId(found) = judgement else { unreachable!("called for a citizen-ID judgement only") };
     tracing::info!(source = %source.name, events, "request refused: raw citizen-ID number");
     let answer = Answer {
         error: Some("a raw citizen-ID number (CCCD) was found; nothing in this request was accepted"),

@@ -41,8 +41,8 @@ mod lease;
 mod places;
 mod state;
 
-pub use places::placement;
 pub use hoctap_tokens::{Holders, Scope, Tokens, TokensError, hash_token};
+pub use places::placement;
 
 /// A source system, as authenticated (a holder of a `[[source]]` token).
 pub type Source = hoctap_tokens::Holder;

@@ -5,9 +5,9 @@
 
 use hoctap_domain::Event;
 use hoctap_gateway::{GatewayConfig, Holders, Tokens, hash_token};
-use hoctap_store::{Deployment, GatewayState};
 use hoctap_kafka::test_broker::TestBroker;
 use hoctap_kafka::{DeadLetter, Record, Topics, read_all};
+use hoctap_store::{Deployment, GatewayState};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -890,9 +890,15 @@ async fn two_gateways_on_one_broker_write_one_at_a_time_and_hand_over_on_a_grace
     let brokers = broker.brokers();
     let scratch = fresh_deployment();
     let mut a = serve_config(Some(broker), &brokers, short_lease(&brokers, &scratch.0)).await;
-    let geography = [unit(1, "01", "province", None), unit(2, "00001", "commune", Some("01")), unit(5, "79", "province", None), unit(7, "26734", "commune", Some("79"))];
+    let geography = [
+        unit(1, "01", "province", None),
+        unit(2, "00001", "commune", Some("01")),
+        unit(5, "79", "province", None),
+        unit(7, "26734", "commune", Some("79")),
+    ];
     assert_eq!(a.post(GSO, BATCH, &json!(geography)).await.0, StatusCode::ACCEPTED);
-    let (status, body) = a.post(HN, BATCH, &json!([registration(10, "cit-a", "00001"), declaration(11, "cit-a", 90)])).await;
+    let (status, body) =
+        a.post(HN, BATCH, &json!([registration(10, "cit-a", "00001"), declaration(11, "cit-a", 90)])).await;
     assert_eq!(ids(&body, "accepted"), [id(10), id(11)], "{status} {body}");
 
     // The second one stands by: 503 with Retry-After, on /healthz and on events.
@@ -911,7 +917,15 @@ async fn two_gateways_on_one_broker_write_one_at_a_time_and_hand_over_on_a_grace
     a.stop().await;
     until_writer(&b).await;
     let (status, body) = b
-        .post(HN, BATCH, &json!([registration(10, "cit-a", "00001"), declaration(11, "cit-a", 40), registration(12, "cit-c", "00001")]))
+        .post(
+            HN,
+            BATCH,
+            &json!([
+                registration(10, "cit-a", "00001"),
+                declaration(11, "cit-a", 40),
+                registration(12, "cit-c", "00001")
+            ]),
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!((ids(&body, "duplicates"), ids(&body, "accepted")), (vec![id(10)], vec![id(12)]), "{body}");

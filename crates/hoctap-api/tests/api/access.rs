@@ -130,7 +130,12 @@ async fn a_reader_reads_its_province_only_and_nobody_reads_without_a_token() {
     // The approvals list: a province reader gets those of its scopes (Hà Nội's decision is not HCM's).
     let approved = |answer: Answer| -> Vec<String> {
         assert_eq!(answer.status, 200, "{}", answer.text);
-        answer.json()["approvals"].as_array().unwrap().iter().map(|a| a["number"].as_str().unwrap().to_owned()).collect()
+        answer.json()["approvals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["number"].as_str().unwrap().to_owned())
+            .collect()
     };
     assert_eq!(approved(app.get_as(h, APPROVALS, APPROVALS, &[]).await), ["15/QĐ-UBND"]);
     assert!(approved(app.get_as(c, APPROVALS, APPROVALS, &[]).await).is_empty());

@@ -134,9 +134,11 @@ async fn the_dashboard_of_the_api_shows_the_review_and_follows_the_date_in_a_bro
     let api = spawn_api(&fresh.deployment).await;
     let base = format!("http://{}", api.addr);
     // The browser is driven synchronously, off the runtime that serves the API.
-    let (overview, chart) =
-        tokio::task::spawn_blocking(move || hoctap_tests::browser::drive_dashboard(&base, "api", Some(NATIONAL_READER)))
-            .await.unwrap();
+    let (overview, chart) = tokio::task::spawn_blocking(move || {
+        hoctap_tests::browser::drive_dashboard(&base, "api", Some(NATIONAL_READER))
+    })
+    .await
+    .unwrap();
     assert!(hoctap_tests::browser::is_png(&overview, 50_000) && hoctap_tests::browser::is_png(&chart, 5_000));
     api.stop().await;
     fresh.remove(&mut client).await;
