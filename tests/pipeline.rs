@@ -356,18 +356,29 @@ impl Drop for Stack {
 }
 
 /// Posts one batch to the gateway at `url`; it must be accepted (202); returns the per-event results.
+/// A 503 is retried after its `Retry-After`, as a source system does (PostgreSQL or Kafka restarting:
+/// the events the log already took come back as duplicates), for at most a minute.
 fn post_batch(http: &reqwest::blocking::Client, url: &str, token: &str, events: &[Value]) -> Value {
-    let response = http
-        .post(format!("{url}/v1/events"))
-        .bearer_auth(token)
-        .header("content-type", BATCH)
-        .body(Value::Array(events.to_vec()).to_string())
-        .send()
-        .expect("posting to the gateway");
-    let status = response.status();
-    let body: Value = response.json().expect("a JSON answer");
-    assert_eq!(status.as_u16(), 202, "the gateway refused a batch: {body}");
-    body
+    let body = Value::Array(events.to_vec()).to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let response = http
+            .post(format!("{url}/v1/events"))
+            .bearer_auth(token)
+            .header("content-type", BATCH)
+            .body(body.clone())
+            .send()
+            .expect("posting to the gateway");
+        let status = response.status();
+        let wait = response.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let answer: Value = response.json().expect("a JSON answer");
+        if status.as_u16() == 503 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_secs(wait.unwrap_or(1).min(5)));
+            continue;
+        }
+        assert_eq!(status.as_u16(), 202, "the gateway refused a batch: {answer}");
+        return answer;
+    }
 }
 
 fn now_micros() -> i64 {

@@ -192,12 +192,13 @@ async fn every_answer_of_both_services_matches_the_document_and_every_documented
         api.get_as(Some("Bearer guessed"), "/v1/units/{code}/series", "/v1/units/01/series", &month).await.status,
         api.get_as(Some(&hcm), "/v1/units/{code}/series", "/v1/units/001/series", &month).await.status,
         api.get_as(None, "/v1/units", "/v1/units", &[("as_of", "2025-12-31")]).await.status,
+        api.get_as(None, "/v1/approvals", "/v1/approvals", &[]).await.status,
     ];
     assert_eq!(
         statuses,
         [
             200, 200, 400, 400, 200, 404, 503, 200, 200, 400, 404, 503, 200, 200, 400, 503, 200, 503, 200, 200, 200,
-            200, 400, 503, 401, 403, 401, 403, 401
+            200, 400, 503, 401, 403, 401, 403, 401, 401
         ]
     );
 
