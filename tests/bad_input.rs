@@ -533,3 +533,116 @@ fn events_that_will_not_count_as_they_stand_are_accepted_with_a_warning() {
     assert_eq!(ingest(&data, &[&more]).code, Some(0));
     assert_eq!(learning_citizens(&review_json(&data, "2025-12-31"), "00002"), (1, 0, 1));
 }
+
+#[path = "../crates/hoctap-domain/tests/support/mutate.rs"]
+mod mutate;
+
+/// The fuzz test of the domain (`crates/hoctap-domain/tests/fuzz.rs`, 1 000 000 mutants) in small,
+/// through the real `hoctap ingest`: 20 000 mutants of the golden events with 200 valid neighbours
+/// among them, one file. Nothing panics (exit 1: some refused), each refusal line names the field and
+/// the rule and, when the line holds a UUID `id`, that id; the dead-letter file holds every refused line
+/// and no raw citizen-ID; the 200 neighbours are counted in province 96.
+#[test]
+fn twenty_thousand_mutants_through_ingest_are_refused_by_name_and_the_neighbours_counted() {
+    const MUTANTS: usize = 20_000;
+    const NEIGHBOURS: usize = 200;
+    let seeds = mutate::seeds(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../events"));
+    let mut rng = fastrand::Rng::with_seed(0x6e64_6a73_6f6e);
+    let unit = |n: u128, code: &str, level: &str, parent: Option<&str>| {
+        let mut data = json!({"code": code, "level": level, "name": format!("Đơn vị {code}")});
+        if let Some(p) = parent {
+            data["parent"] = json!(p);
+        }
+        envelope(n, "admin_unit.established", "2021-01-01T00:00:00+07:00", code, data).to_string()
+    };
+    let world = [
+        unit(1, "01", "province", None),
+        unit(2, "001", "district", Some("01")),
+        unit(3, "00004", "commune", Some("001")),
+        unit(4, "00008", "commune", Some("001")),
+        unit(5, "00013", "commune", Some("001")),
+        unit(6, "00025", "commune", Some("001")),
+        unit(7, "96", "province", None),
+        unit(8, "964", "district", Some("96")),
+        unit(9, "32001", "commune", Some("964")),
+    ];
+    let mut lines: Vec<Vec<u8>> = (0..MUTANTS)
+        .map(|_| {
+            // One line each: a newline a mutation wrote (pretty printing, inserted bytes) becomes a space.
+            let mut text = mutate::mutant(&mut rng, &seeds);
+            text.iter_mut().filter(|b| **b == b'\n').for_each(|b| *b = b' ');
+            text
+        })
+        .collect();
+    for n in 0..NEIGHBOURS {
+        let at = rng.usize(..=lines.len());
+        let neighbour = registration(100_000 + n as u128, &format!("nb-{n}"), "32001");
+        lines.insert(at, neighbour.to_string().into_bytes());
+    }
+    let dir = temp();
+    let data = dir.path().join("data");
+    let first = write(dir.path(), "world.ndjson", &ndjson(&world));
+    assert_eq!(ingest(&data, &[&first]).code, Some(0));
+    let mut text = Vec::new();
+    for line in &lines {
+        text.extend_from_slice(line);
+        text.push(b'\n');
+    }
+    let file = dir.path().join("mutants.ndjson");
+    std::fs::write(&file, &text).unwrap();
+    let ran = ingest(&data, &[&file]);
+    assert_eq!(
+        ran.code,
+        Some(1),
+        "some refused, nothing panicked: {}",
+        &ran.stderr[ran.stderr.len().saturating_sub(2000)..]
+    );
+
+    let mut refused = 0;
+    for line in refusal_lines(&ran.stderr) {
+        refused += 1;
+        let n: usize = line
+            .strip_prefix("refused (line ")
+            .and_then(|rest| rest.split(')').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("a refusal line without its line number: {line}"));
+        let sent = &lines[n - 1];
+        // The refusal's own field (the first one named; serde's message may name an empty key after it).
+        let field = line.split_once("field `").and_then(|(_, rest)| rest.split_once("`:")).map(|(f, _)| f);
+        assert!(field.is_some_and(|f| !f.is_empty()), "no field named: {line}");
+        assert!(line.contains(": rule "), "no rule named: {line}");
+        if let Some(id) = serde_json::from_slice::<Value>(sent)
+            .ok()
+            .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_owned))
+            .filter(|id| uuid::Uuid::parse_str(id).is_ok())
+        {
+            let normal = uuid::Uuid::parse_str(&id).unwrap().to_string();
+            assert!(line.contains(&id) || line.contains(&normal), "the id {id} is not named: {line}");
+        }
+    }
+    let summary = ran.stdout.lines().find(|l| l.contains(" accepted, ")).unwrap_or_else(|| panic!("{}", ran.stdout));
+    assert!(summary.contains(&format!("{refused} refused")), "{summary} / {refused} refusal lines");
+    let dead = dead_letters(&data);
+    assert_eq!(dead.len(), refused, "one dead letter per refusal");
+    for letter in &dead {
+        let letter: Value = serde_json::from_str(letter).expect("a dead letter is JSON");
+        let kept = letter["event"].as_str().expect("the line is kept");
+        assert!(
+            hoctap_domain::validate::find_citizen_id_in_json(kept.as_bytes()).is_none(),
+            "a raw citizen-ID in a dead letter: {kept}"
+        );
+        assert!(letter["reason"]["field"].as_str().is_some_and(|f| !f.is_empty()), "{letter}");
+    }
+    let ran = hoctap_tests::run(hoctap_tests::hoctap().arg("--data-dir").arg(&data).args([
+        "review",
+        "--scope",
+        "96",
+        "--as-of",
+        "2025-12-31",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    let review: Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert_eq!(learning_citizens(&review, "96").0, NEIGHBOURS as u64, "every neighbour counted once");
+}

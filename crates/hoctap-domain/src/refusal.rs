@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 use std::fmt;
+use std::fmt::Write as _;
 
 /// The rule of "bad input" an event broke. Each refusal goes to the dead-letter place with one of these.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -78,8 +79,15 @@ impl fmt::Display for Rule {
 }
 
 /// A refused event. Shown to the source as one line and stored beside the event in the dead-letter place.
+/// Shown, it stays one line whatever the source sent: control characters in the id, the field or the
+/// detail (a newline in an `id`) are written escaped (`\n`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("event {}: field `{field}`: rule {rule}: {detail}", event_id.as_deref().unwrap_or("(no id)"))]
+#[error(
+    "event {}: field `{}`: rule {rule}: {}",
+    OneLine(event_id.as_deref().unwrap_or("(no id)")),
+    OneLine(field),
+    OneLine(detail)
+)]
 pub struct Refusal {
     /// The event's `id` when it could be read.
     pub event_id: Option<String>,
@@ -90,8 +98,35 @@ pub struct Refusal {
     pub detail: String,
 }
 
+/// Text as written, but for control characters, which are escaped (`\n`, `\u{1b}`).
+struct OneLine<'a>(&'a str);
+
+impl std::fmt::Display for OneLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() { write!(f, "{}", c.escape_debug())? } else { f.write_char(c)? }
+        }
+        Ok(())
+    }
+}
+
 impl Refusal {
     pub fn new(event_id: Option<String>, field: impl Into<String>, rule: Rule, detail: impl Into<String>) -> Refusal {
         Refusal { event_id, field: field.into(), rule, detail: detail.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_is_shown_on_one_line_whatever_the_source_sent() {
+        let r = Refusal::new(Some("0']\nrefused (line 1): forged".into()), "data.\u{1b}x", Rule::Schema, "bad\r\n");
+        let shown = r.to_string();
+        assert_eq!(shown.lines().count(), 1, "{shown}");
+        assert_eq!(shown, r"event 0']\nrefused (line 1): forged: field `data.\u{1b}x`: rule schema: bad\r\n");
+        // Vietnamese and other printable text is kept as written.
+        assert!(Refusal::new(None, "data.tên", Rule::Schema, "Hà Nội").to_string().ends_with("Hà Nội"));
     }
 }
