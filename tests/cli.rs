@@ -719,7 +719,7 @@ fn review_xlsx_opens_in_a_spreadsheet_reader_with_the_json_figures() {
     let expected = r["targets"].as_array().unwrap();
     assert_eq!(rows.len(), expected.len());
     for (row, t) in rows.iter().zip(expected) {
-        assert_eq!(row[1].to_string(), t["indicator"].as_str().unwrap());
+        assert_eq!(row[11].to_string(), t["indicator"].as_str().unwrap());
         assert_eq!(num(&row[4]), t["actual_percent"].as_f64().map(|a| a / 100.0), "{t}");
         assert_eq!(num(&row[6]), t["numerator"].as_f64());
         assert_eq!(num(&row[7]), t["denominator"].as_f64());

@@ -5,7 +5,7 @@
 //! a figure copied from either identical. Machine formats (JSON, CSV) never go through this module.
 
 use hoctap_domain::Day;
-use hoctap_domain::codes::{Metric, Title};
+use hoctap_domain::codes::{Level, Metric, SubjectGroup, Title};
 use hoctap_domain::review::{Reform, RelatedUnit, Relation, Review, Status, UnitReview};
 
 /// Shown wherever a figure does not exist; a missing share must never read as 0.
@@ -105,6 +105,55 @@ pub(crate) fn metric_label_vi(metric: Metric) -> &'static str {
         Metric::Units => "Cơ quan, đơn vị",
         Metric::UnitStaff => "Cán bộ, công chức, viên chức",
         Metric::AdultsInLearningModels => "Người lớn trong mô hình học tập",
+    }
+}
+
+/// The Vietnamese name of an indicator code, as a reviewer reads it: `learning_citizen/adults` →
+/// `Công dân học tập / Người lớn`, `learning_citizen:staff/unit_staff` → `Công dân học tập (cán bộ,
+/// công chức, viên chức) / Cán bộ, công chức, viên chức`. A part it does not know stays as written.
+pub(crate) fn indicator_name_vi(indicator: &str) -> String {
+    let (left, metric) = indicator.split_once('/').unwrap_or((indicator, ""));
+    let (title, group) = match left.split_once(':') {
+        Some((title, group)) => (title, Some(group)),
+        None => (left, None),
+    };
+    let mut name = match Title::parse(title) {
+        Some(t) => t.label_vi().to_owned(),
+        None if title == "digital_skill" => "Kỹ năng số".to_owned(),
+        None => title.to_owned(),
+    };
+    if let Some(group) = group {
+        let label: &str = match SubjectGroup::parse(group) {
+            Some(g) => crate::dashboard::group_label_vi(g),
+            None => group,
+        };
+        name = format!("{name} ({label})");
+    }
+    let metric: &str = match Metric::parse(metric) {
+        Some(m) => metric_label_vi(m),
+        None if metric == "districts" => Level::District.label_vi(),
+        None if metric == "learning_citizen" => Title::LearningCitizen.label_vi(),
+        None => metric,
+    };
+    if metric.is_empty() { name } else { format!("{name} / {metric}") }
+}
+
+/// The Vietnamese name of a plan id `issuer/number/year`: `UBND-01/290/2021` → `Kế hoạch
+/// 290/KH-UBND (2021)`, `TTg/677/2022` → `Quyết định 677/QĐ-TTg (2022)`; another issuer's
+/// `issuer number (year)`; an id of another shape as written.
+pub(crate) fn plan_name_vi(plan: &str) -> String {
+    let parts: Vec<&str> = plan.split('/').collect();
+    let [issuer, number @ .., year] = parts.as_slice() else { return plan.to_owned() };
+    if number.is_empty() {
+        return plan.to_owned();
+    }
+    let number = number.join("/");
+    if *issuer == "TTg" {
+        format!("Quyết định {number}/QĐ-TTg ({year})")
+    } else if issuer.starts_with("UBND") {
+        format!("Kế hoạch {number}/KH-UBND ({year})")
+    } else {
+        format!("{issuer} {number} ({year})")
     }
 }
 

@@ -6,9 +6,9 @@
 
 use crate::figures::{
     BY_DEFAULT_HEADING, BY_DEFAULT_NOTE, MISSING, any_placed_by_default, approved_text, count, gap, generated_text,
-    geography_counts, known_at_text, metric_heading, metrics_present, milestone_text, no_targets_text, opt_count,
-    opt_percent, percent, reform_note, reform_text, scope_heading, share, status_text, title_baseline, title_heading,
-    titles_present,
+    geography_counts, indicator_name_vi, known_at_text, metric_heading, metrics_present, milestone_text,
+    no_targets_text, opt_count, opt_percent, percent, plan_name_vi, reform_note, reform_text, scope_heading, share,
+    status_text, title_baseline, title_heading, titles_present,
 };
 use hoctap_domain::codes::{Metric, Title};
 use hoctap_domain::review::{Review, TargetReview, UnitReview};
@@ -225,8 +225,11 @@ fn write_targets(out: &mut String, targets: &[TargetReview]) -> fmt::Result {
     writeln!(out, "<tbody>")?;
     for target in targets {
         write!(out, "<tr>")?;
-        write!(out, "<td><code>{}</code></td>", escape(&target.plan))?;
-        write!(out, "<td><code>{}</code></td>", escape(&target.indicator))?;
+        for (name, code) in
+            [(plan_name_vi(&target.plan), &target.plan), (indicator_name_vi(&target.indicator), &target.indicator)]
+        {
+            write!(out, "<td>{}<br><code>{}</code></td>", escape(&name), escape(code))?;
+        }
         write!(out, "{}", num_cell(&target.milestone.to_string()))?;
         write!(out, "{}", num_cell(&percent(target.target_percent)))?;
         write!(out, "{}", num_cell(&opt_percent(target.actual_percent)))?;

@@ -8,8 +8,8 @@
 //! agrees with the other formats. A missing figure is an empty cell, never 0.
 
 use crate::figures::{
-    geography_counts, metric_label_vi, metrics_present, milestone_text, reform_text, related_note, relation_label,
-    scope_heading, share, title_baseline, titles_present,
+    geography_counts, indicator_name_vi, metric_label_vi, metrics_present, milestone_text, plan_name_vi, reform_text,
+    related_note, relation_label, scope_heading, share, title_baseline, titles_present,
 };
 use hoctap_domain::codes::{Metric, Title};
 use hoctap_domain::review::{Review, UnitReview};
@@ -26,7 +26,8 @@ pub const REFORM_SHEET: &str = "Sắp xếp đơn vị";
 pub const REFORM_HEADERS: [&str; 6] = ["Mã", "Đơn vị", "Cấp", "Quan hệ", "Ghi chú", "Mã quan hệ"];
 
 /// The columns of the targets sheet.
-pub const TARGET_HEADERS: [&str; 10] = [
+/// Plans and indicators by name first (what a reviewer reads); their codes last (what the data says).
+pub const TARGET_HEADERS: [&str; 12] = [
     "Kế hoạch",
     "Chỉ tiêu",
     "Mốc",
@@ -37,6 +38,8 @@ pub const TARGET_HEADERS: [&str; 10] = [
     "Mẫu số",
     "Trạng thái",
     "Mã trạng thái",
+    "Mã kế hoạch",
+    "Mã chỉ tiêu",
 ];
 
 /// The title's sheet name: its Vietnamese label (`Công dân học tập`).
@@ -133,8 +136,8 @@ fn targets(sheet: &mut Worksheet, review: &Review, f: &Formats) -> Result<(), Xl
     headers(sheet, &TARGET_HEADERS, f)?;
     for (i, t) in review.targets.iter().enumerate() {
         let row = i as u32 + 1;
-        sheet.write_string(row, 0, &t.plan)?;
-        sheet.write_string(row, 1, &t.indicator)?;
+        sheet.write_string(row, 0, plan_name_vi(&t.plan))?;
+        sheet.write_string(row, 1, indicator_name_vi(&t.indicator))?;
         sheet.write_number(row, 2, f64::from(t.milestone))?;
         sheet.write_number_with_format(row, 3, t.target_percent / 100.0, &f.percent)?;
         optional(sheet, row, 4, t.actual_percent.map(|a| a / 100.0), &f.percent)?;
@@ -143,6 +146,8 @@ fn targets(sheet: &mut Worksheet, review: &Review, f: &Formats) -> Result<(), Xl
         optional(sheet, row, 7, t.denominator.map(|d| d as f64), &f.count)?;
         sheet.write_string(row, 8, t.status.label_vi())?;
         sheet.write_string(row, 9, t.status.as_str())?;
+        sheet.write_string(row, 10, &t.plan)?;
+        sheet.write_string(row, 11, &t.indicator)?;
     }
     finish(sheet, review.targets.len() as u32, TARGET_HEADERS.len() as u16)
 }

@@ -6,9 +6,9 @@
 
 use crate::figures::{
     BY_DEFAULT_HEADING, BY_DEFAULT_NOTE, MISSING, any_placed_by_default, approved_text, count, gap, generated_text,
-    geography_text, known_at_text, metric_heading, metrics_present, milestone_text, no_targets_text, opt_count,
-    opt_percent, percent, reform_note, reform_text, scope_heading, share, status_text, title_baseline, title_heading,
-    titles_present,
+    geography_text, indicator_name_vi, known_at_text, metric_heading, metrics_present, milestone_text, no_targets_text,
+    opt_count, opt_percent, percent, plan_name_vi, reform_note, reform_text, scope_heading, share, status_text,
+    title_baseline, title_heading, titles_present,
 };
 use comfy_table::{CellAlignment, Table, presets};
 use hoctap_domain::codes::{Metric, Title};
@@ -150,8 +150,8 @@ fn targets_table(review: &Review) -> Table {
     let mut table = new_table(header.iter().map(|h| (*h).to_owned()).collect());
     for target in &review.targets {
         table.add_row(vec![
-            target.plan.clone(),
-            target.indicator.clone(),
+            plan_name_vi(&target.plan),
+            indicator_name_vi(&target.indicator),
             target.milestone.to_string(),
             percent(target.target_percent),
             opt_percent(target.actual_percent),

@@ -234,18 +234,19 @@ fn table_reads_in_vietnamese() {
         "50,00",
         "2.480.000",
         "4.000.000",
-        "UBND-01/291/2022",
-        "learning_district/districts",
+        "Kế hoạch 291/KH-UBND (2022)",
+        "Huyện học tập / Quận/huyện",
     ] {
         assert!(text.contains(needle), "table lacks {needle:?}:\n{text}");
     }
     assert!(!text.contains("52.3456"), "percentages are rounded for display");
 
     // The no_denominator row shows "—" for denominator, actual and gap, never a 0 share.
-    let row = text.lines().find(|l| l.contains("learning_family/households")).expect("a row");
+    assert!(!text.contains("UBND-01/291/2022"), "plans are named, not coded");
+    let row = text.lines().find(|l| l.contains("Gia đình học tập / Hộ gia đình")).expect("a row");
     assert_eq!(row.matches('—').count(), 3, "{row}");
     assert!(row.contains("70,00"), "{row}");
-    let row = text.lines().find(|l| l.contains("learning_district/districts")).expect("a row");
+    let row = text.lines().find(|l| l.contains("Huyện học tập / Quận/huyện")).expect("a row");
     assert_eq!(row.matches('—').count(), 2, "{row}");
     // A unit without an adults baseline has no share either.
     let row = text.lines().find(|l| l.contains("Hoàn Kiếm") && l.contains("893.824")).expect("a row");
@@ -561,8 +562,9 @@ mod workbook {
         assert_eq!(rows[0].iter().map(text).collect::<Vec<_>>(), TARGET_HEADERS);
         assert_eq!(rows.len(), review.targets.len() + 1);
         for (row, t) in rows[1..].iter().zip(&review.targets) {
-            assert_eq!(text(&row[0]), t.plan);
-            assert_eq!(text(&row[1]), t.indicator);
+            assert_eq!(text(&row[0]), crate::figures::plan_name_vi(&t.plan));
+            assert_eq!(text(&row[1]), crate::figures::indicator_name_vi(&t.indicator));
+            assert_eq!((text(&row[10]), text(&row[11])), (t.plan.clone(), t.indicator.clone()), "the codes last");
             assert_eq!(number(&row[2]), Some(f64::from(t.milestone)));
             assert_eq!(number(&row[3]), Some(t.target_percent / 100.0), "a fraction, formatted as a percentage");
             assert_eq!(number(&row[4]), t.actual_percent.map(|a| a / 100.0), "empty when missing, never 0");
@@ -698,4 +700,22 @@ fn the_terminal_summary_keeps_the_scope_and_the_units_furthest_behind() {
     assert_eq!(targets(&summary), targets(&all));
     // A review with few units is printed whole either way.
     assert_eq!(table(&sample(), Rows::Summary), table(&sample(), Rows::All));
+}
+
+#[test]
+fn plans_and_indicators_are_named_as_a_reviewer_reads_them() {
+    use crate::figures::{indicator_name_vi, plan_name_vi};
+    assert_eq!(indicator_name_vi("learning_citizen/adults"), "Công dân học tập / Người lớn");
+    assert_eq!(
+        indicator_name_vi("learning_citizen:staff/unit_staff"),
+        "Công dân học tập (cán bộ, công chức, viên chức) / Cán bộ, công chức, viên chức"
+    );
+    assert_eq!(indicator_name_vi("digital_skill/learning_citizen"), "Kỹ năng số / Công dân học tập");
+    assert_eq!(indicator_name_vi("learning_district/districts"), "Huyện học tập / Quận/huyện");
+    // What it does not know stays as written.
+    assert_eq!(indicator_name_vi("new_title:x/y"), "new_title (x) / y");
+    assert_eq!(plan_name_vi("UBND-01/290/2021"), "Kế hoạch 290/KH-UBND (2021)");
+    assert_eq!(plan_name_vi("TTg/677/2022"), "Quyết định 677/QĐ-TTg (2022)");
+    assert_eq!(plan_name_vi("BGDĐT/12/a/2023"), "BGDĐT 12/a (2023)");
+    assert_eq!(plan_name_vi("UBND-01/2021"), "UBND-01/2021");
 }
