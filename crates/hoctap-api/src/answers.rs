@@ -6,7 +6,7 @@ use crate::Api;
 use crate::http::{Access, Failure};
 use hoctap_domain::codes::Title;
 use hoctap_domain::review::{ListedUnit, TitleCounts};
-use hoctap_domain::{Approval, Day, Engine, Query, Review};
+use hoctap_domain::{Approval, Day, Engine, Query, Review, ReviewDiff};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -22,6 +22,10 @@ pub enum Asked {
 pub trait Answers: Clone + Send + Sync + 'static {
     /// The review asked (unstamped: the route stamps it).
     fn review(&self, asked: Asked) -> impl Future<Output = Result<Review, Failure>> + Send;
+    /// The audit diff of the question asked (as known at its `known_at`) against the same question as
+    /// known at `vs` (`None`: now): `Engine::diff`; from read models, which keep no events, without
+    /// `events`.
+    fn diff(&self, asked: Asked, vs: Option<i64>) -> impl Future<Output = Result<ReviewDiff, Failure>> + Send;
     /// The units established by `as_of` (`Engine::units_on`).
     fn units(&self, as_of: Day, known_at: Option<i64>)
     -> impl Future<Output = Result<Vec<ListedUnit>, Failure>> + Send;
@@ -53,6 +57,21 @@ impl Answers for Api {
             Asked::Approved(number) => hoctap_store::review_approved(&mut client, &schema, cache, number).await,
         }
         .map_err(Failure::store)
+    }
+
+    async fn diff(&self, asked: Asked, vs: Option<i64>) -> Result<ReviewDiff, Failure> {
+        let query = match asked {
+            Asked::Question(query) => query,
+            Asked::Approved(number) => {
+                // Approvals are reference data: the reference engine finds them as the full one does.
+                self.reference().await?.approval(&number, None).map_err(Failure::approval)?.query()
+            }
+        };
+        let before = self.review(Asked::Question(query.clone())).await?;
+        // The milestone the first review used, so that both compare the same targets (`Engine::diff`).
+        let later = Query { known_at: vs, milestone: query.milestone.or(before.milestone), ..query };
+        let after = self.review(Asked::Question(later)).await?;
+        Ok(ReviewDiff::between(&before, &after, None))
     }
 
     async fn units(&self, as_of: Day, known_at: Option<i64>) -> Result<Vec<ListedUnit>, Failure> {
@@ -122,6 +141,17 @@ impl Answers for Embedded {
         self.with(move |engine| match &asked {
             Asked::Question(query) => engine.review(query).map_err(Failure::query),
             Asked::Approved(number) => engine.approved_review(number).map_err(Failure::approval),
+        })
+        .await
+    }
+
+    async fn diff(&self, asked: Asked, vs: Option<i64>) -> Result<ReviewDiff, Failure> {
+        self.with(move |engine| {
+            let query = match asked {
+                Asked::Question(query) => query,
+                Asked::Approved(number) => engine.approval(&number, None).map_err(Failure::approval)?.query(),
+            };
+            engine.diff(&query, vs).map_err(Failure::query)
         })
         .await
     }

@@ -27,6 +27,7 @@ fn answering<A: Answers>() -> Router<A> {
         .route("/dashboard.js", get(crate::dashboard::script))
         .route("/dashboard.css", get(crate::dashboard::style))
         .route("/v1/reviews", get(reviews::<A>))
+        .route("/v1/reviews/diff", get(diff::<A>))
         .route("/v1/units", get(units::<A>))
         .route("/v1/units/{code}/series", get(series::<A>))
         .route("/v1/approvals", get(approvals::<A>))
@@ -304,55 +305,88 @@ struct ReviewParams {
     milestone: Option<String>,
 }
 
+/// The question a request asks: `approved` alone, or `scope`, `as_of`, `known_at` (required when
+/// `known_at_required`) and `milestone`.
+fn asked(p: ReviewParams, known_at_required: bool) -> Result<Asked, Failure> {
+    if let Some(number) = p.approved.filter(|n| !n.is_empty()) {
+        if [&p.scope, &p.as_of, &p.known_at, &p.milestone].into_iter().any(|v| v.is_some()) {
+            return Err(Failure::parameter(
+                "approved",
+                "`approved` names the whole question (scope, date, milestone, known-at): give it alone",
+            ));
+        }
+        return Ok(Asked::Approved(number));
+    }
+    let scope = required("scope", p.scope)?;
+    let as_of = day("as_of", p.as_of)?;
+    let known_at = match known_at_required {
+        true => Some(known_at(Some(required("known_at", p.known_at)?))?.expect("a required value")),
+        false => known_at(p.known_at)?,
+    };
+    let milestone = match p.milestone.filter(|m| !m.is_empty()) {
+        None => None,
+        Some(text) => Some(text.parse::<i32>().map_err(|_| {
+            Failure::parameter("milestone", format!("`milestone` `{text}` is not a year (an integer such as 2025)"))
+        })?),
+    };
+    Ok(Asked::Question(hoctap_domain::Query { scope, as_of, known_at, milestone }))
+}
+
+/// Checks that `reader` may read the question's scope before it is answered (an approved review's
+/// scope is known only once it is found: [`allowed`] again on the answer).
+async fn allowed_to_ask<A: Answers>(answers: &A, reader: Option<&Holder>, asked: &Asked) -> Result<(), Failure> {
+    match asked {
+        Asked::Question(query) => allowed(answers, reader, &query.scope).await,
+        Asked::Approved(_) => Ok(()),
+    }
+}
+
+/// The reader of a review or a diff: public with `--public-reviews` (then a province restricts nothing).
+fn review_reader<A: Answers>(answers: &A, headers: &HeaderMap) -> Result<Option<Holder>, Failure> {
+    let public = answers.access().is_some_and(|a| a.public_reviews);
+    Ok(reader(answers, headers, public)?.filter(|_| !public))
+}
+
 async fn reviews<A: Answers>(
     State(answers): State<A>,
     headers: HeaderMap,
     params: Result<Query<ReviewParams>, QueryRejection>,
 ) -> Result<Response, Failure> {
-    let public = answers.access().is_some_and(|a| a.public_reviews);
-    // Public reviews are the same for everyone: a reader's province restricts nothing there.
-    let reader = reader(&answers, &headers, public)?.filter(|_| !public);
+    let reader = review_reader(&answers, &headers)?;
     let Query(p) = params.map_err(Failure::rejected)?;
-    let asked = match p.approved.filter(|n| !n.is_empty()) {
-        Some(number) => {
-            if [&p.scope, &p.as_of, &p.known_at, &p.milestone].into_iter().any(|v| v.is_some()) {
-                return Err(Failure::parameter(
-                    "approved",
-                    "`approved` names the whole question (scope, date, milestone, known-at): give it alone",
-                ));
-            }
-            Asked::Approved(number)
-        }
-        None => {
-            let scope = required("scope", p.scope)?;
-            let as_of = day("as_of", p.as_of)?;
-            let known_at = known_at(p.known_at)?;
-            let milestone = match p.milestone.filter(|m| !m.is_empty()) {
-                None => None,
-                Some(text) => Some(text.parse::<i32>().map_err(|_| {
-                    Failure::parameter(
-                        "milestone",
-                        format!("`milestone` `{text}` is not a year (an integer such as 2025)"),
-                    )
-                })?),
-            };
-            Asked::Question(hoctap_domain::Query { scope, as_of, known_at, milestone })
-        }
-    };
-    let approved = match &asked {
-        Asked::Question(query) => {
-            allowed(&answers, reader.as_ref(), &query.scope).await?;
-            false
-        }
-        Asked::Approved(_) => true,
-    };
+    let asked = asked(p, false)?;
+    allowed_to_ask(&answers, reader.as_ref(), &asked).await?;
     let mut review = answers.review(asked).await?;
-    if approved {
-        // The scope of an approved review is known once the approval is found.
-        allowed(&answers, reader.as_ref(), &review.scope).await?;
-    }
+    allowed(&answers, reader.as_ref(), &review.scope).await?;
     hoctap_report::stamp(&mut review, crate::now_micros());
     Ok(([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], hoctap_report::json(&review)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct DiffParams {
+    #[serde(flatten)]
+    question: ReviewParams,
+    vs: Option<String>,
+}
+
+/// `GET /v1/reviews/diff`: the document `hoctap diff --format json` prints (`hoctap_report::diff_json`),
+/// but for `events`, which only an engine holding the events lists (`hoctap serve`).
+async fn diff<A: Answers>(
+    State(answers): State<A>,
+    headers: HeaderMap,
+    params: Result<Query<DiffParams>, QueryRejection>,
+) -> Result<Response, Failure> {
+    let reader = review_reader(&answers, &headers)?;
+    let Query(p) = params.map_err(Failure::rejected)?;
+    let vs = known_at(p.vs).map_err(|_| {
+        Failure::parameter("vs", "`vs` is neither an RFC 3339 timestamp with an offset nor a date YYYY-MM-DD")
+    })?;
+    let asked = asked(p.question, true)?;
+    allowed_to_ask(&answers, reader.as_ref(), &asked).await?;
+    let diff = answers.diff(asked, vs).await?;
+    allowed(&answers, reader.as_ref(), &diff.scope).await?;
+    Ok(([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], hoctap_report::diff_json(&diff))
+        .into_response())
 }
 
 #[derive(Debug, Deserialize)]

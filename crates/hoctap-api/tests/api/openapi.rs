@@ -28,6 +28,7 @@ const MAX_BODY: usize = 64 << 10;
 const NOT_EXERCISED: &[(&str, &str, u16)] = &[
     (EVENTS, "post", 500),
     ("/v1/reviews", "get", 500),
+    ("/v1/reviews/diff", "get", 500),
     ("/v1/units", "get", 500),
     ("/v1/units/{code}/series", "get", 500),
     ("/v1/approvals", "get", 500),
@@ -142,6 +143,7 @@ async fn every_answer_of_both_services_matches_the_document_and_every_documented
     let empty = spawn_api(&never.deployment).await;
     let month = [("title", "learning_citizen"), ("from", "2025-01-01"), ("to", "2025-12-31")];
     let hcm = format!("Bearer {}", crate::helpers::HCM_READER);
+    const DIFF: &str = "/v1/reviews/diff";
     let statuses = [
         api.get("/v1/reviews", "/v1/reviews", &[("scope", "01"), ("as_of", "2025-06-30")]).await.status,
         api.get(
@@ -193,12 +195,25 @@ async fn every_answer_of_both_services_matches_the_document_and_every_documented
         api.get_as(Some(&hcm), "/v1/units/{code}/series", "/v1/units/001/series", &month).await.status,
         api.get_as(None, "/v1/units", "/v1/units", &[("as_of", "2025-12-31")]).await.status,
         api.get_as(None, "/v1/approvals", "/v1/approvals", &[]).await.status,
+        // The audit diff.
+        api.get(DIFF, DIFF, &[("scope", "01"), ("as_of", "2025-12-31"), ("known_at", "2026-01-05T00:00:00Z")])
+            .await
+            .status,
+        api.get(DIFF, DIFF, &[("scope", "01"), ("as_of", "2025-12-31")]).await.status,
+        api.get(DIFF, DIFF, &[("scope", "99"), ("as_of", "2025-12-31"), ("known_at", "2026-01-15")]).await.status,
+        empty.get(DIFF, DIFF, &[("scope", "01"), ("as_of", "2025-12-31"), ("known_at", "2026-01-15")]).await.status,
+        api.get_as(None, DIFF, DIFF, &[("scope", "01"), ("as_of", "2025-12-31"), ("known_at", "2026-01-15")])
+            .await
+            .status,
+        api.get_as(Some(&hcm), DIFF, DIFF, &[("scope", "01"), ("as_of", "2025-12-31"), ("known_at", "2026-01-15")])
+            .await
+            .status,
     ];
     assert_eq!(
         statuses,
         [
             200, 200, 400, 400, 200, 404, 503, 200, 200, 400, 404, 503, 200, 200, 400, 503, 200, 503, 200, 200, 200,
-            200, 400, 503, 401, 403, 401, 403, 401, 401
+            200, 400, 503, 401, 403, 401, 403, 401, 401, 200, 400, 404, 503, 401, 403
         ]
     );
 
