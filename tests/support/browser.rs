@@ -180,12 +180,17 @@ fn enter_token(page: &Page, token: &str) {
     page.click("#token-form button[type=submit]");
 }
 
-/// The review the API gives, asked from the page with the reader's token it keeps (if any).
-fn api_review(page: &Page, scope: &str, as_of: &str) -> Value {
+/// What the server answers at `path`, asked from the page with the reader's token it keeps (if any).
+fn api_get(page: &Page, path: &str) -> Value {
     page.eval(&format!(
-        "fetch('/v1/reviews?scope={scope}&as_of={as_of}', {{ headers: sessionStorage.getItem('hoctap.token') \
+        "fetch('{path}', {{ headers: sessionStorage.getItem('hoctap.token') \
          ? {{ Authorization: 'Bearer ' + sessionStorage.getItem('hoctap.token') }} : {{}} }}).then(r => r.json())"
     ))
+}
+
+/// The review the API gives.
+fn api_review(page: &Page, scope: &str, as_of: &str) -> Value {
+    api_get(page, &format!("/v1/reviews?scope={scope}&as_of={as_of}"))
 }
 
 /// Asserts the page's targets are the review's: every target, its status, its actual to two decimals.
@@ -346,4 +351,45 @@ pub fn drive_dashboard(base: &str, prefix: &str, token: Option<&str>) -> (PathBu
 /// Whether `path` is a PNG file of at least `min` bytes.
 pub fn is_png(path: &Path, min: usize) -> bool {
     std::fs::read(path).is_ok_and(|b| b.starts_with(b"\x89PNG") && b.len() >= min)
+}
+
+/// The approved review `number` on the dashboard at `base` (opened as `?approved=NUMBER`): the panel
+/// "changed since the approval" shows the diff the server gives (`GET /v1/reviews/diff?approved=`):
+/// each changed target, the first changed figures and their count, the first events when the server
+/// lists them; choosing "latest" hides it. Returns the panel's screenshot `<prefix>-changes.png`.
+pub fn drive_changes_since_approval(base: &str, number: &str, prefix: &str) -> PathBuf {
+    let query: String = url_encoded(number);
+    let page = Page::open(&format!("{base}/?approved={query}"));
+    page.wait_for(r#"body[data-state="ready"] #changes-card:not([hidden])"#);
+    let diff = api_get(&page, &format!("/v1/reviews/diff?approved={query}"));
+    let figures = diff["figures"].as_array().expect("the diff's figures");
+    assert!(!figures.is_empty(), "events were recorded after the approval: {diff}");
+    let shown = page.eval("document.querySelectorAll('#changed-figures tbody tr').length").as_u64().unwrap() as usize;
+    assert_eq!(shown, figures.len().min(15), "the first changed figures");
+    let heading = page.eval("[...document.querySelectorAll('#changes h3')].map(h => h.textContent)");
+    let count = figures.len().to_string();
+    assert!(heading.as_array().unwrap().iter().any(|h| h.as_str().unwrap().ends_with(&count)), "{heading}");
+    let targets = page.eval("document.querySelectorAll('#changed-targets tbody tr').length").as_u64().unwrap_or(0);
+    assert_eq!(targets as usize, diff["targets"].as_array().unwrap().len(), "every changed target");
+    let events = page.eval("document.querySelectorAll('#changes ul.events li').length").as_u64().unwrap() as usize;
+    let listed = diff["events"].as_array().map_or(0, Vec::len);
+    assert_eq!(events, listed.min(15), "the first events, when the server lists them");
+    let shot = page.screenshot_of("#changes-card", &format!("{prefix}-changes.png"));
+    // The latest data is not the approved review: no panel.
+    page.eval(
+        "(() => { const s = document.querySelector('#known-at'); s.value = ''; \
+         s.dispatchEvent(new Event('change', { bubbles: true })); return true; })()",
+    );
+    page.wait_for(r#"body[data-state="ready"] #changes-card[hidden]"#);
+    shot
+}
+
+/// `text` as a query-string value (UTF-8 percent-encoded).
+fn url_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

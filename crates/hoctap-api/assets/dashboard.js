@@ -32,6 +32,11 @@
       token: 'Mã truy cập', token_go: 'Xem', token_wrong: 'Mã truy cập không đúng.',
       as_of: 'Tính đến ngày', known_at: 'Dữ liệu ghi nhận đến', known_at_date: 'Ngày ghi nhận',
       now: 'Mới nhất (mọi dữ liệu đã ghi nhận)', pick_date: 'Chọn một ngày…', approved_opt: 'Đã phê duyệt',
+      changes: 'Thay đổi từ khi phê duyệt', changes_none: 'Không có số liệu nào thay đổi.',
+      changes_known: 'Dữ liệu khi phê duyệt', changes_now: 'Dữ liệu hiện nay', events_word: 'sự kiện',
+      changes_targets: 'Chỉ tiêu thay đổi', changes_figures: 'Số liệu thay đổi', changes_events: 'Sự kiện ghi nhận sau đó đã làm thay đổi số liệu',
+      before: 'Khi phê duyệt', after: 'Hiện nay', change: 'Thay đổi', count_kind: 'Số liệu', more: 'và {n} dòng nữa (xem hoctap diff)',
+      digital_skill_count: 'Kỹ năng số', baseline_count: 'Mẫu số',
       targets: 'Chỉ tiêu', indicator: 'Chỉ tiêu', plan: 'Kế hoạch', target: 'Mục tiêu', actual: 'Thực tế',
       progress: 'So với mục tiêu', gap: 'Chênh lệch', status: 'Trạng thái', milestone: 'mốc',
       charts: 'Diễn biến 2021–2030', charts_hint: 'Tỷ lệ vào cuối mỗi năm; đường đứt: mục tiêu 2025 và 2030; vạch dọc: ngày đang xem.',
@@ -56,6 +61,11 @@
       token: 'Access token', token_go: 'Open', token_wrong: 'That access token is not valid.',
       as_of: 'As of', known_at: 'As known at', known_at_date: 'Known at (date)',
       now: 'Latest (everything recorded)', pick_date: 'Pick a date…', approved_opt: 'Approved',
+      changes: 'Changed since the approval', changes_none: 'No figure has changed.',
+      changes_known: 'Data at the approval', changes_now: 'Data now', events_word: 'events',
+      changes_targets: 'Targets that changed', changes_figures: 'Figures that changed', changes_events: 'Events recorded since that changed the figures',
+      before: 'At the approval', after: 'Now', change: 'Change', count_kind: 'Figure', more: 'and {n} more rows (see hoctap diff)',
+      digital_skill_count: 'Digital skills', baseline_count: 'Denominator',
       targets: 'Targets', indicator: 'Indicator', plan: 'Plan', target: 'Target', actual: 'Actual',
       progress: 'Against the target', gap: 'Gap', status: 'Status', milestone: 'milestone',
       charts: 'Trends 2021–2030', charts_hint: 'Share at each year end; dashed: the 2025 and 2030 targets; vertical line: the date shown.',
@@ -225,11 +235,14 @@
       const review = await getJson(reviewUrl(scope(), state.asOf));
       if (generation !== state.generation) return;
       state.review = review;
+      state.diff = null;
       const top = review.units.find((u) => u.code === review.scope);
       if (top) state.path[state.path.length - 1].name = top.name;
       remember();
       render();
       await drawCharts(generation);
+      if (generation !== state.generation) return;
+      await drawChanges(generation);
       if (generation !== state.generation) return;
       document.body.dataset.asOf = review.as_of;
       document.body.dataset.state = 'ready';
@@ -251,6 +264,7 @@
     renderUnits();
     renderBehind();
     renderCompleteness();
+    renderChanges();
     renderStamp();
   }
 
@@ -348,6 +362,66 @@
         ),
       );
     }
+  }
+
+  // "Changed since the approved review": shown when the approved review itself is on screen.
+  const CHANGES_SHOWN = 15;
+  async function drawChanges(generation) {
+    const card = $('#changes-card');
+    const a = approval();
+    if (!a || scope() !== a.scope || state.asOf !== a.as_of) {
+      card.hidden = true;
+      return;
+    }
+    const diff = await getJson(`/v1/reviews/diff?approved=${encodeURIComponent(a.number)}`);
+    if (generation !== state.generation) return;
+    state.diff = diff;
+    renderChanges();
+  }
+
+  function renderChanges() {
+    const card = $('#changes-card');
+    const diff = state.diff;
+    const a = approval();
+    if (!diff || !a) {
+      card.hidden = true;
+      return;
+    }
+    card.hidden = false;
+    const knownText = (k) => `${k.known_at ?? '—'} (${fmtInt(k.events)} ${t('events_word')})`;
+    const parts = [
+      el('p', { class: 'hint' }, `${t('approved_opt')}: ${a.number} (${a.issuer}, ${a.date}). `,
+        `${t('changes_known')}: ${knownText(diff.before)}; ${t('changes_now')}: ${knownText(diff.after)}.`),
+    ];
+    if (diff.targets.length === 0 && diff.figures.length === 0) {
+      parts.push(el('p', { class: 'empty', text: t('changes_none') }));
+    }
+    if (diff.targets.length > 0) {
+      const side = (x) => (x ? `${fmtPct(x.actual_percent)} — ${statusName(x.status)}` : '—');
+      parts.push(el('h3', { text: t('changes_targets') }), el('table', { class: 'grid', id: 'changed-targets' },
+        el('thead', {}, el('tr', {}, ...['indicator', 'plan', 'before', 'after'].map((k) => el('th', { text: t(k) })))),
+        el('tbody', {}, ...diff.targets.map((x) => el('tr', { 'data-indicator': x.indicator },
+          el('td', { text: indicatorName(x.indicator) }), el('td', { text: planName(x.plan) }),
+          el('td', { text: side(x.before) }), el('td', { text: side(x.after) }))))));
+    }
+    if (diff.figures.length > 0) {
+      const kind = (f) => (f.count === 'digital_skill' ? t('digital_skill_count')
+        : f.count === 'baseline' ? `${t('baseline_count')}: ${words().metrics[f.metric] ?? f.metric}`
+        : `${titleName(f.title)}: ${t(f.count)}`);
+      const rows = diff.figures.slice(0, CHANGES_SHOWN).map((f) => el('tr', {},
+        el('td', { text: `${f.name} (${f.unit})` }), el('td', { text: kind(f) }),
+        el('td', { class: 'num', text: fmtInt(f.before) }), el('td', { class: 'num', text: fmtInt(f.after) }),
+        el('td', { class: 'num', text: ((f.after ?? 0) - (f.before ?? 0) > 0 ? '+' : '') + fmtInt((f.after ?? 0) - (f.before ?? 0)) })));
+      parts.push(el('h3', { text: `${t('changes_figures')}: ${fmtInt(diff.figures.length)}` }), el('table', { class: 'grid', id: 'changed-figures' },
+        el('thead', {}, el('tr', {}, ...['units', 'count_kind', 'before', 'after', 'change'].map((k) => el('th', { text: t(k) })))),
+        el('tbody', {}, ...rows)));
+      if (diff.figures.length > CHANGES_SHOWN) parts.push(el('p', { class: 'hint', text: t('more').replace('{n}', fmtInt(diff.figures.length - CHANGES_SHOWN)) }));
+    }
+    if (diff.events && diff.events.length > 0) {
+      parts.push(el('h3', { text: `${t('changes_events')}: ${fmtInt(diff.events.length)}` }), el('ul', { class: 'events' },
+        ...diff.events.slice(0, CHANGES_SHOWN).map((e) => el('li', {}, el('code', { text: e.recordedtime }), ` ${e.type} — ${e.subject} (${e.source})`))));
+    }
+    $('#changes').replaceChildren(...parts);
   }
 
   function renderTitleChoice() {
