@@ -239,3 +239,124 @@ fn recognitions_and_baselines_from_a_workbook() {
     let unit = review["units"].as_array().unwrap().iter().find(|u| u["code"] == "00004").unwrap().clone();
     assert_eq!(unit["baselines"]["adults"], 10, "the baseline of 00004 counts: {unit:#}");
 }
+
+/// A gateway process (with a tansu broker and its state in PostgreSQL), killed and cleaned up when dropped.
+struct Gateway {
+    _broker: hoctap_kafka::test_broker::TestBroker,
+    child: std::process::Child,
+    url: String,
+    schema: hoctap_store::Schema,
+    _dir: tempfile::TempDir,
+}
+
+const TOKEN: &str = "token-xa-00004";
+
+impl Gateway {
+    fn start() -> Gateway {
+        let broker = hoctap_kafka::test_broker::TestBroker::start();
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = dir.path().join("tokens.toml");
+        let line = format!(
+            "[[source]]\nname = \"xa-00004\"\nprovince = \"01\"\ntoken_sha256 = \"{}\"\n",
+            hoctap_gateway::hash_token(TOKEN)
+        );
+        std::fs::write(&tokens, line).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let name = format!("t_import_{:08x}", fastrand::u32(..));
+        let deployment = hoctap_store::Deployment::new(&name).unwrap();
+        let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
+        let child = hoctap()
+            .args(["gateway", "--brokers", &broker.brokers(), "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--tokens")
+            .arg(&tokens)
+            .args(["--postgres", hoctap_tests::PG_URL, "--deployment", &name])
+            .args(["--producer-setting", "batch.num.messages=1"])
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting hoctap gateway");
+        let url = format!("http://127.0.0.1:{port}");
+        let gateway = Gateway { _broker: broker, child, url, schema: deployment.gateway_schema(), _dir: dir };
+        let started = std::time::Instant::now();
+        while reqwest::blocking::get(format!("{}/healthz", gateway.url)).map_or(true, |r| !r.status().is_success()) {
+            assert!(started.elapsed().as_secs() < 60, "the gateway did not start");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        gateway
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let _ = runtime.block_on(hoctap_store::GatewayState::drop_schema(hoctap_tests::PG_URL, &self.schema));
+    }
+}
+
+#[test]
+fn through_the_gateway_each_row_gets_the_gateways_answer() {
+    let gateway = Gateway::start();
+    let dir = tempfile::tempdir().unwrap();
+    // The map, through the gateway's front door.
+    let data = json!({"code": "00004", "level": "commune", "name": "Phường 00004", "parent": "01"});
+    let map = json!([
+        envelope(
+            1,
+            "admin_unit.established",
+            "2021-01-01T00:00:00+07:00",
+            "01",
+            json!({"code": "01", "level": "province", "name": "Hà Nội"})
+        ),
+        envelope(2, "admin_unit.established", "2021-01-01T00:00:00+07:00", "00004", data),
+    ]);
+    let answer = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/events", gateway.url))
+        .bearer_auth(TOKEN)
+        .header("content-type", hoctap_gateway::BATCH)
+        .body(map.to_string())
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 202, "{:?}", answer.text());
+
+    let csv = dir.path().join("dang-ky.csv");
+    std::fs::write(
+        &csv,
+        "Mã đối tượng,Loại đối tượng,Mã xã,Danh hiệu,Năm đánh giá,Nhóm công dân,Ngày đăng ký\n\
+         cit-a,citizen,00004,learning_citizen,2025,,15/01/2025\n\
+         cit-b,citizen,4,learning_citizen,2025,,15/01/2025\n",
+    )
+    .unwrap();
+    let post = || {
+        run(hoctap().arg("import").arg(&csv).args([
+            "--kind",
+            "registrations",
+            "--gateway",
+            &gateway.url,
+            "--token",
+            TOKEN,
+        ]))
+    };
+    let ran = post();
+    assert_eq!(ran.code, Some(1), "{ran:?}");
+    assert!(ran.stdout.contains("2 rows: 1 posted to the gateway, 0 already recorded, 1 refused"), "{}", ran.stdout);
+    let refused = ran.stdout.lines().find(|l| l.starts_with("3 ")).unwrap_or_else(|| panic!("{}", ran.stdout));
+    assert!(refused.contains("C (Mã xã)") && refused.contains("00004"), "{refused}");
+    let again = post();
+    assert!(
+        again.stdout.contains("2 rows: 0 posted to the gateway, 1 already recorded, 1 refused"),
+        "{}",
+        again.stdout
+    );
+    // A wrong token is an error, not a report.
+    let ran = run(hoctap().arg("import").arg(&csv).args([
+        "--kind",
+        "registrations",
+        "--gateway",
+        &gateway.url,
+        "--token",
+        "nope",
+    ]));
+    assert_eq!(ran.code, Some(2), "{ran:?}");
+}

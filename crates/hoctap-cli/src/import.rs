@@ -213,7 +213,10 @@ fn record(
     Ok(())
 }
 
-/// Posts the events to the gateway as one CloudEvents batch and reads its answer per event.
+/// Events per request to the gateway: well under its default limit (10 000 events, and bytes).
+const GATEWAY_BATCH: usize = 1_000;
+
+/// Posts the events to the gateway as CloudEvents batches and reads its answer per event.
 fn post(
     url: &str,
     token: &str,
@@ -222,14 +225,29 @@ fn post(
     events: &[(usize, Value)],
     report: &mut BTreeMap<usize, RowReport>,
 ) -> Result<()> {
-    if events.is_empty() {
-        return Ok(());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let client = reqwest::Client::new();
+    for chunk in events.chunks(GATEWAY_BATCH) {
+        post_batch(&runtime, &client, url, token, layout, table, chunk, report)?;
     }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn post_batch(
+    runtime: &tokio::runtime::Runtime,
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    layout: &Layout,
+    table: &Table,
+    events: &[(usize, Value)],
+    report: &mut BTreeMap<usize, RowReport>,
+) -> Result<()> {
     let body = Value::Array(events.iter().map(|(_, e)| e.clone()).collect());
     let endpoint = format!("{}/v1/events", url.trim_end_matches('/'));
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (status, answer) = runtime.block_on(async {
-        let response = reqwest::Client::new()
+        let response = client
             .post(&endpoint)
             .bearer_auth(token)
             .header(reqwest::header::CONTENT_TYPE, hoctap_gateway::BATCH)

@@ -441,7 +441,7 @@ impl Layout {
                 }
                 continue;
             };
-            match read_cell(column.shape, cell, &text, self.kind) {
+            match read_cell(column.shape, cell, &text) {
                 Ok(value) => fields.push((column.key, value)),
                 Err((rule, message)) => issues.push(issue(rule, message)),
             }
@@ -529,7 +529,7 @@ fn number_text(n: f64) -> String {
 }
 
 /// Reads one cell of a column of `shape` into its JSON value, or says why it cannot be one.
-fn read_cell(shape: Shape, cell: &Cell, text: &str, kind: Kind) -> Result<Value, (&'static str, String)> {
+fn read_cell(shape: Shape, cell: &Cell, text: &str) -> Result<Value, (&'static str, String)> {
     match shape {
         Shape::Subject => {
             let digits = text.chars().filter(char::is_ascii_digit).count();
@@ -549,7 +549,6 @@ fn read_cell(shape: Shape, cell: &Cell, text: &str, kind: Kind) -> Result<Value,
         Shape::Choice(vocabulary) => Ok(json!(vocabulary.read(text))),
         Shape::Integer => integer(text).map(|n| json!(n)).ok_or(("integer", format!("`{text}` is not a whole number"))),
         Shape::Date => {
-            let _ = kind;
             let day = match cell {
                 Cell::Serial(n) | Cell::Number(n) => serial_day(*n).ok_or((
                     "date",
