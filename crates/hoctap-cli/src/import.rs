@@ -445,7 +445,7 @@ fn template(kind: Kind, out: &Path) -> Result<ExitCode> {
 }
 
 fn template_xlsx(kind: Kind) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
-    use rust_xlsxwriter::{Format, Workbook};
+    use rust_xlsxwriter::{DataValidation, DataValidationErrorStyle, Format, Workbook};
     let mut book = Workbook::new();
     let bold = Format::new().set_bold().set_background_color("#DDEBF7");
     let text = Format::new().set_num_format("@");
@@ -460,6 +460,14 @@ fn template_xlsx(kind: Kind) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
             rows::Shape::Integer => sheet,
             _ => sheet.set_column_format(c, &text)?,
         };
+        if let rows::Shape::Choice(vocabulary) = column.shape {
+            // A drop-down of the values (titles by their Vietnamese names); a warning, not a stop,
+            // since the codes are accepted too.
+            let list = DataValidation::new()
+                .allow_list_strings(&vocabulary.choices())?
+                .set_error_style(DataValidationErrorStyle::Warning);
+            sheet.add_data_validation(1, c, 65_535, c, &list)?;
+        }
     }
     sheet.set_freeze_panes(1, 0)?;
     let guide = book.add_worksheet().set_name("Hướng dẫn")?;

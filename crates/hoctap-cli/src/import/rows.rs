@@ -97,6 +97,14 @@ impl Vocabulary {
         }
     }
 
+    /// What a template offers to choose from: the values, titles by their Vietnamese names.
+    pub fn choices(self) -> Vec<&'static str> {
+        match self {
+            Vocabulary::Title => Title::ALL.iter().map(|t| t.label_vi()).collect(),
+            _ => self.values(),
+        }
+    }
+
     /// The wire value of `text`: a value as the domain spells it (any case), or a title's Vietnamese
     /// name ("Công dân học tập"); otherwise the text as written, for the domain to refuse.
     fn read(self, text: &str) -> String {
