@@ -51,11 +51,12 @@ fn help_for_every_command() {
     let ran = run(hoctap().arg("--help"));
     assert_eq!(ran.code, Some(0), "{ran:?}");
     assert!(ran.stdout.contains("Usage: hoctap"), "{}", ran.stdout);
-    for command in ["ingest", "review", "diff", "generate", "geography", "demo", "bench"] {
+    for command in ["ingest", "import", "review", "diff", "generate", "geography", "demo", "bench"] {
         assert!(ran.stdout.contains(&format!("\n  {command} ")), "--help lists `{command}`:\n{}", ran.stdout);
     }
     for command in [
         &["ingest"][..],
+        &["import"],
         &["review"],
         &["diff"],
         &["generate"],

@@ -122,7 +122,8 @@ pub fn ingest_recorded_at(
     now: i64,
     on_refusal: &mut dyn FnMut(u64, &Refusal),
 ) -> Result<Summary> {
-    ingest_on(tracker, input, Clock::Simulated(now), on_refusal, &mut |_, _| {})
+    let mut hear = Hear { refusal: on_refusal, warning: &mut |_, _| {}, duplicate: &mut |_| {} };
+    ingest_on(tracker, input, Clock::Simulated(now), true, &mut hear)
 }
 
 /// [`ingest`], where `on_warning` also hears, once the whole input is in, each warning about an
@@ -134,16 +135,26 @@ pub fn ingest_with(
     on_refusal: &mut dyn FnMut(u64, &Refusal),
     on_warning: &mut dyn FnMut(u64, &Warning),
 ) -> Result<Summary> {
-    ingest_on(tracker, input, Clock::System, on_refusal, on_warning)
+    let mut hear = Hear { refusal: on_refusal, warning: on_warning, duplicate: &mut |_| {} };
+    ingest_on(tracker, input, Clock::System, true, &mut hear)
 }
 
-fn ingest_on(
-    tracker: &mut Tracker,
-    input: &Input,
-    clock: Clock,
-    on_refusal: &mut dyn FnMut(u64, &Refusal),
-    on_warning: &mut dyn FnMut(u64, &Warning),
-) -> Result<Summary> {
+/// What a caller hears about each line (1-based line number) of an input.
+pub struct Hear<'a> {
+    pub refusal: &'a mut dyn FnMut(u64, &Refusal),
+    /// Once the whole input is in, each warning about an accepted line.
+    pub warning: &'a mut dyn FnMut(u64, &Warning),
+    /// A line that is an event already recorded (or earlier in the same input).
+    pub duplicate: &'a mut dyn FnMut(u64),
+}
+
+/// [`ingest_with`] that also hears the duplicates; with `record` false it judges every line exactly
+/// the same way but records nothing (no event, no dead letter): `hoctap import --dry-run`.
+pub fn ingest_lines(tracker: &mut Tracker, input: &Input, record: bool, hear: &mut Hear) -> Result<Summary> {
+    ingest_on(tracker, input, Clock::System, record, hear)
+}
+
+fn ingest_on(tracker: &mut Tracker, input: &Input, clock: Clock, record: bool, hear: &mut Hear) -> Result<Summary> {
     // First pass: the units this batch establishes, wherever they stand in it.
     let mut establishments = Vec::new();
     for line in input.open()?.split(b'\n') {
@@ -173,6 +184,12 @@ fn ingest_on(
     let mut warned: Vec<(u64, Event)> = Vec::new();
     let flush =
         |tracker: &mut Tracker, accepted: &mut Vec<Event>, refused: &mut Vec<(Vec<u8>, Refusal)>| -> Result<()> {
+            if !record {
+                // The batch remembers the ids and units admitted so far: later lines are judged alike.
+                accepted.clear();
+                refused.clear();
+                return Ok(());
+            }
             match clock {
                 Clock::System => tracker.log.append(accepted)?,
                 Clock::Simulated(now) => tracker.log.append_at(accepted, now)?,
@@ -206,10 +223,13 @@ fn ingest_on(
                 }
                 accepted.push(event);
             }
-            Ok((Admission::Duplicate, _)) => summary.duplicates += 1,
+            Ok((Admission::Duplicate, _)) => {
+                summary.duplicates += 1;
+                (hear.duplicate)(summary.lines);
+            }
             Err(refusal) => {
                 summary.refused += 1;
-                on_refusal(summary.lines, &refusal);
+                (hear.refusal)(summary.lines, &refusal);
                 refused.push((redact(&line), refusal));
             }
         }
@@ -224,7 +244,7 @@ fn ingest_on(
         let warnings = tracker.engine.warnings(&batch, event);
         summary.warned += u64::from(!warnings.is_empty());
         for w in &warnings {
-            on_warning(*line, w);
+            (hear.warning)(*line, w);
         }
     }
     Ok(summary)

@@ -7,6 +7,7 @@ mod bench_pg;
 mod bench_read;
 mod demo;
 mod diff;
+mod import;
 mod ingest;
 mod pipeline;
 mod progress;
@@ -54,6 +55,15 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Import a commune officer's spreadsheet (XLSX or CSV) of registrations, recognitions or
+    /// baselines: each row becomes an event, judged and recorded exactly as `ingest` does.
+    ///
+    /// The report lists each refused row with its row, column, rule and message (hints for Excel's
+    /// habits: a commune code whose leading zeros were dropped, a date left as a serial number). Event
+    /// ids come from each row's content: importing the same file again changes nothing. `--template
+    /// KIND` writes the empty list with its Vietnamese headers. Exit status: 0 every row imported (or
+    /// already recorded), 1 some refused (the others are recorded), 2 usage or I/O error.
+    Import(import::ImportArgs),
     /// Review a scope at a date: counts per unit and each target's actual, gap and status.
     ///
     /// Or, with --approved NUMBER, the review that decision approved, exactly as it was approved.
@@ -316,6 +326,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Ingest { files } => ingest::run(&cli.data_dir, &files),
         Command::Approve(args) => approve::run(&cli.data_dir, &args),
+        Command::Import(args) => import::run(&cli.data_dir, &args),
         Command::Diff(args) => diff::run(&cli.data_dir, &args),
         Command::Review(args) => {
             let asked = args.asked()?;

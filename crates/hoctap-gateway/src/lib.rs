@@ -42,6 +42,7 @@ mod places;
 mod state;
 
 pub use hoctap_tokens::{Holders, Scope, Tokens, TokensError, hash_token};
+pub use http::BATCH;
 pub use places::placement;
 
 /// A source system, as authenticated (a holder of a `[[source]]` token).
