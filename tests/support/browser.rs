@@ -276,6 +276,21 @@ pub fn drive_dashboard(base: &str, prefix: &str, token: Option<&str>) -> (PathBu
     assert_ne!(before, after, "changing the date changes the figures");
     assert_eq!(page.eval("new URLSearchParams(location.search).get('as_of')"), "2023-12-31");
 
+    // The templates for `hoctap import`: three links, each an XLSX workbook (a ZIP: "PK").
+    let links = page.eval("[...document.querySelectorAll('#templates a[download]')].map(a => a.getAttribute('href'))");
+    assert_eq!(
+        links,
+        serde_json::json!([
+            "/templates/registrations.xlsx",
+            "/templates/recognitions.xlsx",
+            "/templates/baselines.xlsx"
+        ])
+    );
+    let magic = page.eval(
+        "fetch('/templates/registrations.xlsx').then(r => r.arrayBuffer()).then(b => [...new Uint8Array(b).slice(0, 2)])",
+    );
+    assert_eq!(magic, serde_json::json!([80, 75]), "an XLSX workbook");
+
     // English.
     page.click(r#".lang button[data-lang="en"]"#);
     assert_eq!(page.eval("document.querySelector('#targets th').textContent"), "Indicator");

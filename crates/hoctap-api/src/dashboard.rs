@@ -3,8 +3,10 @@
 //! same `/v1/…` routes as any program; the Vietnamese labels of the codes come from
 //! `hoctap_report::labels_json`, written into the page when it is first served.
 
+use crate::Failure;
+use axum::extract::Path;
 use axum::http::HeaderValue;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use std::sync::LazyLock;
 
@@ -37,6 +39,31 @@ pub(crate) async fn script() -> Response {
 pub(crate) async fn style() -> Response {
     asset("text/css; charset=utf-8", STYLE)
 }
+
+/// `GET /templates/{kind}.xlsx`: the empty template of a list a commune officer fills for `hoctap
+/// import` (`hoctap_import::template_xlsx`), linked from the page.
+pub(crate) async fn template(Path(file): Path<String>) -> Result<Response, Failure> {
+    let kind = file.strip_suffix(".xlsx").and_then(hoctap_import::Kind::parse).ok_or_else(|| {
+        let known: Vec<String> = hoctap_import::Kind::ALL.iter().map(|k| format!("{}.xlsx", k.as_str())).collect();
+        Failure::NotFound(format!("no template `{file}`: there are {}", known.join(", ")))
+    })?;
+    let bytes = hoctap_import::template_xlsx(kind).map_err(|e| {
+        tracing::error!(error = %e, "building a template");
+        Failure::Internal
+    })?;
+    let disposition = format!("attachment; filename=\"hoctap-{}.xlsx\"", kind.as_str());
+    Ok((
+        [
+            (CONTENT_TYPE, HeaderValue::from_static(XLSX)),
+            (CONTENT_DISPOSITION, HeaderValue::from_str(&disposition).expect("an ASCII header")),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// The media type of an XLSX workbook.
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
 #[cfg(test)]
 mod tests {

@@ -26,6 +26,7 @@ fn answering<A: Answers>() -> Router<A> {
         .route("/", get(crate::dashboard::index))
         .route("/dashboard.js", get(crate::dashboard::script))
         .route("/dashboard.css", get(crate::dashboard::style))
+        .route("/templates/{file}", get(crate::dashboard::template))
         .route("/v1/reviews", get(reviews::<A>))
         .route("/v1/reviews/diff", get(diff::<A>))
         .route("/v1/units", get(units::<A>))

@@ -1,15 +1,13 @@
 //! `hoctap import`: a commune officer's spreadsheet (XLSX or CSV) of registrations, recognitions or
-//! baselines, each row turned into the event a source would send (`rows.rs`, pure) and recorded through
+//! baselines, each row turned into the event a source would send (`hoctap_import`, pure) and recorded through
 //! the path of `hoctap ingest` (or posted to the gateway), with a report row by row; and the templates.
-
-mod rows;
 
 use crate::ingest::{self, Hear, Input};
 use crate::tracker::Tracker;
 use anyhow::{Context, Result};
 use hoctap_domain::Refusal;
-pub use rows::Kind;
-use rows::{Cell, Issue, Layout};
+pub use hoctap_import::Kind;
+use hoctap_import::{Cell, Issue, Layout};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -433,56 +431,13 @@ fn xlsx_rows(bytes: Vec<u8>, kind: Kind) -> Result<Vec<(usize, Vec<Cell>)>> {
 /// leading zeros, dates as dates, a guide sheet) or CSV (the header row, with a BOM for Excel).
 fn template(kind: Kind, out: &Path) -> Result<ExitCode> {
     let bytes = if is_xlsx(out) {
-        template_xlsx(kind).context("building the template")?
+        hoctap_import::template_xlsx(kind).context("building the template")?
     } else {
         let mut writer = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
-        writer.write_record(rows::headers(kind))?;
+        writer.write_record(hoctap_import::headers(kind))?;
         writer.into_inner().context("writing the template")?
     };
     std::fs::write(out, bytes).with_context(|| format!("writing {}", out.display()))?;
     eprintln!("wrote the template of the {} list to {}", kind.as_str(), out.display());
     Ok(ExitCode::SUCCESS)
-}
-
-fn template_xlsx(kind: Kind) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
-    use rust_xlsxwriter::{DataValidation, DataValidationErrorStyle, Format, Workbook};
-    let mut book = Workbook::new();
-    let bold = Format::new().set_bold().set_background_color("#DDEBF7");
-    let text = Format::new().set_num_format("@");
-    let date = Format::new().set_num_format("dd/mm/yyyy");
-    let sheet = book.add_worksheet().set_name(kind.sheet_name())?;
-    for (c, column) in kind.columns().iter().enumerate() {
-        let c = c as u16;
-        sheet.write_string_with_format(0, c, column.header, &bold)?;
-        sheet.set_column_width(c, column.header.chars().count().max(14) as f64 + 2.0)?;
-        match column.shape {
-            rows::Shape::Date => sheet.set_column_format(c, &date)?,
-            rows::Shape::Integer => sheet,
-            _ => sheet.set_column_format(c, &text)?,
-        };
-        if let rows::Shape::Choice(vocabulary) = column.shape {
-            // A drop-down of the values (titles by their Vietnamese names); a warning, not a stop,
-            // since the codes are accepted too.
-            let list = DataValidation::new()
-                .allow_list_strings(&vocabulary.choices())?
-                .set_error_style(DataValidationErrorStyle::Warning);
-            sheet.add_data_validation(1, c, 65_535, c, &list)?;
-        }
-    }
-    sheet.set_freeze_panes(1, 0)?;
-    let guide = book.add_worksheet().set_name("Hướng dẫn")?;
-    for (c, h) in ["Cột", "Bắt buộc", "Cách ghi", "Ví dụ"].iter().enumerate() {
-        guide.write_string_with_format(0, c as u16, *h, &bold)?;
-    }
-    for (r, column) in kind.columns().iter().enumerate() {
-        let r = r as u32 + 1;
-        guide.write_string(r, 0, column.header)?;
-        guide.write_string(r, 1, if column.required { "có" } else { "không" })?;
-        guide.write_string(r, 2, column.help)?;
-        guide.write_string(r, 3, column.example)?;
-    }
-    guide.set_column_width(0, 20)?;
-    guide.set_column_width(2, 90)?;
-    guide.set_column_width(3, 20)?;
-    book.save_to_buffer()
 }

@@ -195,6 +195,8 @@ async fn every_answer_of_both_services_matches_the_document_and_every_documented
         api.get_as(Some(&hcm), "/v1/units/{code}/series", "/v1/units/001/series", &month).await.status,
         api.get_as(None, "/v1/units", "/v1/units", &[("as_of", "2025-12-31")]).await.status,
         api.get_as(None, "/v1/approvals", "/v1/approvals", &[]).await.status,
+        api.get("/templates/{file}", "/templates/recognitions.xlsx", &[]).await.status,
+        api.get("/templates/{file}", "/templates/citizens.xlsx", &[]).await.status,
         // The audit diff.
         api.get(DIFF, DIFF, &[("scope", "01"), ("as_of", "2025-12-31"), ("known_at", "2026-01-05T00:00:00Z")])
             .await
@@ -213,7 +215,7 @@ async fn every_answer_of_both_services_matches_the_document_and_every_documented
         statuses,
         [
             200, 200, 400, 400, 200, 404, 503, 200, 200, 400, 404, 503, 200, 200, 400, 503, 200, 503, 200, 200, 200,
-            200, 400, 503, 401, 403, 401, 403, 401, 401, 200, 400, 404, 503, 401, 403
+            200, 400, 503, 401, 403, 401, 403, 401, 401, 200, 404, 200, 400, 404, 503, 401, 403
         ]
     );
 

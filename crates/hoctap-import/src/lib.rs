@@ -1,4 +1,4 @@
-//! The pure part of `hoctap import`: the columns of each list a commune officer keeps (the Vietnamese
+//! The lists of `hoctap import` (no I/O): the columns of each list a commune officer keeps (the Vietnamese
 //! headers are written here once, for the template and the reader alike), a spreadsheet row turned into
 //! the CloudEvent `hoctap ingest` would read, and the hints for Excel's habits (leading zeros dropped,
 //! dates as serial numbers). No I/O: the caller reads the cells and records the events.
@@ -25,6 +25,13 @@ pub enum Kind {
 }
 
 impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Registrations, Kind::Recognitions, Kind::Baselines];
+
+    /// The kind named `text` (`registrations`, `recognitions`, `baselines`).
+    pub fn parse(text: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Registrations => "registrations",
@@ -632,6 +639,53 @@ fn code_hint(text: &str, digits: usize, kind: Kind) -> Option<String> {
             "a commune code has {digits} digits: did Excel drop the leading zeros? write {padded} (format the column as Text)"
         ),
     })
+}
+
+/// The empty template of a list as an XLSX workbook: the headers in bold, codes and ids formatted as
+/// text so that Excel keeps their leading zeros, dates as dates, drop-downs of the allowed values, and a
+/// guide sheet ("Hướng dẫn") explaining each column. `hoctap import --template` and the dashboard's
+/// download links give it.
+pub fn template_xlsx(kind: Kind) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+    use rust_xlsxwriter::{DataValidation, DataValidationErrorStyle, Format, Workbook};
+    let mut book = Workbook::new();
+    let bold = Format::new().set_bold().set_background_color("#DDEBF7");
+    let text = Format::new().set_num_format("@");
+    let date = Format::new().set_num_format("dd/mm/yyyy");
+    let sheet = book.add_worksheet().set_name(kind.sheet_name())?;
+    for (c, column) in kind.columns().iter().enumerate() {
+        let c = c as u16;
+        sheet.write_string_with_format(0, c, column.header, &bold)?;
+        sheet.set_column_width(c, column.header.chars().count().max(14) as f64 + 2.0)?;
+        match column.shape {
+            Shape::Date => sheet.set_column_format(c, &date)?,
+            Shape::Integer => sheet,
+            _ => sheet.set_column_format(c, &text)?,
+        };
+        if let Shape::Choice(vocabulary) = column.shape {
+            // A drop-down of the values (titles by their Vietnamese names); a warning, not a stop,
+            // since the codes are accepted too.
+            let list = DataValidation::new()
+                .allow_list_strings(&vocabulary.choices())?
+                .set_error_style(DataValidationErrorStyle::Warning);
+            sheet.add_data_validation(1, c, 65_535, c, &list)?;
+        }
+    }
+    sheet.set_freeze_panes(1, 0)?;
+    let guide = book.add_worksheet().set_name("Hướng dẫn")?;
+    for (c, h) in ["Cột", "Bắt buộc", "Cách ghi", "Ví dụ"].iter().enumerate() {
+        guide.write_string_with_format(0, c as u16, *h, &bold)?;
+    }
+    for (r, column) in kind.columns().iter().enumerate() {
+        let r = r as u32 + 1;
+        guide.write_string(r, 0, column.header)?;
+        guide.write_string(r, 1, if column.required { "có" } else { "không" })?;
+        guide.write_string(r, 2, column.help)?;
+        guide.write_string(r, 3, column.example)?;
+    }
+    guide.set_column_width(0, 20)?;
+    guide.set_column_width(2, 90)?;
+    guide.set_column_width(3, 20)?;
+    book.save_to_buffer()
 }
 
 #[cfg(test)]
