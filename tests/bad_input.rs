@@ -555,17 +555,8 @@ fn twenty_thousand_mutants_through_ingest_are_refused_by_name_and_the_neighbours
         }
         envelope(n, "admin_unit.established", "2021-01-01T00:00:00+07:00", code, data).to_string()
     };
-    let world = [
-        unit(1, "01", "province", None),
-        unit(2, "001", "district", Some("01")),
-        unit(3, "00004", "commune", Some("001")),
-        unit(4, "00008", "commune", Some("001")),
-        unit(5, "00013", "commune", Some("001")),
-        unit(6, "00025", "commune", Some("001")),
-        unit(7, "96", "province", None),
-        unit(8, "964", "district", Some("96")),
-        unit(9, "32001", "commune", Some("964")),
-    ];
+    let world: Vec<_> =
+        (1..).zip(mutate::WORLD).map(|(n, (code, level, parent))| unit(n, code, level, parent)).collect();
     let mut lines: Vec<Vec<u8>> = (0..MUTANTS)
         .map(|_| {
             // One line each: a newline a mutation wrote (pretty printing, inserted bytes) becomes a space.

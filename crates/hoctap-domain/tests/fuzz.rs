@@ -60,17 +60,8 @@ fn unit(n: u32, code: &str, level: &str, parent: Option<&str>) -> Event {
 /// Province 01 with the units the golden events name, and province 96 with the neighbours' commune.
 fn base() -> Engine {
     let mut engine = Engine::new();
-    let units = [
-        unit(1, "01", "province", None),
-        unit(2, "001", "district", Some("01")),
-        unit(3, "00004", "commune", Some("001")),
-        unit(4, "00008", "commune", Some("001")),
-        unit(5, "00013", "commune", Some("001")),
-        unit(6, "00025", "commune", Some("001")),
-        unit(7, "96", "province", None),
-        unit(8, "964", "district", Some("96")),
-        unit(9, "32001", "commune", Some("964")),
-    ];
+    let units: Vec<_> =
+        (1..).zip(mutate::WORLD).map(|(n, (code, level, parent))| unit(n, code, level, parent)).collect();
     for u in &units {
         engine.apply(u);
     }

@@ -13,6 +13,20 @@
 use serde_json::{Map, Number, Value};
 use std::path::Path;
 
+/// The units the golden events name (province 01) and province 96 of the valid neighbours, as
+/// (code, level, parent): the world every fuzz test establishes first.
+pub const WORLD: [(&str, &str, Option<&str>); 9] = [
+    ("01", "province", None),
+    ("001", "district", Some("01")),
+    ("00004", "commune", Some("001")),
+    ("00008", "commune", Some("001")),
+    ("00013", "commune", Some("001")),
+    ("00025", "commune", Some("001")),
+    ("96", "province", None),
+    ("964", "district", Some("96")),
+    ("32001", "commune", Some("964")),
+];
+
 /// The golden valid events, as JSON values, in file-name order.
 pub fn seeds(events_dir: &Path) -> Vec<Value> {
     let dir = events_dir.join("fixtures/valid");
