@@ -63,11 +63,12 @@
 //!   from the subjects living there.
 //! - Targets: Hà Nội (`01`) carries its own plans and the national ones (domain.md); every other
 //!   province in force the national plan 677/QĐ-TTg it adopts.
-//! - Folded by the domain engine, the
-//!   20,000-citizen city (seed 1) just meets `learning_citizen/adults` at the 2025 phase review
-//!   (50.6 % for 50 %), meets the clan, community and 677 targets, is behind on households, units and
-//!   digital skills, and at the final review is behind most 2030 targets (65 % for 70 %; staff
-//!   79.2 % for 80 %) while the city itself is recognised as a learning city.
+//! - Folded by the domain engine, the 20,000-citizen city of the demo (Hà Nội, seed 1) just meets
+//!   `learning_citizen/adults` at the 2025 phase review as known now (51.1 % for 50 %) but not as
+//!   known at the sơ kết meeting on 2026-01-15 (49.4 %: late recognitions arrive after it); it meets
+//!   the clan, community and 677 targets, is behind on households, units (against 80 %) and digital
+//!   skills, and at the final review is behind most 2030 targets (66.0 % for 70 %; staff 80.04 % for
+//!   80 %, just met) while the city itself is recognised as a learning city.
 //! - Messy feeds ([`Config::messy`]): 0.3 % of subject events are sent twice, 0.3 % arrive months
 //!   late, 0.1 % are retracted (6 % of those retractions arrive before the event they name, 5 % are
 //!   retracted in turn).
