@@ -156,6 +156,7 @@ fn a_csv_with_excel_habits_refuses_the_bad_row_by_row_and_column_and_imports_the
                 cit-b;citizen;4;learning_citizen;2025;;2025-01-16\n\
                 cit-c;citizen;00004;learning_citizen;2025;;45678\n\
                 001203004567;citizen;00004;learning_citizen;2025;;16/01/2025\n\
+                cit-e;citizen;00004;learning_citizen;2025;;16/01/2025\n\
                 cit-e;citizen;00004;learning_citizen;2025;;16/01/2025\n";
     std::fs::write(&csv, text).unwrap();
 
@@ -171,6 +172,7 @@ fn a_csv_with_excel_habits_refuses_the_bad_row_by_row_and_column_and_imports_the
     assert!(written.starts_with("\u{feff}row,status,column,rule,message\n"), "{written}");
     assert!(written.contains("3,refused,C (Mã xã),unknown_unit,"), "{written}");
     assert!(written.contains("2,would be imported,,,"), "{written}");
+    assert!(written.contains("7,already recorded,,repeated,the same as row 6: recorded once"), "{written}");
 
     let ran = import(&data, &csv, "registrations", &[]);
     assert_eq!(ran.code, Some(1), "{ran:?}");
@@ -187,7 +189,8 @@ fn a_csv_with_excel_habits_refuses_the_bad_row_by_row_and_column_and_imports_the
     let cccd = line("5");
     assert!(cccd.contains("A (Mã đối tượng)") && cccd.contains("citizen_id"), "{cccd}");
     assert!(!ran.stdout.contains("001203004567"), "a citizen-ID is never repeated: {}", ran.stdout);
-    assert!(ran.stdout.contains("5 rows: 2 imported, 0 already recorded, 3 refused"), "{}", ran.stdout);
+    assert!(line("7").contains("repeated"), "a row repeated in the file: {}", line("7"));
+    assert!(ran.stdout.contains("6 rows: 2 imported, 1 already recorded, 3 refused"), "{}", ran.stdout);
     assert_eq!(learning_citizens(&data, "2025-12-31", "01"), (2, 0), "cit-a and cit-e");
     assert_eq!(learning_citizens(&data, "2025-12-31", "00004"), (1, 0), "cit-e");
 }

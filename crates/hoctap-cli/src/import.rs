@@ -128,7 +128,8 @@ struct RowReport {
     issues: Vec<Issue>,
 }
 
-/// Reports the rows that are no event (refused), and gives the events of the others with their rows.
+/// Reports the rows that are no event (refused) and the rows that repeat an earlier row of the file (the
+/// same content, so the same id: recorded once), and gives the events of the others with their rows.
 fn judge_rows(
     layout: &Layout,
     source: &str,
@@ -136,10 +137,24 @@ fn judge_rows(
     report: &mut BTreeMap<usize, RowReport>,
     events: &mut Vec<(usize, Value)>,
 ) {
+    let mut first_row: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (row, cells) in &table.rows {
         match layout.event(source, *row, cells) {
             Ok(None) => {}
-            Ok(Some(event)) => events.push((*row, event)),
+            Ok(Some(event)) => {
+                let id = event["id"].as_str().unwrap_or_default().to_owned();
+                match first_row.get(&id) {
+                    Some(first) => {
+                        let message = format!("the same as row {first}: recorded once");
+                        let issue = Issue { row: *row, column: None, rule: "repeated".into(), message };
+                        report.insert(*row, RowReport { status: Status::Duplicate, issues: vec![issue] });
+                    }
+                    None => {
+                        first_row.insert(id, *row);
+                        events.push((*row, event));
+                    }
+                }
+            }
             Err(issues) => {
                 report.insert(*row, RowReport { status: Status::Refused, issues });
             }
