@@ -152,18 +152,20 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// One command from events to reviews: generate a city on the real map (Hà Nội by default),
-    /// ingest it, print the phase review (2025-12-31) and the final review (2030-12-31), and write
-    /// them as HTML, CSV and JSON.
+    /// record it day by day as it arrived, print the phase review (2025-12-31) as reported at the sơ
+    /// kết meeting and approve it, show what changed since, print the final review (2030-12-31), and
+    /// write them as HTML, CSV, JSON and XLSX.
     Demo(demo::DemoArgs),
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
-    /// The reviewers' web dashboard and the HTTP API (reviews, units, series, approvals) from the
-    /// embedded log, with no other service: open http://127.0.0.1:8090/ in a browser.
+    /// The reviewers' web dashboard and the HTTP API (reviews, diffs, units, series, approvals,
+    /// import templates) from the embedded log, with no other service: open http://127.0.0.1:8090/.
     ///
     /// Vietnamese first, with English; targets against the plans, the units table (sort, filter,
     /// city → district → commune), each indicator 2021–2030, any date and known-at, the approved
-    /// reviews. The same routes and documents as `hoctap api` (docs/openapi.json). The log is read
+    /// reviews and what changed since each. No token is asked (it listens on 127.0.0.1 by default).
+    /// The same routes and documents as `hoctap api` (docs/openapi.json). The log is read
     /// once at start: restart to see events ingested since. Stops on Ctrl-C or SIGTERM.
     Serve(serve::ServeArgs),
     /// The front door for source systems: HTTP in, Kafka out (POST /v1/events, bearer tokens per source).
