@@ -99,7 +99,15 @@ pub fn run(data_dir: &Path, args: &ImportArgs) -> Result<ExitCode> {
 /// The rows of a file: the header's row number and cells, then each row's.
 struct Table {
     header: (usize, Vec<String>),
+    /// In the order of their row numbers.
     rows: Vec<(usize, Vec<Cell>)>,
+}
+
+impl Table {
+    /// The cells of row `row` (none when the file has no such row).
+    fn cells(&self, row: usize) -> &[Cell] {
+        self.rows.binary_search_by_key(&row, |(r, _)| *r).map_or(&[], |i| self.rows[i].1.as_slice())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -207,7 +215,6 @@ fn record(
     if !dry_run {
         tracker.save_checkpoint();
     }
-    let cells = |row: usize| table.rows.iter().find(|(r, _)| *r == row).map(|(_, c)| c.as_slice()).unwrap_or(&[]);
     let imported = if dry_run { Status::WouldImport } else { Status::Imported };
     for (row, _) in events {
         report.insert(*row, RowReport { status: imported, issues: Vec::new() });
@@ -216,11 +223,11 @@ fn record(
         report.insert(row, RowReport { status: Status::Duplicate, issues: Vec::new() });
     }
     for (row, r) in refused {
-        let issue = refusal_issue(layout, row, cells(row), &r.field, r.rule.as_str(), &r.detail);
+        let issue = refusal_issue(layout, row, table.cells(row), &r.field, r.rule.as_str(), &r.detail);
         report.insert(row, RowReport { status: Status::Refused, issues: vec![issue] });
     }
     for (row, field, kind, detail) in warned {
-        let issue = refusal_issue(layout, row, cells(row), &field, &format!("warning: {kind}"), &detail);
+        let issue = refusal_issue(layout, row, table.cells(row), &field, &format!("warning: {kind}"), &detail);
         report.entry(row).or_insert(RowReport { status: imported, issues: Vec::new() }).issues.push(issue);
     }
     Ok(())
@@ -279,8 +286,7 @@ fn post_batch(
     {
         anyhow::bail!("the gateway answered {status}: {error}");
     }
-    let cells = |row: usize| table.rows.iter().find(|(r, _)| *r == row).map(|(_, c)| c.as_slice()).unwrap_or(&[]);
-    let ids = |key: &str| -> Vec<String> {
+    let ids = |key: &str| -> std::collections::HashSet<String> {
         answer[key]
             .as_array()
             .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
@@ -302,13 +308,14 @@ fn post_batch(
     let text = |v: &Value, key: &str| v[key].as_str().unwrap_or_default().to_owned();
     for r in answer["refused"].as_array().into_iter().flatten() {
         let Some(row) = at(r) else { continue };
-        let issue = refusal_issue(layout, row, cells(row), &text(r, "field"), &text(r, "rule"), &text(r, "detail"));
+        let issue =
+            refusal_issue(layout, row, table.cells(row), &text(r, "field"), &text(r, "rule"), &text(r, "detail"));
         report.insert(row, RowReport { status: Status::Refused, issues: vec![issue] });
     }
     for w in answer["warnings"].as_array().into_iter().flatten() {
         let Some(row) = at(w) else { continue };
         let rule = format!("warning: {}", text(w, "warning"));
-        let issue = refusal_issue(layout, row, cells(row), &text(w, "field"), &rule, &text(w, "detail"));
+        let issue = refusal_issue(layout, row, table.cells(row), &text(w, "field"), &rule, &text(w, "detail"));
         report.entry(row).or_insert(RowReport { status: Status::Imported, issues: Vec::new() }).issues.push(issue);
     }
     Ok(())
