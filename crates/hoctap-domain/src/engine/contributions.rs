@@ -2,8 +2,10 @@
 //! for one measure of one title at one place. This is what a read model stores: a new event for a
 //! subject replaces its old stretches with new ones, and the difference is what changes in the counts.
 
-use super::{Engine, Kind};
+use super::query::standing;
+use super::{Engine, Kind, Rec};
 use crate::codes::{SubjectGroup, TITLES, Title};
+use crate::geo::UnitId;
 use crate::time::Day;
 use serde::Serialize;
 
@@ -107,8 +109,9 @@ impl Engine {
         let may_be_unit = crate::codes::may_be_unit_code(subject);
         let Some(&sid) = self.subject_ids.get(subject) else { return Vec::new() };
         let s = &self.subjects[sid as usize];
+        let alive: Vec<&Rec> = s.recs.iter().filter(|r| self.rec_alive(r, known_at)).collect();
         let mut points: Vec<i32> = Vec::new();
-        for r in s.recs.iter().filter(|r| self.rec_alive(r, known_at)) {
+        for r in &alive {
             points.push(r.day);
             match r.kind {
                 Kind::Granted => points.extend([r.a, r.b.saturating_add(1)]),
@@ -122,19 +125,29 @@ impl Engine {
         points.sort_unstable();
         points.dedup();
 
-        let mut open: Vec<(Place, Measure, Day)> = Vec::new();
-        let mut done = Vec::new();
-        for &p in &points {
-            let day = Day(p);
-            let at = self.subject_at(s, p, day.year() as i16, known_at);
-            let commune = at.code.map(|c| self.units.codes[c as usize].to_string());
-            let place = if may_be_unit {
+        // Swept with the commune as its id: the place follows from it (and from the subject's id), so
+        // places are built only for the stretches returned.
+        let place = |commune: Option<UnitId>| {
+            let commune = commune.map(|c| self.units.codes[c as usize].to_string());
+            if may_be_unit {
                 Some(Place::Unit { code: subject.to_owned(), commune })
             } else {
                 commune.map(Place::Named)
-            };
-            let mut now: Vec<(Place, Measure)> = Vec::new();
-            if let Some(place) = place {
+            }
+        };
+        let mut open: Vec<(Option<UnitId>, Measure, Day)> = Vec::new();
+        let mut now: Vec<(Option<UnitId>, Measure)> = Vec::new();
+        let mut done = Vec::new();
+        let mut close = |commune: Option<UnitId>, measure: Measure, from: Day, until: Day| {
+            let place = place(commune).expect("only a subject with a place counts");
+            done.push(Contribution { place, measure, from, until });
+        };
+        for &p in &points {
+            let day = Day(p);
+            let at = standing(alive.iter().copied(), p, day.year() as i16);
+            now.clear();
+            if may_be_unit || at.code.is_some() {
+                let commune = at.code;
                 for (t, &bits) in at.measures.iter().enumerate().take(TITLES) {
                     let title = Title::ALL[t];
                     let kinds = [
@@ -145,42 +158,39 @@ impl Engine {
                     ];
                     for (m, measure) in kinds.into_iter().enumerate() {
                         if bits >> m & 1 == 1 {
-                            now.push((place.clone(), measure));
+                            now.push((commune, measure));
                         }
                     }
                 }
                 if at.skill {
-                    now.push((place.clone(), Measure::DigitalSkill));
+                    now.push((commune, Measure::DigitalSkill));
                 }
                 if at.measures[Title::LearningCitizen.index()] >> 3 & 1 == 1 {
                     if at.skill {
-                        now.push((place.clone(), Measure::RecognisedWithSkill));
+                        now.push((commune, Measure::RecognisedWithSkill));
                     }
                     if let Some(g) = usize::try_from(at.group).ok().and_then(|g| SubjectGroup::ALL.get(g)) {
-                        now.push((place.clone(), Measure::RecognisedInGroup(*g)));
+                        now.push((commune, Measure::RecognisedInGroup(*g)));
                     }
                 }
             }
             // Close what stopped, open what started.
-            open.retain(|(pl, m, from)| {
-                let still = now.iter().any(|(p2, m2)| p2 == pl && m2 == m);
+            open.retain(|&(c, m, from)| {
+                let still = now.contains(&(c, m));
                 if !still {
-                    done.push(Contribution { place: pl.clone(), measure: *m, from: *from, until: day });
+                    close(c, m, from, day);
                 }
                 still
             });
-            for (pl, m) in now {
-                if !open.iter().any(|(p2, m2, _)| *p2 == pl && *m2 == m) {
-                    open.push((pl, m, day));
+            for &(c, m) in &now {
+                if !open.iter().any(|&(c2, m2, _)| c2 == c && m2 == m) {
+                    open.push((c, m, day));
                 }
             }
         }
-        done.extend(open.into_iter().map(|(place, measure, from)| Contribution {
-            place,
-            measure,
-            from,
-            until: Day::MAX,
-        }));
+        for (c, m, from) in open {
+            close(c, m, from, Day::MAX);
+        }
         done.sort();
         done
     }

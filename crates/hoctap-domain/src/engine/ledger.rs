@@ -11,7 +11,8 @@
 use super::{Contribution, Engine, Kind, Measure, NO_SOURCE, Place, Rec};
 use crate::event::Event;
 use crate::time::Day;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use foldhash::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 /// How a batch changed the counts: +1/−1 per (place, measure, day) as known now, and the same per
@@ -345,7 +346,7 @@ mod tests {
     /// Folds `batches` one after the other, each into a ledger loaded from the histories the previous
     /// batches stored, as a projector does; returns the summed deltas and the stored histories.
     fn fold_in(batches: &[Vec<Event>]) -> (Deltas, HashMap<String, Vec<u8>>) {
-        let mut stored: HashMap<String, Vec<u8>> = HashMap::new();
+        let mut stored: HashMap<String, Vec<u8>> = HashMap::default();
         let mut total = Deltas::default();
         for batch in batches {
             let mut ledger = Ledger::new();

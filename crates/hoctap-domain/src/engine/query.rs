@@ -814,71 +814,7 @@ impl Engine {
 
     /// One subject's standing at D (rules 4–6).
     pub(super) fn subject_at(&self, subject: &Subject, day: i32, year: i16, known_at: Option<i64>) -> SubjectAt {
-        let mut first_code = None;
-        let mut code = None;
-        // Per title, for the cycle of D: 0 = no registration, 1 = registered, 2 = withdrawn.
-        let mut registration = [0u8; TITLES];
-        let mut withdrawn_at = [i64::MIN; TITLES];
-        let mut activity = [0u8; TITLES];
-        let mut granted = [0u16; TITLES];
-        let mut revoked = [0u16; TITLES];
-        let mut group_latest = None;
-        let mut group_first = None;
-        let mut skill = false;
-        for r in subject.recs.iter().filter(|r| self.rec_alive(r, known_at)) {
-            if let Some(c) = r.commune() {
-                first_code.get_or_insert(c);
-                if r.day <= day {
-                    code = Some(c);
-                }
-            }
-            let t = r.title as usize;
-            let this_cycle = r.cycle == year && r.day <= day;
-            match r.kind {
-                Kind::Registered => {
-                    if t == LC {
-                        group_first.get_or_insert(r.b);
-                        if r.day <= day {
-                            group_latest = Some(r.b);
-                        }
-                    }
-                    // On the same instant a withdrawal wins over a registration.
-                    if this_cycle && !(registration[t] == 2 && withdrawn_at[t] == r.instant) {
-                        registration[t] = 1;
-                    }
-                }
-                Kind::Withdrawn if this_cycle => {
-                    registration[t] = 2;
-                    withdrawn_at[t] = r.instant;
-                }
-                Kind::Declared if this_cycle => activity[t] |= 1 << DECLARED,
-                Kind::Evidenced if this_cycle => activity[t] |= 1 << EVIDENCED,
-                Kind::Granted if r.a <= day && day <= r.b => granted[t] |= cycle_bit(r),
-                Kind::Revoked if r.a <= day => revoked[t] |= cycle_bit(r),
-                Kind::Skill if r.day <= day => skill = true,
-                _ => {}
-            }
-        }
-        let mut measures = [0u8; TITLES];
-        for t in 0..TITLES {
-            let mut bits = 0;
-            if registration[t] != 2 {
-                bits |= activity[t];
-                if registration[t] == 1 {
-                    bits |= 1 << REGISTERED;
-                }
-            }
-            if granted[t] & !revoked[t] != 0 {
-                bits |= 1 << RECOGNISED;
-            }
-            measures[t] = bits;
-        }
-        SubjectAt {
-            measures,
-            skill,
-            group: group_latest.or(group_first).unwrap_or(NO_GROUP),
-            code: code.or(first_code),
-        }
+        standing(subject.recs.iter().filter(|r| self.rec_alive(r, known_at)), day, year)
     }
 
     /// The latest recorded value of a metric for a unit at D (rule 7, first half).
@@ -1037,6 +973,70 @@ pub type PlaceCounts = std::collections::HashMap<(Place, Measure), u64>;
 
 fn cycle_bit(r: &Rec) -> u16 {
     1 << ((r.cycle as i32 - 2016).clamp(0, 15))
+}
+
+/// A subject's standing at D (rules 4–6) from its records known at the time asked, in their order.
+pub(super) fn standing<'r>(recs: impl Iterator<Item = &'r Rec>, day: i32, year: i16) -> SubjectAt {
+    let mut first_code = None;
+    let mut code = None;
+    // Per title, for the cycle of D: 0 = no registration, 1 = registered, 2 = withdrawn.
+    let mut registration = [0u8; TITLES];
+    let mut withdrawn_at = [i64::MIN; TITLES];
+    let mut activity = [0u8; TITLES];
+    let mut granted = [0u16; TITLES];
+    let mut revoked = [0u16; TITLES];
+    let mut group_latest = None;
+    let mut group_first = None;
+    let mut skill = false;
+    for r in recs {
+        if let Some(c) = r.commune() {
+            first_code.get_or_insert(c);
+            if r.day <= day {
+                code = Some(c);
+            }
+        }
+        let t = r.title as usize;
+        let this_cycle = r.cycle == year && r.day <= day;
+        match r.kind {
+            Kind::Registered => {
+                if t == LC {
+                    group_first.get_or_insert(r.b);
+                    if r.day <= day {
+                        group_latest = Some(r.b);
+                    }
+                }
+                // On the same instant a withdrawal wins over a registration.
+                if this_cycle && !(registration[t] == 2 && withdrawn_at[t] == r.instant) {
+                    registration[t] = 1;
+                }
+            }
+            Kind::Withdrawn if this_cycle => {
+                registration[t] = 2;
+                withdrawn_at[t] = r.instant;
+            }
+            Kind::Declared if this_cycle => activity[t] |= 1 << DECLARED,
+            Kind::Evidenced if this_cycle => activity[t] |= 1 << EVIDENCED,
+            Kind::Granted if r.a <= day && day <= r.b => granted[t] |= cycle_bit(r),
+            Kind::Revoked if r.a <= day => revoked[t] |= cycle_bit(r),
+            Kind::Skill if r.day <= day => skill = true,
+            _ => {}
+        }
+    }
+    let mut measures = [0u8; TITLES];
+    for t in 0..TITLES {
+        let mut bits = 0;
+        if registration[t] != 2 {
+            bits |= activity[t];
+            if registration[t] == 1 {
+                bits |= 1 << REGISTERED;
+            }
+        }
+        if granted[t] & !revoked[t] != 0 {
+            bits |= 1 << RECOGNISED;
+        }
+        measures[t] = bits;
+    }
+    SubjectAt { measures, skill, group: group_latest.or(group_first).unwrap_or(NO_GROUP), code: code.or(first_code) }
 }
 
 #[cfg(test)]
