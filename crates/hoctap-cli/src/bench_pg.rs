@@ -140,7 +140,7 @@ pub fn pipeline(args: &PipelineArgs) -> Result<ExitCode> {
     bar.finish_and_clear();
     let rebuild_rate = report.records as f64 / report.elapsed.as_secs_f64();
     println!(
-        "(d) rebuild (read, apply, compare, switch): {rebuild_rate:>6.0} records/s ({} records in {:.1} s)",
+        "(d) hoctap rebuild              : {rebuild_rate:>10.0} records/s ({} records in {:.1} s: read, apply, compare, switch)",
         report.records,
         report.elapsed.as_secs_f64()
     );
