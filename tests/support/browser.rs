@@ -408,3 +408,51 @@ fn url_encoded(text: &str) -> String {
         })
         .collect()
 }
+
+/// The form "approve this review" of a server that records approvals (`hoctap serve --approvals`),
+/// used as a reviewer does on the phase review: it describes the review on screen with its exact
+/// known-at; a number that already approves another review shows the server's refusal; a new number
+/// records the approval, which the page then shows (the decision in the summary, the approved review
+/// chosen in the known-at selector, no form). Returns the screenshots `<prefix>-approve-refused.png`
+/// and `<prefix>-approve.png`.
+pub fn drive_approval(base: &str, number: &str, prefix: &str) -> Vec<PathBuf> {
+    let page = Page::open(&format!("{base}/?as_of=2025-12-31"));
+    page.wait_ready("2025-12-31");
+    page.wait_for("#approve-card:not([hidden])");
+    let review = api_review(&page, "01", "2025-12-31");
+    let what = page.eval("document.querySelector('#approve-what').textContent");
+    let known_at = review["known_at"].as_str().expect("a review states its known-at");
+    assert!(what.as_str().unwrap().contains(known_at), "the form names the review's known-at {known_at}: {what}");
+
+    // A number taken by the review of another date (posted as a second reviewer would).
+    let taken = format!("{number}-2024");
+    let status = page.eval(&format!(
+        "fetch('/v1/approvals', {{ method: 'POST', headers: {{ 'Content-Type': 'application/json' }}, \
+         body: JSON.stringify({{ scope: '01', as_of: '2024-12-31', number: {taken:?}, issuer: 'UBND-01', \
+         date: '2025-01-20' }}) }}).then(r => r.status)"
+    ));
+    assert_eq!(status, 201, "approving the review of 2024");
+    let field = |selector: &str, text: &str| {
+        page.eval(&format!("(() => {{ document.querySelector('{selector}').value = ''; return true; }})()"));
+        let input = page.tab.wait_for_element(selector).unwrap_or_else(|e| panic!("{selector}: {e}"));
+        input.click().and_then(|i| i.type_into(text)).unwrap_or_else(|e| panic!("typing into {selector}: {e}"));
+    };
+    field("#approve-number", &taken);
+    field("#approve-issuer", "UBND-01");
+    page.click("#approve-form button[type=submit]");
+    page.wait_for("#approve-result.error:not([hidden])");
+    let refusal = page.eval("document.querySelector('#approve-result').textContent");
+    assert!(refusal.as_str().unwrap().contains("approval_conflict"), "the server's refusal is shown: {refusal}");
+    let refused = page.screenshot(&format!("{prefix}-approve-refused.png"));
+
+    field("#approve-number", number);
+    page.click("#approve-form button[type=submit]");
+    page.wait_for(r#"body[data-state="ready"] .fact.approved"#);
+    page.wait_for("#approve-result.done:not([hidden])");
+    assert_eq!(page.eval("document.querySelector('#known-at').value"), format!("approved:{number}"));
+    assert_eq!(page.eval("document.querySelector('#approve-card').hidden"), true, "an approved review offers no form");
+    let shown = page.eval("document.querySelector('.fact.approved').textContent");
+    assert!(shown.as_str().unwrap().contains(number), "{shown}");
+    let approved = page.screenshot(&format!("{prefix}-approve.png"));
+    vec![refused, approved]
+}

@@ -1,8 +1,9 @@
 //! The real `hoctap` binary, built once per test process, and NDJSON inputs for it.
 
 use hoctap_domain::Event;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
 /// A command running this workspace's `hoctap` binary, freshly built with the profile the tests run in.
@@ -130,4 +131,62 @@ pub fn without_generated_at(text: &str) -> String {
         .join("\n");
     assert!(found, "the review states no generation time:\n{text}");
     out
+}
+
+/// `hoctap serve` on a free port, at the address it printed; killed when dropped.
+pub struct Served {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    pub data_dir: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `hoctap --data-dir DATA_DIR serve --listen 127.0.0.1:0 ARGS…`, once it listens.
+pub fn serve(data_dir: &Path, args: &[&str]) -> Served {
+    let mut child = hoctap()
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting hoctap serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = match lines.next() {
+            Some(Ok(line)) => line,
+            other => panic!("hoctap serve stopped before listening: {other:?} (exit {:?})", child.try_wait()),
+        };
+        if let Some(url) = line.split("dashboard at ").nth(1) {
+            break url.split('/').take(3).collect::<Vec<_>>().join("/");
+        }
+    };
+    // Keep reading standard error so that the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Served { child, base, data_dir: data_dir.to_owned(), _dir: None }
+}
+
+/// A generated city of `citizens` (seed 3) ingested into a new embedded log, served with `args`.
+pub fn serve_city(citizens: u64, args: &[&str]) -> Served {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let city = dir.path().join("city.ndjson");
+    let data = dir.path().join("data");
+    let citizens = citizens.to_string();
+    let generated = run(hoctap().args(["generate", "--citizens", &citizens, "--seed", "3", "--out"]).arg(&city));
+    assert_eq!(generated.code, Some(0), "generating the city: {}", generated.stderr);
+    let ingested = ingest(&data, &[&city]);
+    assert!(ingested.code.is_some_and(|c| c <= 1), "ingesting the city: {}", ingested.stderr);
+    let mut served = serve(&data, args);
+    served._dir = Some(dir);
+    served
 }

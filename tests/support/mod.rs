@@ -7,7 +7,10 @@ mod pg;
 mod pg_cluster;
 mod world;
 
-pub use cli::{Ran, hoctap, ingest, ndjson, review_json, run, source_json, source_line, without_generated_at};
+pub use cli::{
+    Ran, Served, hoctap, ingest, ndjson, review_json, run, serve, serve_city, source_json, source_line,
+    without_generated_at,
+};
 pub use pg::{PG_URL, pg_connect, pg_connect_to};
 pub use pg_cluster::PgCluster;
 pub use world::{EARLY, REFORM, START, baseline, divided_world, grant, reg, retraction, scenario_world, target, unit};

@@ -39,6 +39,10 @@
       changes_targets: 'Chỉ tiêu thay đổi', changes_figures: 'Số liệu thay đổi', changes_events: 'Sự kiện ghi nhận sau đó đã làm thay đổi số liệu',
       before: 'Khi phê duyệt', after: 'Hiện nay', change: 'Thay đổi', count_kind: 'Số liệu', more: 'và {n} dòng nữa (xem hoctap diff)',
       digital_skill_count: 'Kỹ năng số', baseline_count: 'Mẫu số',
+      approve: 'Phê duyệt báo cáo này', decision_number: 'Số quyết định', decision_issuer: 'Cơ quan ban hành',
+      decision_date: 'Ngày ký', approve_go: 'Ghi nhận phê duyệt',
+      approve_what: 'Quyết định sẽ phê duyệt báo cáo của {scope} tính đến ngày {as_of}{milestone}, với dữ liệu ghi nhận đến {known_at} ({events} sự kiện). Về sau vẫn xem lại được đúng số liệu này.',
+      approve_done: 'Đã ghi nhận quyết định {number}.', approve_again: 'Quyết định {number} đã được ghi nhận trước đây.',
       targets: 'Chỉ tiêu', indicator: 'Chỉ tiêu', plan: 'Kế hoạch', target: 'Mục tiêu', actual: 'Thực tế',
       progress: 'So với mục tiêu', gap: 'Chênh lệch', status: 'Trạng thái', milestone: 'mốc',
       charts: 'Diễn biến 2021–2030', charts_hint: 'Tỷ lệ vào cuối mỗi năm; đường đứt: mục tiêu 2025 và 2030; vạch dọc: ngày đang xem.',
@@ -70,6 +74,10 @@
       changes_targets: 'Targets that changed', changes_figures: 'Figures that changed', changes_events: 'Events recorded since that changed the figures',
       before: 'At the approval', after: 'Now', change: 'Change', count_kind: 'Figure', more: 'and {n} more rows (see hoctap diff)',
       digital_skill_count: 'Digital skills', baseline_count: 'Denominator',
+      approve: 'Approve this review', decision_number: 'Decision number', decision_issuer: 'Issued by',
+      decision_date: 'Signed on', approve_go: 'Record the approval',
+      approve_what: 'The decision will approve the review of {scope} as of {as_of}{milestone}, with the data known at {known_at} ({events} events). These figures stay reproducible afterwards.',
+      approve_done: 'Decision {number} recorded.', approve_again: 'Decision {number} was recorded already.',
       targets: 'Targets', indicator: 'Indicator', plan: 'Plan', target: 'Target', actual: 'Actual',
       progress: 'Against the target', gap: 'Gap', status: 'Status', milestone: 'milestone',
       charts: 'Trends 2021–2030', charts_hint: 'Share at each year end; dashed: the 2025 and 2030 targets; vertical line: the date shown.',
@@ -105,6 +113,7 @@
     known: params.get('approved') ? 'approved:' + params.get('approved') : (params.get('known_at') ? 'date' : ''),
     knownDate: params.get('known_at') || '',
     approvals: [],
+    canApprove: false,
     title: 'learning_citizen',
     sort: { key: null, dir: 1 },
     filter: '',
@@ -169,19 +178,20 @@
 
   // A reader's token, asked for when the server answers 401 (`hoctap api --readers`); kept for the tab.
   const TOKEN = 'hoctap.token';
-  async function getJson(url) {
-    const headers = { Accept: 'application/json' };
+  async function request(url, init = {}) {
+    const headers = { Accept: 'application/json', ...(init.headers || {}) };
     const token = sessionStorage.getItem(TOKEN);
     if (token) headers.Authorization = `Bearer ${token}`;
-    const response = await fetch(url, { headers });
+    const response = await fetch(url, { ...init, headers });
     const body = await response.json().catch(() => ({}));
     if (!response.ok) {
       const error = new Error(body.error || `${response.status} ${response.statusText}`);
       error.status = response.status;
       throw error;
     }
-    return body;
+    return { body, response };
   }
+  const getJson = async (url) => (await request(url)).body;
 
   // What the controls ask: known-at as a query parameter, or an approved review.
   const approval = () =>
@@ -269,6 +279,7 @@
     renderBehind();
     renderCompleteness();
     renderChanges();
+    renderApprove();
     renderStamp();
   }
 
@@ -725,11 +736,60 @@
 
   async function loadApprovals() {
     try {
-      state.approvals = (await getJson('/v1/approvals')).approvals;
+      const { body, response } = await request('/v1/approvals');
+      state.approvals = body.approvals;
+      // `hoctap serve --approvals` says it records them.
+      state.canApprove = (response.headers.get('Allow') || '').includes('POST');
     } catch {
       state.approvals = [];
+      state.canApprove = false;
     }
   }
+
+  // "Approve this review": where the server records approvals, for the review on screen (not one
+  // approved already, nor a unit the reform had replaced by then).
+  const fill = (text, values) => text.replace(/\{(\w+)\}/g, (_, k) => values[k] ?? '');
+  function renderApprove() {
+    const card = $('#approve-card');
+    const r = state.review;
+    card.hidden = !(state.canApprove && r && !r.reform && !r.approved && r.known_at);
+    if (card.hidden) return;
+    const top = r.units.find((u) => u.code === r.scope);
+    $('#approve-what').textContent = fill(t('approve_what'), {
+      scope: top ? `${top.name} (${r.scope})` : r.scope,
+      as_of: r.as_of,
+      milestone: r.milestone ? ` (${t('milestone')} ${r.milestone})` : '',
+      known_at: r.known_at,
+      events: fmtInt(r.events),
+    });
+    if (!$('#approve-date').value) $('#approve-date').value = new Date().toISOString().slice(0, 10);
+  }
+
+  $('#approve-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const r = state.review;
+    const result = $('#approve-result');
+    const number = $('#approve-number').value.trim();
+    const approval = {
+      scope: r.scope, as_of: r.as_of, known_at: r.known_at, milestone: r.milestone ?? undefined,
+      number, issuer: $('#approve-issuer').value.trim(), date: $('#approve-date').value,
+    };
+    try {
+      const { body } = await request('/v1/approvals', {
+        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(approval),
+      });
+      result.className = 'done';
+      result.textContent = fill(t(body.status === 'recorded' ? 'approve_done' : 'approve_again'), { number });
+      result.hidden = false;
+      await loadApprovals();
+      state.known = 'approved:' + number;
+      load();
+    } catch (err) {
+      result.className = 'error';
+      result.textContent = err.message;
+      result.hidden = false;
+    }
+  });
 
   // Controls.
   $('#controls').addEventListener('submit', (e) => e.preventDefault());

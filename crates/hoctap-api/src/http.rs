@@ -3,16 +3,18 @@
 use crate::answers::{Answers, Asked, Embedded};
 use crate::dates::{MAX_POINTS, Series, Step, dates};
 use crate::{Api, metrics};
+use axum::body::Bytes;
 use axum::extract::Request;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, HOST, ORIGIN, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router, middleware};
 use hoctap_domain::codes::Title;
+use hoctap_domain::event::Decision;
 use hoctap_domain::time::{format_instant, parse_known_at};
 use hoctap_domain::{Day, QueryError};
 use hoctap_store::{Schema, StoreError};
@@ -31,8 +33,14 @@ fn answering<A: Answers>() -> Router<A> {
         .route("/v1/reviews/diff", get(diff::<A>))
         .route("/v1/units", get(units::<A>))
         .route("/v1/units/{code}/series", get(series::<A>))
-        .route("/v1/approvals", get(approvals::<A>))
+        .route(
+            "/v1/approvals",
+            get(approvals::<A>).post(approve::<A>).layer(DefaultBodyLimit::max(APPROVAL_BODY_LIMIT)),
+        )
 }
+
+/// The largest body `POST /v1/approvals` reads: an approval is a few hundred bytes.
+const APPROVAL_BODY_LIMIT: usize = 16 * 1024;
 
 fn no_such_path() -> Failure {
     Failure::NotFound("no such path".into())
@@ -90,7 +98,21 @@ pub enum Failure {
     /// 404: the domain cannot answer the question (unknown scope, not in force, nothing recorded by
     /// the known-at); the message is the domain's.
     Unanswered(hoctap_domain::QueryError),
-    /// 503: PostgreSQL is unreachable or the deployment has no read models yet; retry later.
+    /// 403: this server records no approvals; the message says what does (the rule `approvals`).
+    NotRecording(String),
+    /// 403: a page of another origin posted (the rule `origin`).
+    ForeignOrigin(String),
+    /// 400, 413 or 415: the request's body is not an approval (malformed, too large, not JSON).
+    Body(StatusCode, String),
+    /// 400: a field of the body is invalid (`field` names it).
+    Field { field: &'static str, message: String },
+    /// 409 (`approval_conflict`: the number approves another review) or 422: the domain refused the
+    /// event; the body names the rule and the field.
+    Refused(hoctap_domain::Refusal),
+    /// 422: the review asked cannot be approved (e.g. the scope is not in force on the date).
+    Unapprovable(String),
+    /// 503: PostgreSQL is unreachable or the deployment has no read models yet, or the embedded log is
+    /// being written by another process; retry later.
     Unavailable(String),
     /// 500: a bug or a corrupt read model; details are in the log only.
     Internal,
@@ -101,9 +123,13 @@ struct ErrorBody<'a> {
     error: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     parameter: Option<&'static str>,
-    /// The access rule refused (`token`, `province`).
+    /// The rule refused: of access (`token`, `province`, `origin`, `approvals`) or of the domain
+    /// (`approval_conflict`, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     rule: Option<&'static str>,
+    /// Where in the event the domain found the problem (`data.decision.number`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
 }
 
 impl IntoResponse for Failure {
@@ -125,13 +151,30 @@ impl IntoResponse for Failure {
             Failure::Forbidden(message) => (StatusCode::FORBIDDEN, message.as_str(), None, Some("province")),
             Failure::NotFound(message) => (StatusCode::NOT_FOUND, message.as_str(), None, None),
             Failure::Unanswered(error) => {
-                let body = ErrorBody { error: &error.to_string(), parameter: None, rule: None };
+                let body = ErrorBody { error: &error.to_string(), parameter: None, rule: None, field: None };
                 return (StatusCode::NOT_FOUND, Json(body)).into_response();
             }
+            Failure::Refused(refusal) => {
+                let status = match refusal.rule {
+                    hoctap_domain::Rule::ApprovalConflict => StatusCode::CONFLICT,
+                    _ => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                let (error, rule) = (refusal.to_string(), Some(refusal.rule.as_str()));
+                let body = ErrorBody { error: &error, parameter: None, rule, field: Some(&refusal.field) };
+                return (status, Json(body)).into_response();
+            }
+            Failure::NotRecording(message) => (StatusCode::FORBIDDEN, message.as_str(), None, Some("approvals")),
+            Failure::ForeignOrigin(message) => (StatusCode::FORBIDDEN, message.as_str(), None, Some("origin")),
+            Failure::Body(status, message) => (*status, message.as_str(), None, None),
+            Failure::Field { field, message } => {
+                let body = ErrorBody { error: message, parameter: None, rule: None, field: Some(*field) };
+                return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+            }
+            Failure::Unapprovable(message) => (StatusCode::UNPROCESSABLE_ENTITY, message.as_str(), None, None),
             Failure::Unavailable(message) => (StatusCode::SERVICE_UNAVAILABLE, message.as_str(), None, None),
             Failure::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal error", None, None),
         };
-        let mut response = (status, Json(ErrorBody { error: message, parameter, rule })).into_response();
+        let mut response = (status, Json(ErrorBody { error: message, parameter, rule, field: None })).into_response();
         match self {
             Failure::Unavailable(_) => {
                 response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
@@ -169,6 +212,19 @@ impl Failure {
         match error {
             hoctap_domain::ApprovalError::Query(e) => Failure::Unanswered(e),
             other => Failure::NotFound(other.to_string()),
+        }
+    }
+
+    /// Why an approval was not recorded.
+    pub(crate) fn not_recorded(why: crate::NotRecorded) -> Failure {
+        match why {
+            crate::NotRecorded::Refused(refusal) => Failure::Refused(refusal),
+            crate::NotRecorded::Unapprovable(message) => Failure::Unapprovable(message),
+            crate::NotRecorded::Busy(message) => Failure::Unavailable(message),
+            crate::NotRecorded::Failed(message) => {
+                tracing::error!(error = %message, "recording an approval failed");
+                Failure::Internal
+            }
         }
     }
 
@@ -252,11 +308,22 @@ fn province_of(reader: Option<&Holder>) -> Option<&str> {
     }
 }
 
+/// For each unit of `codes` in turn, whether it ever lay in `province`.
+async fn lie_in<A: Answers>(
+    answers: &A,
+    province: &str,
+    codes: Vec<String>,
+) -> Result<impl Iterator<Item = bool>, Failure> {
+    let provinces = answers.provinces_of(codes).await?;
+    let province = province.to_owned();
+    Ok(provinces.into_iter().map(move |of| of.contains(&province)))
+}
+
 /// Whether `reader` (`None`: a public request) may read unit `code`: a reader of one province only
 /// units that ever lay in it (`Engine::provinces_of`, over the reference events as known now).
 async fn allowed<A: Answers>(answers: &A, reader: Option<&Holder>, code: &str) -> Result<(), Failure> {
     let Some(province) = province_of(reader) else { return Ok(()) };
-    let provinces = answers.reference().await?.provinces_of(code);
+    let provinces = answers.provinces_of(vec![code.to_owned()]).await?.pop().unwrap_or_default();
     if provinces.iter().any(|p| p == province) {
         return Ok(());
     }
@@ -409,8 +476,8 @@ async fn units<A: Answers>(
     let mut units = answers.units(as_of, known_at).await?;
     if let Some(province) = province_of(reader.as_ref()) {
         // A reader of one province lists the units it may ask about.
-        let reference = answers.reference().await?;
-        units.retain(|u| reference.provinces_of(&u.code).iter().any(|p| p == province));
+        let mut keep = lie_in(&answers, province, units.iter().map(|u| u.code.clone()).collect()).await?;
+        units.retain(|_| keep.next().unwrap_or(false));
     }
     let k = known_at.map(format_instant);
     let body = hoctap_report::units_json(&units, as_of, k.as_deref());
@@ -490,12 +557,103 @@ async fn approvals<A: Answers>(
     let mut approvals = answers.approvals(known_at).await?;
     if let Some(province) = province_of(reader.as_ref()) {
         // A reader of one province lists the approvals of the scopes it may read.
-        let reference = answers.reference().await?;
-        approvals.retain(|a| reference.provinces_of(&a.data.scope).iter().any(|p| p == province));
+        let mut keep = lie_in(&answers, province, approvals.iter().map(|a| a.data.scope.clone()).collect()).await?;
+        approvals.retain(|_| keep.next().unwrap_or(false));
     }
     let k = known_at.map(format_instant);
     let body = hoctap_report::approvals_json(&approvals, k.as_deref());
-    Ok(([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
+    // The dashboard offers its approval form where the server records approvals.
+    let allow = if answers.records_approvals().is_ok() { "GET, POST" } else { "GET" };
+    let headers =
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json")), (ALLOW, HeaderValue::from_static(allow))];
+    Ok((headers, body).into_response())
+}
+
+/// What `POST /v1/approvals` reads: the review (as `GET /v1/reviews` asks it) and the decision.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApprovalBody {
+    scope: String,
+    as_of: String,
+    #[serde(default)]
+    known_at: Option<String>,
+    #[serde(default)]
+    milestone: Option<i32>,
+    number: String,
+    issuer: String,
+    date: String,
+}
+
+/// `POST /v1/approvals` (`hoctap serve --approvals` only): records that a numbered decision approved
+/// a review, as `hoctap approve` does — 201 with the event, or 200 when the same approval was recorded
+/// already; 409 when the number approves another review; 422 when the review cannot be approved or
+/// a field breaks a rule.
+async fn approve<A: Answers>(
+    State(answers): State<A>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Failure> {
+    answers.records_approvals()?;
+    same_origin(&headers)?;
+    let media = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next());
+    if !media.is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")) {
+        return Err(Failure::Body(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "an approval is sent as JSON, with Content-Type: application/json".into(),
+        ));
+    }
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => Failure::Body(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("an approval's body is at most {} KiB", APPROVAL_BODY_LIMIT / 1024),
+        ),
+        status => Failure::Body(status, rejection.body_text()),
+    })?;
+    let asked: ApprovalBody = serde_json::from_slice(&body).map_err(|e| {
+        Failure::Body(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the body is not an approval ({e}); send {{\"scope\", \"as_of\", \"number\", \"issuer\", \"date\"}}, \
+                 and optionally \"known_at\" and \"milestone\""
+            ),
+        )
+    })?;
+    // The body's dates read as the query's parameters are, their errors naming the field.
+    let field = |failure: Failure| match failure {
+        Failure::Parameter { parameter, message } => Failure::Field { field: parameter, message },
+        other => other,
+    };
+    let query = hoctap_domain::Query {
+        scope: asked.scope,
+        as_of: day("as_of", Some(asked.as_of)).map_err(field)?,
+        known_at: known_at(asked.known_at).map_err(field)?,
+        milestone: asked.milestone,
+    };
+    let date = day("date", Some(asked.date)).map_err(field)?;
+    let decision = Decision { number: asked.number, issuer: asked.issuer, date };
+    let recorded = answers.approve(query, decision).await?;
+    let (status, word) =
+        if recorded.new { (StatusCode::CREATED, "recorded") } else { (StatusCode::OK, "already_recorded") };
+    let event: serde_json::Value = serde_json::from_str(&recorded.event.to_json()).map_err(|e| {
+        tracing::error!(error = %e, "an event's canonical JSON does not parse");
+        Failure::Internal
+    })?;
+    let body = serde_json::json!({ "status": word, "events": recorded.events, "event": event });
+    Ok((status, Json(body)).into_response())
+}
+
+/// A browser sends `Origin` with a POST: a page of another site may not record approvals. The
+/// dashboard is served by this server, so its origin names the `Host` asked. Requests without
+/// `Origin` (curl, scripts) are not a browser's.
+fn same_origin(headers: &HeaderMap) -> Result<(), Failure> {
+    let Some(origin) = headers.get(ORIGIN) else { return Ok(()) };
+    let origin = origin.to_str().unwrap_or("");
+    let host = headers.get(HOST).and_then(|h| h.to_str().ok());
+    let authority = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+    if authority.is_some() && authority == host {
+        return Ok(());
+    }
+    Err(Failure::ForeignOrigin(format!("a page of `{origin}` may not record approvals on this server")))
 }
 
 #[derive(Debug, Serialize)]
@@ -522,7 +680,14 @@ async fn healthz(State(api): State<Api>) -> Response {
             let reason = match failure {
                 Failure::Unavailable(reason) | Failure::NotFound(reason) | Failure::Query(reason) => reason,
                 Failure::Unanswered(e) => e.to_string(),
-                Failure::Parameter { message, .. } | Failure::Forbidden(message) => message,
+                Failure::Parameter { message, .. }
+                | Failure::Forbidden(message)
+                | Failure::NotRecording(message)
+                | Failure::ForeignOrigin(message)
+                | Failure::Body(_, message)
+                | Failure::Field { message, .. }
+                | Failure::Unapprovable(message) => message,
+                Failure::Refused(refusal) => refusal.to_string(),
                 Failure::Unauthenticated { .. } => "unauthenticated".into(),
                 Failure::Internal => "the serving generation cannot be read".into(),
             };

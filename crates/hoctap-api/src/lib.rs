@@ -38,7 +38,7 @@ mod dates;
 mod http;
 mod metrics;
 
-pub use answers::{Answers, Asked, Embedded};
+pub use answers::{Answers, Asked, Embedded, NotRecorded, Recorded, Recorder};
 pub use dates::{MAX_POINTS, Point, Series, Step, TooManyPoints, dates};
 pub use http::{Access, Failure};
 

@@ -5,7 +5,7 @@ use crate::ingest::{self, Input};
 use crate::tracker::Tracker;
 use anyhow::{Context, Result};
 use hoctap_domain::event::{Decision, EventData, EventType, ReviewApproved};
-use hoctap_domain::{Day, Event, Query, QueryError, Refusal};
+use hoctap_domain::{Day, Engine, Event, Query, QueryError, Refusal};
 use sha2::{Digest as _, Sha256};
 use std::path::Path;
 use std::process::ExitCode;
@@ -107,18 +107,19 @@ impl Approved {
     }
 }
 
-/// Records that `decision` approved the review `query` asks for, through the path of `hoctap ingest`
-/// (the same rules, the log, the dead-letter file). The review must exist as asked (scope in force on
-/// D, something recorded by K); its statement of known-at (K, or the newest event recorded) and its
-/// milestone are what the approval freezes. The event is stamped on the tracker's clock, or on
-/// `recorded_at` (UTC microseconds) when the caller simulates one.
-pub fn record_at(
-    tracker: &mut Tracker,
-    query: &Query,
-    decision: Decision,
-    recorded_at: Option<i64>,
-) -> Result<Approved> {
-    let review = tracker.engine.review(query)?;
+/// The approval `decision` makes of the review `query` asks, built but not recorded. The review must
+/// exist as asked (scope in force on D, something recorded by K); its statement of known-at (K, or the
+/// newest event recorded) and its milestone are what the approval freezes.
+pub struct Prepared {
+    pub event: Event,
+    pub data: ReviewApproved,
+    /// Events recorded by the frozen known-at.
+    pub events: u64,
+}
+
+/// Builds the approval of the review `query` asks (an error says why that review cannot be approved).
+pub fn prepare(engine: &Engine, query: &Query, decision: Decision) -> Result<Prepared> {
+    let review = engine.review(query)?;
     // A unit not in force on D has no review of its own to adopt: its review only says what the reform
     // made of it, with other units' figures.
     if review.reform.is_some() {
@@ -136,6 +137,14 @@ pub fn record_at(
     let time = format!("{}T00:00:00+07:00", data.decision.date);
     let event = Event::new(event_id(&data), SOURCE, &time, &data.scope, EventData::ReviewApproved(data.clone()))
         .context("building the approval event")?;
+    Ok(Prepared { event, data, events: review.events })
+}
+
+/// Records a prepared approval through the path of `hoctap ingest` (the same rules, the log, the
+/// dead-letter file), stamped on the tracker's clock, or on `recorded_at` (UTC microseconds) when the
+/// caller simulates one. An error is the log's.
+pub fn record_prepared(tracker: &mut Tracker, prepared: Prepared, recorded_at: Option<i64>) -> Result<Approved> {
+    let Prepared { event, data, events } = prepared;
     let input = Input::Bytes(event.to_json().into_bytes());
     let mut refusals = Vec::new();
     let mut on_refusal = |_: u64, r: &Refusal| refusals.push(r.clone());
@@ -148,7 +157,19 @@ pub fn record_at(
         None if summary.accepted == 1 => Outcome::Recorded,
         None => Outcome::AlreadyRecorded,
     };
-    Ok(Approved { event, data, events: review.events, outcome })
+    Ok(Approved { event, data, events, outcome })
+}
+
+/// Records that `decision` approved the review `query` asks for: [`prepare`], then
+/// [`record_prepared`].
+pub fn record_at(
+    tracker: &mut Tracker,
+    query: &Query,
+    decision: Decision,
+    recorded_at: Option<i64>,
+) -> Result<Approved> {
+    let prepared = prepare(&tracker.engine, query, decision)?;
+    record_prepared(tracker, prepared, recorded_at)
 }
 
 /// [`record_at`] on the system clock.

@@ -121,6 +121,31 @@ impl Tracker {
         Ok(Tracker { engine, log, dir: dir.to_owned(), checkpoint: from, started })
     }
 
+    /// Takes the log's writer lock for a write, as a server holding the engine between requests does
+    /// (`hoctap serve --approvals`): reopens the log for writing where this tracker stands and folds
+    /// what other processes appended since. [`Tracker::release_writer`] gives the lock back. When
+    /// another process writes the log now, the error is [`LogError::Locked`].
+    pub fn take_writer(&mut self) -> Result<()> {
+        let at = self.log.position();
+        let (log, resume) = Log::open_resuming(&self.dir, &at)?;
+        if let Resume::Differs(why) = resume {
+            anyhow::bail!(
+                "the log in {} no longer holds what this process folded ({why}); restart it",
+                self.dir.display()
+            );
+        }
+        fold(&mut self.engine, &log, &at, |_| {}).context("folding what was appended to the log")?;
+        self.log = log;
+        Ok(())
+    }
+
+    /// Gives the writer lock [`Tracker::take_writer`] took back, keeping the log open for reading.
+    pub fn release_writer(&mut self) -> Result<()> {
+        let (log, _) = Log::open_read_resuming(&self.dir, &self.log.position())?;
+        self.log = log;
+        Ok(())
+    }
+
     /// Writes a checkpoint of the engine as of the end of the log, when the one on disk lacks enough of
     /// it (see [`REWRITE_FRACTION`]). A checkpoint is only a shortcut: when it cannot be written the
     /// command still succeeds, and says so on standard error.

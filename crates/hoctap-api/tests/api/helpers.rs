@@ -175,6 +175,35 @@ pub async fn spawn_api_with(mut config: hoctap_api::ApiConfig) -> App {
 }
 
 impl App {
+    /// A client of a server running elsewhere (`hoctap serve` as a process, at `base`).
+    pub fn at(base: &str) -> App {
+        let addr = base.trim_start_matches("http://").parse().unwrap_or_else(|e| panic!("{base}: {e}"));
+        App { addr, client: reqwest::Client::new(), exercised: Mutex::default(), stop: None, server: None }
+    }
+
+    /// `POST path` with `body` sent as `content_type` (and `origin` as the `Origin` header), checked
+    /// like [`App::get`].
+    pub async fn post(
+        &self,
+        template: &str,
+        path: &str,
+        content_type: &str,
+        body: String,
+        origin: Option<&str>,
+    ) -> Answer {
+        let mut request = self
+            .client
+            .post(format!("http://{}{path}", self.addr))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        if let Some(origin) = origin {
+            request = request.header(reqwest::header::ORIGIN, origin);
+        }
+        let answer = read(request.send().await.unwrap_or_else(|e| panic!("POST {path}: {e}"))).await;
+        self.check("post", template, &answer);
+        answer
+    }
+
     /// `GET path` with `query`, checked against the document's operation for `template` (the path as
     /// the document writes it, e.g. `/v1/units/{code}/series`).
     pub async fn get(&self, template: &str, path: &str, query: &[(&str, &str)]) -> Answer {

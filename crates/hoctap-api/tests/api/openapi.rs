@@ -3,7 +3,7 @@
 //! and every path, method and status the document describes is answered at least once, so the
 //! document cannot drift from the code. Plus the document's own consistency with the Rust vocabulary.
 
-use crate::helpers::{Answer, Exercised, Fresh, OPENAPI, connect, read, refs, spawn_api};
+use crate::helpers::{Answer, App, Exercised, Fresh, OPENAPI, connect, read, refs, spawn_api};
 use hoctap_api::Step;
 use hoctap_domain::codes::{Level, Metric, Title};
 use hoctap_domain::review::Status;
@@ -32,6 +32,7 @@ const NOT_EXERCISED: &[(&str, &str, u16)] = &[
     ("/v1/units", "get", 500),
     ("/v1/units/{code}/series", "get", 500),
     ("/v1/approvals", "get", 500),
+    ("/v1/approvals", "post", 500),
 ];
 
 struct Gateway {
@@ -219,6 +220,58 @@ async fn every_answer_of_both_services_matches_the_document_and_every_documented
         ]
     );
 
+    // `POST /v1/approvals`: `hoctap api` records none; `hoctap serve --approvals` (a process, on a
+    // generated city) records them.
+    let served = hoctap_tests::serve_city(60, &["--approvals"]);
+    let embedded = App::at(&served.base);
+    const APPROVALS: &str = "/v1/approvals";
+    const AS_JSON: &str = "application/json";
+    let approval = |number: &str, as_of: &str| json!({"scope": "01", "as_of": as_of, "number": number, "issuer": "UBND-01", "date": "2026-01-20"});
+    let phase = approval("15/QĐ-UBND", "2025-12-31").to_string();
+    let mut unknown = approval("16/QĐ-UBND", "2025-12-31");
+    unknown["scope"] = "99".into();
+    let mut future = approval("17/QĐ-UBND", "2025-12-31");
+    future["known_at"] = "2099-01-01".into();
+    let mut bad_date = approval("18/QĐ-UBND", "2025-12-31");
+    bad_date["date"] = "2026-02-30".into();
+    let big = json!({"scope": "x".repeat(20 << 10)}).to_string();
+    let first = embedded.post(APPROVALS, APPROVALS, AS_JSON, phase.clone(), None).await;
+    // The same approval again, with the known-at it froze (without one, K is the newest record: the
+    // approval itself, another review).
+    let mut again = approval("15/QĐ-UBND", "2025-12-31");
+    again["known_at"] = first.json()["event"]["data"]["known_at"].clone();
+    let mut posts = vec![
+        api.post(APPROVALS, APPROVALS, AS_JSON, phase.clone(), None).await,
+        first,
+        embedded.post(APPROVALS, APPROVALS, AS_JSON, again.to_string(), None).await,
+        embedded.post(APPROVALS, APPROVALS, AS_JSON, approval("15/QĐ-UBND", "2024-12-31").to_string(), None).await,
+        embedded.post(APPROVALS, APPROVALS, AS_JSON, unknown.to_string(), None).await,
+        embedded.post(APPROVALS, APPROVALS, AS_JSON, future.to_string(), None).await,
+        embedded.post(APPROVALS, APPROVALS, AS_JSON, bad_date.to_string(), None).await,
+        embedded.post(APPROVALS, APPROVALS, AS_JSON, "not JSON".into(), None).await,
+        embedded.post(APPROVALS, APPROVALS, "text/plain", phase.clone(), None).await,
+        embedded.post(APPROVALS, APPROVALS, AS_JSON, big, None).await,
+        embedded.post(APPROVALS, APPROVALS, AS_JSON, phase.clone(), Some("http://evil.example")).await,
+    ];
+    // Another process holds the log's writer lock (as `hoctap ingest` does while it writes): 503.
+    let lock =
+        std::fs::File::options().create(true).truncate(false).write(true).open(served.data_dir.join("LOCK")).unwrap();
+    lock.lock().unwrap();
+    posts.push(
+        embedded.post(APPROVALS, APPROVALS, AS_JSON, approval("19/QĐ-UBND", "2025-12-31").to_string(), None).await,
+    );
+    lock.unlock().unwrap();
+    let statuses: Vec<u16> = posts.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [403, 201, 200, 409, 422, 422, 400, 400, 415, 413, 403, 503], "{posts:#?}");
+    assert_eq!(posts[0].json()["rule"], "approvals");
+    assert_eq!(posts[5].json()["rule"], "known_at_future");
+    assert_eq!(posts[6].json()["field"], "date");
+    assert_eq!(posts[10].json()["rule"], "origin");
+    let listed = embedded.get(APPROVALS, APPROVALS, &[]).await;
+    assert_eq!(listed.header("allow"), Some("GET, POST"));
+    assert_eq!(api.get(APPROVALS, APPROVALS, &[]).await.header("allow"), Some("GET"));
+    assert_eq!(listed.json()["approvals"].as_array().unwrap().len(), 1, "{}", listed.text);
+
     // The gateway, on a broker of its own.
     let mut gateway = spawn_gateway().await;
     let geography = json!([
@@ -301,6 +354,7 @@ async fn every_answer_of_both_services_matches_the_document_and_every_documented
 
     let mut exercised: BTreeSet<Exercised> = api.exercised.lock().unwrap().clone();
     exercised.extend(empty.exercised.lock().unwrap().iter().cloned());
+    exercised.extend(embedded.exercised.lock().unwrap().iter().cloned());
     exercised.extend(gateway.exercised.iter().cloned());
     let documented = OPENAPI.operations();
     let skipped: BTreeSet<Exercised> =
