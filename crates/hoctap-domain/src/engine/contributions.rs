@@ -2,7 +2,7 @@
 //! for one measure of one title at one place. This is what a read model stores: a new event for a
 //! subject replaces its old stretches with new ones, and the difference is what changes in the counts.
 
-use super::query::standing;
+use super::query::{Sweep, standing};
 use super::{Engine, Kind, Rec};
 use crate::codes::{SubjectGroup, TITLES, Title};
 use crate::geo::UnitId;
@@ -142,9 +142,14 @@ impl Engine {
             let place = place(commune).expect("only a subject with a place counts");
             done.push(Contribution { place, measure, from, until });
         };
+        let mut sweep = Sweep::new(&alive);
         for &p in &points {
             let day = Day(p);
-            let at = standing(alive.iter().copied(), p, day.year() as i16);
+            let year = day.year() as i16;
+            let at = match &mut sweep {
+                Some(sweep) => sweep.at(p, year),
+                None => standing(alive.iter().copied(), p, year),
+            };
             now.clear();
             if may_be_unit || at.code.is_some() {
                 let commune = at.code;

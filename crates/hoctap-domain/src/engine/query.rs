@@ -977,22 +977,52 @@ fn cycle_bit(r: &Rec) -> u16 {
 
 /// A subject's standing at D (rules 4–6) from its records known at the time asked, in their order.
 pub(super) fn standing<'r>(recs: impl Iterator<Item = &'r Rec>, day: i32, year: i16) -> SubjectAt {
-    let mut first_code = None;
-    let mut code = None;
-    // Per title, for the cycle of D: 0 = no registration, 1 = registered, 2 = withdrawn.
-    let mut registration = [0u8; TITLES];
-    let mut withdrawn_at = [i64::MIN; TITLES];
-    let mut activity = [0u8; TITLES];
-    let mut granted = [0u16; TITLES];
-    let mut revoked = [0u16; TITLES];
-    let mut group_latest = None;
-    let mut group_first = None;
-    let mut skill = false;
+    let mut folded = Standing::default();
     for r in recs {
+        folded.add(r, day, year);
+    }
+    folded.at()
+}
+
+/// What a subject's records say of day `day` of cycle `year`, folded record by record in their order.
+#[derive(Clone, Copy)]
+struct Standing {
+    first_code: Option<UnitId>,
+    code: Option<UnitId>,
+    /// Per title, for the cycle of D: 0 = no registration, 1 = registered, 2 = withdrawn.
+    registration: [u8; TITLES],
+    withdrawn_at: [i64; TITLES],
+    activity: [u8; TITLES],
+    granted: [u16; TITLES],
+    revoked: [u16; TITLES],
+    group_latest: Option<i32>,
+    group_first: Option<i32>,
+    skill: bool,
+}
+
+impl Default for Standing {
+    fn default() -> Standing {
+        Standing {
+            first_code: None,
+            code: None,
+            registration: [0; TITLES],
+            withdrawn_at: [i64::MIN; TITLES],
+            activity: [0; TITLES],
+            granted: [0; TITLES],
+            revoked: [0; TITLES],
+            group_latest: None,
+            group_first: None,
+            skill: false,
+        }
+    }
+}
+
+impl Standing {
+    fn add(&mut self, r: &Rec, day: i32, year: i16) {
         if let Some(c) = r.commune() {
-            first_code.get_or_insert(c);
+            self.first_code.get_or_insert(c);
             if r.day <= day {
-                code = Some(c);
+                self.code = Some(c);
             }
         }
         let t = r.title as usize;
@@ -1000,43 +1030,118 @@ pub(super) fn standing<'r>(recs: impl Iterator<Item = &'r Rec>, day: i32, year: 
         match r.kind {
             Kind::Registered => {
                 if t == LC {
-                    group_first.get_or_insert(r.b);
+                    self.group_first.get_or_insert(r.b);
                     if r.day <= day {
-                        group_latest = Some(r.b);
+                        self.group_latest = Some(r.b);
                     }
                 }
                 // On the same instant a withdrawal wins over a registration.
-                if this_cycle && !(registration[t] == 2 && withdrawn_at[t] == r.instant) {
-                    registration[t] = 1;
+                if this_cycle && !(self.registration[t] == 2 && self.withdrawn_at[t] == r.instant) {
+                    self.registration[t] = 1;
                 }
             }
             Kind::Withdrawn if this_cycle => {
-                registration[t] = 2;
-                withdrawn_at[t] = r.instant;
+                self.registration[t] = 2;
+                self.withdrawn_at[t] = r.instant;
             }
-            Kind::Declared if this_cycle => activity[t] |= 1 << DECLARED,
-            Kind::Evidenced if this_cycle => activity[t] |= 1 << EVIDENCED,
-            Kind::Granted if r.a <= day && day <= r.b => granted[t] |= cycle_bit(r),
-            Kind::Revoked if r.a <= day => revoked[t] |= cycle_bit(r),
-            Kind::Skill if r.day <= day => skill = true,
+            Kind::Declared if this_cycle => self.activity[t] |= 1 << DECLARED,
+            Kind::Evidenced if this_cycle => self.activity[t] |= 1 << EVIDENCED,
+            Kind::Granted if r.a <= day && day <= r.b => self.granted[t] |= cycle_bit(r),
+            Kind::Revoked if r.a <= day => self.revoked[t] |= cycle_bit(r),
+            Kind::Skill if r.day <= day => self.skill = true,
             _ => {}
         }
     }
-    let mut measures = [0u8; TITLES];
-    for t in 0..TITLES {
-        let mut bits = 0;
-        if registration[t] != 2 {
-            bits |= activity[t];
-            if registration[t] == 1 {
-                bits |= 1 << REGISTERED;
+
+    fn at(&self) -> SubjectAt {
+        let mut measures = [0u8; TITLES];
+        for (t, bits) in measures.iter_mut().enumerate() {
+            if self.registration[t] != 2 {
+                *bits |= self.activity[t];
+                if self.registration[t] == 1 {
+                    *bits |= 1 << REGISTERED;
+                }
+            }
+            if self.granted[t] & !self.revoked[t] != 0 {
+                *bits |= 1 << RECOGNISED;
             }
         }
-        if granted[t] & !revoked[t] != 0 {
-            bits |= 1 << RECOGNISED;
+        SubjectAt {
+            measures,
+            skill: self.skill,
+            group: self.group_latest.or(self.group_first).unwrap_or(NO_GROUP),
+            code: self.code.or(self.first_code),
         }
-        measures[t] = bits;
     }
-    SubjectAt { measures, skill, group: group_latest.or(group_first).unwrap_or(NO_GROUP), code: code.or(first_code) }
+}
+
+/// [`standing`] on ascending days, for one subject's records sorted by day (as every subject's are:
+/// by time, then id). A record counts on day D through its own day being ≤ D, except a recognition's
+/// or a revocation's effect, which may start before the record's day; and the first commune and
+/// group come from every record. So the records up to D are folded once as the days advance (again
+/// when the cycle changes), and only the recognitions and revocations are read again for each day:
+/// the cost of a subject's sweep grows with its records plus its days, not their product.
+pub(super) struct Sweep<'r> {
+    recs: &'r [&'r Rec],
+    windows: Vec<&'r Rec>,
+    first_code: Option<UnitId>,
+    group_first: Option<i32>,
+    /// `recs[..next]` are folded into `upto`, for cycle `year`.
+    next: usize,
+    year: Option<i16>,
+    upto: Standing,
+}
+
+impl<'r> Sweep<'r> {
+    /// `None` when `recs` are not sorted by day.
+    pub(super) fn new(recs: &'r [&'r Rec]) -> Option<Sweep<'r>> {
+        if recs.windows(2).any(|w| w[0].day > w[1].day) {
+            return None;
+        }
+        let windows = recs.iter().copied().filter(|r| is_window(r)).collect();
+        let mut all = Standing::default();
+        for r in recs {
+            all.add(r, i32::MIN, i16::MIN);
+        }
+        Some(Sweep {
+            recs,
+            windows,
+            first_code: all.first_code,
+            group_first: all.group_first,
+            next: 0,
+            year: None,
+            upto: Standing::default(),
+        })
+    }
+
+    /// The standing on `day` of cycle `year`; `day` never less than the day asked before.
+    pub(super) fn at(&mut self, day: i32, year: i16) -> SubjectAt {
+        if self.year != Some(year) {
+            self.year = Some(year);
+            self.upto = Standing::default();
+            for r in self.recs[..self.next].iter().filter(|r| !is_window(r)) {
+                self.upto.add(r, day, year);
+            }
+        }
+        while let Some(r) = self.recs.get(self.next).filter(|r| r.day <= day) {
+            if !is_window(r) {
+                self.upto.add(r, day, year);
+            }
+            self.next += 1;
+        }
+        let mut on = self.upto;
+        for r in &self.windows {
+            on.add(r, day, year);
+        }
+        on.first_code = self.first_code;
+        on.group_first = self.group_first;
+        on.at()
+    }
+}
+
+/// A record whose effect on a day does not follow from its own day alone.
+fn is_window(r: &Rec) -> bool {
+    matches!(r.kind, Kind::Granted | Kind::Revoked)
 }
 
 #[cfg(test)]
