@@ -732,6 +732,58 @@ async fn migrations_are_idempotent_and_refuse_a_newer_schema() {
     fresh.remove(&client).await;
 }
 
+/// A generation written before migration 0006 (a subject row without `last_recorded`, its history in
+/// format 1) is migrated: the row is read by every diff until its subject's next event, and the diffs
+/// still equal the engine's.
+#[tokio::test]
+async fn a_generation_from_before_last_recorded_is_migrated_and_its_diffs_stay_right() {
+    let mut client = connect().await;
+    let fresh =
+        Fresh { schema: Schema::new(&format!("hoctap_test_{:016x}", fastrand::u64(..))).unwrap(), removed: false };
+    let s = format!("\"{}\"", fresh.schema);
+    // The schema as migrations 1 to 5 left it, as `migrate` applies them.
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {s}; CREATE TABLE {s}.schema_migrations (
+                 version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        ))
+        .await
+        .unwrap();
+    let tx = client.transaction().await.unwrap();
+    for m in hoctap_store::MIGRATIONS.iter().filter(|m| m.version <= 5) {
+        tx.batch_execute(&format!("SET LOCAL search_path TO {s}; {}", m.sql)).await.unwrap();
+        tx.execute(
+            &format!("INSERT INTO {s}.schema_migrations (version, name) VALUES ($1, $2)"),
+            &[&m.version, &m.name],
+        )
+        .await
+        .unwrap();
+    }
+    // A history of format 1 (its version byte; no event of the world names this subject).
+    tx.batch_execute(&format!("INSERT INTO {s}.subjects (subject, history) VALUES ('cit-old', '\\x01')"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(migrate(&mut client, &fresh.schema).await.unwrap(), [6]);
+    let old: bool = client
+        .query_one(&format!("SELECT last_recorded = 'infinity' FROM {s}.subjects WHERE subject = 'cit-old'"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(old, "a row from before 0006 is read by every diff");
+
+    let mut world = hoctap_tests::scenario_world();
+    world.sort_by_key(|e| e.recordedtime);
+    let engine = engine_of(&world);
+    let mut known: Vec<Option<i64>> = world.iter().map(|e| e.recordedtime).collect();
+    known.dedup();
+    let mut projection = Projection::load(&mut client, &fresh.schema).await.unwrap();
+    apply_all(&mut client, &mut projection, &batches(&consumed(&world), 1000)).await;
+    let listing = assert_same_diffs(&mut client, &fresh.schema, &engine, &["01"], &["2025-12-31"], &known).await;
+    assert!(listing > 3, "only {listing} diffs listed events");
+    fresh.remove(&client).await;
+}
+
 /// A city stamped by its arrival clock: ten years of recording, with the late corrections and the
 /// future-dated changes (ends of cycles and validities) of a real feed, so that a question as known
 /// at K reads blocks near K, late ones after it and pending ones before it. Reviews and series as
