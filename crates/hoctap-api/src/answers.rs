@@ -28,8 +28,8 @@ pub trait Answers: Clone + Send + Sync + 'static {
     /// The review asked (unstamped: the route stamps it).
     fn review(&self, asked: Asked) -> impl Future<Output = Result<Review, Failure>> + Send;
     /// The audit diff of the question asked (as known at its `known_at`) against the same question as
-    /// known at `vs` (`None`: now): `Engine::diff`; from read models, which keep no events, without
-    /// `events`.
+    /// known at `vs` (`None`: now): `Engine::diff`, from read models `hoctap_store::diff` (the same
+    /// events listed from the histories of the subjects recorded since the first time).
     fn diff(&self, asked: Asked, vs: Option<i64>) -> impl Future<Output = Result<ReviewDiff, Failure>> + Send;
     /// The units established by `as_of` (`Engine::units_on`).
     fn units(&self, as_of: Day, known_at: Option<i64>)
@@ -76,11 +76,9 @@ impl Answers for Api {
                 self.reference().await?.approval(&number, None).map_err(Failure::approval)?.query()
             }
         };
-        let before = self.review(Asked::Question(query.clone())).await?;
-        // The milestone the first review used, so that both compare the same targets (`Engine::diff`).
-        let later = Query { known_at: vs, milestone: query.milestone.or(before.milestone), ..query };
-        let after = self.review(Asked::Question(later)).await?;
-        Ok(ReviewDiff::between(&before, &after, None))
+        let mut client = self.connection().await?;
+        let schema = self.serving(&client).await?;
+        hoctap_store::diff(&mut client, &schema, &self.inner.cache, &query, vs).await.map_err(Failure::store)
     }
 
     async fn units(&self, as_of: Day, known_at: Option<i64>) -> Result<Vec<ListedUnit>, Failure> {

@@ -438,7 +438,7 @@ struct DiffParams {
 }
 
 /// `GET /v1/reviews/diff`: the document `hoctap diff --format json` prints (`hoctap_report::diff_json`),
-/// but for `events`, which only an engine holding the events lists (`hoctap serve`).
+/// `events` included, from either source of answers.
 async fn diff<A: Answers>(
     State(answers): State<A>,
     headers: HeaderMap,

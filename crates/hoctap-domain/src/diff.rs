@@ -3,6 +3,7 @@
 //! engine and the read models compare their reviews with the same code (`ReviewDiff::between`).
 
 use crate::codes::{Metric, Title};
+use crate::engine::Query;
 use crate::review::{Review, Status, TargetReview, TitleCounts, UnitReview};
 use crate::time::Day;
 use serde::Serialize;
@@ -128,13 +129,26 @@ pub struct ReviewDiff {
     pub figures: Vec<FigureChange>,
     pub targets: Vec<TargetChange>,
     /// The events recorded after `before.known_at` and by `after.known_at` that changed a figure of
-    /// the question, in the order they were recorded (then by id); absent when the answer comes from
-    /// read models, which keep no events.
+    /// the question, in the order they were recorded (then by id); absent only from
+    /// [`ReviewDiff::between`] called without them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<ChangedBy>>,
 }
 
 impl ReviewDiff {
+    /// The second question of a diff of `query`, whose review is `before`: the same scope and date as
+    /// known at `vs` (`None`: now), with the milestone the first review used, so that both compare the
+    /// same targets.
+    pub fn later(query: &Query, before: &Review, vs: Option<i64>) -> Query {
+        Query { known_at: vs, milestone: query.milestone.or(before.milestone), ..query.clone() }
+    }
+
+    /// The first knowledge time of a diff of `query` against the same question as known at `vs`, when
+    /// events can have been recorded in between (`vs` is after it, or now); `None` otherwise.
+    pub fn since(query: &Query, vs: Option<i64>) -> Option<i64> {
+        query.known_at.filter(|&from| vs.is_none_or(|to| to > from))
+    }
+
     /// Compares two reviews of the same question (scope, D, milestone) as known at two times.
     pub fn between(before: &Review, after: &Review, events: Option<Vec<ChangedBy>>) -> ReviewDiff {
         let mut figures = Vec::new();

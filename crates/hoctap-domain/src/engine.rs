@@ -249,7 +249,7 @@ impl ApprovalRec {
 }
 
 /// Codes to dense ids.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Interner {
     ids: HashMap<Box<str>, UnitId>,
     codes: Vec<Box<str>>,
@@ -281,8 +281,10 @@ pub struct MemoryStats {
     pub approx_bytes: u64,
 }
 
-/// The folded state of every accepted event, and the questions asked of it.
-#[derive(Debug, Default)]
+/// The folded state of every accepted event, and the questions asked of it. A clone is a copy of the
+/// state (the read models load subjects' histories into a copy of their reference engine:
+/// [`Engine::with_histories`]).
+#[derive(Clone, Debug, Default)]
 pub struct Engine {
     ids: HashMap<Uuid, u32>,
     metas: Vec<Meta>,

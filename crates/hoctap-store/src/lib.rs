@@ -7,7 +7,9 @@
 //!   next offset of every partition ([`offsets`] is where a consumer seeks on assignment).
 //! - [`place_counts`] and [`review`] answer for any valid date, as known now or at an earlier time,
 //!   without replaying anything: the counts come from the delta tables, the placing and the targets
-//!   from the domain crate's [`hoctap_domain::Engine::review_from_counts`].
+//!   from the domain crate's [`hoctap_domain::Engine::review_from_counts`]. [`diff`] compares two
+//!   knowledge times and lists the events in between from the histories of the subjects recorded
+//!   since the first (`subjects.last_recorded`, indexed).
 //!
 //! - [`GatewayState`] is the gateway's memory of the events topic (ids, digests, placements, folded
 //!   offsets, the writer lease), in the schema `<deployment>_gateway`.
@@ -20,6 +22,7 @@ mod counts;
 mod dashboard;
 mod delta_log;
 mod deployment;
+mod diff;
 mod error;
 mod gateway;
 mod keys;
@@ -33,6 +36,7 @@ pub use codec::{measure_from_text, measure_to_text, place_from_text, place_to_te
 pub use dashboard::{Refreshed, dashboard_dates, refresh_dashboard};
 pub use delta_log::{compact_log, log_changes};
 pub use deployment::{Deployment, differences, drop_generation, events_applied};
+pub use diff::diff;
 pub use error::StoreError;
 pub use gateway::{Folded, GatewayState, Holder, Known, Lease, Remembered};
 pub use migrate::{GATEWAY_MIGRATIONS, MIGRATIONS, Migration, migrate};

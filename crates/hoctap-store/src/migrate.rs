@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0004_columns_and_blocks.sql"),
     },
     Migration { version: 5, name: "lateness", sql: include_str!("../migrations/0005_lateness.sql") },
+    Migration { version: 6, name: "last_recorded", sql: include_str!("../migrations/0006_last_recorded.sql") },
 ];
 
 /// The migrations of the gateway's schema (`<deployment>_gateway`, [`crate::GatewayState`]): what the

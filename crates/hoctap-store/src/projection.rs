@@ -359,14 +359,20 @@ impl Projection {
         let (changed, changes) = write_counts(&tx, schema, key, &deltas).await?;
         applied.deltas = changed;
         let counted = started.elapsed();
-        let touched: Vec<(&Consumed, Vec<u8>)> = {
+        let touched: Vec<Touched> = {
             let mut last: HashMap<&str, &Consumed> = HashMap::new();
             for c in &fresh {
                 last.insert(&c.event.subject, c);
             }
-            let mut touched: Vec<(&Consumed, Vec<u8>)> =
-                last.into_values().map(|c| (c, ledger.history(&c.event.subject))).collect();
-            touched.sort_by(|a, b| a.0.event.subject.cmp(&b.0.event.subject));
+            let mut touched: Vec<Touched> = last
+                .into_values()
+                .map(|c| {
+                    let subject = &c.event.subject;
+                    let newest = ledger.last_recorded(subject).expect("a folded subject holds its new events");
+                    Touched { consumed: c, history: ledger.history(subject), last_recorded: instant(newest) }
+                })
+                .collect();
+            touched.sort_by(|a, b| a.consumed.event.subject.cmp(&b.consumed.event.subject));
             touched
         };
         store_histories(&tx, schema, &touched).await?;
@@ -401,7 +407,7 @@ impl Projection {
         self.small_blocks += small;
 
         state.keys.extend(added);
-        for (c, history) in touched {
+        for Touched { consumed: c, history, .. } in touched {
             state.cache.put(c.event.subject.clone(), history, (c.topic.clone(), c.partition));
         }
         state.cache.bound(self.cache_bytes);
@@ -649,28 +655,33 @@ async fn write_counts(
     Ok((deltas.by_day.len(), changes))
 }
 
+/// A subject a batch touched: its new history and the newest recorded time in it.
+struct Touched<'a> {
+    /// The batch's last new event of the subject (its partition keys the cached history).
+    consumed: &'a Consumed,
+    history: Vec<u8>,
+    last_recorded: DateTime<Utc>,
+}
+
 /// Replaces the histories of the touched subjects.
-async fn store_histories(
-    tx: &Transaction<'_>,
-    schema: &Schema,
-    touched: &[(&Consumed, Vec<u8>)],
-) -> Result<(), StoreError> {
+async fn store_histories(tx: &Transaction<'_>, schema: &Schema, touched: &[Touched<'_>]) -> Result<(), StoreError> {
     if touched.is_empty() {
         return Ok(());
     }
     stage(
         tx,
         "hoctap_stage_subjects",
-        "subject text, history bytea",
-        &[Type::TEXT, Type::BYTEA],
-        touched.iter().map(|(c, history)| vec![&c.event.subject as &(dyn ToSql + Sync), history]),
+        "subject text, history bytea, last_recorded timestamptz",
+        &[Type::TEXT, Type::BYTEA, Type::TIMESTAMPTZ],
+        touched.iter().map(|t| vec![&t.consumed.event.subject as &(dyn ToSql + Sync), &t.history, &t.last_recorded]),
     )
     .await?;
     tx.execute(
         &format!(
-            "INSERT INTO {}.subjects AS x (subject, history)
-             SELECT subject, history FROM hoctap_stage_subjects ORDER BY subject
-             ON CONFLICT (subject) DO UPDATE SET history = EXCLUDED.history",
+            "INSERT INTO {}.subjects AS x (subject, history, last_recorded)
+             SELECT subject, history, last_recorded FROM hoctap_stage_subjects ORDER BY subject
+             ON CONFLICT (subject) DO UPDATE
+                 SET history = EXCLUDED.history, last_recorded = EXCLUDED.last_recorded",
             schema.ident()
         ),
         &[],

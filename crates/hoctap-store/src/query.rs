@@ -402,8 +402,19 @@ pub async fn review(
 ) -> Result<Review, StoreError> {
     let tx = crate::error::snapshot(client, "beginning a review").await?;
     let reference = cache.get(&tx, schema).await?;
-    let (counts, recorded) = counts_by_key(&tx, schema, &reference.keys, query.as_of, query.known_at).await?;
+    let review = review_in(&tx, schema, &reference, query).await?;
     tx.commit().await.map_err(db("ending a review"))?;
+    Ok(review)
+}
+
+/// [`review`] in a snapshot the caller holds, with the reference it read there.
+pub(crate) async fn review_in(
+    client: &impl GenericClient,
+    schema: &Schema,
+    reference: &Reference,
+    query: &Query,
+) -> Result<Review, StoreError> {
+    let (counts, recorded) = counts_by_key(client, schema, &reference.keys, query.as_of, query.known_at).await?;
     let counts = by_place(schema, &reference.keys, counts.into_iter(), query.as_of)?;
     Ok(reference.engine.review_from_counts(query, &counts, recorded)?)
 }

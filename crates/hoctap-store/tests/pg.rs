@@ -535,6 +535,101 @@ async fn the_hand_checked_world_as_known_at_every_recorded_time() {
     }
 }
 
+/// `hoctap_store::diff` against `Engine::diff` for every pair of `known` times (the first before the
+/// second, or against now), on every date and scope: the same figures and the same events. Returns how
+/// many diffs listed events.
+async fn assert_same_diffs(
+    client: &mut Client,
+    schema: &Schema,
+    engine: &Engine,
+    scopes: &[&str],
+    dates: &[&str],
+    known: &[Option<i64>],
+) -> usize {
+    let cache = ReadCache::new();
+    let mut listing = 0;
+    for scope in scopes {
+        for date in dates {
+            for (i, &from) in known.iter().enumerate() {
+                let Some(from) = from else { continue };
+                for &vs in known[i..].iter().step_by(3).chain([&None]) {
+                    let query = Query {
+                        scope: (*scope).into(),
+                        as_of: Day::parse(date).unwrap(),
+                        known_at: Some(from),
+                        milestone: None,
+                    };
+                    match (engine.diff(&query, vs), hoctap_store::diff(client, schema, &cache, &query, vs).await) {
+                        (Ok(want), Ok(got)) => {
+                            assert_eq!(got, want, "diff of {scope} on {date} as known at {from} and {vs:?}");
+                            listing += usize::from(want.events.is_some_and(|e| !e.is_empty()));
+                        }
+                        (Err(want), Err(StoreError::Query(got))) => assert_eq!(got, want, "{scope} {date} {from}"),
+                        (want, got) => panic!("{scope} {date} {from} {vs:?}: engine {want:?}, PostgreSQL {got:?}"),
+                    }
+                }
+            }
+        }
+    }
+    listing
+}
+
+/// The audit diff from PostgreSQL lists the events the embedded engine lists (their sources too), from
+/// the histories of the subjects recorded after the first time, which `subjects.last_recorded` finds.
+#[tokio::test]
+async fn diffs_from_postgresql_equal_the_embedded_engine() {
+    let mut client = connect().await;
+    for (world, scopes, dates) in [
+        (hoctap_tests::scenario_world(), &["01", "001", "00001"][..], &["2025-06-30", "2025-12-31", "2026-06-30"][..]),
+        (hoctap_tests::divided_world(), &["001", "00004", "00005"][..], &["2025-06-30", "2025-12-31"][..]),
+    ] {
+        let mut world = world;
+        world.sort_by_key(|e| e.recordedtime);
+        let engine = engine_of(&world);
+        let mut known: Vec<Option<i64>> = world.iter().map(|e| e.recordedtime).collect();
+        known.dedup();
+        let fresh = Fresh::new(&mut client).await;
+        let mut projection = Projection::load(&mut client, &fresh.schema).await.unwrap();
+        apply_all(&mut client, &mut projection, &batches(&consumed(&world), 2)).await;
+        let listing = assert_same_diffs(&mut client, &fresh.schema, &engine, scopes, dates, &known).await;
+        assert!(listing > 10, "only {listing} diffs listed events");
+        fresh.remove(&client).await;
+    }
+
+    let events = city(300, 1);
+    let engine = engine_of(&events);
+    let fresh = Fresh::new(&mut client).await;
+    let mut projection = Projection::load(&mut client, &fresh.schema).await.unwrap();
+    apply_all(&mut client, &mut projection, &batches(&consumed(&events), 75)).await;
+    let at = |share: usize| events[events.len() * share / 4].recordedtime;
+    let listing = assert_same_diffs(
+        &mut client,
+        &fresh.schema,
+        &engine,
+        &["01"],
+        &["2025-12-31", "2030-12-31"],
+        &[at(1), at(2), at(3)],
+    )
+    .await;
+    assert!(listing >= 4, "only {listing} diffs listed events");
+    // Each subject's row holds the newest recorded time of its events and retractions.
+    let mut newest: HashMap<&str, i64> = HashMap::new();
+    let mut seen = std::collections::HashSet::new();
+    // The first copy of an id is the one folded (a later copy is a duplicate).
+    for e in events.iter().filter(|e| seen.insert(e.id) && !e.event_type().is_reference()) {
+        let t = newest.entry(e.subject.as_str()).or_insert(i64::MIN);
+        *t = (*t).max(e.recordedtime.unwrap());
+    }
+    let rows =
+        client.query(&format!("SELECT subject, last_recorded FROM \"{}\".subjects", fresh.schema), &[]).await.unwrap();
+    assert_eq!(rows.len(), newest.len());
+    for row in rows {
+        let (subject, last): (String, chrono::DateTime<chrono::Utc>) = (row.get(0), row.get(1));
+        assert_eq!(Some(&last.timestamp_micros()), newest.get(subject.as_str()), "{subject}");
+    }
+    fresh.remove(&client).await;
+}
+
 /// An old district after the reform (what became of it: its successors' figures), a dissolved commune
 /// divided between two, and a new commune before the reform (what it comes from): PostgreSQL gives the
 /// engine's answer, as known now and before the reform was recorded.
@@ -634,6 +729,58 @@ async fn migrations_are_idempotent_and_refuse_a_newer_schema() {
         .await
         .unwrap();
     assert!(matches!(migrate(&mut client, &fresh.schema).await, Err(StoreError::Migration { version: 99, .. })));
+    fresh.remove(&client).await;
+}
+
+/// A generation written before migration 0006 (a subject row without `last_recorded`, its history in
+/// format 1) is migrated: the row is read by every diff until its subject's next event, and the diffs
+/// still equal the engine's.
+#[tokio::test]
+async fn a_generation_from_before_last_recorded_is_migrated_and_its_diffs_stay_right() {
+    let mut client = connect().await;
+    let fresh =
+        Fresh { schema: Schema::new(&format!("hoctap_test_{:016x}", fastrand::u64(..))).unwrap(), removed: false };
+    let s = format!("\"{}\"", fresh.schema);
+    // The schema as migrations 1 to 5 left it, as `migrate` applies them.
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {s}; CREATE TABLE {s}.schema_migrations (
+                 version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        ))
+        .await
+        .unwrap();
+    let tx = client.transaction().await.unwrap();
+    for m in hoctap_store::MIGRATIONS.iter().filter(|m| m.version <= 5) {
+        tx.batch_execute(&format!("SET LOCAL search_path TO {s}; {}", m.sql)).await.unwrap();
+        tx.execute(
+            &format!("INSERT INTO {s}.schema_migrations (version, name) VALUES ($1, $2)"),
+            &[&m.version, &m.name],
+        )
+        .await
+        .unwrap();
+    }
+    // A history of format 1 (its version byte; no event of the world names this subject).
+    tx.batch_execute(&format!("INSERT INTO {s}.subjects (subject, history) VALUES ('cit-old', '\\x01')"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(migrate(&mut client, &fresh.schema).await.unwrap(), [6]);
+    let old: bool = client
+        .query_one(&format!("SELECT last_recorded = 'infinity' FROM {s}.subjects WHERE subject = 'cit-old'"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(old, "a row from before 0006 is read by every diff");
+
+    let mut world = hoctap_tests::scenario_world();
+    world.sort_by_key(|e| e.recordedtime);
+    let engine = engine_of(&world);
+    let mut known: Vec<Option<i64>> = world.iter().map(|e| e.recordedtime).collect();
+    known.dedup();
+    let mut projection = Projection::load(&mut client, &fresh.schema).await.unwrap();
+    apply_all(&mut client, &mut projection, &batches(&consumed(&world), 1000)).await;
+    let listing = assert_same_diffs(&mut client, &fresh.schema, &engine, &["01"], &["2025-12-31"], &known).await;
+    assert!(listing > 3, "only {listing} diffs listed events");
     fresh.remove(&client).await;
 }
 

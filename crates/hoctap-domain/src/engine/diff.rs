@@ -35,17 +35,22 @@ impl Engine {
     /// force and with no relation on D).
     pub fn diff(&self, query: &Query, vs: Option<i64>) -> Result<ReviewDiff, QueryError> {
         let before = self.review(query)?;
-        // The milestone the first review used, so that both compare the same targets.
-        let later = Query { known_at: vs, milestone: query.milestone.or(before.milestone), ..query.clone() };
-        let after = self.review(&later)?;
-        let events = match query.known_at {
-            Some(from) if vs.is_none_or(|to| to > from) => {
-                self.changed_by(query.as_of, Between { from, to: vs }, (&before, &after))
-            }
+        let after = self.review(&ReviewDiff::later(query, &before, vs))?;
+        Ok(self.diff_reviews(query, vs, &before, &after))
+    }
+
+    /// [`Engine::diff`] of two reviews computed elsewhere: `before` answers `query`, `after` answers
+    /// [`ReviewDiff::later`]'s question (from this state or from the read models' counts). The events
+    /// are listed from this state, which must hold the reference events and every subject with an
+    /// event or retraction recorded after `query.known_at`: the whole state, or the read models'
+    /// reference engine [`Engine::with_histories`] of the subjects recorded since then.
+    pub fn diff_reviews(&self, query: &Query, vs: Option<i64>, before: &Review, after: &Review) -> ReviewDiff {
+        let events = match ReviewDiff::since(query, vs) {
+            Some(from) => self.changed_by(query.as_of, Between { from, to: vs }, (before, after)),
             // The second time is not after the first: nothing was recorded in between.
-            _ => Vec::new(),
+            None => Vec::new(),
         };
-        Ok(ReviewDiff::between(&before, &after, Some(events)))
+        ReviewDiff::between(before, after, Some(events))
     }
 
     fn changed_by(&self, day: Day, between: Between, (before, after): (&Review, &Review)) -> Vec<ChangedBy> {
@@ -372,5 +377,63 @@ mod tests {
         let engine = engine_of(&events());
         let early = Query { known_at: Some(instant("2020-01-01T00:00:00Z")), ..query() };
         assert!(matches!(engine.diff(&early, None), Err(QueryError::NothingRecordedBy { .. })));
+    }
+
+    /// The read models' way to the same listing: an engine of the reference events (with the
+    /// retractions whose subject may be a unit, which are reference data too), the subjects' histories
+    /// as a ledger stores them, and only those recorded after the first time loaded into a copy of it.
+    #[test]
+    fn the_reference_engine_with_the_histories_recorded_since_lists_the_same_events() {
+        use crate::codes::may_be_unit_code;
+        use crate::engine::Ledger;
+        let mut events = events();
+        // Commune 00002 registered as a learning commune before the meeting, the registration
+        // retracted after it: a retraction of a subject that is a unit.
+        let commune = EventData::RegistrationSubmitted(RegistrationSubmitted {
+            subject_kind: SubjectKind::Commune,
+            commune: "00002".into(),
+            title: Title::LearningCommune,
+            cycle_year: 2025,
+            subject_group: None,
+        });
+        events.push(event(30, "/huyen", "00002", EARLY, commune));
+        let retract = EventRetracted { event_id: uuid::Uuid::from_u128(30), reason: "trùng".into() };
+        events.push(event(31, "/huyen-2", "00002", LATE, EventData::EventRetracted(retract)));
+        let full = engine_of(&events);
+
+        let mut reference = Engine::new();
+        for e in &events {
+            let retraction = matches!(e.data, EventData::EventRetracted(_));
+            if e.event_type().is_reference() || (retraction && may_be_unit_code(&e.subject)) {
+                reference.apply(e);
+            }
+        }
+        let mut ledger = Ledger::new();
+        let subject_events: Vec<&Event> = events.iter().filter(|e| !e.event_type().is_reference()).collect();
+        ledger.fold(&subject_events);
+        let mut subjects: Vec<&str> = subject_events.iter().map(|e| e.subject.as_str()).collect();
+        subjects.sort_unstable();
+        subjects.dedup();
+        let stored: Vec<(&str, Vec<u8>, i64)> =
+            subjects.iter().map(|&s| (s, ledger.history(s), ledger.last_recorded(s).unwrap())).collect();
+
+        for vs in [None, Some(instant("2026-03-01T00:00:00Z")), Some(instant("2026-01-20T00:00:00Z"))] {
+            let want = full.diff(&query(), vs).unwrap();
+            let before = full.review(&query()).unwrap();
+            let after = full.review(&ReviewDiff::later(&query(), &before, vs)).unwrap();
+            let since = stored.iter().filter(|(_, _, last)| *last > instant(MEETING));
+            let copy = reference.with_histories(since.map(|(s, h, _)| (*s, &h[..]))).unwrap();
+            assert_eq!(copy.diff_reviews(&query(), vs, &before, &after), want, "{vs:?}");
+            if vs.is_none() {
+                let listed: Vec<(u128, &str)> =
+                    want.events.iter().flatten().map(|e| (e.id.as_u128(), e.source.as_str())).collect();
+                assert_eq!(listed, [(20, "/xa"), (21, "/xa-2"), (23, "/thong-ke"), (31, "/huyen-2")]);
+                // Without the histories, the subjects' events are missing.
+                let bare = reference.diff_reviews(&query(), vs, &before, &after);
+                assert_eq!(bare.events.unwrap().len(), 1, "the baseline only");
+            }
+        }
+        // The subjects recorded only before the meeting were not needed.
+        assert!(stored.iter().any(|(_, _, last)| *last <= instant(MEETING)));
     }
 }

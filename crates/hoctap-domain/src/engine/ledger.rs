@@ -83,9 +83,17 @@ pub struct Ledger {
 /// read the subject at (`None` for the last step: as known now).
 type Step = (i64, Option<i64>);
 
-/// The version byte that opens every stored history.
-const HISTORY_FORMAT: u8 = 1;
+/// The version byte that opens every stored history. Format 2: the version, the history's table of
+/// sources (a count, then each source as a `u16` length and its UTF-8 bytes, in the order the records
+/// first name them), then the records, each naming its source by its index in that table.
+const HISTORY_FORMAT: u8 = 2;
+/// The first format: the same records without sources (read as sources not kept).
+const HISTORY_FORMAT_1: u8 = 1;
 const TAG_RETRACTION: u8 = 0xFF;
+/// A record's source index when its source is not kept (a format-1 history, a state holding
+/// `NO_SOURCE` distinct sources, more than 255 distinct sources in one history, or a source longer than
+/// 65 535 bytes): listed as empty, as `Engine::diff` lists such a source.
+const NO_SOURCE_IX: u8 = u8::MAX;
 
 impl Ledger {
     pub fn new() -> Ledger {
@@ -109,49 +117,68 @@ impl Ledger {
     /// Loads `subject`'s history as [`Ledger::history`] wrote it. Load every subject a batch touches
     /// before folding it, and each at most once.
     pub fn load(&mut self, subject: &str, history: &[u8]) -> Result<(), HistoryError> {
-        let corrupt = |detail: &str| HistoryError { subject: subject.to_owned(), detail: detail.to_owned() };
-        let mut r = Reader { bytes: history };
-        if r.u8().ok_or_else(|| corrupt("empty"))? != HISTORY_FORMAT {
-            return Err(corrupt("unknown format"));
-        }
-        while !r.bytes.is_empty() {
-            let tag = r.u8().ok_or_else(|| corrupt("truncated"))?;
-            let id = r.id().ok_or_else(|| corrupt("truncated id"))?;
-            let recorded = r.i64().ok_or_else(|| corrupt("truncated time"))?;
-            let twice = || corrupt("an event id twice");
-            if tag == TAG_RETRACTION {
-                let named = r.id().ok_or_else(|| corrupt("truncated retraction"))?;
-                let ev = self.engine.push_meta(id, recorded, 0, subject, NO_SOURCE).ok_or_else(twice)?;
-                self.engine.push_retraction(ev, named);
-                continue;
-            }
-            let kind = kind_of(tag).ok_or_else(|| corrupt("unknown record kind"))?;
-            let instant = r.i64().ok_or_else(|| corrupt("truncated record"))?;
-            // A commune is stored as its code: unit ids are this engine's own.
-            let a =
-                if has_commune(kind) { r.code().map(|code| self.engine.units.intern(code) as i32) } else { r.i32() };
-            let (a, b, cycle, title) =
-                (a, r.i32(), r.i16(), r.u8()).into_option().ok_or_else(|| corrupt("truncated record"))?;
-            let ev = self.engine.push_meta(id, recorded, 0, subject, NO_SOURCE).ok_or_else(twice)?;
-            let retractable = self.engine.metas[ev as usize].has_retractors;
-            let day = Day::of_instant(instant).0;
-            self.engine.push_rec(Rec { instant, recorded, ev, day, a, b, cycle, kind, title, retractable });
-        }
-        Ok(())
+        self.engine.load_history(subject, history, Known::Refused)
+    }
+
+    /// The newest `recordedtime` of `subject`'s history (its events and its retractions), `None` when
+    /// it holds none: the read models index it, so that the subjects with an event recorded after a
+    /// time are found without reading the others (`Engine::with_histories`).
+    pub fn last_recorded(&self, subject: &str) -> Option<i64> {
+        let &sid = self.engine.subject_ids.get(subject)?;
+        let s = &self.engine.subjects[sid as usize];
+        let metas = &self.engine.metas;
+        s.recs.iter().map(|r| r.recorded).chain(s.retractions.iter().map(|&(ev, _)| metas[ev as usize].recorded)).max()
     }
 
     /// `subject`'s history to store: its records in (time, id) order, then its retractions by id, so
     /// that the same set of events always gives the same bytes.
     pub fn history(&self, subject: &str) -> Vec<u8> {
         let mut out = vec![HISTORY_FORMAT];
-        let Some(&sid) = self.engine.subject_ids.get(subject) else { return out };
+        let Some(&sid) = self.engine.subject_ids.get(subject) else {
+            out.push(0);
+            return out;
+        };
         let s = &self.engine.subjects[sid as usize];
         let metas = &self.engine.metas;
+        let mut retractions: Vec<(Uuid, i64, Uuid, u32)> = s
+            .retractions
+            .iter()
+            .map(|&(ev, named)| (metas[ev as usize].id, metas[ev as usize].recorded, named, ev))
+            .collect();
+        retractions.sort_unstable();
+        // The table of sources, in the order the records name them.
+        let mut table: Vec<u16> = Vec::new();
+        let evs = s.recs.iter().map(|r| r.ev).chain(retractions.iter().map(|r| r.3));
+        let ixs: Vec<u8> = evs
+            .map(|ev| {
+                let source = metas[ev as usize].source;
+                let kept = source != NO_SOURCE && self.engine.sources.codes[usize::from(source)].len() <= MAX_SOURCE;
+                if !kept {
+                    return NO_SOURCE_IX;
+                }
+                match table.iter().position(|&t| t == source) {
+                    Some(ix) => ix as u8,
+                    None if table.len() < usize::from(NO_SOURCE_IX) => {
+                        table.push(source);
+                        (table.len() - 1) as u8
+                    }
+                    None => NO_SOURCE_IX,
+                }
+            })
+            .collect();
+        out.push(table.len() as u8);
+        for &source in &table {
+            let text = self.engine.sources.codes[usize::from(source)].as_bytes();
+            out.extend_from_slice(&(text.len() as u16).to_le_bytes());
+            out.extend_from_slice(text);
+        }
+        let mut ixs = ixs.into_iter();
         for rec in &s.recs {
             let meta = &metas[rec.ev as usize];
             out.push(rec.kind as u8);
             out.extend_from_slice(meta.id.as_bytes());
             out.extend_from_slice(&meta.recorded.to_le_bytes());
+            out.push(ixs.next().expect("one index per record"));
             out.extend_from_slice(&rec.instant.to_le_bytes());
             if has_commune(rec.kind) {
                 let code = self.engine.units.codes[rec.a as usize].as_bytes();
@@ -164,16 +191,11 @@ impl Ledger {
             out.extend_from_slice(&rec.cycle.to_le_bytes());
             out.push(rec.title);
         }
-        let mut retractions: Vec<(Uuid, i64, Uuid)> = s
-            .retractions
-            .iter()
-            .map(|&(ev, named)| (metas[ev as usize].id, metas[ev as usize].recorded, named))
-            .collect();
-        retractions.sort_unstable();
-        for (id, recorded, named) in retractions {
+        for (id, recorded, named, _) in retractions {
             out.push(TAG_RETRACTION);
             out.extend_from_slice(id.as_bytes());
             out.extend_from_slice(&recorded.to_le_bytes());
+            out.push(ixs.next().expect("one index per retraction"));
             out.extend_from_slice(named.as_bytes());
         }
         out
@@ -232,6 +254,98 @@ impl Ledger {
         }
         deltas.prune();
         deltas
+    }
+}
+
+/// The longest source a history keeps (its length is stored in a `u16`).
+const MAX_SOURCE: usize = u16::MAX as usize;
+
+/// What loading a history does with an event id the engine holds already.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Known {
+    /// A ledger holds each subject once: a known id is a corrupt history.
+    Refused,
+    /// A copy of the reference engine holds the retractions whose subject may be a unit (they are
+    /// reference data too): the same retraction of the same subject is skipped.
+    SameRetraction,
+}
+
+impl Engine {
+    /// A copy of this engine with the stored histories of some subjects loaded, as [`Ledger::history`]
+    /// wrote them (each subject once). From the read models' reference engine and the histories of
+    /// the subjects recorded after a time, this is the state [`Engine::diff_reviews`] needs to list
+    /// the events that changed a question since then, the same listing as [`Engine::diff`]'s.
+    pub fn with_histories<'a>(
+        &self,
+        histories: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Result<Engine, HistoryError> {
+        let mut engine = self.clone();
+        for (subject, history) in histories {
+            engine.load_history(subject, history, Known::SameRetraction)?;
+        }
+        Ok(engine)
+    }
+
+    fn load_history(&mut self, subject: &str, history: &[u8], known: Known) -> Result<(), HistoryError> {
+        let corrupt = |detail: &str| HistoryError { subject: subject.to_owned(), detail: detail.to_owned() };
+        let mut r = Reader { bytes: history };
+        let format = r.u8().ok_or_else(|| corrupt("empty"))?;
+        // The history's sources as this engine interns them.
+        let mut sources: Vec<u16> = Vec::new();
+        match format {
+            HISTORY_FORMAT_1 => {}
+            HISTORY_FORMAT => {
+                let n = r.u8().ok_or_else(|| corrupt("truncated sources"))?;
+                for _ in 0..n {
+                    let source = r.text().ok_or_else(|| corrupt("truncated source"))?;
+                    sources.push(self.source_ix(source));
+                }
+            }
+            _ => return Err(corrupt("unknown format")),
+        }
+        let source = |r: &mut Reader<'_>| -> Result<u16, HistoryError> {
+            if format == HISTORY_FORMAT_1 {
+                return Ok(NO_SOURCE);
+            }
+            match r.u8().ok_or_else(|| corrupt("truncated source index"))? {
+                NO_SOURCE_IX => Ok(NO_SOURCE),
+                ix => sources.get(usize::from(ix)).copied().ok_or_else(|| corrupt("a source index out of the table")),
+            }
+        };
+        while !r.bytes.is_empty() {
+            let tag = r.u8().ok_or_else(|| corrupt("truncated"))?;
+            let id = r.id().ok_or_else(|| corrupt("truncated id"))?;
+            let recorded = r.i64().ok_or_else(|| corrupt("truncated time"))?;
+            let source = source(&mut r)?;
+            let twice = || corrupt("an event id twice");
+            if tag == TAG_RETRACTION {
+                let named = r.id().ok_or_else(|| corrupt("truncated retraction"))?;
+                if known == Known::SameRetraction
+                    && let Some(&ev) = self.ids.get(&id)
+                {
+                    let same = self.subject_ids.get(subject) == Some(&self.metas[ev as usize].subject)
+                        && self.retractors.get(&named).is_some_and(|list| list.contains(&ev));
+                    if same {
+                        continue;
+                    }
+                    return Err(twice());
+                }
+                let ev = self.push_meta(id, recorded, 0, subject, source).ok_or_else(twice)?;
+                self.push_retraction(ev, named);
+                continue;
+            }
+            let kind = kind_of(tag).ok_or_else(|| corrupt("unknown record kind"))?;
+            let instant = r.i64().ok_or_else(|| corrupt("truncated record"))?;
+            // A commune is stored as its code: unit ids are this engine's own.
+            let a = if has_commune(kind) { r.code().map(|code| self.units.intern(code) as i32) } else { r.i32() };
+            let (a, b, cycle, title) =
+                (a, r.i32(), r.i16(), r.u8()).into_option().ok_or_else(|| corrupt("truncated record"))?;
+            let ev = self.push_meta(id, recorded, 0, subject, source).ok_or_else(twice)?;
+            let retractable = self.metas[ev as usize].has_retractors;
+            let day = Day::of_instant(instant).0;
+            self.push_rec(Rec { instant, recorded, ev, day, a, b, cycle, kind, title, retractable });
+        }
+        Ok(())
     }
 }
 
@@ -294,6 +408,13 @@ impl<'a> Reader<'a> {
     }
     fn id(&mut self) -> Option<Uuid> {
         self.take().map(Uuid::from_bytes)
+    }
+    /// A `u16` length, then that many bytes of UTF-8.
+    fn text(&mut self) -> Option<&'a str> {
+        let len = usize::from(self.take().map(u16::from_le_bytes)?);
+        let (text, rest) = self.bytes.split_at_checked(len)?;
+        self.bytes = rest;
+        std::str::from_utf8(text).ok()
     }
     fn code(&mut self) -> Option<&'a str> {
         let len = self.u8()? as usize;
@@ -382,6 +503,37 @@ mod tests {
         for bad in [&b""[..], &[9u8][..], &stored["cit-a"][..stored["cit-a"].len() - 3]] {
             assert!(Ledger::new().load("cit-a", bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_history_keeps_its_sources_and_the_first_format_reads_as_sources_not_kept() {
+        let (_, stored) = fold_in(&[vec![registration(1, "cit-a", 10), retraction(2, "cit-a", 20, 1)]]);
+        let history = &stored["cit-a"];
+        // One source, "test", named by both records (index 0).
+        assert_eq!(&history[..8], &[HISTORY_FORMAT, 1, 4, 0, b't', b'e', b's', b't']);
+        // The records: a registration (tag, id, recorded, source, instant, commune, group, cycle,
+        // title) and a retraction (tag, id, recorded, source, named).
+        let (registration, retraction) = (1 + 16 + 8 + 1 + 8 + 6 + 4 + 2 + 1, 1 + 16 + 8 + 1 + 16);
+        assert_eq!(history.len(), 8 + registration + retraction);
+        let source_at = [8 + 25, 8 + registration + 25];
+        assert!(source_at.iter().all(|&at| history[at] == 0));
+        // The same records as the first format wrote them: no table, no source per record.
+        let mut first = vec![HISTORY_FORMAT_1];
+        first.extend(history[8..].iter().enumerate().filter(|(i, _)| !source_at.contains(&(i + 8))).map(|(_, b)| b));
+        let mut ledger = Ledger::new();
+        ledger.load("cit-a", &first).unwrap();
+        assert!(ledger.knows(&Uuid::from_u128(1)) && ledger.knows(&Uuid::from_u128(2)));
+        // Written again in the current format, with sources not kept.
+        let mut again = vec![HISTORY_FORMAT, 0];
+        again.extend(
+            history[8..].iter().enumerate().map(|(i, &b)| if source_at.contains(&(i + 8)) { NO_SOURCE_IX } else { b }),
+        );
+        assert_eq!(ledger.history("cit-a"), again);
+        assert_eq!(ledger.last_recorded("cit-a"), Some(20));
+        // A source index outside the table is corrupt.
+        let mut bad = history.clone();
+        bad[source_at[0]] = 1;
+        assert!(Ledger::new().load("cit-a", &bad).is_err());
     }
 
     #[test]
