@@ -3,8 +3,8 @@
 //!
 //! Both reviews come from the counts ([`crate::review`]). The events come from the subjects' histories:
 //! only a subject with an event or a retraction recorded after the first time can have changed a
-//! figure, and `subjects.last_recorded` (indexed) finds those, so a diff reads the subjects recorded
-//! since then, not the history. Their histories are loaded into a copy of the reference engine
+//! figure, and `recorded_subjects` (the subjects each batch wrote, by the batch's newest recorded time,
+//! indexed) finds those, so a diff reads the subjects recorded since then, not the history. Their histories are loaded into a copy of the reference engine
 //! (`Engine::with_histories`), and the domain lists the events with the code the embedded engine runs
 //! (`Engine::diff_reviews`). Design: docs/design/2026-11-30-audit-diff.md.
 
@@ -51,7 +51,11 @@ async fn recorded_after(
 ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
     let rows = client
         .query(
-            &format!("SELECT subject, history FROM {}.subjects WHERE last_recorded > $1", schema.ident()),
+            &format!(
+                "SELECT subject, history FROM {s}.subjects WHERE subject IN
+                     (SELECT unnest(subjects) FROM {s}.recorded_subjects WHERE last_recorded > $1)",
+                s = schema.ident()
+            ),
             &[&instant(from)],
         )
         .await

@@ -25,7 +25,7 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0004_columns_and_blocks.sql"),
     },
     Migration { version: 5, name: "lateness", sql: include_str!("../migrations/0005_lateness.sql") },
-    Migration { version: 6, name: "last_recorded", sql: include_str!("../migrations/0006_last_recorded.sql") },
+    Migration { version: 6, name: "recorded_subjects", sql: include_str!("../migrations/0006_recorded_subjects.sql") },
 ];
 
 /// The migrations of the gateway's schema (`<deployment>_gateway`, [`crate::GatewayState`]): what the

@@ -366,16 +366,14 @@ impl Projection {
             }
             let mut touched: Vec<Touched> = last
                 .into_values()
-                .map(|c| {
-                    let subject = &c.event.subject;
-                    let newest = ledger.last_recorded(subject).expect("a folded subject holds its new events");
-                    Touched { consumed: c, history: ledger.history(subject), last_recorded: instant(newest) }
-                })
+                .map(|c| Touched { consumed: c, history: ledger.history(&c.event.subject) })
                 .collect();
             touched.sort_by(|a, b| a.consumed.event.subject.cmp(&b.consumed.event.subject));
             touched
         };
         store_histories(&tx, schema, &touched).await?;
+        let newest = touched.iter().filter_map(|t| ledger.last_recorded(&t.consumed.event.subject)).max();
+        record_subjects(&tx, schema, newest, &touched).await?;
         let histories_stored = started.elapsed();
         let reference_new = insert_reference(&tx, schema, &reference).await?;
         let subject_new: HashSet<Uuid> = fresh.iter().map(|c| c.event.id).collect();
@@ -655,12 +653,11 @@ async fn write_counts(
     Ok((deltas.by_day.len(), changes))
 }
 
-/// A subject a batch touched: its new history and the newest recorded time in it.
+/// A subject a batch touched, and its new history.
 struct Touched<'a> {
     /// The batch's last new event of the subject (its partition keys the cached history).
     consumed: &'a Consumed,
     history: Vec<u8>,
-    last_recorded: DateTime<Utc>,
 }
 
 /// Replaces the histories of the touched subjects.
@@ -671,23 +668,41 @@ async fn store_histories(tx: &Transaction<'_>, schema: &Schema, touched: &[Touch
     stage(
         tx,
         "hoctap_stage_subjects",
-        "subject text, history bytea, last_recorded timestamptz",
-        &[Type::TEXT, Type::BYTEA, Type::TIMESTAMPTZ],
-        touched.iter().map(|t| vec![&t.consumed.event.subject as &(dyn ToSql + Sync), &t.history, &t.last_recorded]),
+        "subject text, history bytea",
+        &[Type::TEXT, Type::BYTEA],
+        touched.iter().map(|t| vec![&t.consumed.event.subject as &(dyn ToSql + Sync), &t.history]),
     )
     .await?;
     tx.execute(
         &format!(
-            "INSERT INTO {}.subjects AS x (subject, history, last_recorded)
-             SELECT subject, history, last_recorded FROM hoctap_stage_subjects ORDER BY subject
-             ON CONFLICT (subject) DO UPDATE
-                 SET history = EXCLUDED.history, last_recorded = EXCLUDED.last_recorded",
+            "INSERT INTO {}.subjects AS x (subject, history)
+             SELECT subject, history FROM hoctap_stage_subjects ORDER BY subject
+             ON CONFLICT (subject) DO UPDATE SET history = EXCLUDED.history",
             schema.ident()
         ),
         &[],
     )
     .await
     .map_err(db("storing subject histories"))?;
+    Ok(())
+}
+
+/// Appends the subjects a batch wrote with the newest recorded time among their events
+/// (`recorded_subjects`: what an audit diff reads the histories of).
+async fn record_subjects(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    newest: Option<i64>,
+    touched: &[Touched<'_>],
+) -> Result<(), StoreError> {
+    let Some(newest) = newest else { return Ok(()) };
+    let subjects: Vec<&str> = touched.iter().map(|t| t.consumed.event.subject.as_str()).collect();
+    tx.execute(
+        &format!("INSERT INTO {}.recorded_subjects (last_recorded, subjects) VALUES ($1, $2)", schema.ident()),
+        &[&instant(newest), &subjects],
+    )
+    .await
+    .map_err(db("recording the subjects a batch wrote"))?;
     Ok(())
 }
 
