@@ -4,9 +4,9 @@
 //! Both reviews come from the counts ([`crate::review`]). The events come from the subjects' histories:
 //! only a subject with an event or a retraction recorded after the first time can have changed a
 //! figure, and `recorded_subjects` (the subjects each batch wrote, by the batch's newest recorded time,
-//! indexed) finds those, so a diff reads the subjects recorded since then, not the history. Their histories are loaded into a copy of the reference engine
-//! (`Engine::with_histories`), and the domain lists the events with the code the embedded engine runs
-//! (`Engine::diff_reviews`). Design: docs/design/2026-11-30-audit-diff.md.
+//! indexed) finds those, so a diff reads the subjects recorded since then, not the history. Their
+//! histories are loaded into a copy of the reference engine (`Engine::with_histories`), and the domain
+//! lists the events with the code the embedded engine runs (`Engine::diff_reviews`). Design: docs/design/2026-11-30-audit-diff.md.
 
 use crate::error::db;
 use crate::query::{ReadCache, instant, review_in};

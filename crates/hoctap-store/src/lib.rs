@@ -9,7 +9,7 @@
 //!   without replaying anything: the counts come from the delta tables, the placing and the targets
 //!   from the domain crate's [`hoctap_domain::Engine::review_from_counts`]. [`diff`] compares two
 //!   knowledge times and lists the events in between from the histories of the subjects recorded
-//!   since the first (`subjects.last_recorded`, indexed).
+//!   since the first (`recorded_subjects`: the subjects each batch wrote, by its newest recorded time).
 //!
 //! - [`GatewayState`] is the gateway's memory of the events topic (ids, digests, placements, folded
 //!   offsets, the writer lease), in the schema `<deployment>_gateway`.

@@ -372,7 +372,9 @@ impl Projection {
             touched
         };
         store_histories(&tx, schema, &touched).await?;
-        let newest = touched.iter().filter_map(|t| ledger.last_recorded(&t.consumed.event.subject)).max();
+        // The batch's newest event: a subject recorded after a time is named by the row of the batch
+        // that wrote that event.
+        let newest = fresh.iter().filter_map(|c| c.event.recordedtime).max();
         record_subjects(&tx, schema, newest, &touched).await?;
         let histories_stored = started.elapsed();
         let reference_new = insert_reference(&tx, schema, &reference).await?;

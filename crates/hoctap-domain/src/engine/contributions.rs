@@ -2,7 +2,7 @@
 //! for one measure of one title at one place. This is what a read model stores: a new event for a
 //! subject replaces its old stretches with new ones, and the difference is what changes in the counts.
 
-use super::query::{Sweep, standing};
+use super::query::Sweep;
 use super::{Engine, Kind, Rec};
 use crate::codes::{SubjectGroup, TITLES, Title};
 use crate::geo::UnitId;
@@ -146,10 +146,7 @@ impl Engine {
         for &p in &points {
             let day = Day(p);
             let year = day.year() as i16;
-            let at = match &mut sweep {
-                Some(sweep) => sweep.at(p, year),
-                None => standing(alive.iter().copied(), p, year),
-            };
+            let at = sweep.at(p, year);
             now.clear();
             if may_be_unit || at.code.is_some() {
                 let commune = at.code;

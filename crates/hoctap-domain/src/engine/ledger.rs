@@ -121,8 +121,7 @@ impl Ledger {
     }
 
     /// The newest `recordedtime` of `subject`'s history (its events and its retractions), `None` when
-    /// it holds none: the read models index it, so that the subjects with an event recorded after a
-    /// time are found without reading the others (`Engine::with_histories`).
+    /// it holds none.
     pub fn last_recorded(&self, subject: &str) -> Option<i64> {
         let &sid = self.engine.subject_ids.get(subject)?;
         let s = &self.engine.subjects[sid as usize];

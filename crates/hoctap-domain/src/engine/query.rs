@@ -1093,17 +1093,15 @@ pub(super) struct Sweep<'r> {
 }
 
 impl<'r> Sweep<'r> {
-    /// `None` when `recs` are not sorted by day.
-    pub(super) fn new(recs: &'r [&'r Rec]) -> Option<Sweep<'r>> {
-        if recs.windows(2).any(|w| w[0].day > w[1].day) {
-            return None;
-        }
+    /// `recs` sorted by day: a subject's records as the engine keeps them, by (time, id).
+    pub(super) fn new(recs: &'r [&'r Rec]) -> Sweep<'r> {
+        debug_assert!(recs.windows(2).all(|w| w[0].day <= w[1].day), "a subject's records are sorted by time");
         let windows = recs.iter().copied().filter(|r| is_window(r)).collect();
         let mut all = Standing::default();
         for r in recs {
             all.add(r, i32::MIN, i16::MIN);
         }
-        Some(Sweep {
+        Sweep {
             recs,
             windows,
             first_code: all.first_code,
@@ -1111,7 +1109,7 @@ impl<'r> Sweep<'r> {
             next: 0,
             year: None,
             upto: Standing::default(),
-        })
+        }
     }
 
     /// The standing on `day` of cycle `year`; `day` never less than the day asked before.
