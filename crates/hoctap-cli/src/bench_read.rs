@@ -6,7 +6,9 @@
 //!    (2020-12-31 … 2031), with the late and future-dated changes of a real feed.
 //! 2. A fresh `hoctap project` process (this binary) is started on that deployment against a tansu
 //!    broker of its own: `projector_start_ms` until it logs that it is ready for its first batch, then
-//!    `projector_rss_mib` once it applied 100 000 more events produced to the broker.
+//!    `projector_rss_mib` once it applied 100 000 more events produced to the broker. Then two members
+//!    of one consumer group on that deployment, fed 100 000 events more: the partitions each owns
+//!    (`projector_pair_partitions`) and the resident memory of each (`projector_pair_rss_mib`).
 //! 3. City reviews (scope 01) at random dates, as known now and as known at random times within the
 //!    load, and the series of `GET /v1/units/01/series` (the store's `series`, which the API serves),
 //!    by month end and by day as known at a time within the load.
@@ -190,7 +192,8 @@ fn load(
 }
 
 /// Starts `hoctap project` on `deployment` against a throwaway tansu, times its start, feeds it
-/// 100 000 more events and reads its resident memory.
+/// 100 000 more events and reads its resident memory; then starts two members of one group on the
+/// same deployment, feeds them 100 000 events more and reads the resident memory of each.
 fn projector(
     args: &ReadSideArgs,
     runtime: &tokio::runtime::Runtime,
@@ -201,79 +204,146 @@ fn projector(
     let brokers = broker.brokers();
     let topics = Topics::default();
     runtime.block_on(hoctap_kafka::ensure_topics_with(&brokers, &topics, PARTITIONS as i32, None))?;
-    let started = Instant::now();
-    let mut child = Command::new(std::env::current_exe().context("finding this binary")?)
-        .args(["project", "--brokers", &brokers, "--postgres", &args.postgres, "--deployment", deployment.name()])
-        .args(["--group", "bench-read-side", "--metrics-listen", "off", "--dashboard-every", "0"])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting hoctap project")?;
-    let stderr = child.stderr.take().expect("piped");
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("projector started") {
-                let _ = ready_tx.send(());
-            }
-        }
-    });
-    let ready = ready_rx.recv_timeout(Duration::from_secs(600));
-    let start_ms = started.elapsed().as_secs_f64() * 1000.0;
-    if ready.is_err() {
-        let _ = child.kill();
-        bail!("hoctap project did not get ready");
-    }
-    println!("projector_start_ms: {start_ms:.0}");
+    let (client, connection) = runtime.block_on(tokio_postgres::connect(&args.postgres, tokio_postgres::NoTls))?;
+    runtime.spawn(connection);
+    let feed = Feed { runtime, brokers: &brokers, topics: &topics, client: &client, deployment };
 
+    let started = Instant::now();
+    let mut single = Member::start(args, &brokers, deployment)?;
+    single.ready(Duration::from_secs(600))?;
+    println!("projector_start_ms: {:.0}", started.elapsed().as_secs_f64() * 1000.0);
     // 100 000 more events: another city's subjects (its geography is known already).
-    let more: Vec<Event> =
-        hoctap_gen::generate_stamped(&hoctap_gen::Config::new(2_600, args.seed + 1000), loaded_until + 1, 1)
+    let fed_until = feed.send(args.seed + 1000, loaded_until + 1, &mut [&mut single])?;
+    println!("projector_rss_mib: {:.0}", single.rss_mib());
+    drop(single);
+
+    // Two members of the group: each owns half of the partitions, and holds only their subjects.
+    let mut a = Member::start(args, &brokers, deployment)?;
+    let mut b = Member::start(args, &brokers, deployment)?;
+    a.ready(Duration::from_secs(600))?;
+    b.ready(Duration::from_secs(600))?;
+    feed.send(args.seed + 2000, fed_until + 1, &mut [&mut a, &mut b])?;
+    println!("projector_pair_partitions: {} / {}", a.assigned(), b.assigned());
+    println!("projector_pair_rss_mib: {:.0} / {:.0}", a.rss_mib(), b.rss_mib());
+    Ok(())
+}
+
+/// A `hoctap project` process of the benchmark, killed when dropped.
+struct Member {
+    child: std::process::Child,
+    ready: std::sync::mpsc::Receiver<()>,
+    /// The partitions it last logged as assigned.
+    assigned: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Member {
+    fn start(args: &ReadSideArgs, brokers: &str, deployment: &Deployment) -> Result<Member> {
+        let mut child = Command::new(std::env::current_exe().context("finding this binary")?)
+            .args(["project", "--brokers", brokers, "--postgres", &args.postgres, "--deployment", deployment.name()])
+            .args(["--group", "bench-read-side", "--metrics-listen", "off", "--dashboard-every", "0"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting hoctap project")?;
+        let stderr = child.stderr.take().expect("piped");
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let assigned = std::sync::Arc::new(std::sync::Mutex::new(String::from("none")));
+        let logged = assigned.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("projector started") {
+                    let _ = ready_tx.send(());
+                }
+                if line.contains("partitions assigned") {
+                    let partitions = line.split("partitions=").nth(1).and_then(|p| p.split('}').next());
+                    *logged.lock().expect("not poisoned") = partitions.map_or(line.clone(), |p| format!("{p}}}"));
+                }
+            }
+        });
+        Ok(Member { child, ready, assigned })
+    }
+
+    fn ready(&mut self, within: Duration) -> Result<()> {
+        self.ready.recv_timeout(within).map_err(|_| anyhow::anyhow!("hoctap project did not get ready"))
+    }
+
+    fn assigned(&self) -> String {
+        self.assigned.lock().expect("not poisoned").clone()
+    }
+
+    fn rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(f64::NAN);
+        kib / 1024.0
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Produces generated events to the benchmark's broker and waits until the projector members applied them.
+struct Feed<'a> {
+    runtime: &'a tokio::runtime::Runtime,
+    brokers: &'a str,
+    topics: &'a Topics,
+    client: &'a tokio_postgres::Client,
+    deployment: &'a Deployment,
+}
+
+impl Feed<'_> {
+    /// 100 000 subject events of a city generated with `seed`, stamped from `from` on; returns the last
+    /// stamp sent.
+    fn send(&self, seed: u64, from: i64, members: &mut [&mut Member]) -> Result<i64> {
+        let runtime = self.runtime;
+        let more: Vec<Event> = hoctap_gen::generate_stamped(&hoctap_gen::Config::new(2_600, seed), from, 1)
             .into_iter()
             .filter(|e| !e.event_type().is_reference())
             .take(100_000)
             .collect();
-    // tansu skips the rest of a producer batch when a fetch starts inside it (shared/broker.md, gap 1).
-    let settings = BTreeMap::from([("batch.num.messages".to_owned(), "1".to_owned())]);
-    let producer = Producer::new(&brokers, topics.clone(), &settings)?;
-    let bar = progress::items(more.len() as u64, "produced");
-    for chunk in more.chunks(5_000) {
-        let routed: Vec<(Route, &Event)> = chunk.iter().map(|e| (Route::of(e, |_| false), e)).collect();
-        runtime.block_on(producer.publish_routed(&routed))?;
-        bar.inc(chunk.len() as u64);
+        let schema = runtime.block_on(self.deployment.active(self.client))?;
+        let applied = |client: &tokio_postgres::Client| -> Result<i64> {
+            let offsets = runtime.block_on(hoctap_store::offsets(client, &schema))?;
+            Ok(offsets.iter().filter(|((t, _), _)| *t == self.topics.events).map(|(_, o)| *o).sum())
+        };
+        let before = applied(self.client)?;
+        // tansu skips the rest of a producer batch when a fetch starts inside it (shared/broker.md, gap 1).
+        let settings = BTreeMap::from([("batch.num.messages".to_owned(), "1".to_owned())]);
+        let producer = Producer::new(self.brokers, self.topics.clone(), &settings)?;
+        let bar = progress::items(more.len() as u64, "produced");
+        for chunk in more.chunks(5_000) {
+            let routed: Vec<(Route, &Event)> = chunk.iter().map(|e| (Route::of(e, |_| false), e)).collect();
+            runtime.block_on(producer.publish_routed(&routed))?;
+            bar.inc(chunk.len() as u64);
+        }
+        bar.finish_and_clear();
+        let bar = progress::items(more.len() as u64, "projected");
+        let waited = Instant::now();
+        loop {
+            let done = applied(self.client)? - before;
+            bar.set_position(done as u64);
+            if done as usize >= more.len() {
+                break;
+            }
+            for member in members.iter_mut() {
+                if let Some(status) = member.child.try_wait()? {
+                    bail!("hoctap project stopped: {status}");
+                }
+            }
+            if waited.elapsed() > Duration::from_secs(1800) {
+                bail!("hoctap project applied {done} of {} events in 30 minutes", more.len());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        bar.finish_and_clear();
+        Ok(more.iter().filter_map(|e| e.recordedtime).max().unwrap_or(from))
     }
-    bar.finish_and_clear();
-    let (mut client, connection) = runtime.block_on(tokio_postgres::connect(&args.postgres, tokio_postgres::NoTls))?;
-    runtime.spawn(connection);
-    let schema = runtime.block_on(deployment.active(&client))?;
-    let bar = progress::items(more.len() as u64, "projected");
-    let waited = Instant::now();
-    loop {
-        let offsets = runtime.block_on(hoctap_store::offsets(&client, &schema))?;
-        let done: i64 = offsets.iter().filter(|((t, _), _)| *t == topics.events).map(|(_, o)| *o).sum();
-        bar.set_position(done as u64);
-        if done as usize >= more.len() {
-            break;
-        }
-        if let Some(status) = child.try_wait()? {
-            bail!("hoctap project stopped: {status}");
-        }
-        if waited.elapsed() > Duration::from_secs(1800) {
-            bail!("hoctap project applied {done} of {} events in 30 minutes", more.len());
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    bar.finish_and_clear();
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
-    let rss_kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(f64::NAN);
-    println!("projector_rss_mib: {:.0}", rss_kib / 1024.0);
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = &mut client;
-    Ok(())
 }

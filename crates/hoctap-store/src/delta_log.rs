@@ -23,6 +23,16 @@
 //! changes × i32 day      │ (days since 1970-01-01, as `Day`)
 //! changes × i32 n        ┘
 //! ```
+//!
+//! A block without events whose changes, summed per (key, day), take at most half as many also keeps
+//! them so (`summed`, migration 0007), for the questions that read it wholly on one side of K:
+//! ```text
+//! u8  format       SUMMED_FORMAT
+//! u32 sums
+//! sums × i32 key   ┐ in (key, day) order, one column each; none is 0
+//! sums × i32 day   │
+//! sums × i32 n     ┘
+//! ```
 
 use crate::error::db;
 use crate::keys::Keys;
@@ -36,6 +46,8 @@ use tokio_postgres::{Client, GenericClient};
 
 /// The version byte that opens every block.
 const FORMAT: u8 = 1;
+/// The version byte that opens a block's changes summed per (key, day).
+const SUMMED_FORMAT: u8 = 2;
 /// Bytes before the runs of times: the format and three counts.
 const HEADER: usize = 13;
 
@@ -58,6 +70,8 @@ pub(crate) struct Block {
     pub changes: i32,
     pub events: i32,
     pub bytes: Vec<u8>,
+    /// Its changes summed per (key, day), when that at least halves them (see the module docs).
+    pub summed: Option<Vec<u8>>,
 }
 
 /// `n` events recorded at `recorded`.
@@ -126,6 +140,7 @@ pub(crate) fn encode(mut changes: Vec<Change>, mut events: Vec<Events>) -> Optio
         }
     }
     let days = changes.iter().fold(NO_DAYS, |(lo, hi), c| (lo.min(c.day), hi.max(c.day)));
+    let summed = if events.is_empty() { summed(&changes) } else { None };
     Some(Block {
         first_recorded: first,
         last_recorded: last,
@@ -133,7 +148,50 @@ pub(crate) fn encode(mut changes: Vec<Change>, mut events: Vec<Events>) -> Optio
         changes: changes.len() as i32,
         events: events.iter().map(|e| e.n as i32).sum(),
         bytes,
+        summed,
     })
+}
+
+/// `changes` summed per (key, day) in [`SUMMED_FORMAT`], when that at least halves their number.
+fn summed(changes: &[Change]) -> Option<Vec<u8>> {
+    let mut sums: Vec<(i32, i32, i32)> = changes.iter().map(|c| (c.key, c.day, c.n)).collect();
+    sums.sort_unstable();
+    sums.dedup_by(|later, kept| {
+        let same = (later.0, later.1) == (kept.0, kept.1);
+        if same {
+            kept.2 += later.2;
+        }
+        same
+    });
+    sums.retain(|s| s.2 != 0);
+    if sums.len() * 2 > changes.len() {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(5 + sums.len() * 12);
+    bytes.push(SUMMED_FORMAT);
+    bytes.extend_from_slice(&(sums.len() as u32).to_le_bytes());
+    for column in [|s: &(i32, i32, i32)| s.0, |s: &(i32, i32, i32)| s.1, |s: &(i32, i32, i32)| s.2] {
+        for sum in &sums {
+            bytes.extend_from_slice(&column(sum).to_le_bytes());
+        }
+    }
+    Some(bytes)
+}
+
+/// Calls `sum` with every (key, day, n) of a block's changes summed ([`SUMMED_FORMAT`]).
+fn decode_summed(bytes: &[u8], mut sum: impl FnMut(i32, i32, i32)) -> Result<(), Unreadable> {
+    let count = bytes.get(1..5).ok_or(Unreadable("truncated summed block"))?;
+    let count = u32::from_le_bytes(count.try_into().expect("4 bytes")) as usize;
+    if bytes.len() != 5 + count * 12 {
+        return Err(Unreadable("summed block length does not match its header"));
+    }
+    let column = |i: usize| &bytes[5 + i * count * 4..5 + (i + 1) * count * 4];
+    let int = |col: &[u8], j: usize| i32::from_le_bytes(col[j * 4..j * 4 + 4].try_into().expect("4 bytes"));
+    let (keys, days, ns) = (column(0), column(1), column(2));
+    for j in 0..count {
+        sum(int(keys, j), int(days, j), int(ns, j));
+    }
+    Ok(())
 }
 
 /// A block that is not in a format this binary wrote.
@@ -227,7 +285,6 @@ pub(crate) struct Window {
 /// A side of a known-at K.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Side {
-    All,
     UpTo(i64),
     After(i64),
 }
@@ -235,7 +292,6 @@ pub(crate) enum Side {
 impl Side {
     pub(crate) fn holds(self, recorded: i64) -> bool {
         match self {
-            Side::All => true,
             Side::UpTo(k) => recorded <= k,
             Side::After(k) => recorded > k,
         }
@@ -243,43 +299,62 @@ impl Side {
 }
 
 impl Window {
-    /// Every change.
-    pub(crate) const ALL: Window = Window { recorded: Side::All, after_day: i32::MIN, until_day: i32::MAX };
-
     fn holds(self, c: &Change) -> bool {
         self.recorded.holds(c.recorded) && c.day > self.after_day && c.day <= self.until_day
     }
 }
 
-/// Calls `change` with every change in `window` and `events` with every run of events of the blocks
-/// read (whatever their recorded time: blocks that straddle K hold events on both sides), block by
-/// block as PostgreSQL sends them.
+/// Calls `change` with the key, day and n of every change in `window`, block by block as PostgreSQL
+/// sends them. A block that lies wholly on the window's side of K is read summed when it was stored so
+/// (only the blocks that straddle K need each change's recorded time).
 pub(crate) async fn scan(
     client: &impl GenericClient,
     schema: &Schema,
     window: Window,
-    mut change: impl FnMut(Change),
-    events: impl FnMut(Events),
+    mut change: impl FnMut(i32, i32, i32),
 ) -> Result<Scanned, StoreError> {
-    let (recorded, k) = match window.recorded {
-        Side::All => ("$1::timestamptz IS NULL", None),
-        Side::UpTo(k) => ("first_recorded <= $1", Some(k)),
-        Side::After(k) => ("last_recorded > $1", Some(k)),
+    let (recorded, whole, k) = match window.recorded {
+        Side::UpTo(k) => ("first_recorded <= $1", "last_recorded <= $1", k),
+        Side::After(k) => ("last_recorded > $1", "first_recorded > $1", k),
     };
-    let k: Option<DateTime<Utc>> = k.map(crate::query::instant);
-    // Every day: the blocks of events only too (their span of days is empty).
-    let days = if (window.after_day, window.until_day) == (i32::MIN, i32::MAX) {
-        "$2::int4 IS NOT NULL AND $3::int4 IS NOT NULL"
-    } else {
-        "last_day > $2 AND first_day <= $3"
-    };
-    let sql = format!("SELECT deltas FROM {}.delta_log WHERE {recorded} AND {days}", schema.ident());
-    let holds = |c: Change| {
-        if window.holds(&c) {
-            change(c)
+    let k = crate::query::instant(k);
+    let sql = format!(
+        "SELECT CASE WHEN summed IS NOT NULL AND {whole} THEN summed ELSE deltas END
+         FROM {}.delta_log WHERE {recorded} AND last_day > $2 AND first_day <= $3",
+        schema.ident()
+    );
+    let in_days = |day: i32| day > window.after_day && day <= window.until_day;
+    let read = |bytes: &[u8]| {
+        if bytes.first() == Some(&SUMMED_FORMAT) {
+            decode_summed(bytes, |key, day, n| {
+                if in_days(day) {
+                    change(key, day, n)
+                }
+            })
+        } else {
+            decode(
+                bytes,
+                |c| {
+                    if window.holds(&c) {
+                        change(c.key, c.day, c.n)
+                    }
+                },
+                |_| {},
+            )
         }
     };
-    blocks(client, schema, &sql, &[&k, &window.after_day, &window.until_day], holds, events).await
+    blocks(client, schema, &sql, &[&k, &window.after_day, &window.until_day], read).await
+}
+
+/// Calls `change` with every change of the log and `events` with every run of its events.
+async fn scan_all(
+    client: &impl GenericClient,
+    schema: &Schema,
+    mut change: impl FnMut(Change),
+    mut events: impl FnMut(Events),
+) -> Result<Scanned, StoreError> {
+    let sql = format!("SELECT deltas FROM {}.delta_log", schema.ident());
+    blocks(client, schema, &sql, &[], |bytes| decode(bytes, &mut change, &mut events)).await
 }
 
 /// How much of the log a scan read.
@@ -289,14 +364,13 @@ pub(crate) struct Scanned {
     pub bytes: usize,
 }
 
-/// Decodes every block `sql` selects (its one column: `deltas`).
+/// Reads every block `sql` selects (its one column: the block's bytes) with `read`.
 async fn blocks(
     client: &impl GenericClient,
     schema: &Schema,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
-    mut change: impl FnMut(Change),
-    mut events: impl FnMut(Events),
+    mut read: impl FnMut(&[u8]) -> Result<(), Unreadable>,
 ) -> Result<Scanned, StoreError> {
     let rows = client.query_raw(sql, params.iter().copied()).await.map_err(db("reading the log of changes"))?;
     let mut rows = pin!(rows);
@@ -307,7 +381,7 @@ async fn blocks(
         let bytes = row.get::<_, &[u8]>(0);
         scanned.blocks += 1;
         scanned.bytes += bytes.len();
-        decode(bytes, &mut change, &mut events).map_err(|e| unreadable(schema, e))?;
+        read(bytes).map_err(|e| unreadable(schema, e))?;
     }
     Ok(scanned)
 }
@@ -335,13 +409,13 @@ pub(crate) async fn events_by(
     let mut newest = row.get::<_, Option<DateTime<Utc>>>(1).map(|t| t.timestamp_micros());
     let sql =
         format!("SELECT deltas FROM {s}.delta_log WHERE events > 0 AND first_recorded <= $1 AND last_recorded > $1");
-    let straddling = |e: Events| {
+    let mut straddling = |e: Events| {
         if e.recorded <= known_at {
             events += i64::from(e.n);
             newest = newest.max(Some(e.recorded));
         }
     };
-    blocks(client, schema, &sql, &[&k], |_| {}, straddling).await?;
+    blocks(client, schema, &sql, &[&k], |bytes| decode(bytes, |_| {}, &mut straddling)).await?;
     Ok((events, newest))
 }
 
@@ -371,16 +445,18 @@ pub(crate) async fn append(
     let changes: Vec<i32> = blocks.iter().map(|b| b.changes).collect();
     let events: Vec<i32> = blocks.iter().map(|b| b.events).collect();
     let bytes: Vec<&[u8]> = blocks.iter().map(|b| b.bytes.as_slice()).collect();
+    let summed: Vec<Option<&[u8]>> = blocks.iter().map(|b| b.summed.as_deref()).collect();
     client
         .execute(
             &format!(
-                "INSERT INTO {}.delta_log (first_recorded, last_recorded, first_day, last_day, changes, events, deltas, merged)
-                 SELECT f, l, fd, ld, c, e, d, $8
-                 FROM unnest($1::timestamptz[], $2::timestamptz[], $3::int4[], $4::int4[], $5::int4[], $6::int4[], $7::bytea[])
-                      AS b(f, l, fd, ld, c, e, d)",
+                "INSERT INTO {}.delta_log (first_recorded, last_recorded, first_day, last_day, changes, events, deltas, summed, merged)
+                 SELECT f, l, fd, ld, c, e, d, s, $9
+                 FROM unnest($1::timestamptz[], $2::timestamptz[], $3::int4[], $4::int4[], $5::int4[], $6::int4[],
+                             $7::bytea[], $8::bytea[])
+                      AS b(f, l, fd, ld, c, e, d, s)",
                 schema.ident()
             ),
-            &[&first, &last, &first_day, &last_day, &changes, &events, &bytes, &merged],
+            &[&first, &last, &first_day, &last_day, &changes, &events, &bytes, &summed, &merged],
         )
         .await
         .map_err(db("logging deltas"))?;
@@ -460,7 +536,7 @@ pub async fn log_changes(
 ) -> Result<Vec<(i64, i32, i32, i64)>, StoreError> {
     let mut sums: HashMap<(i64, i32, i32), i64> = HashMap::new();
     let add = |c: Change| *sums.entry((c.recorded, c.key, c.day)).or_default() += i64::from(c.n);
-    scan(client, schema, Window::ALL, add, |_| {}).await?;
+    scan_all(client, schema, add, |_| {}).await?;
     let mut out: Vec<(i64, i32, i32, i64)> =
         sums.into_iter().filter(|(_, n)| *n != 0).map(|((r, k, d), n)| (r, k, d, n)).collect();
     out.sort_unstable();
@@ -495,7 +571,7 @@ pub(crate) async fn fingerprint(client: &impl GenericClient, schema: &Schema) ->
         let h = (u128::from(mix(!(e.recorded as u64))) << 64) | u128::from(mix(e.recorded as u64 ^ 0x5EED));
         events = events.wrapping_add(h.wrapping_mul(u128::from(e.n)));
     };
-    scan(client, schema, Window::ALL, change, event).await?;
+    scan_all(client, schema, change, event).await?;
     let sum = sum.wrapping_add(events.rotate_left(17));
     match missing {
         Some(key) => Err(StoreError::Corrupt {
@@ -590,6 +666,31 @@ mod tests {
         let cancelling = Change { recorded: 1, key: 2, day: 3, n: 1 };
         assert!(encode(vec![cancelling, Change { n: -1, ..cancelling }], Vec::new()).is_none());
         assert_eq!(events_at(vec![5, 3, 5]), [Events { recorded: 3, n: 1 }, Events { recorded: 5, n: 2 }]);
+    }
+
+    #[test]
+    fn a_block_without_events_keeps_its_changes_summed_per_key_and_day_when_that_halves_them() {
+        // Many recorded times over few (key, day): summed.
+        let raw: Vec<Change> = changes(5, 2000).into_iter().map(|c| Change { day: 20_000 + c.day % 3, ..c }).collect();
+        let block = encode(raw.clone(), Vec::new()).expect("changes");
+        let mut expected = std::collections::BTreeMap::new();
+        for c in &raw {
+            *expected.entry((c.key, c.day)).or_insert(0) += c.n;
+        }
+        expected.retain(|_, n| *n != 0);
+        let mut got = Vec::new();
+        decode_summed(block.summed.as_deref().expect("summed"), |key, day, n| got.push(((key, day), n)))
+            .expect("readable");
+        assert_eq!(got, expected.into_iter().collect::<Vec<_>>());
+        // With events (read for them, and near K), or when summing would not halve it: not kept.
+        assert!(encode(raw.clone(), events(5, 3)).expect("changes").summed.is_none());
+        let distinct: Vec<Change> =
+            (0..100).map(|i| Change { recorded: i64::from(i), key: i, day: 20_000, n: 1 }).collect();
+        assert!(encode(distinct, Vec::new()).expect("changes").summed.is_none());
+        // Damaged: refused.
+        let bytes = block.summed.expect("summed");
+        assert!(decode_summed(&bytes[..bytes.len() - 1], |_, _, _| {}).is_err());
+        assert!(decode_summed(&bytes[..3], |_, _, _| {}).is_err());
     }
 
     #[test]

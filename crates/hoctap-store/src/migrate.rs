@@ -26,6 +26,7 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration { version: 5, name: "lateness", sql: include_str!("../migrations/0005_lateness.sql") },
     Migration { version: 6, name: "recorded_subjects", sql: include_str!("../migrations/0006_recorded_subjects.sql") },
+    Migration { version: 7, name: "summed_blocks", sql: include_str!("../migrations/0007_summed_blocks.sql") },
 ];
 
 /// The migrations of the gateway's schema (`<deployment>_gateway`, [`crate::GatewayState`]): what the

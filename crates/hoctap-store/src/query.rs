@@ -272,13 +272,13 @@ pub(crate) async fn known_at_corrections(
     let mut later = Buckets::new(read_on.iter().map(|d| d.0).collect(), slots.len());
     let until = read_on.iter().max().map_or(i32::MIN, |d| d.0);
     let window = delta_log::Window { recorded: Side::After(known_at), after_day: i32::MIN, until_day: until };
-    let subtract = |c: delta_log::Change| {
-        if let Some(slot) = slots.slot(c.key) {
-            later.add(c.day, slot, i64::from(c.n));
+    let subtract = |key, day, n: i32| {
+        if let Some(slot) = slots.slot(key) {
+            later.add(day, slot, i64::from(n));
         }
     };
     let started = std::time::Instant::now();
-    let after = delta_log::scan(client, schema, window, subtract, |_| {}).await?;
+    let after = delta_log::scan(client, schema, window, subtract).await?;
     let after_ms = started.elapsed().as_secs_f64() * 1000.0;
     let later = later.cumulative();
     let ahead: Vec<i32> = dates.iter().filter(|&&d| d > k_day).map(|d| d.0).collect();
@@ -286,12 +286,12 @@ pub(crate) async fn known_at_corrections(
     let mut by_k = delta_log::Scanned::default();
     if let Some(&until) = ahead.iter().max() {
         let window = delta_log::Window { recorded: Side::UpTo(known_at), after_day: k_day.0, until_day: until };
-        let add = |c: delta_log::Change| {
-            if let Some(slot) = slots.slot(c.key) {
-                pending.add(c.day, slot, i64::from(c.n));
+        let add = |key, day, n: i32| {
+            if let Some(slot) = slots.slot(key) {
+                pending.add(day, slot, i64::from(n));
             }
         };
-        by_k = delta_log::scan(client, schema, window, add, |_| {}).await?;
+        by_k = delta_log::scan(client, schema, window, add).await?;
     }
     let pending = pending.cumulative();
     tracing::debug!(
