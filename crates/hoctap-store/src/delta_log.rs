@@ -6,7 +6,8 @@
 //!
 //! A batch's changes are split by lateness (the day a change counts on against the day it was
 //! recorded, see [`split`]): one block of the changes dated within [`ON_TIME_DAYS`] of their
-//! recording, with the batch's events, and one block per month of the other days. Each block keeps
+//! recording, with the batch's events, one block per year of the late changes' days and one per
+//! month of the future-dated changes' days. Each block keeps
 //! the span of its days, so that a question as known at K reads only the blocks recorded near K, the
 //! late corrections recorded after it, and the future-dated changes pending at K
 //! (`docs/design/2026-11-30-compact-read-models.md`, point 8).
@@ -256,21 +257,28 @@ pub(crate) const ON_TIME_DAYS: i32 = 7;
 pub(crate) const NO_DAYS: (i32, i32) = (i32::MAX, i32::MIN);
 
 /// A batch's changes and events as the blocks that store them: the on-time changes with the events,
-/// then the other changes grouped by the month of their day (ascending), so that each block's span of
-/// days stays narrow. Groups are never empty.
+/// then the late changes grouped by the year of their day, and the future-dated ones by the month of
+/// their day (ascending by day), so that each block's span of days stays narrow where questions ask
+/// for spans of days: the side before K reads the future-dated changes about days in (K, D], the side
+/// after K reads every late change about days up to min(D, K) whatever their month. Groups are never
+/// empty.
 pub(crate) fn split(changes: Vec<Change>, events: Vec<Events>) -> Vec<(Vec<Change>, Vec<Events>)> {
     let mut on_time = Vec::new();
-    let mut by_month: std::collections::BTreeMap<i32, Vec<Change>> = std::collections::BTreeMap::new();
+    // (year, 0) for the late changes of a year, (year, month) for the future-dated ones of a month:
+    // within a year the late days come before the recording and the future-dated ones after it.
+    let mut by_span: std::collections::BTreeMap<(i32, u32), Vec<Change>> = std::collections::BTreeMap::new();
     for c in changes {
-        if (c.day - Day::of_instant(c.recorded).0).abs() <= ON_TIME_DAYS {
+        let lateness = c.day - Day::of_instant(c.recorded).0;
+        if lateness.abs() <= ON_TIME_DAYS {
             on_time.push(c);
         } else {
             let date = Day(c.day).date();
-            by_month.entry(date.year() * 12 + date.month0() as i32).or_default().push(c);
+            let month = if lateness < 0 { 0 } else { date.month() };
+            by_span.entry((date.year(), month)).or_default().push(c);
         }
     }
     let first = (!on_time.is_empty() || !events.is_empty()).then_some((on_time, events));
-    first.into_iter().chain(by_month.into_values().map(|c| (c, Vec::new()))).collect()
+    first.into_iter().chain(by_span.into_values().map(|c| (c, Vec::new()))).collect()
 }
 
 /// Which changes of the log a question reads: those recorded in `recorded` on days in
@@ -699,16 +707,18 @@ mod tests {
         let recorded = Day(day("2025-03-10")).end_instant() - 1; // 23:59:59.999999 in Vietnam
         let change = |d: &str, key: i32| Change { recorded, key, day: day(d), n: 1 };
         let on_time = [change("2025-03-03", 1), change("2025-03-10", 2), change("2025-03-17", 3)];
-        let late = [change("2025-01-20", 4), change("2025-01-31", 5), change("2024-11-02", 6)];
-        let ahead = [change("2026-01-01", 7), change("2025-03-18", 8)];
+        let late = [change("2025-01-20", 4), change("2025-02-28", 5), change("2024-11-02", 6), change("2024-03-01", 9)];
+        let ahead = [change("2026-01-01", 7), change("2025-03-18", 8), change("2025-04-02", 10)];
         let events = vec![Events { recorded, n: 3 }];
         let all: Vec<Change> = [&on_time[..], &late, &ahead].concat();
         let groups = split(all.clone(), events.clone());
+        // Late changes by year, future-dated ones by month.
         let expected = vec![
             (on_time.to_vec(), events.clone()),
-            (vec![late[2]], vec![]),
+            (vec![late[2], late[3]], vec![]),
             (vec![late[0], late[1]], vec![]),
             (vec![ahead[1]], vec![]),
+            (vec![ahead[2]], vec![]),
             (vec![ahead[0]], vec![]),
         ];
         assert_eq!(groups, expected);
@@ -717,7 +727,7 @@ mod tests {
         assert!(split(Vec::new(), Vec::new()).is_empty());
         // A block keeps the span of its days.
         let block = encode(late.to_vec(), Vec::new()).expect("changes");
-        assert_eq!(block.days, (day("2024-11-02"), day("2025-01-31")));
+        assert_eq!(block.days, (day("2024-03-01"), day("2025-02-28")));
         assert_eq!(encode(Vec::new(), vec![Events { recorded, n: 1 }]).expect("events").days, NO_DAYS);
     }
 
