@@ -258,14 +258,13 @@ pub(crate) const NO_DAYS: (i32, i32) = (i32::MAX, i32::MIN);
 
 /// A batch's changes and events as the blocks that store them: the on-time changes with the events,
 /// then the late changes grouped by the year of their day, and the future-dated ones by the month of
-/// their day (ascending by day), so that each block's span of days stays narrow where questions ask
+/// their day (by year, then month), so that each block's span of days stays narrow where questions ask
 /// for spans of days: the side before K reads the future-dated changes about days in (K, D], the side
 /// after K reads every late change about days up to min(D, K) whatever their month. Groups are never
 /// empty.
 pub(crate) fn split(changes: Vec<Change>, events: Vec<Events>) -> Vec<(Vec<Change>, Vec<Events>)> {
     let mut on_time = Vec::new();
-    // (year, 0) for the late changes of a year, (year, month) for the future-dated ones of a month:
-    // within a year the late days come before the recording and the future-dated ones after it.
+    // (year, 0) for the late changes of a year, (year, month) for the future-dated ones of a month.
     let mut by_span: std::collections::BTreeMap<(i32, u32), Vec<Change>> = std::collections::BTreeMap::new();
     for c in changes {
         let lateness = c.day - Day::of_instant(c.recorded).0;
