@@ -131,7 +131,10 @@ pub fn rebuild(
     let before_lock = read;
     catch_up(&mut reader, &targets, &mut read)?;
 
+    let applied_for = started.elapsed();
+    let compare_started = Instant::now();
     let differences = handle.block_on(hoctap_store::differences(&**client, &old, &new))?;
+    let compared_for = compare_started.elapsed();
     if !differences.is_empty() {
         let list: Vec<String> = differences.iter().map(|(t, n)| format!("{t}: {n} rows")).collect();
         return Err(ProjectorError::Rebuild(format!(
@@ -139,7 +142,9 @@ pub fn rebuild(
             list.join(", ")
         )));
     }
+    let refresh_started = Instant::now();
     handle.block_on(hoctap_store::refresh_dashboard(&mut client, &new))?;
+    let refreshed_for = refresh_started.elapsed();
     handle.block_on(config.deployment.switch(&tx, &new))?;
     handle.block_on(tx.commit()).map_err(|e| {
         ProjectorError::Store(hoctap_store::StoreError::Db { context: "committing the switch", source: e })
@@ -149,7 +154,15 @@ pub fn rebuild(
     if config.drop_old {
         handle.block_on(hoctap_store::drop_generation(&**client, &old))?;
     }
-    tracing::info!(%old, %new, "switched");
+    tracing::info!(
+        %old,
+        %new,
+        read_and_applied_ms = applied_for.as_millis() as u64,
+        compared_ms = compared_for.as_millis() as u64,
+        dashboard_ms = refreshed_for.as_millis() as u64,
+        locked_ms = locked_for.as_millis() as u64,
+        "switched"
+    );
     Ok(RebuildReport {
         old,
         new,
