@@ -98,23 +98,9 @@ fn runs(sorted: impl Iterator<Item = i64>) -> Vec<(i64, u32)> {
 /// times summed). `None` when nothing is left.
 pub(crate) fn encode(mut changes: Vec<Change>, mut events: Vec<Events>) -> Option<Block> {
     changes.sort_unstable();
-    changes.dedup_by(|later, kept| {
-        let same = (later.recorded, later.key, later.day) == (kept.recorded, kept.key, kept.day);
-        if same {
-            kept.n += later.n;
-        }
-        same
-    });
-    changes.retain(|c| c.n != 0);
+    sum_runs(&mut changes, |c| (c.recorded, c.key, c.day), |c| &mut c.n);
     events.sort_unstable();
-    events.dedup_by(|later, kept| {
-        let same = later.recorded == kept.recorded;
-        if same {
-            kept.n += later.n;
-        }
-        same
-    });
-    events.retain(|e| e.n != 0);
+    sum_runs(&mut events, |e| e.recorded, |e| &mut e.n);
     let ends = |first: Option<i64>, last: Option<i64>| first.zip(last);
     let (first, last) = match (
         ends(changes.first().map(|c| c.recorded), changes.last().map(|c| c.recorded)),
@@ -135,11 +121,7 @@ pub(crate) fn encode(mut changes: Vec<Change>, mut events: Vec<Events>) -> Optio
         bytes.extend_from_slice(&t.to_le_bytes());
         bytes.extend_from_slice(&n.to_le_bytes());
     }
-    for column in [|c: &Change| c.key, |c: &Change| c.day, |c: &Change| c.n] {
-        for c in &changes {
-            bytes.extend_from_slice(&column(c).to_le_bytes());
-        }
-    }
+    put_columns(&mut bytes, &changes, [|c| c.key, |c| c.day, |c| c.n]);
     let days = changes.iter().fold(NO_DAYS, |(lo, hi), c| (lo.min(c.day), hi.max(c.day)));
     let summed = if events.is_empty() { summed(&changes) } else { None };
     Some(Block {
@@ -153,29 +135,55 @@ pub(crate) fn encode(mut changes: Vec<Change>, mut events: Vec<Events>) -> Optio
     })
 }
 
-/// `changes` summed per (key, day) in [`SUMMED_FORMAT`], when that at least halves their number.
-fn summed(changes: &[Change]) -> Option<Vec<u8>> {
-    let mut sums: Vec<(i32, i32, i32)> = changes.iter().map(|c| (c.key, c.day, c.n)).collect();
-    sums.sort_unstable();
-    sums.dedup_by(|later, kept| {
-        let same = (later.0, later.1) == (kept.0, kept.1);
+/// Sums each run of sorted `items` with the same `key` into its first item (`n` names the amount) and
+/// leaves out the items summing to 0.
+fn sum_runs<T, K: PartialEq, N: Copy + Default + PartialEq + std::ops::AddAssign>(
+    items: &mut Vec<T>,
+    key: impl Fn(&T) -> K,
+    n: impl Fn(&mut T) -> &mut N,
+) {
+    items.dedup_by(|later, kept| {
+        let same = key(later) == key(kept);
         if same {
-            kept.2 += later.2;
+            let add = *n(later);
+            *n(kept) += add;
         }
         same
     });
-    sums.retain(|s| s.2 != 0);
+    items.retain_mut(|item| *n(item) != N::default());
+}
+
+/// Appends three columns of `rows`' 32-bit integers, one after the other.
+fn put_columns<T>(bytes: &mut Vec<u8>, rows: &[T], columns: [fn(&T) -> i32; 3]) {
+    for column in columns {
+        for row in rows {
+            bytes.extend_from_slice(&column(row).to_le_bytes());
+        }
+    }
+}
+
+/// Row `j` of the three columns of `count` rows at `bytes[at..]`, as [`put_columns`] wrote them (the
+/// caller checked the length).
+fn column_row(bytes: &[u8], at: usize, count: usize, j: usize) -> [i32; 3] {
+    let int = |i: usize| {
+        let at = at + (i * count + j) * 4;
+        i32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+    };
+    [int(0), int(1), int(2)]
+}
+
+/// `changes` summed per (key, day) in [`SUMMED_FORMAT`], when that at least halves their number.
+fn summed(changes: &[Change]) -> Option<Vec<u8>> {
+    let mut sums: Vec<[i32; 3]> = changes.iter().map(|c| [c.key, c.day, c.n]).collect();
+    sums.sort_unstable();
+    sum_runs(&mut sums, |s| (s[0], s[1]), |s| &mut s[2]);
     if sums.len() * 2 > changes.len() {
         return None;
     }
     let mut bytes = Vec::with_capacity(5 + sums.len() * 12);
     bytes.push(SUMMED_FORMAT);
     bytes.extend_from_slice(&(sums.len() as u32).to_le_bytes());
-    for column in [|s: &(i32, i32, i32)| s.0, |s: &(i32, i32, i32)| s.1, |s: &(i32, i32, i32)| s.2] {
-        for sum in &sums {
-            bytes.extend_from_slice(&column(sum).to_le_bytes());
-        }
-    }
+    put_columns(&mut bytes, &sums, [|s| s[0], |s| s[1], |s| s[2]]);
     Some(bytes)
 }
 
@@ -186,11 +194,9 @@ fn decode_summed(bytes: &[u8], mut sum: impl FnMut(i32, i32, i32)) -> Result<(),
     if bytes.len() != 5 + count * 12 {
         return Err(Unreadable("summed block length does not match its header"));
     }
-    let column = |i: usize| &bytes[5 + i * count * 4..5 + (i + 1) * count * 4];
-    let int = |col: &[u8], j: usize| i32::from_le_bytes(col[j * 4..j * 4 + 4].try_into().expect("4 bytes"));
-    let (keys, days, ns) = (column(0), column(1), column(2));
     for j in 0..count {
-        sum(int(keys, j), int(days, j), int(ns, j));
+        let [key, day, n] = column_row(bytes, 5, count, j);
+        sum(key, day, n);
     }
     Ok(())
 }
@@ -221,9 +227,6 @@ pub(crate) fn decode(
         let t = i64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
         (t, u32_at(at + 8).expect("inside the header"))
     };
-    let column = |i: usize| &bytes[columns + i * changes * 4..columns + (i + 1) * changes * 4];
-    let int = |col: &[u8], j: usize| i32::from_le_bytes(col[j * 4..j * 4 + 4].try_into().expect("4 bytes"));
-    let (keys, days, ns) = (column(0), column(1), column(2));
     let mut j = 0;
     for r in 0..times {
         let (recorded, count) = run(r);
@@ -232,7 +235,8 @@ pub(crate) fn decode(
             return Err(Unreadable("block times claim more changes than it holds"));
         }
         for k in j..j + count {
-            change(Change { recorded, key: int(keys, k), day: int(days, k), n: int(ns, k) });
+            let [key, day, n] = column_row(bytes, columns, changes, k);
+            change(Change { recorded, key, day, n });
         }
         j += count;
     }
@@ -306,8 +310,12 @@ impl Side {
 }
 
 impl Window {
+    fn holds_day(self, day: i32) -> bool {
+        day > self.after_day && day <= self.until_day
+    }
+
     fn holds(self, c: &Change) -> bool {
-        self.recorded.holds(c.recorded) && c.day > self.after_day && c.day <= self.until_day
+        self.recorded.holds(c.recorded) && self.holds_day(c.day)
     }
 }
 
@@ -330,11 +338,10 @@ pub(crate) async fn scan(
          FROM {}.delta_log WHERE {recorded} AND last_day > $2 AND first_day <= $3",
         schema.ident()
     );
-    let in_days = |day: i32| day > window.after_day && day <= window.until_day;
     let read = |bytes: &[u8]| {
         if bytes.first() == Some(&SUMMED_FORMAT) {
             decode_summed(bytes, |key, day, n| {
-                if in_days(day) {
+                if window.holds_day(day) {
                     change(key, day, n)
                 }
             })
