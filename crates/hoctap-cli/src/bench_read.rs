@@ -256,14 +256,9 @@ impl Member {
                     let _ = ready_tx.send(());
                 }
                 if line.contains("partitions assigned") {
-                    // `partitions={0, 2, 4}`, without the terminal's colours.
-                    let mut pieces = line.split('\x1b');
-                    let first = pieces.next().unwrap_or_default();
-                    let plain: String = std::iter::once(first)
-                        .chain(pieces.map(|s| s.split_once('m').map_or(s, |(_, rest)| rest)))
-                        .collect();
-                    let partitions = plain.split("partitions=").nth(1).and_then(|p| p.split('}').next());
-                    *logged.lock().expect("not poisoned") = partitions.map_or(plain.clone(), |p| format!("{p}}}"));
+                    // `partitions={0, 2, 4}` (the log is plain text in a pipe).
+                    let partitions = line.split("partitions=").nth(1).and_then(|p| p.split('}').next());
+                    *logged.lock().expect("not poisoned") = partitions.map_or(line.clone(), |p| format!("{p}}}"));
                 }
             }
         });

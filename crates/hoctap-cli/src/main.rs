@@ -314,7 +314,9 @@ fn main() -> ExitCode {
             "warn,hoctap_projector=info,hoctap_gateway=info,hoctap_api=info,hoctap_store=info",
         )
     });
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colours only on a terminal: a pipe, a log file or a supervisor's journal gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
