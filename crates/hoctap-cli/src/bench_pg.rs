@@ -89,6 +89,7 @@ pub fn pipeline(args: &PipelineArgs) -> Result<ExitCode> {
     // (b) The projector (batches, one transaction each) into a fresh deployment.
     let deployment = Deployment::new(&format!("bench_p{tag}"))?;
     let mut config = hoctap_projector::ProjectorConfig::new(brokers.clone(), args.postgres.clone(), deployment.clone());
+    let batch_max = config.batch_max;
     config.topics = topics.clone();
     config.group = format!("bench-{tag}");
     config.dashboard_every = None;
@@ -121,7 +122,7 @@ pub fn pipeline(args: &PipelineArgs) -> Result<ExitCode> {
     worker.join().map_err(|_| anyhow::anyhow!("the projector panicked"))??;
     let projector_rate = records as f64 / projected.as_secs_f64();
     println!(
-        "(b) projector into PostgreSQL   : {projector_rate:>10.0} records/s ({} events in {:.1} s, batches of ≤ 5000)",
+        "(b) projector into PostgreSQL   : {projector_rate:>10.0} records/s ({} events in {:.1} s, batches of ≤ {batch_max})",
         metrics.events_applied.get(),
         projected.as_secs_f64()
     );

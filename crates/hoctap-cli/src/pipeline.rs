@@ -72,7 +72,7 @@ pub struct ProjectArgs {
     #[arg(long, env = "HOCTAP_EVENT_PARTITIONS", default_value_t = hoctap_kafka::DEFAULT_EVENT_PARTITIONS)]
     partitions: i32,
     /// The most records applied in one transaction.
-    #[arg(long, default_value_t = 5_000)]
+    #[arg(long, default_value_t = hoctap_projector::DEFAULT_BATCH_MAX)]
     batch_max: usize,
     /// Refresh the dashboard figures when idle, at most every this many seconds (0: never).
     #[arg(long, env = "HOCTAP_DASHBOARD_EVERY", default_value_t = 60)]

@@ -18,7 +18,7 @@ mod rebuild;
 mod record;
 
 pub use metrics::{Metrics, PartitionLabels};
-pub use projector::{ProjectorConfig, run};
+pub use projector::{DEFAULT_BATCH_MAX, ProjectorConfig, run};
 pub use rebuild::{RebuildConfig, RebuildProgress, RebuildReport, rebuild};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};

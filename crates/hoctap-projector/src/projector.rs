@@ -60,6 +60,11 @@ pub struct ProjectorConfig {
     pub cache_bytes: usize,
 }
 
+/// The most records in one batch, by default: a batch costs a fixed part (its statements and their
+/// round trips, the count rows its days touch) and a part per event, so larger batches catch up
+/// faster; a live batch closes when no more records come within `batch_wait`, whatever its size.
+pub const DEFAULT_BATCH_MAX: usize = 20_000;
+
 impl ProjectorConfig {
     pub fn new(brokers: impl Into<String>, postgres: impl Into<String>, deployment: Deployment) -> ProjectorConfig {
         ProjectorConfig {
@@ -69,7 +74,7 @@ impl ProjectorConfig {
             group: "hoctap-projector".to_owned(),
             topics: Topics::default(),
             event_partitions: hoctap_kafka::DEFAULT_EVENT_PARTITIONS,
-            batch_max: 5_000,
+            batch_max: DEFAULT_BATCH_MAX,
             batch_wait: Duration::from_millis(200),
             dashboard_every: Some(Duration::from_secs(60)),
             consumer_overrides: BTreeMap::new(),

@@ -44,7 +44,7 @@ impl RebuildConfig {
             postgres: postgres.into(),
             deployment,
             topics: Topics::default(),
-            batch_max: 5_000,
+            batch_max: crate::DEFAULT_BATCH_MAX,
             drop_old: false,
             consumer_overrides: BTreeMap::new(),
             idle: Duration::from_secs(60),
