@@ -13,7 +13,7 @@ use crate::{Schema, StoreError};
 use chrono::{Datelike, NaiveDate};
 use hoctap_domain::codes::Title;
 use hoctap_domain::review::TitleCounts;
-use hoctap_domain::{Day, Measure, Query, QueryError};
+use hoctap_domain::{Day, Measure, PlaceCounts, Query, QueryError};
 use std::collections::HashMap;
 use tokio_postgres::{Client, GenericClient};
 
@@ -92,6 +92,23 @@ pub async fn series(
         return Err(QueryError::ScopeNotInForce { code: unit.to_owned(), as_of: first }.into());
     }
     Ok(points)
+}
+
+/// The counts of every place as known now on each of `dates` (ascending), each what
+/// [`crate::place_counts`] gives for its date, read in two statements for all of them.
+pub(crate) async fn place_counts_now_on(
+    client: &impl GenericClient,
+    schema: &Schema,
+    keys: &crate::keys::Keys,
+    dates: &[Day],
+) -> Result<Vec<PlaceCounts>, StoreError> {
+    let slots = Slots::new(&keys.filter(|_| true));
+    let per_date = counts_now_on(client, schema, dates, &slots).await?;
+    dates
+        .iter()
+        .zip(per_date)
+        .map(|(&day, counts)| by_place(schema, keys, slots.keys().iter().copied().zip(counts), day))
+        .collect()
 }
 
 /// Counts as known now of `keys` on each of `dates`: the year and month rows of every date in two
