@@ -673,6 +673,9 @@ struct Touched<'a> {
 /// temporary buffers, then past `work_mem` to sort or to hold the rows of the unnested arrays. Only
 /// the owner of a subject's partition writes its row, so no order is needed against other members.
 async fn store_histories(tx: &Transaction<'_>, schema: &Schema, touched: &[Touched<'_>]) -> Result<(), StoreError> {
+    if touched.is_empty() {
+        return Ok(());
+    }
     let statement = tx
         .prepare(&format!(
             "INSERT INTO {}.subjects AS x (subject, history)
