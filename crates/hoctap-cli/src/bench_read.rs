@@ -35,8 +35,8 @@ pub struct ReadSideArgs {
     /// replaced when it exists, and kept afterwards for inspection).
     #[arg(long, env = "HOCTAP_POSTGRES", default_value = "postgresql://postgres@127.0.0.1:5432/postgres")]
     postgres: String,
-    /// Events per transaction while loading.
-    #[arg(long, default_value_t = 20_000)]
+    /// Events per transaction while loading (the projector's batch bound).
+    #[arg(long, default_value_t = hoctap_projector::DEFAULT_BATCH_MAX)]
     batch: usize,
     /// Reviews timed for each of the two review figures.
     #[arg(long, default_value_t = 200)]

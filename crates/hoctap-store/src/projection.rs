@@ -686,9 +686,9 @@ async fn store_histories(tx: &Transaction<'_>, schema: &Schema, touched: &[Touch
         .await
         .map_err(db("storing subject histories"))?;
     let mut chunks: Vec<(Vec<&str>, Vec<&[u8]>)> = Vec::new();
-    let mut bytes = HISTORY_CHUNK_BYTES;
+    let mut bytes = 0;
     for t in touched {
-        if bytes + t.history.len() > HISTORY_CHUNK_BYTES {
+        if chunks.is_empty() || bytes + t.history.len() > HISTORY_CHUNK_BYTES {
             chunks.push((Vec::new(), Vec::new()));
             bytes = 0;
         }
@@ -706,8 +706,9 @@ async fn store_histories(tx: &Transaction<'_>, schema: &Schema, touched: &[Touch
 /// Settings of a batch's transaction.
 const BATCH_SETTINGS: &str = "SET LOCAL work_mem = '64MB'";
 
-/// The most history bytes one statement carries: PostgreSQL keeps them in memory (under the default
-/// `work_mem` of 4 MB).
+/// The most history bytes one statement carries (but one history, whatever its size): PostgreSQL
+/// holds a statement's unnested rows within `work_mem`, and a batch's histories grow with its
+/// subjects' histories, which a fixed setting would not bound.
 const HISTORY_CHUNK_BYTES: usize = 2 << 20;
 
 /// Appends the subjects a batch wrote with the newest recorded time among their events
