@@ -38,6 +38,9 @@ pub struct ReadSideArgs {
     /// Events per transaction while loading (the projector's batch bound).
     #[arg(long, default_value_t = hoctap_projector::DEFAULT_BATCH_MAX)]
     batch: usize,
+    /// The bound, in MiB, of the cache of subject histories while loading (as `hoctap project`'s).
+    #[arg(long, default_value_t = hoctap_store::DEFAULT_CACHE_BYTES >> 20)]
+    subject_cache_mib: usize,
     /// Reviews timed for each of the two review figures.
     #[arg(long, default_value_t = 200)]
     reviews: usize,
@@ -172,8 +175,10 @@ fn load(
     let batch = consumed(events, topics);
     runtime.block_on(async {
         deployment.drop_all(client).await?;
-        let mut projection =
-            Projection::load_serving(client, deployment).await?.with_reference_topic(&topics.reference);
+        let mut projection = Projection::load_serving(client, deployment)
+            .await?
+            .with_reference_topic(&topics.reference)
+            .with_cache_bytes(args.subject_cache_mib << 20);
         let bar = progress::items(total as u64, "loaded");
         let started = Instant::now();
         for chunk in batch.chunks(args.batch) {

@@ -152,12 +152,13 @@ pub fn rebuild(args: &RebuildArgs) -> Result<ExitCode> {
     .context("rebuild")?;
     bar.finish_and_clear();
     println!(
-        "rebuilt {} from offset 0: {} records, {} events in {:.1} s; equal to {} table by table; now serving (projectors waited {} ms for the last {} records){}",
+        "rebuilt {} from offset 0: {} records, {} events in {:.1} s; equal to {} table by table; dashboard figures {}; now serving (projectors waited {} ms for the last {} records){}",
         report.new,
         report.records,
         report.events,
         report.elapsed.as_secs_f64(),
         report.old,
+        if report.dashboard_copied { format!("copied from {}", report.old) } else { "computed".to_owned() },
         report.locked_for.as_millis(),
         report.caught_up_under_lock,
         if report.dropped_old { format!("; {} dropped", report.old) } else { format!("; {} kept", report.old) }

@@ -6,9 +6,11 @@
 //! 2. Lock the control row (`Deployment::lock_for_switch`): live projectors finish their batch in
 //!    flight and then wait. Catch up to the offsets the serving generation holds now (a few batches).
 //! 3. Compare the two generations table by table; refuse to switch when they differ.
-//! 4. Refresh the new generation's dashboard figures, point the control row and the dashboard views
-//!    at it, commit. The waiting projectors find their generation retired, load the new one and go on
-//!    from its offsets, which equal the old ones.
+//! 4. Give the new generation its dashboard figures: the old one's, copied while comparing, when they
+//!    were computed from everything it holds (equal generations have equal figures); otherwise
+//!    computed afresh. Point the control row and the dashboard views at it, commit. The waiting
+//!    projectors find their generation retired, load the new one and go on from its offsets, which
+//!    equal the old ones.
 
 use crate::isolate::{Sink, apply_isolating};
 use crate::record::{Record, decode};
@@ -73,6 +75,8 @@ pub struct RebuildReport {
     /// Records read while the projectors waited, and how long they waited.
     pub caught_up_under_lock: u64,
     pub locked_for: Duration,
+    /// The dashboard figures were the old generation's, copied (else computed afresh).
+    pub dashboard_copied: bool,
     pub elapsed: Duration,
     pub dropped_old: bool,
 }
@@ -133,7 +137,15 @@ pub fn rebuild(
 
     let applied_for = started.elapsed();
     let compare_started = Instant::now();
-    let differences = handle.block_on(hoctap_store::differences(&**client, &old, &new))?;
+    // The old generation's dashboard figures are copied meanwhile, on a connection of their own: they
+    // count only if the comparison finds the generations equal.
+    let mut copy_client = handle.block_on(pool.get())?;
+    let (differences, copied) = handle.block_on(async {
+        tokio::try_join!(
+            hoctap_store::differences(&**client, &old, &new),
+            hoctap_store::copy_dashboard(&mut copy_client, &old, &new)
+        )
+    })?;
     let compared_for = compare_started.elapsed();
     if !differences.is_empty() {
         let list: Vec<String> = differences.iter().map(|(t, n)| format!("{t}: {n} rows")).collect();
@@ -143,7 +155,10 @@ pub fn rebuild(
         )));
     }
     let refresh_started = Instant::now();
-    handle.block_on(hoctap_store::refresh_dashboard(&mut client, &new))?;
+    if !copied {
+        // The old figures were not current (or there were none): the new generation's are computed.
+        handle.block_on(hoctap_store::refresh_dashboard(&mut client, &new))?;
+    }
     let refreshed_for = refresh_started.elapsed();
     handle.block_on(config.deployment.switch(&tx, &new))?;
     handle.block_on(tx.commit()).map_err(|e| {
@@ -159,6 +174,7 @@ pub fn rebuild(
         %new,
         read_and_applied_ms = applied_for.as_millis() as u64,
         compared_ms = compared_for.as_millis() as u64,
+        dashboard = if copied { "copied" } else { "refreshed" },
         dashboard_ms = refreshed_for.as_millis() as u64,
         locked_ms = locked_for.as_millis() as u64,
         "switched"
@@ -170,6 +186,7 @@ pub fn rebuild(
         events: events.max(0) as u64,
         caught_up_under_lock: read - before_lock,
         locked_for,
+        dashboard_copied: copied,
         elapsed: started.elapsed(),
         dropped_old: config.drop_old,
     })

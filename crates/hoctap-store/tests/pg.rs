@@ -305,6 +305,51 @@ async fn generations_batched_differently_are_equal_and_one_more_event_is_a_diffe
     b.remove(&client).await;
 }
 
+/// The dashboard figures of one generation, row by row (the time of the refresh left out).
+async fn dashboard_rows(client: &Client, schema: &Schema) -> Vec<String> {
+    let mut rows = Vec::new();
+    for select in [
+        "SELECT q::text FROM {g}.dashboard_unit_figures q",
+        "SELECT q::text FROM {g}.dashboard_targets q",
+        "SELECT events::text || ' ' || coalesce(last_recorded::text, '') FROM {g}.dashboard_refresh",
+    ] {
+        let sql = format!("{} ORDER BY 1", select.replace("{g}", &format!("\"{schema}\"")));
+        rows.extend(client.query(&sql, &[]).await.unwrap().iter().map(|r| r.get::<_, String>(0)));
+    }
+    rows
+}
+
+#[tokio::test]
+async fn dashboard_figures_are_copied_between_equal_generations_only_when_current() {
+    let mut client = connect().await;
+    let (a, b) = (Fresh::new(&mut client).await, Fresh::new(&mut client).await);
+    let all = consumed(&city(120, 8));
+    let held = all.iter().rposition(|c| !c.event.event_type().is_reference()).unwrap();
+    let without: Vec<Consumed> = all.iter().enumerate().filter(|(i, _)| *i != held).map(|(_, c)| c.clone()).collect();
+    let (mut pa, mut pb) = (
+        Projection::load(&mut client, &a.schema).await.unwrap(),
+        Projection::load(&mut client, &b.schema).await.unwrap(),
+    );
+    // No figures yet: nothing to copy.
+    assert!(!hoctap_store::copy_dashboard(&mut client, &a.schema, &b.schema).await.unwrap());
+    apply_all(&mut client, &mut pa, &batches(&without, 40)).await;
+    hoctap_store::refresh_dashboard(&mut client, &a.schema).await.unwrap().unwrap();
+    // One more event after the refresh: the figures are not current, and none are copied.
+    pa.apply_batch(&mut client, &all[held..=held]).await.unwrap();
+    apply_all(&mut client, &mut pb, &batches(&all, 25)).await;
+    assert!(!hoctap_store::copy_dashboard(&mut client, &a.schema, &b.schema).await.unwrap());
+    assert!(dashboard_rows(&client, &b.schema).await.is_empty());
+    // Current: the copy is what computing the figures in `b` gives.
+    hoctap_store::refresh_dashboard(&mut client, &a.schema).await.unwrap().unwrap();
+    assert!(hoctap_store::copy_dashboard(&mut client, &a.schema, &b.schema).await.unwrap());
+    let copied = dashboard_rows(&client, &b.schema).await;
+    assert!(copied.len() > 1000, "{} rows", copied.len());
+    hoctap_store::refresh_dashboard(&mut client, &b.schema).await.unwrap().unwrap();
+    assert_eq!(copied, dashboard_rows(&client, &b.schema).await);
+    a.remove(&client).await;
+    b.remove(&client).await;
+}
+
 #[tokio::test]
 async fn redelivered_batches_change_nothing() {
     let mut client = connect().await;
