@@ -6,9 +6,9 @@
 //! 2. Lock the control row (`Deployment::lock_for_switch`): live projectors finish their batch in
 //!    flight and then wait. Catch up to the offsets the serving generation holds now (a few batches).
 //! 3. Compare the two generations table by table; refuse to switch when they differ.
-//! 4. Give the new generation its dashboard figures: the old one's, copied while comparing, when they
-//!    were computed from everything it holds (equal generations have equal figures); otherwise
-//!    computed afresh. Point the control row and the dashboard views at it, commit. The waiting
+//! 4. Give the new generation its dashboard figures: the old one's, copied while step 1 ran, when
+//!    they are still the old generation's figures and were computed from everything it holds (equal
+//!    generations have equal figures); otherwise computed afresh. Point the control row and the dashboard views at it, commit. The waiting
 //!    projectors find their generation retired, load the new one and go on from its offsets, which
 //!    equal the old ones.
 
@@ -97,6 +97,15 @@ pub fn rebuild(
     let mut projection =
         handle.block_on(Projection::load(&mut client, &new))?.with_reference_topic(&config.topics.reference);
 
+    // The old generation's dashboard figures are copied meanwhile, on a connection of their own; they
+    // are kept only if, once the generations compare equal, they are still current (below).
+    let copy = {
+        let (pool, old, new) = (pool.clone(), old.clone(), new.clone());
+        handle.spawn(async move {
+            let mut client = pool.get().await?;
+            Ok::<_, ProjectorError>(hoctap_store::copy_dashboard(&mut client, &old, &new).await?)
+        })
+    };
     let mut reader = Reader::new(config)?;
     let targets = handle.block_on(hoctap_store::offsets(&**client, &old))?;
     let mut read = 0u64;
@@ -137,15 +146,7 @@ pub fn rebuild(
 
     let applied_for = started.elapsed();
     let compare_started = Instant::now();
-    // The old generation's dashboard figures are copied meanwhile, on a connection of their own: they
-    // count only if the comparison finds the generations equal.
-    let mut copy_client = handle.block_on(pool.get())?;
-    let (differences, copied) = handle.block_on(async {
-        tokio::try_join!(
-            hoctap_store::differences(&**client, &old, &new),
-            hoctap_store::copy_dashboard(&mut copy_client, &old, &new)
-        )
-    })?;
+    let differences = handle.block_on(hoctap_store::differences(&**client, &old, &new))?;
     let compared_for = compare_started.elapsed();
     if !differences.is_empty() {
         let list: Vec<String> = differences.iter().map(|(t, n)| format!("{t}: {n} rows")).collect();
@@ -155,8 +156,21 @@ pub fn rebuild(
         )));
     }
     let refresh_started = Instant::now();
+    let copied = match handle.block_on(copy) {
+        Ok(Ok(copied)) => copied,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "copying the dashboard figures failed: they are computed");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "copying the dashboard figures stopped: they are computed");
+            None
+        }
+    };
+    // Equal generations have equal figures: the copy stands when the old ones were current and are
+    // the ones copied (no refresh ran since). Otherwise the new generation's are computed.
+    let copied = copied.is_some() && copied == handle.block_on(hoctap_store::current_figures(&tx, &old))?;
     if !copied {
-        // The old figures were not current (or there were none): the new generation's are computed.
         handle.block_on(hoctap_store::refresh_dashboard(&mut client, &new))?;
     }
     let refreshed_for = refresh_started.elapsed();

@@ -10,9 +10,9 @@
 use crate::error::db;
 use crate::query::ReadCache;
 use crate::{Deployment, Schema, StoreError};
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use hoctap_domain::{Day, Query, Review};
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::{Client, GenericClient, Transaction};
 
 /// (Re)creates the views of `deployment` over generation `serving`, and the read-only role that may
 /// read them (and nothing else).
@@ -224,37 +224,59 @@ pub async fn refresh_dashboard(client: &mut Client, schema: &Schema) -> Result<O
     Ok(Some(refreshed))
 }
 
-/// Copies the dashboard figures of generation `from` into generation `to` (replacing any there) when
-/// they are current: computed from every event `from` has applied (its refresh counted as many events
-/// as its offsets do now; events are only ever added, so equal counts mean the same events). Returns
-/// whether it copied; nothing is written when they are not current, or `from` has none.
+/// Which refresh computed a generation's dashboard figures: when it ran, and how many events it read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FiguresStamp {
+    pub refreshed_at: DateTime<Utc>,
+    pub events: i64,
+}
+
+/// The stamp of `schema`'s dashboard figures when they are current: their refresh read every event the
+/// generation has applied (as many as its offsets count now; events are only ever added, so equal
+/// counts are the same events). `None` when they are not current, or there are none.
+pub async fn current_figures(client: &impl GenericClient, schema: &Schema) -> Result<Option<FiguresStamp>, StoreError> {
+    let s = schema.ident();
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT refreshed_at, events FROM {s}.dashboard_refresh
+                 WHERE events = (SELECT coalesce(sum(events), 0) FROM {s}.consumer_offsets)"
+            ),
+            &[],
+        )
+        .await
+        .map_err(db("checking whether the dashboard figures are current"))?;
+    Ok(row.map(|r| FiguresStamp { refreshed_at: r.get(0), events: r.get(1) }))
+}
+
+/// Copies the dashboard figures of generation `from` into generation `to`, replacing any there, and
+/// returns the stamp of what it copied (`None`: `from` has none, and nothing was written).
 ///
-/// For a rebuild, whose new generation was just found equal to the old one: the figures are a
-/// function of the read models, so current figures of the old one are the new one's, and copying them
-/// (three `INSERT … SELECT`) spares the reviews of every month end ([`refresh_dashboard`]).
-pub async fn copy_dashboard(client: &mut Client, from: &Schema, to: &Schema) -> Result<bool, StoreError> {
+/// For a rebuild: the figures are a function of the read models, so the old generation's figures,
+/// when [`current_figures`] still gives the copied stamp once the new generation was found equal to
+/// it, are the new one's; copying them (three `INSERT … SELECT`) spares the reviews of every month end
+/// ([`refresh_dashboard`]).
+pub async fn copy_dashboard(
+    client: &mut Client,
+    from: &Schema,
+    to: &Schema,
+) -> Result<Option<FiguresStamp>, StoreError> {
     let (f, t) = (from.ident(), to.ident());
-    // The check and the copy read one snapshot of `from`.
+    // The stamp and the figures are read in one snapshot of `from`.
     let tx = client
         .build_transaction()
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
         .start()
         .await
         .map_err(db("beginning a copy of dashboard figures"))?;
-    let current: Option<bool> = tx
-        .query_opt(
-            &format!(
-                "SELECT r.events = (SELECT coalesce(sum(o.events), 0) FROM {f}.consumer_offsets o)
-                 FROM {f}.dashboard_refresh r"
-            ),
-            &[],
-        )
+    let Some(stamp) = tx
+        .query_opt(&format!("SELECT refreshed_at, events FROM {f}.dashboard_refresh"), &[])
         .await
-        .map_err(db("checking the dashboard figures to copy"))?
-        .map(|r| r.get(0));
-    if current != Some(true) {
-        return Ok(false);
-    }
+        .map_err(db("reading the dashboard figures to copy"))?
+        .map(|r| FiguresStamp { refreshed_at: r.get(0), events: r.get(1) })
+    else {
+        return Ok(None);
+    };
     tx.batch_execute(&format!(
         "DELETE FROM {t}.dashboard_unit_figures; DELETE FROM {t}.dashboard_targets; DELETE FROM {t}.dashboard_refresh;
          INSERT INTO {t}.dashboard_unit_figures SELECT * FROM {f}.dashboard_unit_figures;
@@ -264,7 +286,7 @@ pub async fn copy_dashboard(client: &mut Client, from: &Schema, to: &Schema) -> 
     .await
     .map_err(db("copying the dashboard figures"))?;
     tx.commit().await.map_err(db("committing a copy of dashboard figures"))?;
-    Ok(true)
+    Ok(Some(stamp))
 }
 
 fn count(n: u64) -> i64 {

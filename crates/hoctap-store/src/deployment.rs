@@ -87,7 +87,20 @@ impl Deployment {
             ))
             .await
             .map_err(db("creating the control schema"))?;
+            tx.commit().await.map_err(db("setting up the deployment"))?;
+        }
+        let named = client
+            .query_opt(&format!("SELECT 1 FROM {c}.generation"), &[])
+            .await
+            .map_err(db("reading the serving generation"))?
+            .is_some();
+        if !named {
+            // Migrated before the control row names it: a reader never finds the serving generation
+            // without its tables.
             let first = self.generation(1);
+            migrate(client, &first).await?;
+            let tx = client.transaction().await.map_err(db("beginning to set up the deployment"))?;
+            lock(&tx, self).await?;
             tx.execute(
                 &format!("INSERT INTO {c}.generation (schema) VALUES ($1) ON CONFLICT DO NOTHING"),
                 &[&first.as_str()],

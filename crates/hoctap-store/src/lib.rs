@@ -33,7 +33,7 @@ mod series;
 mod stats;
 
 pub use codec::{measure_from_text, measure_to_text, place_from_text, place_to_text};
-pub use dashboard::{Refreshed, copy_dashboard, dashboard_dates, refresh_dashboard};
+pub use dashboard::{FiguresStamp, Refreshed, copy_dashboard, current_figures, dashboard_dates, refresh_dashboard};
 pub use delta_log::{compact_log, log_changes};
 pub use deployment::{Deployment, differences, drop_generation, events_applied};
 pub use diff::diff;

@@ -320,7 +320,8 @@ async fn dashboard_rows(client: &Client, schema: &Schema) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn dashboard_figures_are_copied_between_equal_generations_only_when_current() {
+async fn dashboard_figures_copied_from_an_equal_generation_while_current_are_its_own() {
+    use hoctap_store::{copy_dashboard, current_figures, refresh_dashboard};
     let mut client = connect().await;
     let (a, b) = (Fresh::new(&mut client).await, Fresh::new(&mut client).await);
     let all = consumed(&city(120, 8));
@@ -330,22 +331,26 @@ async fn dashboard_figures_are_copied_between_equal_generations_only_when_curren
         Projection::load(&mut client, &a.schema).await.unwrap(),
         Projection::load(&mut client, &b.schema).await.unwrap(),
     );
-    // No figures yet: nothing to copy.
-    assert!(!hoctap_store::copy_dashboard(&mut client, &a.schema, &b.schema).await.unwrap());
+    // No figures yet: nothing is copied, and none are current.
+    assert_eq!(copy_dashboard(&mut client, &a.schema, &b.schema).await.unwrap(), None);
+    assert_eq!(current_figures(&client, &a.schema).await.unwrap(), None);
     apply_all(&mut client, &mut pa, &batches(&without, 40)).await;
-    hoctap_store::refresh_dashboard(&mut client, &a.schema).await.unwrap().unwrap();
-    // One more event after the refresh: the figures are not current, and none are copied.
+    refresh_dashboard(&mut client, &a.schema).await.unwrap().unwrap();
+    let stale = copy_dashboard(&mut client, &a.schema, &b.schema).await.unwrap().expect("figures to copy");
+    assert_eq!(current_figures(&client, &a.schema).await.unwrap(), Some(stale));
+    // One more event after the refresh: the figures are no longer current.
     pa.apply_batch(&mut client, &all[held..=held]).await.unwrap();
+    assert_eq!(current_figures(&client, &a.schema).await.unwrap(), None);
+    // Refreshed again and copied: what computing the figures in an equal generation gives.
     apply_all(&mut client, &mut pb, &batches(&all, 25)).await;
-    assert!(!hoctap_store::copy_dashboard(&mut client, &a.schema, &b.schema).await.unwrap());
-    assert!(dashboard_rows(&client, &b.schema).await.is_empty());
-    // Current: the copy is what computing the figures in `b` gives.
-    hoctap_store::refresh_dashboard(&mut client, &a.schema).await.unwrap().unwrap();
-    assert!(hoctap_store::copy_dashboard(&mut client, &a.schema, &b.schema).await.unwrap());
-    let copied = dashboard_rows(&client, &b.schema).await;
-    assert!(copied.len() > 1000, "{} rows", copied.len());
-    hoctap_store::refresh_dashboard(&mut client, &b.schema).await.unwrap().unwrap();
-    assert_eq!(copied, dashboard_rows(&client, &b.schema).await);
+    refresh_dashboard(&mut client, &a.schema).await.unwrap().unwrap();
+    let copied = copy_dashboard(&mut client, &a.schema, &b.schema).await.unwrap();
+    assert!(copied.is_some_and(|c| c != stale && c.events == stale.events + 1), "{copied:?} after {stale:?}");
+    assert_eq!(current_figures(&client, &a.schema).await.unwrap(), copied);
+    let rows = dashboard_rows(&client, &b.schema).await;
+    assert!(rows.len() > 1000, "{} rows", rows.len());
+    refresh_dashboard(&mut client, &b.schema).await.unwrap().unwrap();
+    assert_eq!(rows, dashboard_rows(&client, &b.schema).await);
     a.remove(&client).await;
     b.remove(&client).await;
 }
