@@ -622,6 +622,40 @@ fn a_rebuild_while_events_stream_equals_the_live_read_models_and_switches() {
         g2 - g1
     });
     assert!(later >= 0);
+
+    // Quiet now, the serving generation's dashboard figures refreshed (as an idle projector does; this
+    // one is told never to): a second rebuild copies them instead of computing them, and they are the
+    // figures the new generation's own read models give.
+    let serving = stack.deployment.generation(2);
+    stack.runtime.block_on(async {
+        let mut client = stack.connect().await;
+        hoctap_store::refresh_dashboard(&mut client, &serving).await.unwrap().unwrap();
+        assert!(hoctap_store::current_figures(&client, &serving).await.unwrap().is_some());
+    });
+    let out = hoctap()
+        .args(["rebuild", "--brokers", &stack.broker.brokers(), "--postgres", PG, "--deployment"])
+        .arg(stack.deployment.name())
+        .output()
+        .expect("running hoctap rebuild");
+    assert!(out.status.success(), "rebuild failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(&format!("dashboard figures copied from {serving}")), "{said}");
+    let third = stack.deployment.generation(3);
+    assert_eq!(stack.active(), third);
+    stack.runtime.block_on(async {
+        let mut client = stack.connect().await;
+        let figures = |g: &Schema| {
+            format!(
+                "SELECT q::text FROM \"{g}\".dashboard_unit_figures q
+                 UNION ALL SELECT q::text FROM \"{g}\".dashboard_targets q ORDER BY 1"
+            )
+        };
+        let rows = |r: Vec<tokio_postgres::Row>| r.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>();
+        let copied = rows(client.query(&figures(&third), &[]).await.unwrap());
+        assert!(copied.len() > 100, "{} rows", copied.len());
+        hoctap_store::refresh_dashboard(&mut client, &third).await.unwrap().unwrap();
+        assert_eq!(copied, rows(client.query(&figures(&third), &[]).await.unwrap()));
+    });
 }
 
 #[test]
