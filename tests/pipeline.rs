@@ -294,6 +294,17 @@ impl Stack {
         hoctap_tests::pg_connect_to(&self.postgres).await
     }
 
+    /// Runs `hoctap rebuild` of the deployment and returns what it printed.
+    fn rebuild(&self) -> String {
+        let out = hoctap()
+            .args(["rebuild", "--brokers", &self.broker.brokers(), "--postgres", &self.postgres, "--deployment"])
+            .arg(self.deployment.name())
+            .output()
+            .expect("running hoctap rebuild");
+        assert!(out.status.success(), "rebuild failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn active(&self) -> Schema {
         self.runtime
             .block_on(async { self.deployment.active(&self.connect().await).await.expect("a serving generation") })
@@ -599,13 +610,7 @@ fn a_rebuild_while_events_stream_equals_the_live_read_models_and_switches() {
     stack.wait_caught_up(&mut [&mut projector]);
     assert_eq!(stack.active(), stack.deployment.generation(1));
     let streamer = stack.stream(second, Duration::ZERO);
-    let out = hoctap()
-        .args(["rebuild", "--brokers", &stack.broker.brokers(), "--postgres", PG, "--deployment"])
-        .arg(stack.deployment.name())
-        .output()
-        .expect("running hoctap rebuild");
-    assert!(out.status.success(), "rebuild failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let said = String::from_utf8_lossy(&out.stdout);
+    let said = stack.rebuild();
     assert!(said.contains("now serving"), "{said}");
     assert_eq!(stack.active(), stack.deployment.generation(2));
     streamer.join().unwrap();
@@ -632,13 +637,7 @@ fn a_rebuild_while_events_stream_equals_the_live_read_models_and_switches() {
         hoctap_store::refresh_dashboard(&mut client, &serving).await.unwrap().unwrap();
         assert!(hoctap_store::current_figures(&client, &serving).await.unwrap().is_some());
     });
-    let out = hoctap()
-        .args(["rebuild", "--brokers", &stack.broker.brokers(), "--postgres", PG, "--deployment"])
-        .arg(stack.deployment.name())
-        .output()
-        .expect("running hoctap rebuild");
-    assert!(out.status.success(), "rebuild failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let said = String::from_utf8_lossy(&out.stdout);
+    let said = stack.rebuild();
     assert!(said.contains(&format!("dashboard figures copied from {serving}")), "{said}");
     let third = stack.deployment.generation(3);
     assert_eq!(stack.active(), third);

@@ -8,9 +8,9 @@
 //! 3. Compare the two generations table by table; refuse to switch when they differ.
 //! 4. Give the new generation its dashboard figures: the old one's, copied while step 1 ran, when
 //!    they are still the old generation's figures and were computed from everything it holds (equal
-//!    generations have equal figures); otherwise computed afresh. Point the control row and the dashboard views at it, commit. The waiting
-//!    projectors find their generation retired, load the new one and go on from its offsets, which
-//!    equal the old ones.
+//!    generations have equal figures); otherwise computed afresh. Point the control row and the
+//!    dashboard views at it, commit. The waiting projectors find their generation retired, load the
+//!    new one and go on from its offsets, which equal the old ones.
 
 use crate::isolate::{Sink, apply_isolating};
 use crate::record::{Record, decode};
@@ -188,7 +188,7 @@ pub fn rebuild(
         %new,
         read_and_applied_ms = applied_for.as_millis() as u64,
         compared_ms = compared_for.as_millis() as u64,
-        dashboard = if copied { "copied" } else { "refreshed" },
+        dashboard = if copied { "copied" } else { "computed" },
         dashboard_ms = refreshed_for.as_millis() as u64,
         locked_ms = locked_for.as_millis() as u64,
         "switched"

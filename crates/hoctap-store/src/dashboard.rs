@@ -7,7 +7,7 @@
 //! switches generations, so a dashboard's queries keep working across both. A change that would break
 //! them is a new schema `_dashboard_v2`, installed beside v1.
 
-use crate::error::db;
+use crate::error::{db, one_snapshot};
 use crate::query::ReadCache;
 use crate::{Deployment, Schema, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -97,12 +97,7 @@ pub async fn refresh_dashboard(client: &mut Client, schema: &Schema) -> Result<O
     let s = schema.ident();
     let started = std::time::Instant::now();
     // One snapshot for every figure, so that the dates agree with each other.
-    let tx = client
-        .build_transaction()
-        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-        .start()
-        .await
-        .map_err(db("beginning a dashboard refresh"))?;
+    let tx = one_snapshot(client, false, "beginning a dashboard refresh").await?;
     let locked: bool = tx
         .query_one("SELECT pg_try_advisory_xact_lock(hashtext('hoctap-dashboard:' || $1))", &[&schema.as_str()])
         .await
@@ -263,12 +258,7 @@ pub async fn copy_dashboard(
 ) -> Result<Option<FiguresStamp>, StoreError> {
     let (f, t) = (from.ident(), to.ident());
     // The stamp and the figures are read in one snapshot of `from`.
-    let tx = client
-        .build_transaction()
-        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-        .start()
-        .await
-        .map_err(db("beginning a copy of dashboard figures"))?;
+    let tx = one_snapshot(client, false, "beginning a copy of dashboard figures").await?;
     let Some(stamp) = tx
         .query_opt(&format!("SELECT refreshed_at, events FROM {f}.dashboard_refresh"), &[])
         .await

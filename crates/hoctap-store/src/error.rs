@@ -107,18 +107,27 @@ pub(crate) fn db(context: &'static str) -> impl FnOnce(tokio_postgres::Error) ->
     move |source| StoreError::Db { context, source }
 }
 
+/// A transaction on one snapshot (`REPEATABLE READ`), so that everything it reads agrees.
+pub(crate) async fn one_snapshot<'a>(
+    client: &'a mut tokio_postgres::Client,
+    read_only: bool,
+    context: &'static str,
+) -> Result<tokio_postgres::Transaction<'a>, StoreError> {
+    client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(read_only)
+        .start()
+        .await
+        .map_err(db(context))
+}
+
 /// A read-only transaction on one snapshot, so that everything read in it agrees.
 pub(crate) async fn snapshot<'a>(
     client: &'a mut tokio_postgres::Client,
     context: &'static str,
 ) -> Result<tokio_postgres::Transaction<'a>, StoreError> {
-    let tx = client
-        .build_transaction()
-        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await
-        .map_err(db(context))?;
+    let tx = one_snapshot(client, true, context).await?;
     // Reviews are many short index reads: compiling them (PostgreSQL's JIT, on by default for costly
     // plans) takes longer than running them.
     tx.batch_execute("SET LOCAL jit = off").await.map_err(db(context))?;
