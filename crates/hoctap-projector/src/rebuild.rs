@@ -97,8 +97,8 @@ pub fn rebuild(
     let mut projection =
         handle.block_on(Projection::load(&mut client, &new))?.with_reference_topic(&config.topics.reference);
 
-    // The old generation's dashboard figures are copied meanwhile, on a connection of their own; they
-    // are kept only if, once the generations compare equal, they are still current (below).
+    // The old generation's dashboard figures, when current, are copied meanwhile on a connection of
+    // their own; they are kept only if, once the generations compare equal, they still are (below).
     let copy = {
         let (pool, old, new) = (pool.clone(), old.clone(), new.clone());
         handle.spawn(async move {

@@ -244,8 +244,9 @@ pub async fn current_figures(client: &impl GenericClient, schema: &Schema) -> Re
     Ok(row.map(|r| FiguresStamp { refreshed_at: r.get(0), events: r.get(1) }))
 }
 
-/// Copies the dashboard figures of generation `from` into generation `to`, replacing any there, and
-/// returns the stamp of what it copied (`None`: `from` has none, and nothing was written).
+/// Copies the dashboard figures of generation `from` into generation `to`, replacing any there, when
+/// they are current ([`current_figures`]), and returns the stamp of what it copied (`None`: `from` has
+/// none, or they are not current, and nothing was written).
 ///
 /// For a rebuild: the figures are a function of the read models, so the old generation's figures,
 /// when [`current_figures`] still gives the copied stamp once the new generation was found equal to
@@ -259,12 +260,7 @@ pub async fn copy_dashboard(
     let (f, t) = (from.ident(), to.ident());
     // The stamp and the figures are read in one snapshot of `from`.
     let tx = one_snapshot(client, false, "beginning a copy of dashboard figures").await?;
-    let Some(stamp) = tx
-        .query_opt(&format!("SELECT refreshed_at, events FROM {f}.dashboard_refresh"), &[])
-        .await
-        .map_err(db("reading the dashboard figures to copy"))?
-        .map(|r| FiguresStamp { refreshed_at: r.get(0), events: r.get(1) })
-    else {
+    let Some(stamp) = current_figures(&tx, from).await? else {
         return Ok(None);
     };
     tx.batch_execute(&format!(

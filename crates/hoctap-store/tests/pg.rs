@@ -338,9 +338,10 @@ async fn dashboard_figures_copied_from_an_equal_generation_while_current_are_its
     refresh_dashboard(&mut client, &a.schema).await.unwrap().unwrap();
     let stale = copy_dashboard(&mut client, &a.schema, &b.schema).await.unwrap().expect("figures to copy");
     assert_eq!(current_figures(&client, &a.schema).await.unwrap(), Some(stale));
-    // One more event after the refresh: the figures are no longer current.
+    // One more event after the refresh: the figures are no longer current, and not copied.
     pa.apply_batch(&mut client, &all[held..=held]).await.unwrap();
     assert_eq!(current_figures(&client, &a.schema).await.unwrap(), None);
+    assert_eq!(copy_dashboard(&mut client, &a.schema, &b.schema).await.unwrap(), None);
     // Refreshed again and copied: what computing the figures in an equal generation gives.
     apply_all(&mut client, &mut pb, &batches(&all, 25)).await;
     refresh_dashboard(&mut client, &a.schema).await.unwrap().unwrap();
